@@ -1,0 +1,410 @@
+/*
+ * async.c: the Lua face of the scheduler, module "async".
+ *
+ * The primitives that touch tasks, timers and suspension live here in C:
+ * spawn, detach, await, cancel, sleep, now, error, plus three internal
+ * building blocks for the combinators written in async.lua: completion
+ * ports (_port, task:_watch), timed waits on a task (task:_wait), and
+ * parking (_park/_unpark), on which queues, semaphores and channels keep
+ * their own FIFO of waiters.
+ *
+ * Caller bugs (a number where a function is due) raise; runtime failures
+ * come back as nil, err.
+ */
+#include <math.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "async_lua.h"
+#include "errval.h"
+#include "port.h"
+#include "sched.h"
+#include "task.h"
+
+#define PORT_MT "async.Port"
+
+/* The running task, or raise: suspending needs one. */
+static struct task *need_task(lua_State *L, const char *what)
+{
+	struct task *t = task_current(L);
+
+	if (!t)
+		luaL_error(L, "async.%s must be called inside a task", what);
+	return t;
+}
+
+static double check_ms(lua_State *L, int idx)
+{
+	double ms = luaL_checknumber(L, idx);
+
+	luaL_argcheck(L, ms >= 0 && !isnan(ms), idx, "milliseconds must be >= 0");
+	return ms;
+}
+
+/* ---- tasks ------------------------------------------------------------- */
+
+static int async_spawn(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	task_spawn(L, lua_gettop(L) - 1, task_current(L), HUGE_VAL, 0);
+	return 1;
+}
+
+/* _spawn_within(ms, fn, ...): spawn with a deadline ms from now. */
+static int async_spawn_within(lua_State *L)
+{
+	double ms = check_ms(L, 1);
+
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_remove(L, 1);
+	task_spawn(L, lua_gettop(L) - 1, task_current(L), sched_now() + ms, 0);
+	return 1;
+}
+
+static int async_detach(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	task_spawn(L, lua_gettop(L) - 1, NULL, HUGE_VAL, 0);
+	return 1;
+}
+
+static int await_k(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status;
+	(void)ctx;
+	task_resumed(L, task_current(L));
+	return task_push_outcome(L, task_check(L, 1));
+}
+
+static int task_await(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+	struct task *me;
+
+	lua_settop(L, 1);
+	if (task_settled(t))
+		return task_push_outcome(L, t);
+	me = need_task(L, "await");
+	if (me == t)
+		return luaL_error(L, "a task cannot await itself");
+	t->observed = 1;
+	return task_suspend(L, me, TASK_WAIT_TASK, t, -1, 0, await_k);
+}
+
+/* task:_wait(ms) -> true when t settled within ms, false on timeout. */
+static int wait_k(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status;
+	(void)ctx;
+	lua_pushboolean(L, task_resumed(L, task_current(L)) != TASK_WAKE_TIMEOUT);
+	return 1;
+}
+
+static int task_wait(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+	double ms = check_ms(L, 2);
+	struct task *me;
+
+	lua_settop(L, 1);
+	if (task_settled(t)) {
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+	me = need_task(L, "timeout");
+	if (me == t)
+		return luaL_error(L, "a task cannot await itself");
+	t->observed = 1;
+	return task_suspend(L, me, TASK_WAIT_TASK, t, ms, 0, wait_k);
+}
+
+/* task:_result() -> true, first value | false, err (t must be settled). */
+static int task_result(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+	int n;
+
+	luaL_argcheck(L, task_settled(t), 1, "task has not settled");
+	lua_settop(L, 1);
+	n = task_push_outcome(L, t);
+	if (t->state == TASK_DONE) {
+		lua_settop(L, 1 + (n > 0 ? 1 : 0));
+		if (n == 0)
+			lua_pushnil(L);
+		lua_pushboolean(L, 1);
+		lua_replace(L, 1);
+		return 2;
+	}
+	lua_pushboolean(L, 0);
+	lua_replace(L, 1);
+	lua_remove(L, 2); /* the nil */
+	return 2;
+}
+
+static int task_cancel_m(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+
+	task_cancel(L, t, luaL_optstring(L, 2, NULL));
+	return 0;
+}
+
+static int task_status(lua_State *L)
+{
+	lua_pushstring(L, task_status_name(task_check(L, 1)));
+	return 1;
+}
+
+static int task_tostring(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+
+	lua_pushfstring(L, "task %I (%s)", (lua_Integer)t->id, task_status_name(t));
+	return 1;
+}
+
+/* task.id; everything else from the method table (upvalue 1). */
+static int task_index(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+	const char *k = lua_tostring(L, 2);
+
+	if (k && strcmp(k, "id") == 0) {
+		lua_pushinteger(L, t->id);
+		return 1;
+	}
+	lua_pushvalue(L, 2);
+	lua_gettable(L, lua_upvalueindex(1));
+	return 1;
+}
+
+static int async_current(lua_State *L)
+{
+	struct task *t = task_current(L);
+
+	if (!t)
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+	return 1;
+}
+
+/* async.deadline() -> ms left before the current task's deadline (math.huge: none). */
+static int async_deadline(lua_State *L)
+{
+	struct task *t = task_current(L);
+
+	lua_pushnumber(L, t && t->deadline != HUGE_VAL ? t->deadline - sched_now() : HUGE_VAL);
+	return 1;
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status;
+	(void)ctx;
+	task_resumed(L, task_current(L));
+	return 0;
+}
+
+static int async_sleep(lua_State *L)
+{
+	double ms = check_ms(L, 1);
+
+	return task_suspend(L, need_task(L, "sleep"), TASK_WAIT_SLEEP, NULL, ms, 0, sleep_k);
+}
+
+static int async_now(lua_State *L)
+{
+	lua_pushnumber(L, sched_now());
+	return 1;
+}
+
+/* ---- error values ------------------------------------------------------ */
+
+/* async.error(code, message [, fields]) */
+static int async_error(lua_State *L)
+{
+	const char *code = luaL_checkstring(L, 1);
+	const char *msg = luaL_optstring(L, 2, code);
+
+	if (!lua_isnoneornil(L, 3))
+		luaL_checktype(L, 3, LUA_TTABLE);
+	errval_push(L, code, "%s", msg);
+	if (lua_istable(L, 3)) {
+		lua_pushnil(L);
+		while (lua_next(L, 3)) {
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2);
+			lua_settable(L, -4);
+		}
+	}
+	return 1;
+}
+
+/* ---- ports ------------------------------------------------------------- */
+
+static struct port **port_box(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, PORT_MT);
+}
+
+static int async_port(lua_State *L)
+{
+	struct port **box = lua_newuserdatauv(L, sizeof *box, 0);
+
+	*box = NULL;
+	luaL_setmetatable(L, PORT_MT);
+	*box = port_new();
+	if (!*box)
+		return luaL_error(L, "out of memory");
+	return 1;
+}
+
+static int port_gc(lua_State *L)
+{
+	struct port **box = port_box(L, 1);
+
+	port_unref(*box);
+	*box = NULL;
+	return 0;
+}
+
+static int port_wait_k(lua_State *L, int status, lua_KContext ctx)
+{
+	struct port *p = *port_box(L, 1);
+	lua_Integer idx;
+
+	(void)status;
+	(void)ctx;
+	if (task_resumed(L, task_current(L)) == TASK_WAKE_TIMEOUT || port_pop(p, &idx) < 0)
+		return 0;
+	lua_pushinteger(L, idx);
+	return 1;
+}
+
+/* port:wait([ms]) -> next posted index, or nothing on timeout */
+static int port_wait(lua_State *L)
+{
+	struct port *p = *port_box(L, 1);
+	double ms = lua_isnoneornil(L, 2) ? -1 : check_ms(L, 2);
+	lua_Integer idx;
+
+	lua_settop(L, 1);
+	if (port_pop(p, &idx) == 0) {
+		lua_pushinteger(L, idx);
+		return 1;
+	}
+	if (p->waiter)
+		return luaL_error(L, "port already has a waiter");
+	return task_suspend(L, need_task(L, "port"), TASK_WAIT_PORT, p, ms, 0, port_wait_k);
+}
+
+/* task:_watch(port, index) */
+static int task_watch_m(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+	struct port *p = *port_box(L, 2);
+
+	if (task_watch(t, p, luaL_checkinteger(L, 3)) < 0)
+		return luaL_error(L, "out of memory");
+	return 0;
+}
+
+/* ---- parking ----------------------------------------------------------- */
+
+static int park_k(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status;
+	(void)ctx;
+	lua_pushboolean(L, task_resumed(L, task_current(L)) != TASK_WAKE_TIMEOUT);
+	return 1;
+}
+
+/* _park([ms]) -> true when unparked, false when ms passed first */
+static int async_park(lua_State *L)
+{
+	double ms = lua_isnoneornil(L, 1) ? -1 : check_ms(L, 1);
+
+	lua_settop(L, 0);
+	return task_suspend(L, need_task(L, "park"), TASK_WAIT_PARK, NULL, ms, 0, park_k);
+}
+
+/* _unpark(task) -> true when the task was parked and is now scheduled */
+static int async_unpark(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+	int parked = t->state == TASK_SUSPENDED && t->wait == TASK_WAIT_PARK && !t->queued;
+
+	if (parked)
+		task_wake(t, TASK_WAKE_SIGNAL);
+	lua_pushboolean(L, parked);
+	return 1;
+}
+
+/* ---- registration ------------------------------------------------------ */
+
+static const luaL_Reg task_methods[] = {
+	{"await", task_await},
+	{"cancel", task_cancel_m},
+	{"status", task_status},
+	{"_wait", task_wait},
+	{"_watch", task_watch_m},
+	{"_result", task_result},
+	{NULL, NULL},
+};
+
+static const luaL_Reg port_methods[] = {
+	{"wait", port_wait},
+	{NULL, NULL},
+};
+
+static const luaL_Reg async_funcs[] = {
+	{"spawn", async_spawn},
+	{"detach", async_detach},
+	{"await", task_await},
+	{"cancel", task_cancel_m},
+	{"status", task_status},
+	{"sleep", async_sleep},
+	{"now", async_now},
+	{"error", async_error},
+	{"current", async_current},
+	{"deadline", async_deadline},
+	{"_spawn_within", async_spawn_within},
+	{"_port", async_port},
+	{"_park", async_park},
+	{"_unpark", async_unpark},
+	{"_msgh", errval_msgh},
+	{NULL, NULL},
+};
+
+int luaopen_async(lua_State *L)
+{
+	errval_register(L);
+	task_register(L, task_methods, task_index);
+	luaL_getmetatable(L, TASK_MT);
+	lua_pushcfunction(L, task_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pop(L, 1);
+	if (luaL_newmetatable(L, PORT_MT)) {
+		lua_pushcfunction(L, port_gc);
+		lua_setfield(L, -2, "__gc");
+		luaL_newlib(L, port_methods);
+		lua_setfield(L, -2, "__index");
+	}
+	lua_pop(L, 1);
+
+	luaL_newlib(L, async_funcs);
+	luaL_getmetatable(L, ERRVAL_MT);
+	lua_setfield(L, -2, "Error");
+	luaL_getmetatable(L, TASK_MT);
+	lua_setfield(L, -2, "Task");
+	/* the combinators, in Lua: async.lua receives the module table */
+	if (luaL_loadbufferx(L, (const char *)async_lua, async_lua_len, "=async.lua", "t") !=
+	    LUA_OK)
+		return lua_error(L);
+	lua_pushvalue(L, -2);
+	lua_call(L, 1, 0);
+	return 1;
+}

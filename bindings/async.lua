@@ -1,0 +1,468 @@
+-- async.lua: the combinators of the async module, written on the C
+-- primitives of async.c (spawn, await, cancel, ports, parking).
+--
+-- Invariants every combinator keeps:
+--  * it returns only after every item it cancelled has finished unwinding
+--    (`settle_all` in a <close> guard, so this also holds when the caller
+--    itself is cancelled while waiting);
+--  * failures are values: nil, err with err.index naming the item;
+--  * waiters are served FIFO; a waiter that is cancelled after it was
+--    handed something (a slot, a permit, a value) hands it on.
+local M = ...
+
+local spawn, port_new, park, unpark = M.spawn, M._port, M._park, M._unpark
+local spawn_within, current, now = M._spawn_within, M.current, M.now
+local Task, Error = M.Task, M.Error
+local getmetatable, setmetatable, type, select, error = getmetatable, setmetatable, type, select, error
+local pcall, xpcall, msgh, huge = pcall, xpcall, M._msgh, math.huge
+local unpack = table.unpack
+
+local function is_task(v) return getmetatable(v) == Task end
+
+local function errorf(level, fmt, ...) error(string.format(fmt, ...), level + 1) end
+
+-- A copy of err with index i (the item's own error value stays untouched).
+local function with_index(err, i)
+  local e = {}
+  for k, v in pairs(err) do e[k] = v end
+  e.index = i
+  return setmetatable(e, Error)
+end
+
+-- Spawn the functions of list (tasks are taken as they are).
+local function start(name, list)
+  if type(list) ~= "table" then errorf(3, "async.%s: list expected, got %s", name, type(list)) end
+  local tasks = {}
+  for i = 1, #list do
+    local item = list[i]
+    if type(item) == "function" then
+      tasks[i] = spawn(item)
+    elseif is_task(item) then
+      tasks[i] = item
+    else
+      for j = 1, i - 1 do tasks[j]:cancel() end
+      errorf(3, "async.%s: item %d is a %s (function or task expected)", name, i, type(item))
+    end
+  end
+  return tasks
+end
+
+-- Cancel every unsettled task of the list, then wait until each has unwound.
+local function settle_all(tasks, reason)
+  for i = 1, #tasks do tasks[i]:cancel(reason) end
+  for i = 1, #tasks do
+    local t = tasks[i]
+    if t:status() ~= "done" and t:status() ~= "failed" and t:status() ~= "cancelled" then
+      pcall(t.await, t)
+    end
+  end
+end
+
+-- A <close> guard that settles the tasks however the combinator exits.
+local Guard = { __close = function(g) settle_all(g.tasks, g.reason) end }
+local function guard(tasks, reason)
+  return setmetatable({ tasks = tasks, reason = reason }, Guard)
+end
+
+local function watch(tasks)
+  local port = port_new()
+  for i = 1, #tasks do tasks[i]:_watch(port, i) end
+  return port
+end
+
+function M.fn(f)
+  if type(f) ~= "function" then errorf(2, "async.fn: function expected, got %s", type(f)) end
+  return function(...) return spawn(f, ...) end
+end
+
+function M.all(list)
+  local tasks = start("all", list)
+  local g <close> = guard(tasks, "a sibling in all() failed")
+  local port, results = watch(tasks), {}
+  for _ = 1, #tasks do
+    local i = port:wait()
+    local ok, v = tasks[i]:_result()
+    if not ok then return nil, with_index(v, i) end
+    results[i] = v
+  end
+  return results
+end
+
+function M.all_settled(list)
+  local tasks = start("all_settled", list)
+  local g <close> = guard(tasks, "all_settled() was cancelled")
+  local port, settled = watch(tasks), {}
+  for _ = 1, #tasks do
+    local i = port:wait()
+    local ok, v = tasks[i]:_result()
+    settled[i] = ok and { ok = true, value = v } or { ok = false, err = v }
+  end
+  return settled
+end
+
+function M.race(list)
+  local tasks = start("race", list)
+  if #tasks == 0 then return nil, M.error("invalid", "async.race: empty list"), nil end
+  local g <close> = guard(tasks, "lost a race")
+  local i = watch(tasks):wait()
+  local ok, v = tasks[i]:_result()
+  if ok then return v, nil, i end
+  return nil, with_index(v, i), i
+end
+
+function M.any(list)
+  local tasks = start("any", list)
+  local g <close> = guard(tasks, "another item of any() succeeded")
+  local port, errors = watch(tasks), {}
+  for _ = 1, #tasks do
+    local i = port:wait()
+    local ok, v = tasks[i]:_result()
+    if ok then return v, i end
+    errors[i] = with_index(v, i)
+  end
+  return nil, M.error("all_failed", string.format("all %d items failed", #tasks), { errors = errors })
+end
+
+function M.timeout(ms, f, ...)
+  if type(ms) ~= "number" or ms < 0 or ms ~= ms then
+    errorf(2, "async.timeout: milliseconds must be a number >= 0, got %s", tostring(ms))
+  end
+  local t
+  if type(f) == "function" then
+    t = spawn_within(ms, f, ...)
+  elseif is_task(f) then
+    t = f
+  else
+    errorf(2, "async.timeout: function or task expected, got %s", type(f))
+  end
+  local g <close> = guard({ t }, "timed out")
+  if t:_wait(ms) then return t:await() end
+  t:cancel(string.format("timed out after %g ms", ms))
+  pcall(t.await, t) -- let it unwind before we report
+  return nil, M.error("timeout", string.format("timed out after %g ms", ms))
+end
+
+function M.try(f, ...)
+  if type(f) ~= "function" then return nil, M.error("invalid", "async.try: function expected") end
+  local function pack(ok, ...)
+    if not ok then return nil, (...) end
+    if select("#", ...) >= 2 and (...) == nil and select(2, ...) ~= nil then
+      local err = select(2, ...)
+      if getmetatable(err) ~= Error then
+        err = M.error("error", tostring(err), { value = err })
+      end
+      return nil, err
+    end
+    return ...
+  end
+  return pack(xpcall(f, msgh, ...))
+end
+
+-- ---- FIFO of waiters -----------------------------------------------------
+-- A ticket is {task = t, granted = false}; a cancelled waiter marks its
+-- ticket dead, and pop skips dead tickets.
+local Fifo = {}
+Fifo.__index = Fifo
+local function fifo() return setmetatable({ head = 1, tail = 0 }, Fifo) end
+function Fifo:push(ticket) self.tail = self.tail + 1; self[self.tail] = ticket end
+function Fifo:pop()
+  while self.head <= self.tail do
+    local ticket = self[self.head]
+    self[self.head] = nil
+    self.head = self.head + 1
+    if not ticket.dead then return ticket end
+  end
+end
+function Fifo:empty()
+  while self.head <= self.tail and self[self.head].dead do
+    self[self.head] = nil
+    self.head = self.head + 1
+  end
+  return self.head > self.tail
+end
+
+-- Park the current task on a ticket until granted. `on_cancel(ticket)` runs
+-- if the wait is cancelled (or times out), before the error propagates.
+local function wait_ticket(q, ticket, on_cancel, ms)
+  ticket.task = current()
+  q:push(ticket)
+  local ok, woke = pcall(park, ms)
+  if ok and (woke or ticket.granted) then return true end
+  ticket.dead = true
+  if ticket.granted then on_cancel(ticket) end
+  if not ok then error(woke, 0) end
+  return false
+end
+
+local function grant(ticket, value)
+  ticket.granted, ticket.value = true, value
+  unpark(ticket.task)
+end
+
+-- ---- semaphore -----------------------------------------------------------
+local Semaphore = {}
+Semaphore.__index = Semaphore
+
+local Permit = {}
+Permit.__index = Permit
+Permit.__close = function(p) p:release() end
+function Permit:release()
+  if not self.released then
+    self.released = true
+    self.sem:release()
+  end
+end
+
+function M.semaphore(n)
+  if type(n) ~= "number" or n < 1 or n ~= math.floor(n) then
+    errorf(2, "async.semaphore: permits must be an integer >= 1, got %s", tostring(n))
+  end
+  return setmetatable({ permits = n, waiters = fifo() }, Semaphore)
+end
+
+function Semaphore:acquire()
+  if self.permits > 0 and self.waiters:empty() then
+    self.permits = self.permits - 1
+  else
+    wait_ticket(self.waiters, {}, function() self:release() end)
+  end
+  return setmetatable({ sem = self }, Permit)
+end
+
+function Semaphore:release()
+  local ticket = self.waiters:pop()
+  if ticket then grant(ticket) else self.permits = self.permits + 1 end
+end
+
+function Semaphore:with(f, ...)
+  local p <close> = self:acquire()
+  return f(...)
+end
+
+function Semaphore:available() return self.permits end
+
+-- ---- channel -------------------------------------------------------------
+local Channel = {}
+Channel.__index = Channel
+
+function M.channel(capacity)
+  capacity = capacity or 0
+  if type(capacity) ~= "number" or capacity < 0 or capacity ~= math.floor(capacity) then
+    errorf(2, "async.channel: capacity must be an integer >= 0, got %s", tostring(capacity))
+  end
+  return setmetatable({ cap = capacity, buf = fifo(), senders = fifo(), receivers = fifo(),
+                        closed = false }, Channel)
+end
+
+local function closed_error() return M.error("closed", "channel is closed") end
+
+function Channel:send(v)
+  if v == nil then errorf(2, "channel:send: value expected (nil cannot be sent)") end
+  if self.closed then return nil, closed_error() end
+  local r = self.receivers:pop()
+  if r then grant(r, v); return true end
+  if self.buf.tail - self.buf.head + 1 < self.cap then
+    self.buf:push({ value = v })
+    return true
+  end
+  local ticket = { value = v }
+  wait_ticket(self.senders, ticket, function() end)
+  if ticket.closed then return nil, closed_error() end
+  return true
+end
+
+function Channel:recv()
+  local item = self.buf:pop()
+  if item then
+    local s = self.senders:pop()
+    if s then self.buf:push({ value = s.value }); grant(s) end
+    return item.value
+  end
+  local s = self.senders:pop()
+  if s then grant(s); return s.value end
+  if self.closed then return nil, closed_error() end
+  local ticket = {}
+  wait_ticket(self.receivers, ticket, function(t)
+    -- cancelled after a value was handed over: pass it on
+    if t.value ~= nil then
+      local r = self.receivers:pop()
+      if r then grant(r, t.value) else
+        self.buf.head = self.buf.head - 1
+        self.buf[self.buf.head] = { value = t.value }
+      end
+    end
+  end)
+  if ticket.closed then return nil, closed_error() end
+  return ticket.value
+end
+
+function Channel:close()
+  if self.closed then return end
+  self.closed = true
+  for _, q in ipairs({ self.receivers, self.senders }) do
+    local t = q:pop()
+    while t do t.closed = true; grant(t); t = q:pop() end
+  end
+end
+
+-- ---- queue ---------------------------------------------------------------
+local Queue = {}
+Queue.__index = Queue
+
+function M.queue(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then errorf(2, "async.queue: options table expected") end
+  local function posint(k, v)
+    if v ~= nil and (type(v) ~= "number" or v < 1 or v ~= math.floor(v)) then
+      errorf(3, "async.queue: %s must be an integer >= 1, got %s", k, tostring(v))
+    end
+    return v
+  end
+  local q = setmetatable({
+    concurrency = posint("concurrency", opts.concurrency) or huge,
+    rate = posint("rate", opts.rate), per = opts.per or 1000,
+    max_pending = posint("max_pending", opts.max_pending),
+    running = 0, pending = 0, done = 0, failed = 0, paused = false,
+    slots = fifo(), space = fifo(), idle = fifo(),
+  }, Queue)
+  if q.rate then
+    if type(q.per) ~= "number" or q.per <= 0 then errorf(2, "async.queue: per must be > 0 ms") end
+    q.tokens, q.refilled = q.rate, now()
+  end
+  return q
+end
+
+-- Token bucket: true when a start is allowed now (and takes the token).
+local function take_token(q)
+  if not q.rate then return true end
+  local t = now()
+  q.tokens = math.min(q.rate, q.tokens + (t - q.refilled) * q.rate / q.per)
+  q.refilled = t
+  if q.tokens >= 1 then q.tokens = q.tokens - 1; return true end
+  return false
+end
+
+local pump
+
+-- Wake the queue again when the next token is due (one ticker at a time).
+local function tick_later(q)
+  if q.ticker then return end
+  local wait = (1 - q.tokens) * q.per / q.rate
+  q.ticker = M.detach(function()
+    M.sleep(math.max(wait, 1))
+    q.ticker = nil
+    pump(q)
+  end)
+end
+
+-- Start as many waiting items as slots and tokens allow.
+function pump(q)
+  while not q.paused and q.running < q.concurrency and not q.slots:empty() do
+    if not take_token(q) then tick_later(q); return end
+    local ticket = q.slots:pop()
+    q.running = q.running + 1
+    q.pending = q.pending - 1
+    grant(ticket)
+  end
+end
+
+local function wake_idle(q)
+  if q.running == 0 and q.pending == 0 then
+    local t = q.idle:pop()
+    while t do grant(t); t = q.idle:pop() end
+  end
+end
+
+local function make_room(q)
+  local t = q.space:pop()
+  if t then grant(t) end
+end
+
+-- The slot of a running item: released when the item has fully unwound.
+local Slot = { __close = function(s, err)
+  local q = s.q
+  q.running = q.running - 1
+  if err ~= nil or s.failed then q.failed = q.failed + 1 else q.done = q.done + 1 end
+  pump(q)
+  wake_idle(q)
+end }
+
+local function finish(slot, ...)
+  if select("#", ...) >= 2 and (...) == nil and select(2, ...) ~= nil then slot.failed = true end
+  return ...
+end
+
+local function run_item(q, f, ...)
+  if not q.paused and q.running < q.concurrency and q.slots:empty() and take_token(q) then
+    q.running = q.running + 1
+    q.pending = q.pending - 1
+  else
+    local ok, err = pcall(wait_ticket, q.slots, {}, function()
+      -- cancelled after it was given a slot: give the slot back
+      q.running = q.running - 1
+      q.pending = q.pending + 1
+    end)
+    if not ok then
+      q.pending = q.pending - 1
+      q.failed = q.failed + 1
+      make_room(q)
+      pump(q)
+      wake_idle(q)
+      error(err, 0)
+    end
+  end
+  make_room(q)
+  local slot <close> = setmetatable({ q = q }, Slot)
+  return finish(slot, f(...))
+end
+
+function Queue:push(f, ...)
+  if type(f) ~= "function" then errorf(2, "queue:push: function expected, got %s", type(f)) end
+  while self.max_pending and self.pending >= self.max_pending do
+    wait_ticket(self.space, {}, function() make_room(self) end)
+  end
+  self.pending = self.pending + 1
+  return spawn(run_item, self, f, ...)
+end
+
+function Queue:wait()
+  if self.running == 0 and self.pending == 0 then return true end
+  wait_ticket(self.idle, {}, function() end)
+  return true
+end
+
+function Queue:stats()
+  return { running = self.running, pending = self.pending, done = self.done, failed = self.failed }
+end
+
+function Queue:pause() self.paused = true end
+function Queue:resume() self.paused = false; pump(self) end
+
+-- ---- map -----------------------------------------------------------------
+function M.map(list, f, opts)
+  if type(list) ~= "table" then errorf(2, "async.map: list expected, got %s", type(list)) end
+  if type(f) ~= "function" then errorf(2, "async.map: function expected, got %s", type(f)) end
+  local n = opts and opts.concurrency or huge
+  if type(n) ~= "number" or n < 1 then errorf(2, "async.map: concurrency must be >= 1") end
+  local tasks, results, port = {}, {}, port_new()
+  local g <close> = guard(tasks, "a sibling in map() failed")
+  local total, started, finished = #list, 0, 0
+  local function launch()
+    started = started + 1
+    local t = spawn(f, list[started], started)
+    tasks[started] = t
+    t:_watch(port, started)
+  end
+  while started < total and started < n do launch() end
+  while finished < total do
+    local i = port:wait()
+    finished = finished + 1
+    local ok, v = tasks[i]:_result()
+    if not ok then return nil, with_index(v, i) end
+    results[i] = v
+    if started < total then launch() end
+  end
+  return results
+end
+
+return M

@@ -1,0 +1,128 @@
+/*
+ * errval.c: construction and inspection of error values.
+ *
+ * Everything that fails in awaitd fails with one of these, so that Lua code
+ * can branch on err.code whatever raised it: a plain error("text") inside a
+ * task, a cancellation, a timeout or a database error.
+ */
+#include <stdarg.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "errval.h"
+#include "sched.h"
+
+static const char *memerr = "not enough memory"; /* Lua's fixed ERRMEM text */
+
+static int errval_tostr(lua_State *L)
+{
+	lua_getfield(L, 1, "code");
+	lua_getfield(L, 1, "message");
+	lua_pushfstring(L, "%s: %s", luaL_optstring(L, 2, "error"), luaL_optstring(L, 3, ""));
+	return 1;
+}
+
+void errval_register(lua_State *L)
+{
+	if (luaL_newmetatable(L, ERRVAL_MT)) {
+		lua_pushcfunction(L, errval_tostr);
+		lua_setfield(L, -2, "__tostring");
+	}
+	lua_pop(L, 1);
+}
+
+void errval_push(lua_State *L, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	lua_createtable(L, 0, 4);
+	lua_pushstring(L, code);
+	lua_setfield(L, -2, "code");
+	va_start(ap, fmt);
+	lua_pushvfstring(L, fmt, ap);
+	va_end(ap);
+	lua_setfield(L, -2, "message");
+	luaL_setmetatable(L, ERRVAL_MT);
+}
+
+int errval_is(lua_State *L, int idx)
+{
+	int is;
+
+	if (!lua_getmetatable(L, idx))
+		return 0;
+	luaL_getmetatable(L, ERRVAL_MT);
+	is = lua_rawequal(L, -1, -2);
+	lua_pop(L, 2);
+	return is;
+}
+
+void errval_wrap(lua_State *L, int idx)
+{
+	idx = lua_absindex(L, idx);
+	if (errval_is(L, idx))
+		return;
+	if (lua_type(L, idx) == LUA_TSTRING) {
+		const char *s = lua_tostring(L, idx);
+		if (strcmp(s, memerr) == 0)
+			errval_push(L, "out_of_memory", "%s (the Lua state is over its memory limit)",
+				    s);
+		else
+			errval_push(L, "error", "%s", s);
+	} else {
+		const char *s = luaL_tolstring(L, idx, NULL);
+		errval_push(L, "error", "%s", s);
+		lua_remove(L, -2); /* the tolstring result */
+		lua_pushvalue(L, idx);
+		lua_setfield(L, -2, "value");
+	}
+	lua_replace(L, idx);
+}
+
+void errval_traceback(lua_State *L, int idx, lua_State *co, int level)
+{
+	idx = lua_absindex(L, idx);
+	if (lua_getfield(L, idx, "traceback") != LUA_TNIL) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_pop(L, 1);
+	luaL_traceback(L, co, NULL, level);
+	lua_setfield(L, idx, "traceback");
+}
+
+const char *errval_code(lua_State *L, int idx)
+{
+	const char *code = "error";
+
+	if (lua_type(L, idx) == LUA_TTABLE) {
+		lua_getfield(L, idx, "code");
+		if (lua_type(L, -1) == LUA_TSTRING)
+			code = lua_tostring(L, -1); /* anchored by the table */
+		lua_pop(L, 1);
+	}
+	return code;
+}
+
+/*
+ * The message handler runs at the raise point, before the stack unwinds,
+ * so the traceback shows where the error happened. It lifts the memory
+ * cap while it allocates: reporting an out-of-memory error must not fail.
+ */
+int errval_msgh(lua_State *L)
+{
+	struct sched *s = sched_of(L);
+	int in_task = s->in_task;
+
+	s->in_task = 0;
+	errval_wrap(L, 1);
+	errval_traceback(L, 1, L, 1);
+	s->in_task = in_task;
+	return 1;
+}
+
+const char *errval_tostring(lua_State *L, int idx)
+{
+	return luaL_tolstring(L, idx, NULL);
+}

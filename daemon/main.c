@@ -1,0 +1,30 @@
+/*
+ * main.c: awaitd's entry point; wiring only. Each mode lives in its own
+ * file: run.c for `awaitd run`.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "run.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: awaitd run FILE.lua [ARGS_JSON]   run one file as the root task\n"
+		     "       awaitd --version\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "run") == 0)
+		return run_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		printf("awaitd %s\n", AWAITD_VERSION);
+		return 0;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	usage(stderr);
+	return 2;
+}

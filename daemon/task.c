@@ -1,0 +1,661 @@
+/*
+ * task.c: spawning, resuming, suspending, cancelling and settling tasks.
+ *
+ * Life of a task: task_spawn creates the thread, links the task under its
+ * parent and resumes it at once (it runs until its first suspension).
+ * task_suspend records what it waits for and yields; task_wake, called by
+ * whatever it waited for (or its timer, or a cancel), puts it on the run
+ * queue; its continuation then calls task_resumed, which raises the
+ * cancellation error if that is why it woke. When the thread returns or
+ * dies, settle() fixes the outcome on the thread's stack, wakes awaiters,
+ * posts to watching ports, cancels children it left running (orphans),
+ * reports failures nobody observed, and releases the anchor.
+ *
+ * Cancellation is cooperative and sticky: the first suspension after a
+ * cancel raises; later suspensions are allowed only until the grace
+ * deadline (so <close> handlers can await an async rollback), after which
+ * they raise at once. A cancelled task settles as cancelled however its
+ * function ends.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <lauxlib.h>
+
+#include "errval.h"
+#include "log.h"
+#include "port.h"
+#include "sched.h"
+#include "task.h"
+
+/* Lua 5.4.6 renamed lua_resetthread; hide the difference here. */
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define task_closethread(co, from) lua_closethread((co), (from))
+#else
+#define task_closethread(co, from) ((void)(from), lua_resetthread(co))
+#endif
+
+static void settle(struct task *t, enum task_state st);
+
+static const char *const status_names[] = {"running", "suspended", "done", "failed",
+					   "cancelled"};
+
+const char *task_status_name(const struct task *t)
+{
+	return status_names[t->state];
+}
+
+int task_settled(const struct task *t)
+{
+	return t->state >= TASK_DONE;
+}
+
+struct task *task_current(lua_State *L)
+{
+	return *(struct task **)lua_getextraspace(L);
+}
+
+struct task *task_check(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, TASK_MT);
+}
+
+/* Push the task's userdata (it must still be anchored). */
+static void push_self(lua_State *L, struct task *t)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, t->ref);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct task *t = arg;
+
+	(void)fd;
+	(void)what;
+	t->timer_on = 0;
+	/* a timer that ends the cancellation grace delivers the cancel */
+	if (t->cancel_sent && sched_now() >= t->grace_until - 1)
+		task_wake(t, TASK_WAKE_CANCEL);
+	else
+		task_wake(t, TASK_WAKE_TIMEOUT);
+}
+
+/* ---- the tree ---------------------------------------------------------- */
+
+static void link_child(struct task *parent, struct task *t)
+{
+	t->parent = parent;
+	t->sib_prev = NULL;
+	t->sib_next = parent->child;
+	if (parent->child)
+		parent->child->sib_prev = t;
+	parent->child = t;
+}
+
+static void unlink_child(struct task *t)
+{
+	struct task *p = t->parent;
+
+	if (!p)
+		return;
+	if (t->sib_prev)
+		t->sib_prev->sib_next = t->sib_next;
+	else
+		p->child = t->sib_next;
+	if (t->sib_next)
+		t->sib_next->sib_prev = t->sib_prev;
+	t->parent = t->sib_prev = t->sib_next = NULL;
+}
+
+static void live_link(struct sched *s, struct task *t)
+{
+	t->live_prev = NULL;
+	t->live_next = s->live_head;
+	if (s->live_head)
+		s->live_head->live_prev = t;
+	s->live_head = t;
+}
+
+static void live_unlink(struct sched *s, struct task *t)
+{
+	if (t->live_prev)
+		t->live_prev->live_next = t->live_next;
+	else
+		s->live_head = t->live_next;
+	if (t->live_next)
+		t->live_next->live_prev = t->live_prev;
+	t->live_prev = t->live_next = NULL;
+}
+
+/* Release the registry anchor once the task is settled and unlinked. */
+static void maybe_release(struct task *t)
+{
+	if (task_settled(t) && !t->parent && t->ref != LUA_NOREF) {
+		luaL_unref(t->s->L, LUA_REGISTRYINDEX, t->ref);
+		t->ref = LUA_NOREF;
+	}
+}
+
+/* ---- waiting ----------------------------------------------------------- */
+
+static void aw_append(struct task *target, struct task *t)
+{
+	t->aw_next = NULL;
+	t->aw_prev = target->aw_tail;
+	if (target->aw_tail)
+		target->aw_tail->aw_next = t;
+	else
+		target->aw_head = t;
+	target->aw_tail = t;
+}
+
+static void aw_remove(struct task *target, struct task *t)
+{
+	if (t->aw_prev)
+		t->aw_prev->aw_next = t->aw_next;
+	else
+		target->aw_head = t->aw_next;
+	if (t->aw_next)
+		t->aw_next->aw_prev = t->aw_prev;
+	else
+		target->aw_tail = t->aw_prev;
+	t->aw_prev = t->aw_next = NULL;
+}
+
+/* Undo what task_suspend registered: lists and timer. */
+static void unwait(struct task *t)
+{
+	switch (t->wait) {
+	case TASK_WAIT_TASK:
+		aw_remove(t->wait_obj, t);
+		break;
+	case TASK_WAIT_PORT: {
+		struct port *p = t->wait_obj;
+		if (p->waiter == t)
+			p->waiter = NULL;
+		break;
+	}
+	default:
+		break;
+	}
+	t->wait = TASK_WAIT_NONE;
+	t->wait_obj = NULL;
+	if (t->timer_on) {
+		evtimer_del(&t->timer);
+		t->timer_on = 0;
+	}
+}
+
+void task_wake(struct task *t, enum task_wake why)
+{
+	if (t->state != TASK_SUSPENDED)
+		return;
+	if (t->queued) {
+		/* already woken: a cancel still overrides the reason */
+		if (why == TASK_WAKE_CANCEL)
+			t->wake = TASK_WAKE_CANCEL;
+		return;
+	}
+	unwait(t);
+	t->wake = why;
+	sched_enqueue(t->s, t);
+}
+
+/* Raise the cancellation error in t's own thread L. */
+static int raise_cancel(lua_State *L, struct task *t)
+{
+	struct sched *s = t->s;
+	int in_task = s->in_task;
+
+	if (!t->cancel_sent) {
+		t->cancel_sent = 1;
+		t->grace_until = sched_now() + s->cfg.cancel_grace_ms;
+	}
+	s->in_task = 0; /* building the error must not hit the memory cap */
+	push_self(L, t);
+	lua_getiuservalue(L, -1, 2);
+	errval_push(L, "cancelled", "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cancelled");
+	lua_replace(L, -3);
+	lua_pop(L, 1);
+	errval_traceback(L, -1, L, 1);
+	s->in_task = in_task;
+	return lua_error(L);
+}
+
+int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_obj,
+		 double timeout_ms, lua_KContext ctx, lua_KFunction k)
+{
+	if (L != t->co)
+		return luaL_error(L, "async: cannot suspend a task from a plain coroutine "
+				     "(use async.spawn, not coroutine.wrap, around async calls)");
+	if (t->cancel_req) {
+		double left = t->grace_until - sched_now();
+		if (!t->cancel_sent || left <= 0)
+			return raise_cancel(L, t);
+		if (timeout_ms < 0 || timeout_ms > left)
+			timeout_ms = left;
+	}
+	t->wait = wait;
+	t->wait_obj = wait_obj;
+	t->wake = TASK_WAKE_NONE;
+	if (wait == TASK_WAIT_TASK)
+		aw_append(wait_obj, t);
+	else if (wait == TASK_WAIT_PORT)
+		((struct port *)wait_obj)->waiter = t;
+	if (timeout_ms == 0) {
+		/* yield to the loop once: wake on the next turn */
+		t->wait = TASK_WAIT_NONE;
+		t->wake = TASK_WAKE_TIMEOUT;
+		sched_enqueue(t->s, t);
+	} else if (timeout_ms > 0) {
+		struct timeval tv;
+		tv.tv_sec = (time_t)(timeout_ms / 1000);
+		tv.tv_usec = (suseconds_t)fmod(timeout_ms * 1000, 1e6);
+		evtimer_add(&t->timer, &tv);
+		t->timer_on = 1;
+	}
+	return lua_yieldk(L, 0, ctx, k);
+}
+
+enum task_wake task_resumed(lua_State *L, struct task *t)
+{
+	enum task_wake w = t->wake;
+
+	t->wake = TASK_WAKE_NONE;
+	if (w == TASK_WAKE_CANCEL)
+		raise_cancel(L, t);
+	return w;
+}
+
+/* ---- cancellation ------------------------------------------------------ */
+
+void task_cancel(lua_State *L, struct task *t, const char *reason)
+{
+	if (task_settled(t) || t->cancel_req)
+		return;
+	t->cancel_req = 1;
+	if (reason) {
+		push_self(L, t);
+		lua_pushstring(L, reason);
+		lua_setiuservalue(L, -2, 2);
+		lua_pop(L, 1);
+	}
+	for (struct task *c = t->child; c; c = c->sib_next)
+		task_cancel(L, c, "parent cancelled");
+	if (t->state == TASK_SUSPENDED)
+		task_wake(t, TASK_WAKE_CANCEL);
+}
+
+/* ---- outcome ----------------------------------------------------------- */
+
+void task_push_error(lua_State *L, struct task *t)
+{
+	if (t->state == TASK_FAILED || t->state == TASK_CANCELLED) {
+		lua_pushvalue(t->co, 1);
+		lua_xmove(t->co, L, 1);
+	} else {
+		lua_pushnil(L);
+	}
+}
+
+/* Mark t observed; a settled child kept only for reporting is let go. */
+static void observe(struct task *t)
+{
+	t->observed = 1;
+	if (task_settled(t) && t->parent) {
+		unlink_child(t);
+		maybe_release(t);
+	}
+}
+
+int task_push_outcome(lua_State *L, struct task *t)
+{
+	observe(t);
+	if (t->state != TASK_DONE) {
+		lua_pushnil(L);
+		task_push_error(L, t);
+		return 2;
+	}
+	luaL_checkstack(L, t->nres, "too many results");
+	for (int i = 1; i <= t->nres; i++)
+		lua_pushvalue(t->co, i);
+	lua_xmove(t->co, L, t->nres);
+	return t->nres;
+}
+
+int task_watch(struct task *t, struct port *port, lua_Integer index)
+{
+	struct watch *w;
+
+	if (task_settled(t)) {
+		observe(t);
+		return port_post(port, index);
+	}
+	t->observed = 1;
+	if (!t->watch0.port) {
+		w = &t->watch0;
+	} else {
+		w = malloc(sizeof *w);
+		if (!w)
+			return -1;
+		w->next = t->watches;
+		t->watches = w;
+	}
+	w->port = port;
+	w->index = index;
+	port_ref(port);
+	return 0;
+}
+
+static void post_watches(struct task *t)
+{
+	struct watch *w, *next;
+
+	if (t->watch0.port) {
+		if (port_post(t->watch0.port, t->watch0.index) < 0)
+			log_error("task %lld: out of memory posting its completion", (long long)t->id);
+		port_unref(t->watch0.port);
+		t->watch0.port = NULL;
+	}
+	for (w = t->watches; w; w = next) {
+		next = w->next;
+		if (port_post(w->port, w->index) < 0)
+			log_error("task %lld: out of memory posting its completion", (long long)t->id);
+		port_unref(w->port);
+		free(w);
+	}
+	t->watches = NULL;
+}
+
+/* Where a suspended task is, "file:line", for warnings. */
+static void where(struct task *t, char *buf, size_t len)
+{
+	lua_Debug ar;
+
+	snprintf(buf, len, "?");
+	for (int level = 0; lua_getstack(t->co, level, &ar); level++) {
+		if (lua_getinfo(t->co, "Sl", &ar) && ar.currentline > 0) {
+			snprintf(buf, len, "%s:%d", ar.short_src, ar.currentline);
+			return;
+		}
+	}
+}
+
+static void report_failure(struct task *t, const char *why)
+{
+	lua_State *L = t->s->L;
+	const char *msg, *tb;
+
+	if (t->reported)
+		return;
+	t->reported = 1;
+	task_push_error(L, t);
+	lua_getfield(L, -1, "traceback");
+	tb = lua_tostring(L, -1);
+	msg = errval_tostring(L, -2);
+	log_error("task %lld failed and %s: %s%s%s", (long long)t->id, why, msg, tb ? "\n" : "",
+		  tb ? tb : "");
+	lua_pop(L, 3);
+}
+
+/* The task finished: cancel children still running, report failed ones. */
+static void reap_children(struct task *t)
+{
+	struct task *c, *next;
+	char names[512], loc[128];
+	size_t n = 0;
+	int norphans = 0;
+
+	names[0] = 0;
+	for (c = t->child; c; c = next) {
+		next = c->sib_next;
+		if (!task_settled(c)) {
+			norphans++;
+			where(c, loc, sizeof loc);
+			if (n < sizeof names - 1) {
+				int w = snprintf(names + n, sizeof names - n, "%s%lld (at %s)",
+						 norphans > 1 ? ", " : "", (long long)c->id, loc);
+				if (w > 0)
+					n += (size_t)w;
+			}
+			task_cancel(t->s->L, c, "parent finished without awaiting it");
+		} else if (c->state == TASK_FAILED && !c->observed) {
+			report_failure(c, "nobody awaited it");
+		}
+		unlink_child(c);
+		maybe_release(c);
+	}
+	if (norphans)
+		log_warn("task %lld finished with %d unawaited child task%s still running, "
+			 "cancelled: %s",
+			 (long long)t->id, norphans, norphans > 1 ? "s" : "", names);
+}
+
+static void settle(struct task *t, enum task_state st)
+{
+	struct sched *s = t->s;
+	struct task *a;
+
+	if (t->cancel_req && st != TASK_CANCELLED) {
+		/* however it ended, a cancelled task settles as cancelled */
+		lua_settop(t->co, 0);
+		push_self(t->co, t);
+		lua_getiuservalue(t->co, -1, 2);
+		errval_push(t->co, "cancelled", "%s",
+			    lua_isstring(t->co, -1) ? lua_tostring(t->co, -1) : "cancelled");
+		lua_replace(t->co, 1);
+		lua_settop(t->co, 1);
+		st = TASK_CANCELLED;
+	}
+	t->state = st;
+	t->nres = lua_gettop(t->co);
+	t->finished = sched_now();
+	s->stats.live--;
+	if (st == TASK_DONE)
+		s->stats.done++;
+	else if (st == TASK_FAILED)
+		s->stats.failed++;
+	else
+		s->stats.cancelled++;
+	live_unlink(s, t);
+
+	reap_children(t);
+	while ((a = t->aw_head) != NULL) {
+		t->observed = 1;
+		task_wake(a, TASK_WAKE_SIGNAL);
+		if (t->aw_head == a) /* not suspended: cannot happen, but never spin */
+			aw_remove(t, a);
+	}
+	post_watches(t);
+
+	if (st == TASK_FAILED && !t->observed) {
+		if (!t->parent)
+			report_failure(t, "nobody awaited it");
+		else if (task_settled(t->parent))
+			report_failure(t, "its parent had already finished");
+	}
+	/* keep an unobserved failure linked so the parent can report it */
+	if (!(st == TASK_FAILED && !t->observed && t->parent && !task_settled(t->parent)))
+		unlink_child(t);
+	maybe_release(t);
+}
+
+/* The thread returned from task_body: [ok, results...] or [false, err]. */
+static void settle_returned(struct task *t)
+{
+	lua_State *co = t->co;
+	int n = lua_gettop(co);
+
+	if (lua_toboolean(co, 1)) {
+		lua_remove(co, 1);
+		n--;
+		if (n >= 2 && lua_isnil(co, 1) && !lua_isnil(co, 2)) {
+			/* return nil, err: a failure */
+			lua_settop(co, 2);
+			lua_remove(co, 1);
+			errval_wrap(co, 1);
+			settle(t, TASK_FAILED);
+			return;
+		}
+		settle(t, TASK_DONE);
+		return;
+	}
+	lua_settop(co, 2);
+	lua_remove(co, 1);
+	errval_wrap(co, 1);
+	settle(t, TASK_FAILED);
+}
+
+/*
+ * End a thread that cannot continue (killed by the slice hook, an error
+ * that escaped task_body, a bare coroutine.yield): close its pending
+ * to-be-closed variables, then settle it failed with the error on top of
+ * s->L.
+ */
+static void settle_killed(struct task *t)
+{
+	struct sched *s = t->s;
+	lua_State *L = s->L;
+
+	unwait(t);
+	t->blocked = 0;
+	t->slice_start = sched_now(); /* a fresh slice for its close handlers */
+	s->current = t;
+	s->in_task = 1;
+	task_closethread(t->co, L);
+	s->in_task = 0;
+	s->current = NULL;
+	lua_settop(t->co, 0);
+	lua_xmove(L, t->co, 1);
+	settle(t, TASK_FAILED);
+}
+
+static void resume(struct task *t, int nargs)
+{
+	struct sched *s = t->s;
+	struct task *prev = s->current;
+	int prev_in = s->in_task;
+	int rc, nres;
+
+	s->current = t;
+	s->in_task = 1;
+	t->state = TASK_RUNNING;
+	t->slice_start = sched_now();
+	s->stats.resumes++;
+	rc = lua_resume(t->co, prev ? prev->co : NULL, nargs, &nres);
+	s->in_task = 0;
+	s->current = NULL;
+	if (rc == LUA_YIELD && !t->blocked && t->wait == TASK_WAIT_NONE && !t->queued) {
+		errval_push(s->L, "invalid", "task %lld yielded with coroutine.yield; "
+			    "a task suspends only through async calls", (long long)t->id);
+		errval_traceback(s->L, -1, t->co, 0);
+		settle_killed(t);
+	} else if (rc == LUA_YIELD && t->blocked) {
+		errval_push(s->L, "blocked_loop",
+			    "task %lld ran for more than %g ms without suspending",
+			    (long long)t->id, s->cfg.max_slice_ms);
+		errval_traceback(s->L, -1, t->co, 0);
+		settle_killed(t);
+	} else if (rc == LUA_YIELD) {
+		t->state = TASK_SUSPENDED;
+	} else if (rc == LUA_OK) {
+		settle_returned(t);
+	} else {
+		/* an error escaped task_body itself (memory, or in the handler) */
+		lua_xmove(t->co, s->L, 1);
+		errval_wrap(s->L, -1);
+		settle_killed(t);
+	}
+	s->current = prev;
+	s->in_task = prev_in;
+}
+
+void task_resume(struct task *t)
+{
+	resume(t, 0);
+}
+
+struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double deadline,
+			unsigned flags)
+{
+	struct sched *s = sched_of(L);
+	struct task *t;
+	lua_State *co;
+
+	luaL_checkstack(L, 4, NULL);
+	t = lua_newuserdatauv(L, sizeof *t, 2); /* fn args... ud */
+	memset(t, 0, sizeof *t);
+	t->ref = LUA_NOREF;
+	t->state = TASK_DONE; /* inert until fully built: __gc and settle ignore it */
+	luaL_setmetatable(L, TASK_MT);
+	co = lua_newthread(L); /* fn args... ud co */
+	*(struct task **)lua_getextraspace(co) = t;
+	lua_setiuservalue(L, -2, 1);
+	lua_pushvalue(L, -1);
+	t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_rawgeti(co, LUA_REGISTRYINDEX, s->body_ref);
+	lua_rotate(L, -(nargs + 2), 1); /* ud fn args... */
+	lua_xmove(L, co, nargs + 1);     /* co: body fn args... */
+
+	/* from here on nothing raises */
+	t->s = s;
+	t->co = co;
+	t->id = ++s->next_id;
+	t->state = TASK_RUNNING;
+	t->started = sched_now();
+	t->deadline = deadline;
+	t->grace_until = HUGE_VAL;
+	t->observed = (flags & TASK_SPAWN_OBSERVED) != 0;
+	evtimer_assign(&t->timer, s->base, timer_cb, t);
+	if (parent) {
+		link_child(parent, t);
+		if (parent->deadline < t->deadline)
+			t->deadline = parent->deadline;
+	}
+	live_link(s, t);
+	s->stats.spawned++;
+	s->stats.live++;
+	sched_hook(co);
+	resume(t, nargs + 1);
+	return t;
+}
+
+/*
+ * A task handle collected by Lua: only possible once it is settled and
+ * unanchored, or when the whole state closes (then it may still wait).
+ */
+static int task_gc(lua_State *L)
+{
+	struct task *t = lua_touserdata(L, 1);
+	struct watch *w, *next;
+
+	if (t->timer_on) {
+		evtimer_del(&t->timer);
+		t->timer_on = 0;
+	}
+	if (t->watch0.port)
+		port_unref(t->watch0.port);
+	t->watch0.port = NULL;
+	for (w = t->watches; w; w = next) {
+		next = w->next;
+		port_unref(w->port);
+		free(w);
+	}
+	t->watches = NULL;
+	return 0;
+}
+
+void task_register(lua_State *L, const luaL_Reg *methods, lua_CFunction index)
+{
+	if (luaL_newmetatable(L, TASK_MT)) {
+		lua_pushcfunction(L, task_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_newtable(L);
+		luaL_setfuncs(L, methods, 0);
+		lua_pushcclosure(L, index, 1); /* methods table as upvalue */
+		lua_setfield(L, -2, "__index");
+	}
+	lua_pop(L, 1);
+}

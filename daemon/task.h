@@ -1,0 +1,178 @@
+/*
+ * task.h: a task is a Lua coroutine scheduled by the sched, with a parent,
+ * children, awaiters and a settled outcome.
+ *
+ * A struct task is the payload of a full userdata (metatable TASK_MT), so
+ * Lua handles and C share one object. Its first user value is the thread.
+ * The task is anchored by a registry ref (task->ref) while it is unsettled
+ * or still linked in its parent's child list; the ref is released exactly
+ * once, after which only Lua handles keep the userdata alive.
+ *
+ * Outcome: once settled, the thread's stack holds exactly the results
+ * (done) or the error value (failed, cancelled); await copies them out.
+ *
+ * Suspension: a task waits on at most one thing at a time (a task it
+ * awaits, a port, a park), optionally with a timer. Every wake-up goes
+ * through task_wake, which records why (signal, timeout, cancel) and puts
+ * the task on the run queue; the primitive's continuation reads the reason.
+ */
+#ifndef AWAITD_TASK_H
+#define AWAITD_TASK_H
+
+#include <stdint.h>
+
+#include <event2/event_struct.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#define TASK_MT "async.Task"
+
+struct sched;
+struct port;
+
+enum task_state {
+	TASK_RUNNING,
+	TASK_SUSPENDED,
+	TASK_DONE,
+	TASK_FAILED,
+	TASK_CANCELLED,
+};
+
+enum task_wake {
+	TASK_WAKE_NONE,
+	TASK_WAKE_SIGNAL,  /* what it waited for happened */
+	TASK_WAKE_TIMEOUT, /* its timer fired first */
+	TASK_WAKE_CANCEL,  /* it was cancelled: the primitive raises */
+};
+
+enum task_wait {
+	TASK_WAIT_NONE,
+	TASK_WAIT_SLEEP,   /* timer only */
+	TASK_WAIT_TASK,    /* on task->wait_obj's awaiter list */
+	TASK_WAIT_PORT,    /* the waiter of port task->wait_obj */
+	TASK_WAIT_PARK,    /* parked until task_unpark */
+};
+
+/* One watch: when the task settles, post `index` to `port`. */
+struct watch {
+	struct port *port;
+	lua_Integer index;
+	struct watch *next;
+};
+
+struct task {
+	struct sched *s;
+	lua_State *co;          /* the coroutine; also user value 1 */
+	int ref;                /* registry ref anchoring the userdata, or LUA_NOREF */
+	int64_t id;
+	enum task_state state;
+	unsigned cancel_req : 1;  /* cancel() was called */
+	unsigned cancel_sent : 1; /* a cancellation error was raised in it */
+	unsigned observed : 1;    /* someone awaited or watched its outcome */
+	unsigned detached : 1;    /* owned by the runtime, not a parent */
+	unsigned queued : 1;      /* on the run queue */
+	unsigned timer_on : 1;    /* timer armed */
+	unsigned blocked : 1;     /* killed by the slice hook */
+	unsigned oom : 1;         /* an allocation for it was refused */
+	unsigned reported : 1;    /* its unobserved failure was logged */
+
+	/* the tree */
+	struct task *parent;    /* NULL once detached or the parent is gone */
+	struct task *child;     /* first child still linked */
+	struct task *sib_prev;
+	struct task *sib_next;
+
+	/* who waits for this task */
+	struct task *aw_head;   /* tasks suspended in await on this one */
+	struct task *aw_tail;
+	struct watch watch0;    /* first watch inline (port NULL if unused) */
+	struct watch *watches;  /* further watches, malloc'd */
+
+	/* what this task waits for */
+	enum task_wait wait;
+	void *wait_obj;
+	struct task *aw_prev;   /* links in wait_obj's awaiter list */
+	struct task *aw_next;
+	enum task_wake wake;
+	struct event timer;     /* sleep and timed waits */
+
+	struct task *rq_next;   /* run queue link */
+	struct task *live_prev; /* sched's list of unsettled tasks */
+	struct task *live_next;
+
+	double started;         /* ms, monotonic */
+	double slice_start;     /* ms, monotonic, at the current resume */
+	double deadline;        /* ms, monotonic; HUGE_VAL when none */
+	double grace_until;     /* ms, monotonic; end of cancellation grace */
+	double finished;        /* ms, monotonic */
+	int nres;               /* results or error left on co's stack */
+};
+
+/* task_spawn flags */
+#define TASK_SPAWN_OBSERVED 1 /* its outcome is read by C: never report it */
+
+/*
+ * Spawn fn(args...) (the function and nargs arguments on top of L) as a
+ * child of `parent` (NULL for a detached task) with an absolute deadline
+ * (ms, HUGE_VAL for none; a child never outlives its parent's), and run it
+ * until its first suspension. Pops them and pushes the task userdata.
+ * Raises on memory errors.
+ */
+struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double deadline,
+			unsigned flags);
+
+/* The task whose thread is L, or NULL when L is not a task thread. */
+struct task *task_current(lua_State *L);
+
+/* luaL_checkudata for tasks. */
+struct task *task_check(lua_State *L, int idx);
+
+/* Resume t (sched use only): nargs values are on t->co. */
+void task_resume(struct task *t);
+
+/*
+ * Suspend the running task t on `wait` (with wait_obj) for at most
+ * timeout_ms (negative: no timer), then yield to the scheduler. The
+ * continuation k runs when it is woken; it must start with task_resumed.
+ * Never returns normally: it yields (or raises when t is cancelled).
+ */
+int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_obj,
+                 double timeout_ms, lua_KContext ctx, lua_KFunction k);
+
+/*
+ * First call in a continuation: raises the cancellation error when the
+ * task was woken for cancellation, else returns the wake reason.
+ */
+enum task_wake task_resumed(lua_State *L, struct task *t);
+
+/* Wake a suspended task for `why`; no-op unless suspended and not yet woken. */
+void task_wake(struct task *t, enum task_wake why);
+
+/* Request cancellation (idempotent); children are cancelled too. */
+void task_cancel(lua_State *L, struct task *t, const char *reason);
+
+/* True once done, failed or cancelled. */
+int task_settled(const struct task *t);
+
+/*
+ * Push t's outcome on L: its results (done) or nil, err. Returns the count.
+ * Marks it observed. t must be settled.
+ */
+int task_push_outcome(lua_State *L, struct task *t);
+
+/* Push t's error value (failed or cancelled) or nil. */
+void task_push_error(lua_State *L, struct task *t);
+
+/* Add a watch: post `index` to `port` when t settles (at once if settled). */
+int task_watch(struct task *t, struct port *port, lua_Integer index);
+
+/* Status name as in the SPEC. */
+const char *task_status_name(const struct task *t);
+
+/*
+ * Register the task metatable: `methods` become the method table, passed
+ * as upvalue 1 to `index`, the __index function (which serves task.id).
+ */
+void task_register(lua_State *L, const luaL_Reg *methods, lua_CFunction index);
+
+#endif
