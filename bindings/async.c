@@ -74,7 +74,8 @@ static int await_k(lua_State *L, int status, lua_KContext ctx)
 	(void)status;
 	(void)ctx;
 	task_resumed(L, task_current(L));
-	return task_push_outcome(L, task_check(L, 1));
+	task_check(L, 1);
+	return task_push_outcome(L, 1);
 }
 
 static int task_await(lua_State *L)
@@ -84,7 +85,7 @@ static int task_await(lua_State *L)
 
 	lua_settop(L, 1);
 	if (task_settled(t))
-		return task_push_outcome(L, t);
+		return task_push_outcome(L, 1);
 	me = need_task(L, "await");
 	if (me == t)
 		return luaL_error(L, "a task cannot await itself");
@@ -127,7 +128,7 @@ static int task_result(lua_State *L)
 
 	luaL_argcheck(L, task_settled(t), 1, "task has not settled");
 	lua_settop(L, 1);
-	n = task_push_outcome(L, t);
+	n = task_push_outcome(L, 1);
 	if (t->state == TASK_DONE) {
 		lua_settop(L, 1 + (n > 0 ? 1 : 0));
 		if (n == 0)
@@ -164,18 +165,44 @@ static int task_tostring(lua_State *L)
 	return 1;
 }
 
-/* task.id; everything else from the method table (upvalue 1). */
+/*
+ * __index: methods from the method table (upvalue 1), and task.id. Only
+ * ever called with a task as argument 1 (it is the task metatable's).
+ */
 static int task_index(lua_State *L)
 {
-	struct task *t = task_check(L, 1);
-	const char *k = lua_tostring(L, 2);
+	const char *k;
 
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+		return 1;
+	k = lua_tostring(L, 2);
 	if (k && strcmp(k, "id") == 0) {
-		lua_pushinteger(L, t->id);
+		lua_pushinteger(L, ((struct task *)lua_touserdata(L, 1))->id);
 		return 1;
 	}
-	lua_pushvalue(L, 2);
-	lua_gettable(L, lua_upvalueindex(1));
+	return 1; /* nil */
+}
+
+/*
+ * _cancel_all(tasks, reason) -> number of tasks in the list not yet
+ * settled after cancelling each (the caller then awaits them).
+ */
+static int async_cancel_all(lua_State *L)
+{
+	lua_Integer n, i, left = 0;
+	const char *reason = luaL_optstring(L, 2, NULL);
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	n = luaL_len(L, 1);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, 1, i);
+		struct task *t = task_check(L, -1);
+		task_cancel(L, t, reason);
+		left += !task_settled(t);
+		lua_pop(L, 1);
+	}
+	lua_pushinteger(L, left);
 	return 1;
 }
 
@@ -372,6 +399,10 @@ static const luaL_Reg async_funcs[] = {
 	{"current", async_current},
 	{"deadline", async_deadline},
 	{"_spawn_within", async_spawn_within},
+	{"_cancel_all", async_cancel_all},
+	{"_result", task_result},
+	{"_watch", task_watch_m},
+	{"_wait", task_wait},
 	{"_port", async_port},
 	{"_park", async_park},
 	{"_unpark", async_unpark},

@@ -13,6 +13,9 @@ local M = ...
 local spawn, port_new, park, unpark = M.spawn, M._port, M._park, M._unpark
 local spawn_within, current, now = M._spawn_within, M.current, M.now
 local Task, Error = M.Task, M.Error
+local cancel_all = M._cancel_all
+-- task methods called directly: no __index lookup in the hot paths
+local t_await, t_result, t_watch, t_wait = M.await, M._result, M._watch, M._wait
 local getmetatable, setmetatable, type, select, error = getmetatable, setmetatable, type, select, error
 local pcall, xpcall, msgh, huge = pcall, xpcall, M._msgh, math.huge
 local unpack = table.unpack
@@ -49,13 +52,8 @@ end
 
 -- Cancel every unsettled task of the list, then wait until each has unwound.
 local function settle_all(tasks, reason)
-  for i = 1, #tasks do tasks[i]:cancel(reason) end
-  for i = 1, #tasks do
-    local t = tasks[i]
-    if t:status() ~= "done" and t:status() ~= "failed" and t:status() ~= "cancelled" then
-      pcall(t.await, t)
-    end
-  end
+  if cancel_all(tasks, reason) == 0 then return end
+  for i = 1, #tasks do pcall(t_await, tasks[i]) end
 end
 
 -- A <close> guard that settles the tasks however the combinator exits.
@@ -66,7 +64,7 @@ end
 
 local function watch(tasks)
   local port = port_new()
-  for i = 1, #tasks do tasks[i]:_watch(port, i) end
+  for i = 1, #tasks do t_watch(tasks[i], port, i) end
   return port
 end
 
@@ -81,7 +79,7 @@ function M.all(list)
   local port, results = watch(tasks), {}
   for _ = 1, #tasks do
     local i = port:wait()
-    local ok, v = tasks[i]:_result()
+    local ok, v = t_result(tasks[i])
     if not ok then return nil, with_index(v, i) end
     results[i] = v
   end
@@ -94,7 +92,7 @@ function M.all_settled(list)
   local port, settled = watch(tasks), {}
   for _ = 1, #tasks do
     local i = port:wait()
-    local ok, v = tasks[i]:_result()
+    local ok, v = t_result(tasks[i])
     settled[i] = ok and { ok = true, value = v } or { ok = false, err = v }
   end
   return settled
@@ -105,7 +103,7 @@ function M.race(list)
   if #tasks == 0 then return nil, M.error("invalid", "async.race: empty list"), nil end
   local g <close> = guard(tasks, "lost a race")
   local i = watch(tasks):wait()
-  local ok, v = tasks[i]:_result()
+  local ok, v = t_result(tasks[i])
   if ok then return v, nil, i end
   return nil, with_index(v, i), i
 end
@@ -116,7 +114,7 @@ function M.any(list)
   local port, errors = watch(tasks), {}
   for _ = 1, #tasks do
     local i = port:wait()
-    local ok, v = tasks[i]:_result()
+    local ok, v = t_result(tasks[i])
     if ok then return v, i end
     errors[i] = with_index(v, i)
   end
@@ -136,9 +134,9 @@ function M.timeout(ms, f, ...)
     errorf(2, "async.timeout: function or task expected, got %s", type(f))
   end
   local g <close> = guard({ t }, "timed out")
-  if t:_wait(ms) then return t:await() end
+  if t_wait(t, ms) then return t_await(t) end
   t:cancel(string.format("timed out after %g ms", ms))
-  pcall(t.await, t) -- let it unwind before we report
+  pcall(t_await, t) -- let it unwind before we report
   return nil, M.error("timeout", string.format("timed out after %g ms", ms))
 end
 
@@ -451,13 +449,13 @@ function M.map(list, f, opts)
     started = started + 1
     local t = spawn(f, list[started], started)
     tasks[started] = t
-    t:_watch(port, started)
+    t_watch(t, port, started)
   end
   while started < total and started < n do launch() end
   while finished < total do
     local i = port:wait()
     finished = finished + 1
-    local ok, v = tasks[i]:_result()
+    local ok, v = t_result(tasks[i])
     if not ok then return nil, with_index(v, i) end
     results[i] = v
     if started < total then launch() end

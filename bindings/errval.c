@@ -6,6 +6,7 @@
  * task, a cancellation, a timeout or a database error.
  */
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -34,14 +35,20 @@ void errval_register(lua_State *L)
 
 void errval_push(lua_State *L, const char *code, const char *fmt, ...)
 {
+	char buf[1024];
+	const char *msg = buf;
 	va_list ap;
 
+	va_start(ap, fmt);
+	if (strcmp(fmt, "%s") == 0) /* a message as it is, of any length */
+		msg = va_arg(ap, const char *);
+	else /* printf formats, not lua_pushfstring's */
+		vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
 	lua_createtable(L, 0, 4);
 	lua_pushstring(L, code);
 	lua_setfield(L, -2, "code");
-	va_start(ap, fmt);
-	lua_pushvfstring(L, fmt, ap);
-	va_end(ap);
+	lua_pushstring(L, msg);
 	lua_setfield(L, -2, "message");
 	luaL_setmetatable(L, ERRVAL_MT);
 }

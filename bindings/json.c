@@ -34,13 +34,12 @@
 #include "json.h"
 
 _Static_assert(sizeof(json_int_t) == sizeof(lua_Integer),
-	       "jansson integers must be 64-bit like Lua integers");
+               "jansson integers must be 64-bit like Lua integers");
 
-#define JSON_GUARD_MT "awaitd.json.guard"
-#define JSON_ERRLEN   512 /* bytes for messages, path included */
-#define JSON_KEYSHOW  48  /* bytes of a key shown in a path */
-#define JSON_DUMP_FLAGS                                                                            \
-	(JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
+#define JSON_GUARD_MT   "awaitd.json.guard"
+#define JSON_ERRLEN     512 /* bytes for messages, path included */
+#define JSON_KEYSHOW    48  /* bytes of a key shown in a path */
+#define JSON_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 #define JSON_LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
 static char json_null_tag; /* its address is json.null */
@@ -65,8 +64,8 @@ struct json_step {
  */
 struct json_enc {
 	lua_State *L;
-	int depth;                             /* tables entered */
-	const void *tables[JSON_MAX_DEPTH];    /* for the cycle check */
+	int depth;                          /* tables entered */
+	const void *tables[JSON_MAX_DEPTH]; /* for the cycle check */
 	struct json_step steps[JSON_MAX_DEPTH];
 	char *err;
 	size_t errlen;
@@ -88,8 +87,10 @@ static void json_buf_init(struct json_buf *b, char *p, size_t cap)
 		b->p[0] = '\0';
 }
 
-__attribute__((format(printf, 2, 3))) static void json_buf_add(struct json_buf *b,
-							      const char *fmt, ...)
+static void json_buf_add(struct json_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void json_buf_add(struct json_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -228,7 +229,7 @@ static json_t *json_enc_object(struct json_enc *e, int idx)
 	lua_State *L = e->L;
 	struct json_step *st = &e->steps[e->depth - 1];
 	json_t *obj = json_object();
-	char what[96];
+	char what[256];
 
 	if (!obj) {
 		json_enc_fail(e, "out of memory");
@@ -245,14 +246,16 @@ static json_t *json_enc_object(struct json_enc *e, int idx)
 			st->key = lua_tolstring(L, -2, &st->keylen);
 		} else if (lua_isinteger(L, -2)) {
 			st->index = lua_tointeger(L, -2);
-			st->keylen = (size_t)snprintf(num, sizeof num, "%lld", (long long)st->index);
+			st->keylen =
+			    (size_t)snprintf(num, sizeof num, "%lld", (long long)st->index);
 			st->key = NULL; /* shown as [n] in paths */
 		} else {
 			st->key = NULL;
 			st->index = 0;
 			e->depth--; /* the key belongs to this table, not to a child */
-			snprintf(what, sizeof what, "cannot encode %s key (keys must be strings or integers)",
-				 lua_type(L, -2) == LUA_TNUMBER ? "float" : luaL_typename(L, -2));
+			snprintf(what, sizeof what,
+			         "cannot encode %s key (keys must be strings or integers)",
+			         lua_type(L, -2) == LUA_TNUMBER ? "float" : luaL_typename(L, -2));
 			json_enc_fail(e, what);
 			e->depth++;
 			lua_pop(L, 2);
@@ -266,7 +269,19 @@ static json_t *json_enc_object(struct json_enc *e, int idx)
 			goto err;
 		}
 		if (json_object_getn(obj, key, st->keylen)) {
-			json_enc_fail(e, "duplicate key (an integer key and its decimal string)");
+			/* 1 and "1": which one comes second depends on the traversal
+			 * order, so name the table rather than either key. */
+			struct json_buf b;
+			size_t n = st->keylen < JSON_KEYSHOW ? st->keylen : JSON_KEYSHOW;
+
+			json_buf_init(&b, what, sizeof what);
+			json_buf_add(&b, "duplicate key \"");
+			json_buf_add_escaped(&b, key, n, 1);
+			json_buf_add(&b, "%s\" (an integer key and a string key)",
+			             n < st->keylen ? "..." : "");
+			e->depth--;
+			json_enc_fail(e, what);
+			e->depth++;
 			lua_pop(L, 2);
 			goto err;
 		}
@@ -537,7 +552,9 @@ static int json_encode(lua_State *L)
 		errval_push(L, "out_of_memory", "json.encode: out of memory");
 		return 2;
 	}
-	lua_pushstring(L, g->text); /* may raise: the guard frees v and text */
+	/* May raise: the guard frees v and text. Not lua_pushstring, whose
+	 * cache can return an old copy of the text without allocating. */
+	lua_pushlstring(L, g->text, strlen(g->text));
 	json_guard_release(g);
 	return 1;
 }
@@ -577,9 +594,9 @@ static int json_decode(lua_State *L)
 }
 
 static const luaL_Reg json_funcs[] = {
-	{"encode", json_encode},
-	{"decode", json_decode},
-	{NULL, NULL},
+    {"encode", json_encode},
+    {"decode", json_decode},
+    {NULL, NULL},
 };
 
 int luaopen_json(lua_State *L)

@@ -20,4 +20,5 @@ void modules_open(lua_State *L)
 		luaL_requiref(L, m->name, m->func, 1);
 		lua_pop(L, 1);
 	}
+	coro_patch(L);
 }

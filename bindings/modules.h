@@ -13,6 +13,9 @@ int luaopen_log(lua_State *L);
 /* The log table for the job named by the string on top (popped; nil: none). */
 void log_push_module(lua_State *L);
 
+/* Replace coroutine.resume/wrap by versions the slice tick can see into. */
+void coro_patch(lua_State *L);
+
 /*
  * Open async, json and log in L: each is a global and in package.loaded,
  * so `require "async"` and the global are the same table. Raises on error.

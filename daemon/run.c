@@ -200,7 +200,7 @@ int run_main(int argc, char **argv)
 			file, s->stats.live);
 		rc = RUN_FAILED;
 	} else if (root->state != TASK_DONE) {
-		task_push_error(L, root);
+		task_push_error(L, -1);
 		lua_getfield(L, -1, "traceback");
 		const char *tb = lua_tostring(L, -1);
 		const char *msg = errval_tostring(L, -2);

@@ -11,13 +11,21 @@
  * refused, which Lua raises as a memory error in the allocating task.
  * The runtime's own allocations (settling, reporting) are never refused.
  *
- * Time: a count hook on every task thread compares the time since the
- * task's resume with cfg.max_slice_ms; past it the task is marked blocked
- * and yielded out of, wherever it is, and the scheduler fails it.
+ * Time: a periodic tick (see tick_handler) sets a count hook on the thread
+ * that is running; the hook compares the time since the task's resume with
+ * cfg.max_slice_ms; past it the task is marked blocked and yielded out of,
+ * wherever it is, and the scheduler fails it.
  */
+#define _GNU_SOURCE /* SIGEV_THREAD_ID's _tid */
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <lauxlib.h>
@@ -27,8 +35,8 @@
 #include "sched.h"
 #include "task.h"
 
-/* VM instructions between two checks of the slice clock. */
-#define SLICE_HOOK_COUNT 10000
+/* VM instructions between a tick and the hook's look at the clock. */
+#define SLICE_HOOK_COUNT 1000
 
 void sched_config_defaults(struct sched_config *cfg)
 {
@@ -85,21 +93,29 @@ static void slice_hook(lua_State *co, lua_Debug *ar)
 	struct task *t = s->current;
 
 	(void)ar;
-	if (!t || !s->in_task)
+	if (!t || !s->in_task) {
+		lua_sethook(co, NULL, 0, 0);
 		return;
+	}
 	if (!t->blocked) {
-		if (sched_now() - t->slice_start <= s->cfg.max_slice_ms)
+		if (sched_now() - t->slice_start <= s->cfg.max_slice_ms) {
+			lua_sethook(co, NULL, 0, 0); /* within its slice: no cost until the next tick */
 			return;
+		}
 		t->blocked = 1;
+		if (co != t->co)
+			lua_sethook(t->co, slice_hook, LUA_MASKCOUNT, 1);
 	}
 	/*
 	 * Yielding from the hook leaves the task wherever it is, even inside
 	 * pcall, so it cannot swallow the kill. In a plain coroutine nested in
-	 * the task a yield would only return to the task: raise there instead,
-	 * and the next hook tick in the task itself yields out.
+	 * the task a yield would only return to the task: raise there instead;
+	 * the hook set on the task's own thread yields out as soon as it runs.
 	 */
-	if (co == t->co && lua_isyieldable(co))
-		lua_yield(co, 0);
+	if (co == t->co && lua_isyieldable(co)) {
+		lua_yield(co, 0); /* from a hook it returns; Lua yields after the hook */
+		return;
+	}
 	s->in_task = 0;
 	errval_push(co, "blocked_loop", "task %lld ran for more than %g ms without suspending",
 		    (long long)t->id, s->cfg.max_slice_ms);
@@ -107,9 +123,92 @@ static void slice_hook(lua_State *co, lua_Debug *ar)
 	lua_error(co);
 }
 
-void sched_hook(lua_State *co)
+/*
+ * The tick: a POSIX timer signals the loop thread every max_slice_ms / 4
+ * while tasks run. The handler only sets a count hook on the running
+ * thread (lua_sethook is safe in a signal handler; lua.c does the same for
+ * Ctrl-C); the hook reads the clock and fails a task past its slice. Lua
+ * code thus runs without a hook between ticks, and an idle loop stops the
+ * timer after two quiet ticks so an idle daemon is never woken.
+ */
+static void tick_handler(int sig, siginfo_t *si, void *uc)
 {
-	lua_sethook(co, slice_hook, LUA_MASKCOUNT, SLICE_HOOK_COUNT);
+	struct sched *s = si->si_value.sival_ptr;
+	int saved = errno;
+
+	(void)sig;
+	(void)uc;
+	if (si->si_code != SI_TIMER || !s || !s->tick_on)
+		return;
+	if (s->in_task && s->running) {
+		lua_sethook(s->running, slice_hook, LUA_MASKCOUNT, SLICE_HOOK_COUNT);
+		s->idle_ticks = 0;
+	} else if (++s->idle_ticks >= 2) {
+		struct itimerspec off;
+		memset(&off, 0, sizeof off);
+		timer_settime(s->tick, 0, &off, NULL); /* async-signal-safe */
+		s->tick_on = 0;
+	}
+	errno = saved;
+}
+
+void sched_tick(struct sched *s)
+{
+	struct itimerspec its;
+	long ns;
+
+	if (s->tick_on || !s->has_tick)
+		return;
+	ns = (long)(s->cfg.max_slice_ms * 1e6 / 4);
+	if (ns < 1000000)
+		ns = 1000000;
+	its.it_interval.tv_sec = ns / 1000000000;
+	its.it_interval.tv_nsec = ns % 1000000000;
+	its.it_value = its.it_interval;
+	s->idle_ticks = 0;
+	s->tick_on = 1;
+	timer_settime(s->tick, 0, &its, NULL);
+}
+
+static int tick_open(struct sched *s)
+{
+	struct sigaction sa;
+	struct sigevent sev;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = tick_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SCHED_TICK_SIGNAL, &sa, NULL) < 0)
+		return -1;
+	memset(&sev, 0, sizeof sev);
+	sev.sigev_notify = SIGEV_THREAD_ID; /* the loop thread, never a worker */
+	sev.sigev_signo = SCHED_TICK_SIGNAL;
+	sev.sigev_value.sival_ptr = s;
+	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (timer_create(CLOCK_MONOTONIC, &sev, &s->tick) < 0)
+		return -1;
+	s->has_tick = 1;
+	return 0;
+}
+
+/* Delete the timer and drop a tick that may already be queued for us. */
+static void tick_close(struct sched *s)
+{
+	sigset_t set, old;
+	struct timespec zero = {0, 0};
+
+	if (!s->has_tick)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SCHED_TICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	s->tick_on = 0;
+	timer_delete(s->tick);
+	while (sigtimedwait(&set, NULL, &zero) > 0)
+		;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	s->has_tick = 0;
 }
 
 static void ready_cb(evutil_socket_t fd, short what, void *arg)
@@ -119,6 +218,7 @@ static void ready_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	sched_tick(s);
 	while (s->rq_head) {
 		struct task *t = s->rq_head;
 		int was_last = t == last;
@@ -170,6 +270,36 @@ static int task_body(lua_State *co)
 	return task_body_k(co, lua_pcallk(co, nargs, LUA_MULTRET, 1, 0, task_body_k), 0);
 }
 
+/* Threads kept for reuse: enough for a burst of short tasks, about 1 KiB each. */
+#define POOL_MAX 1024
+
+lua_State *sched_pool_get(struct sched *s, lua_State *L)
+{
+	if (s->npool > 0) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, s->pool_ref);
+		lua_rawgeti(L, -1, s->npool);
+		lua_pushnil(L);
+		lua_rawseti(L, -3, s->npool--);
+		lua_remove(L, -2);
+		return lua_tothread(L, -1);
+	}
+	return lua_newthread(L);
+}
+
+void sched_pool_put(struct sched *s, lua_State *co)
+{
+	lua_State *L = s->L;
+
+	*(struct task **)lua_getextraspace(co) = NULL;
+	if (s->npool >= POOL_MAX || lua_status(co) != LUA_OK)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->pool_ref);
+	lua_pushthread(co);
+	lua_xmove(co, L, 1);
+	lua_rawseti(L, -2, ++s->npool);
+	lua_pop(L, 1);
+}
+
 struct sched *sched_new(struct event_base *base, const struct sched_config *cfg)
 {
 	struct sched *s = calloc(1, sizeof *s);
@@ -191,6 +321,13 @@ struct sched *sched_new(struct event_base *base, const struct sched_config *cfg)
 	luaL_openlibs(s->L);
 	lua_pushcfunction(s->L, task_body);
 	s->body_ref = luaL_ref(s->L, LUA_REGISTRYINDEX);
+	lua_createtable(s->L, POOL_MAX, 0);
+	s->pool_ref = luaL_ref(s->L, LUA_REGISTRYINDEX);
+	s->task_mt_ref = LUA_NOREF;
+	if (tick_open(s) < 0) {
+		lua_close(s->L);
+		goto err;
+	}
 	return s;
 err:
 	if (s->ready)
@@ -203,6 +340,10 @@ void sched_free(struct sched *s)
 {
 	if (!s)
 		return;
+	/* tasks still waiting hold timers and watches outside Lua's heap */
+	for (struct task *t = s->live_head; t; t = t->live_next)
+		task_release_resources(t);
+	tick_close(s);
 	lua_close(s->L);
 	event_free(s->ready);
 	free(s);

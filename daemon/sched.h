@@ -17,7 +17,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <signal.h>
+#include <time.h>
+
 #include <lua.h>
+
+/* The signal of the slice tick (a real-time one nobody else uses). */
+#define SCHED_TICK_SIGNAL (SIGRTMIN + 2)
 
 struct event_base;
 struct event;
@@ -47,12 +53,21 @@ struct sched {
 	struct task *rq_head;  /* run queue, FIFO through task->rq_next */
 	struct task *rq_tail;
 	struct task *current;  /* task being resumed, NULL on the loop */
+	lua_State *volatile running; /* thread executing now: the task's or a plain
+	                        * coroutine inside it (see bindings/coro.c) */
 	struct task *live_head; /* every unsettled task */
 	struct sched_config cfg;
 	struct sched_stats stats;
-	int in_task;           /* 1 while Lua code of a task runs: the memory cap applies */
+	volatile sig_atomic_t in_task; /* 1 while task code runs: memory cap, slice */
+	timer_t tick;          /* the slice tick, see sched.c */
+	int has_tick;
+	volatile sig_atomic_t tick_on;
+	volatile sig_atomic_t idle_ticks;
 	int64_t next_id;
 	int body_ref;          /* registry ref: the C body every task runs */
+	int task_mt_ref;       /* registry ref: the task metatable */
+	int pool_ref;          /* registry ref: array of idle threads */
+	int npool;             /* threads in the pool */
 };
 
 /* Defaults: 100 ms slice, no memory cap, 1000 ms cancel grace. */
@@ -77,8 +92,17 @@ void sched_enqueue(struct sched *s, struct task *t);
 /* Monotonic clock in milliseconds. */
 double sched_now(void);
 
-/* Install the slice hook on a task's thread. */
-void sched_hook(lua_State *co);
+/*
+ * An idle thread from the pool, or a new one; pushed on L. Raises on
+ * memory errors.
+ */
+lua_State *sched_pool_get(struct sched *s, lua_State *L);
+
+/* Give a finished thread (empty stack, status OK) back to the pool. */
+void sched_pool_put(struct sched *s, lua_State *co);
+
+/* Start the slice tick if it is not running (cheap when it is). */
+void sched_tick(struct sched *s);
 
 
 #endif

@@ -59,7 +59,12 @@ struct task *task_current(lua_State *L)
 
 struct task *task_check(lua_State *L, int idx)
 {
-	return luaL_checkudata(L, idx, TASK_MT);
+	struct task *t = lua_touserdata(L, idx);
+
+	/* only C makes full userdata of this exact size; the magic confirms it */
+	if (!t || lua_rawlen(L, idx) != sizeof *t || t->magic != TASK_MAGIC)
+		luaL_typeerror(L, idx, "task");
+	return t;
 }
 
 /* Push the task's userdata (it must still be anchored). */
@@ -290,14 +295,14 @@ void task_cancel(lua_State *L, struct task *t, const char *reason)
 
 /* ---- outcome ----------------------------------------------------------- */
 
-void task_push_error(lua_State *L, struct task *t)
+void task_push_error(lua_State *L, int idx)
 {
-	if (t->state == TASK_FAILED || t->state == TASK_CANCELLED) {
-		lua_pushvalue(t->co, 1);
-		lua_xmove(t->co, L, 1);
-	} else {
+	struct task *t = lua_touserdata(L, idx);
+
+	if (t->state == TASK_FAILED || t->state == TASK_CANCELLED)
+		lua_getiuservalue(L, idx, 1);
+	else
 		lua_pushnil(L);
-	}
 }
 
 /* Mark t observed; a settled child kept only for reporting is let go. */
@@ -310,18 +315,27 @@ static void observe(struct task *t)
 	}
 }
 
-int task_push_outcome(lua_State *L, struct task *t)
+int task_push_outcome(lua_State *L, int idx)
 {
+	struct task *t = lua_touserdata(L, idx);
+
+	idx = lua_absindex(L, idx);
 	observe(t);
 	if (t->state != TASK_DONE) {
 		lua_pushnil(L);
-		task_push_error(L, t);
+		lua_getiuservalue(L, idx, 1);
 		return 2;
 	}
+	if (t->nres <= 1) {
+		if (t->nres == 1)
+			lua_getiuservalue(L, idx, 1);
+		return t->nres;
+	}
 	luaL_checkstack(L, t->nres, "too many results");
+	lua_getiuservalue(L, idx, 1);
 	for (int i = 1; i <= t->nres; i++)
-		lua_pushvalue(t->co, i);
-	lua_xmove(t->co, L, t->nres);
+		lua_rawgeti(L, -i, i);
+	lua_remove(L, -(t->nres + 1));
 	return t->nres;
 }
 
@@ -391,7 +405,9 @@ static void report_failure(struct task *t, const char *why)
 	if (t->reported)
 		return;
 	t->reported = 1;
-	task_push_error(L, t);
+	push_self(L, t);
+	task_push_error(L, -1);
+	lua_remove(L, -2);
 	lua_getfield(L, -1, "traceback");
 	tb = lua_tostring(L, -1);
 	msg = errval_tostring(L, -2);
@@ -433,6 +449,35 @@ static void reap_children(struct task *t)
 			 (long long)t->id, norphans, norphans > 1 ? "s" : "", names);
 }
 
+/*
+ * Move the outcome (t->nres values on the thread) into user value 1 of
+ * the task (one value as it is, several in a table) and give the thread
+ * back to the pool: a settled task keeps only what await needs.
+ */
+static void stash_outcome(struct task *t)
+{
+	struct sched *s = t->s;
+	lua_State *L = s->L, *co = t->co;
+
+	push_self(L, t);
+	if (t->nres == 1) {
+		lua_xmove(co, L, 1);
+	} else if (t->nres == 0) {
+		lua_pushnil(L);
+	} else {
+		lua_createtable(L, t->nres, 0);
+		for (int i = t->nres; i >= 1; i--) {
+			lua_xmove(co, L, 1);
+			lua_rawseti(L, -2, i);
+		}
+	}
+	lua_setiuservalue(L, -2, 1);
+	lua_pop(L, 1);
+	lua_settop(co, 0);
+	t->co = NULL;
+	sched_pool_put(s, co);
+}
+
 static void settle(struct task *t, enum task_state st)
 {
 	struct sched *s = t->s;
@@ -451,6 +496,7 @@ static void settle(struct task *t, enum task_state st)
 	}
 	t->state = st;
 	t->nres = lua_gettop(t->co);
+	stash_outcome(t);
 	t->finished = sched_now();
 	s->stats.live--;
 	if (st == TASK_DONE)
@@ -523,10 +569,12 @@ static void settle_killed(struct task *t)
 	t->blocked = 0;
 	t->slice_start = sched_now(); /* a fresh slice for its close handlers */
 	s->current = t;
+	s->running = t->co;
 	s->in_task = 1;
 	task_closethread(t->co, L);
 	s->in_task = 0;
 	s->current = NULL;
+	s->running = NULL;
 	lua_settop(t->co, 0);
 	lua_xmove(L, t->co, 1);
 	settle(t, TASK_FAILED);
@@ -536,10 +584,14 @@ static void resume(struct task *t, int nargs)
 {
 	struct sched *s = t->s;
 	struct task *prev = s->current;
+	lua_State *prev_running = s->running;
 	int prev_in = s->in_task;
 	int rc, nres;
 
+	if (!prev)
+		sched_tick(s);
 	s->current = t;
+	s->running = t->co;
 	s->in_task = 1;
 	t->state = TASK_RUNNING;
 	t->slice_start = sched_now();
@@ -547,6 +599,7 @@ static void resume(struct task *t, int nargs)
 	rc = lua_resume(t->co, prev ? prev->co : NULL, nargs, &nres);
 	s->in_task = 0;
 	s->current = NULL;
+	s->running = NULL;
 	if (rc == LUA_YIELD && !t->blocked && t->wait == TASK_WAIT_NONE && !t->queued) {
 		errval_push(s->L, "invalid", "task %lld yielded with coroutine.yield; "
 			    "a task suspends only through async calls", (long long)t->id);
@@ -569,6 +622,7 @@ static void resume(struct task *t, int nargs)
 		settle_killed(t);
 	}
 	s->current = prev;
+	s->running = prev_running;
 	s->in_task = prev_in;
 }
 
@@ -587,10 +641,12 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	luaL_checkstack(L, 4, NULL);
 	t = lua_newuserdatauv(L, sizeof *t, 2); /* fn args... ud */
 	memset(t, 0, sizeof *t);
+	t->magic = TASK_MAGIC;
 	t->ref = LUA_NOREF;
-	t->state = TASK_DONE; /* inert until fully built: __gc and settle ignore it */
-	luaL_setmetatable(L, TASK_MT);
-	co = lua_newthread(L); /* fn args... ud co */
+	t->state = TASK_DONE; /* inert until fully built */
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->task_mt_ref);
+	lua_setmetatable(L, -2);
+	co = sched_pool_get(s, L); /* fn args... ud co */
 	*(struct task **)lua_getextraspace(co) = t;
 	lua_setiuservalue(L, -2, 1);
 	lua_pushvalue(L, -1);
@@ -617,18 +673,17 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	live_link(s, t);
 	s->stats.spawned++;
 	s->stats.live++;
-	sched_hook(co);
 	resume(t, nargs + 1);
 	return t;
 }
 
 /*
- * A task handle collected by Lua: only possible once it is settled and
- * unanchored, or when the whole state closes (then it may still wait).
+ * Tasks have no __gc (a finalizer per task doubles what the collector does
+ * for each one); a settled task holds nothing outside Lua's heap, and the
+ * unsettled ones are released here by sched_free before the state closes.
  */
-static int task_gc(lua_State *L)
+void task_release_resources(struct task *t)
 {
-	struct task *t = lua_touserdata(L, 1);
 	struct watch *w, *next;
 
 	if (t->timer_on) {
@@ -644,18 +699,20 @@ static int task_gc(lua_State *L)
 		free(w);
 	}
 	t->watches = NULL;
-	return 0;
 }
 
 void task_register(lua_State *L, const luaL_Reg *methods, lua_CFunction index)
 {
+	struct sched *s = sched_of(L);
+
 	if (luaL_newmetatable(L, TASK_MT)) {
-		lua_pushcfunction(L, task_gc);
-		lua_setfield(L, -2, "__gc");
 		lua_newtable(L);
 		luaL_setfuncs(L, methods, 0);
 		lua_pushcclosure(L, index, 1); /* methods table as upvalue */
 		lua_setfield(L, -2, "__index");
 	}
-	lua_pop(L, 1);
+	if (s->task_mt_ref == LUA_NOREF)
+		s->task_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	else
+		lua_pop(L, 1);
 }

@@ -8,8 +8,10 @@
  * or still linked in its parent's child list; the ref is released exactly
  * once, after which only Lua handles keep the userdata alive.
  *
- * Outcome: once settled, the thread's stack holds exactly the results
- * (done) or the error value (failed, cancelled); await copies them out.
+ * Outcome: once settled, user value 1 holds the result (one value), a
+ * table of results (several) or the error value (failed, cancelled), and
+ * the thread has gone back to the scheduler's pool. User value 2 holds the
+ * cancellation reason.
  *
  * Suspension: a task waits on at most one thing at a time (a task it
  * awaits, a port, a park), optionally with a timer. Every wake-up goes
@@ -60,9 +62,12 @@ struct watch {
 	struct watch *next;
 };
 
+#define TASK_MAGIC 0x7461736bu /* "task" */
+
 struct task {
+	uint32_t magic;         /* TASK_MAGIC: task_check's proof of type */
 	struct sched *s;
-	lua_State *co;          /* the coroutine; also user value 1 */
+	lua_State *co;          /* the coroutine (user value 1) until settled, then NULL */
 	int ref;                /* registry ref anchoring the userdata, or LUA_NOREF */
 	int64_t id;
 	enum task_state state;
@@ -155,16 +160,19 @@ void task_cancel(lua_State *L, struct task *t, const char *reason);
 int task_settled(const struct task *t);
 
 /*
- * Push t's outcome on L: its results (done) or nil, err. Returns the count.
- * Marks it observed. t must be settled.
+ * Push the outcome of the settled task at stack index idx: its results
+ * (done) or nil, err. Returns the count. Marks it observed.
  */
-int task_push_outcome(lua_State *L, struct task *t);
+int task_push_outcome(lua_State *L, int idx);
 
-/* Push t's error value (failed or cancelled) or nil. */
-void task_push_error(lua_State *L, struct task *t);
+/* Push the error value of the task at idx (failed or cancelled) or nil. */
+void task_push_error(lua_State *L, int idx);
 
 /* Add a watch: post `index` to `port` when t settles (at once if settled). */
 int task_watch(struct task *t, struct port *port, lua_Integer index);
+
+/* Stop t's timer and drop its watches (sched_free, before lua_close). */
+void task_release_resources(struct task *t);
 
 /* Status name as in the SPEC. */
 const char *task_status_name(const struct task *t);

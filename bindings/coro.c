@@ -1,0 +1,122 @@
+/*
+ * coro.c: coroutine.resume and coroutine.wrap, made visible to the loop
+ * protection.
+ *
+ * The slice tick hooks the thread that is executing (sched->running). A
+ * plain coroutine that a task resumes is such a thread, so these versions
+ * of resume and wrap record it for the duration of the resume. Behaviour
+ * is otherwise Lua's own (lcorolib.c): resume returns true, ... or false,
+ * err; a wrapped function raises the coroutine's error, with position
+ * information added to string errors, after closing the coroutine.
+ */
+#include <lauxlib.h>
+
+#include "modules.h"
+#include "sched.h"
+
+/* Resume co with nargs values from L; moves results to L. Returns count or -1 (error on L). */
+static int coro_resume_on(lua_State *L, lua_State *co, int nargs)
+{
+	struct sched *s = sched_of(L);
+	lua_State *prev = s->running;
+	int status, nres;
+
+	if (!lua_checkstack(co, nargs)) {
+		lua_pushliteral(L, "too many arguments to resume");
+		return -1;
+	}
+	status = lua_status(co);
+	if (status == LUA_OK && lua_gettop(co) == 0) {
+		lua_pushliteral(L, "cannot resume dead coroutine");
+		return -1;
+	}
+	if (status != LUA_OK && status != LUA_YIELD) {
+		lua_pushliteral(L, "cannot resume dead coroutine");
+		return -1;
+	}
+	lua_xmove(L, co, nargs);
+	s->running = co;
+	status = lua_resume(co, L, nargs, &nres);
+	s->running = prev;
+	if (status == LUA_OK || status == LUA_YIELD) {
+		if (!lua_checkstack(L, nres + 1)) {
+			lua_pop(co, nres);
+			lua_pushliteral(L, "too many results to resume");
+			return -1;
+		}
+		lua_xmove(co, L, nres);
+		return nres;
+	}
+	lua_xmove(co, L, 1); /* the error */
+	return -1;
+}
+
+static int coro_resume(lua_State *L)
+{
+	lua_State *co = lua_tothread(L, 1);
+	int r;
+
+	luaL_argexpected(L, co, 1, "coroutine");
+	if (co == L) {
+		lua_pushboolean(L, 0);
+		lua_pushliteral(L, "cannot resume non-suspended coroutine");
+		return 2;
+	}
+	r = coro_resume_on(L, co, lua_gettop(L) - 1);
+	if (r < 0) {
+		lua_pushboolean(L, 0);
+		lua_insert(L, -2);
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	lua_insert(L, -(r + 1));
+	return r + 1;
+}
+
+static int coro_auxwrap(lua_State *L)
+{
+	lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+	int r = coro_resume_on(L, co, lua_gettop(L));
+
+	if (r < 0) {
+		int stat = lua_status(co);
+		if (stat != LUA_OK && stat != LUA_YIELD) {
+			stat = lua_resetthread(co); /* close its variables */
+			if (stat != LUA_OK) {
+				lua_pop(L, 1);
+				lua_xmove(co, L, 1);
+			}
+		}
+		if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+			luaL_where(L, 1);
+			lua_insert(L, -2);
+			lua_concat(L, 2);
+		}
+		return lua_error(L);
+	}
+	return r;
+}
+
+static int coro_wrap(lua_State *L)
+{
+	lua_State *co;
+
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	co = lua_newthread(L);
+	lua_pushvalue(L, 1);
+	lua_xmove(L, co, 1);
+	lua_pushcclosure(L, coro_auxwrap, 1);
+	return 1;
+}
+
+void coro_patch(lua_State *L)
+{
+	lua_getglobal(L, "coroutine");
+	if (lua_istable(L, -1)) {
+		lua_pushcfunction(L, coro_resume);
+		lua_setfield(L, -2, "resume");
+		lua_pushcfunction(L, coro_wrap);
+		lua_setfield(L, -2, "wrap");
+	}
+	lua_pop(L, 1);
+}
