@@ -34,6 +34,7 @@ static struct task *need_task(lua_State *L, const char *what)
 	return t;
 }
 
+/* Milliseconds >= 0; math.huge (or anything past TASK_FOREVER_MS) is "for ever". */
 static double check_ms(lua_State *L, int idx)
 {
 	double ms = luaL_checknumber(L, idx);
@@ -42,12 +43,24 @@ static double check_ms(lua_State *L, int idx)
 	return ms;
 }
 
+/*
+ * The parent of a task spawned from L: the task whose thread L is, or,
+ * from a plain coroutine inside a task, the task being resumed, so that
+ * no task escapes the tree through coroutine.wrap.
+ */
+static struct task *spawner(lua_State *L)
+{
+	struct task *t = task_current(L);
+
+	return t ? t : sched_of(L)->current;
+}
+
 /* ---- tasks ------------------------------------------------------------- */
 
 static int async_spawn(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TFUNCTION);
-	task_spawn(L, lua_gettop(L) - 1, task_current(L), HUGE_VAL, 0);
+	task_spawn(L, lua_gettop(L) - 1, spawner(L), HUGE_VAL, 0);
 	return 1;
 }
 
@@ -58,7 +71,7 @@ static int async_spawn_within(lua_State *L)
 
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	lua_remove(L, 1);
-	task_spawn(L, lua_gettop(L) - 1, task_current(L), sched_now() + ms, 0);
+	task_spawn(L, lua_gettop(L) - 1, spawner(L), sched_now() + ms, 0);
 	return 1;
 }
 
@@ -120,6 +133,39 @@ static int task_wait(lua_State *L)
 	return task_suspend(L, me, TASK_WAIT_TASK, t, ms, 0, wait_k);
 }
 
+/*
+ * _join(t): wait until t (which the caller has cancelled) has settled,
+ * even when the caller itself is being cancelled: a combinator must not
+ * return while an item it started is still unwinding. Bounded, because a
+ * cancelled task settles within its own grace.
+ */
+static int join_k(lua_State *L, int status, lua_KContext ctx)
+{
+	struct task *t = task_check(L, 1);
+	struct task *me = task_current(L);
+
+	(void)status;
+	(void)ctx;
+	if (task_settled(t))
+		return 0;
+	return task_suspend(L, me, TASK_WAIT_JOIN, t, -1, 0, join_k);
+}
+
+static int async_join(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+	struct task *me;
+
+	lua_settop(L, 1);
+	if (task_settled(t))
+		return 0;
+	me = need_task(L, "join");
+	if (me == t)
+		return luaL_error(L, "a task cannot await itself");
+	t->observed = 1;
+	return task_suspend(L, me, TASK_WAIT_JOIN, t, -1, 0, join_k);
+}
+
 /* task:_result() -> true, first value | false, err (t must be settled). */
 static int task_result(lua_State *L)
 {
@@ -141,6 +187,13 @@ static int task_result(lua_State *L)
 	lua_replace(L, 1);
 	lua_remove(L, 2); /* the nil */
 	return 2;
+}
+
+/* _cancelled(t) -> true once cancellation of t was requested */
+static int task_cancelled(lua_State *L)
+{
+	lua_pushboolean(L, task_check(L, 1)->cancel_req);
+	return 1;
 }
 
 static int task_cancel_m(lua_State *L)
@@ -259,6 +312,7 @@ static int async_error(lua_State *L)
 	if (!lua_isnoneornil(L, 3))
 		luaL_checktype(L, 3, LUA_TTABLE);
 	errval_push(L, code, "%s", msg);
+	errval_traceback(L, -1, L, 1); /* like a JS Error: where it was made */
 	if (lua_istable(L, 3)) {
 		lua_pushnil(L);
 		while (lua_next(L, 3)) {
@@ -267,6 +321,20 @@ static int async_error(lua_State *L)
 			lua_settable(L, -4);
 		}
 	}
+	return 1;
+}
+
+/*
+ * _wrap_error(v) -> v as an error value (see errval_wrap), with a
+ * traceback from the caller's caller when it has none (memory errors skip
+ * the message handler that would have added one).
+ */
+static int async_wrap_error(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	lua_settop(L, 1);
+	errval_wrap(L, 1);
+	errval_traceback(L, 1, L, 2);
 	return 1;
 }
 
@@ -400,6 +468,9 @@ static const luaL_Reg async_funcs[] = {
 	{"deadline", async_deadline},
 	{"_spawn_within", async_spawn_within},
 	{"_cancel_all", async_cancel_all},
+	{"_join", async_join},
+	{"_cancelled", task_cancelled},
+	{"_wrap_error", async_wrap_error},
 	{"_result", task_result},
 	{"_watch", task_watch_m},
 	{"_wait", task_wait},

@@ -13,7 +13,7 @@ local M = ...
 local spawn, port_new, park, unpark = M.spawn, M._port, M._park, M._unpark
 local spawn_within, current, now = M._spawn_within, M.current, M.now
 local Task, Error = M.Task, M.Error
-local cancel_all = M._cancel_all
+local cancel_all, join, wrap_error = M._cancel_all, M._join, M._wrap_error
 -- task methods called directly: no __index lookup in the hot paths
 local t_await, t_result, t_watch, t_wait = M.await, M._result, M._watch, M._wait
 local getmetatable, setmetatable, type, select, error = getmetatable, setmetatable, type, select, error
@@ -50,10 +50,11 @@ local function start(name, list)
   return tasks
 end
 
--- Cancel every unsettled task of the list, then wait until each has unwound.
+-- Cancel every unsettled task of the list, then wait until each has unwound
+-- (join waits even when the caller is itself being cancelled).
 local function settle_all(tasks, reason)
   if cancel_all(tasks, reason) == 0 then return end
-  for i = 1, #tasks do pcall(t_await, tasks[i]) end
+  for i = 1, #tasks do join(tasks[i]) end
 end
 
 -- A <close> guard that settles the tasks however the combinator exits.
@@ -136,14 +137,26 @@ function M.timeout(ms, f, ...)
   local g <close> = guard({ t }, "timed out")
   if t_wait(t, ms) then return t_await(t) end
   t:cancel(string.format("timed out after %g ms", ms))
-  pcall(t_await, t) -- let it unwind before we report
+  join(t) -- let it unwind before we report
   return nil, M.error("timeout", string.format("timed out after %g ms", ms))
+end
+
+-- try never raises, except to let the task's own cancellation through:
+-- a cancelled task must not keep running (SPEC: cancellation is sticky).
+local function own_cancel(err)
+  if getmetatable(err) ~= Error or err.code ~= "cancelled" then return false end
+  local me = current()
+  return me ~= nil and M._cancelled(me)
 end
 
 function M.try(f, ...)
   if type(f) ~= "function" then return nil, M.error("invalid", "async.try: function expected") end
   local function pack(ok, ...)
-    if not ok then return nil, (...) end
+    if not ok then
+      local err = wrap_error((...))
+      if own_cancel(err) then error(err, 0) end
+      return nil, err
+    end
     if select("#", ...) >= 2 and (...) == nil and select(2, ...) ~= nil then
       local err = select(2, ...)
       if getmetatable(err) ~= Error then
@@ -277,7 +290,11 @@ function Channel:recv()
     return item.value
   end
   local s = self.senders:pop()
-  if s then grant(s); return s.value end
+  if s then
+    local v = s.value
+    grant(s)
+    return v
+  end
   if self.closed then return nil, closed_error() end
   local ticket = {}
   wait_ticket(self.receivers, ticket, function(t)
@@ -395,6 +412,8 @@ local function run_item(q, f, ...)
     q.running = q.running + 1
     q.pending = q.pending - 1
   else
+    -- only tokens are missing: make sure someone refills them
+    if q.rate and not q.paused and q.running < q.concurrency then tick_later(q) end
     local ok, err = pcall(wait_ticket, q.slots, {}, function()
       -- cancelled after it was given a slot: give the slot back
       q.running = q.running - 1

@@ -1,6 +1,12 @@
 /*
- * coro.c: coroutine.resume and coroutine.wrap, made visible to the loop
- * protection.
+ * coro.c: the base functions whose behaviour a task needs changed:
+ * coroutine.resume and coroutine.wrap, made visible to the loop
+ * protection, and pcall/xpcall, which let a task's own cancellation pass.
+ *
+ * Cancellation is sticky (SPEC section 2): once a task's cancellation error
+ * has been raised, a pcall that catches it raises it again when it
+ * returns, after the <close> handlers inside it ran. So the task unwinds
+ * to its end whatever its code catches, and cannot keep running.
  *
  * The slice tick hooks the thread that is executing (sched->running). A
  * plain coroutine that a task resumes is such a thread, so these versions
@@ -9,10 +15,54 @@
  * err; a wrapped function raises the coroutine's error, with position
  * information added to string errors, after closing the coroutine.
  */
+#include <string.h>
+
 #include <lauxlib.h>
 
+#include "errval.h"
 #include "modules.h"
 #include "sched.h"
+#include "task.h"
+
+/* True when the error at idx is the cancellation of the task running on L. */
+static int own_cancel(lua_State *L, int idx)
+{
+	struct task *t = task_current(L);
+
+	return t && t->cancel_sent && errval_is(L, idx) &&
+	       strcmp(errval_code(L, idx), "cancelled") == 0;
+}
+
+static int finish_pcall(lua_State *L, int status, lua_KContext extra)
+{
+	if (status != LUA_OK && status != LUA_YIELD) {
+		if (own_cancel(L, -1))
+			return lua_error(L); /* sticky: let it go on unwinding */
+		lua_pushboolean(L, 0);
+		lua_pushvalue(L, -2);
+		return 2;
+	}
+	return lua_gettop(L) - (int)extra;
+}
+
+static int coro_pcall(lua_State *L)
+{
+	luaL_checkany(L, 1);
+	lua_pushboolean(L, 1);
+	lua_insert(L, 1);
+	return finish_pcall(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall), 0);
+}
+
+static int coro_xpcall(lua_State *L)
+{
+	int n = lua_gettop(L);
+
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_pushboolean(L, 1);
+	lua_pushvalue(L, 1);
+	lua_rotate(L, 3, 2);
+	return finish_pcall(L, lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall), 2);
+}
 
 /* Resume co with nargs values from L; moves results to L. Returns count or -1 (error on L). */
 static int coro_resume_on(lua_State *L, lua_State *co, int nargs)
@@ -111,6 +161,10 @@ static int coro_wrap(lua_State *L)
 
 void coro_patch(lua_State *L)
 {
+	lua_pushcfunction(L, coro_pcall);
+	lua_setglobal(L, "pcall");
+	lua_pushcfunction(L, coro_xpcall);
+	lua_setglobal(L, "xpcall");
 	lua_getglobal(L, "coroutine");
 	if (lua_istable(L, -1)) {
 		lua_pushcfunction(L, coro_resume);

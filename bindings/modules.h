@@ -13,7 +13,10 @@ int luaopen_log(lua_State *L);
 /* The log table for the job named by the string on top (popped; nil: none). */
 void log_push_module(lua_State *L);
 
-/* Replace coroutine.resume/wrap by versions the slice tick can see into. */
+/*
+ * Replace coroutine.resume/wrap by versions the slice tick can see into,
+ * and pcall/xpcall by versions that cannot swallow a task's cancellation.
+ */
 void coro_patch(lua_State *L);
 
 /*

@@ -15,11 +15,9 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <jansson.h>
 #include <lauxlib.h>
 
 #include "errval.h"
-#include "json.h"
 #include "log.h"
 #include "modules.h"
 #include "run.h"
@@ -126,7 +124,7 @@ int run_main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
-	base = event_base_new();
+	base = sched_base_new();
 	s = base ? sched_new(base, &cfg) : NULL;
 	if (!s) {
 		fprintf(stderr, "awaitd run: cannot create the event loop or Lua state\n");
@@ -166,22 +164,17 @@ int run_main(int argc, char **argv)
 		goto out;
 	}
 	if (args) {
-		json_error_t jerr;
-		char msg[256];
-		json_t *v = json_loads(args, JSON_DECODE_ANY, &jerr);
-		if (!v) {
-			fprintf(stderr, "awaitd run: ARGS_JSON is not valid JSON (line %d, column %d): %s\n",
-				jerr.line, jerr.column, jerr.text);
+		/* json.decode owns its jansson value: nothing leaks if Lua raises */
+		lua_getglobal(L, "json");
+		lua_getfield(L, -1, "decode");
+		lua_remove(L, -2);
+		lua_pushstring(L, args);
+		if (lua_pcall(L, 1, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
+			fprintf(stderr, "awaitd run: ARGS_JSON: %s\n", errval_tostring(L, -1));
 			rc = RUN_USAGE;
 			goto out;
 		}
-		rc = json_push(L, v, msg, sizeof msg);
-		json_decref(v);
-		if (rc < 0) {
-			fprintf(stderr, "awaitd run: ARGS_JSON: %s\n", msg);
-			rc = RUN_USAGE;
-			goto out;
-		}
+		lua_pop(L, 1);
 		nargs = 1;
 	}
 	if (lua_pcall(L, 1 + nargs, 1, 0) != LUA_OK) {

@@ -53,6 +53,8 @@ double sched_now(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+static void slice_hook(lua_State *co, lua_Debug *ar);
+
 static void *sched_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	struct sched *s = ud;
@@ -66,10 +68,24 @@ static void *sched_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	}
 	if (nsize > old && s->in_task && s->cfg.max_memory &&
 	    s->stats.mem - old + nsize > s->cfg.max_memory) {
-		if (s->current)
+		/*
+		 * The allocating task is marked, and the hook stops it at its
+		 * next instruction even if it catches the memory error with
+		 * pcall. Lua answers some refusals with a full collection and
+		 * asks again with the same arguments: if that retry succeeds,
+		 * the mark is lifted before any Lua code runs.
+		 */
+		if (s->current) {
 			s->current->oom = 1;
+			lua_sethook(s->current->co, slice_hook, LUA_MASKCOUNT, 1);
+		}
+		s->refused_ptr = ptr;
+		s->refused_size = nsize;
 		return NULL;
 	}
+	if (s->refused_size && ptr == s->refused_ptr && nsize == s->refused_size && s->current)
+		s->current->oom = 0; /* the retry after the emergency collection won */
+	s->refused_size = 0;
 	p = realloc(ptr, nsize);
 	if (!p)
 		return NULL;
@@ -97,15 +113,15 @@ static void slice_hook(lua_State *co, lua_Debug *ar)
 		lua_sethook(co, NULL, 0, 0);
 		return;
 	}
-	if (!t->blocked) {
+	if (!t->blocked && !t->oom) {
 		if (sched_now() - t->slice_start <= s->cfg.max_slice_ms) {
 			lua_sethook(co, NULL, 0, 0); /* within its slice: no cost until the next tick */
 			return;
 		}
 		t->blocked = 1;
-		if (co != t->co)
-			lua_sethook(t->co, slice_hook, LUA_MASKCOUNT, 1);
 	}
+	/* from now on every instruction of the task comes here until it is out */
+	lua_sethook(t->co, slice_hook, LUA_MASKCOUNT, 1);
 	/*
 	 * Yielding from the hook leaves the task wherever it is, even inside
 	 * pcall, so it cannot swallow the kill. In a plain coroutine nested in
@@ -117,8 +133,12 @@ static void slice_hook(lua_State *co, lua_Debug *ar)
 		return;
 	}
 	s->in_task = 0;
-	errval_push(co, "blocked_loop", "task %lld ran for more than %g ms without suspending",
-		    (long long)t->id, s->cfg.max_slice_ms);
+	if (t->oom)
+		errval_push(co, "out_of_memory", "task %lld: the Lua state is over its memory limit",
+			    (long long)t->id);
+	else
+		errval_push(co, "blocked_loop", "task %lld ran for more than %g ms without suspending",
+			    (long long)t->id, s->cfg.max_slice_ms);
 	s->in_task = 1;
 	lua_error(co);
 }
@@ -140,8 +160,11 @@ static void tick_handler(int sig, siginfo_t *si, void *uc)
 	(void)uc;
 	if (si->si_code != SI_TIMER || !s || !s->tick_on)
 		return;
-	if (s->in_task && s->running) {
-		lua_sethook(s->running, slice_hook, LUA_MASKCOUNT, SLICE_HOOK_COUNT);
+	/* idle means no task is being resumed: in_task drops to 0 while the
+	 * runtime builds an error in the middle of a task, which is not idle */
+	if (s->current) {
+		if (s->running)
+			lua_sethook(s->running, slice_hook, LUA_MASKCOUNT, SLICE_HOOK_COUNT);
 		s->idle_ticks = 0;
 	} else if (++s->idle_ticks >= 2) {
 		struct itimerspec off;
@@ -298,6 +321,21 @@ void sched_pool_put(struct sched *s, lua_State *co)
 	lua_xmove(co, L, 1);
 	lua_rawseti(L, -2, ++s->npool);
 	lua_pop(L, 1);
+}
+
+struct event_base *sched_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (!cfg)
+		return NULL;
+	/* CLOCK_MONOTONIC, not the coarse clock: a sleep(100) must not end at
+	 * 96 ms by async.now() */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
 }
 
 struct sched *sched_new(struct event_base *base, const struct sched_config *cfg)

@@ -59,6 +59,8 @@ struct sched {
 	struct sched_config cfg;
 	struct sched_stats stats;
 	volatile sig_atomic_t in_task; /* 1 while task code runs: memory cap, slice */
+	void *refused_ptr;     /* last allocation refused by the cap (see sched_alloc) */
+	size_t refused_size;
 	timer_t tick;          /* the slice tick, see sched.c */
 	int has_tick;
 	volatile sig_atomic_t tick_on;
@@ -69,6 +71,9 @@ struct sched {
 	int pool_ref;          /* registry ref: array of idle threads */
 	int npool;             /* threads in the pool */
 };
+
+/* An event_base with the precise monotonic timer the scheduler needs. */
+struct event_base *sched_base_new(void);
 
 /* Defaults: 100 ms slice, no memory cap, 1000 ms cancel grace. */
 void sched_config_defaults(struct sched_config *cfg);

@@ -174,6 +174,7 @@ static void unwait(struct task *t)
 {
 	switch (t->wait) {
 	case TASK_WAIT_TASK:
+	case TASK_WAIT_JOIN:
 		aw_remove(t->wait_obj, t);
 		break;
 	case TASK_WAIT_PORT: {
@@ -197,6 +198,8 @@ void task_wake(struct task *t, enum task_wake why)
 {
 	if (t->state != TASK_SUSPENDED)
 		return;
+	if (why == TASK_WAKE_CANCEL && t->wait == TASK_WAIT_JOIN)
+		return; /* shielded: it waits for a cancelled task to unwind */
 	if (t->queued) {
 		/* already woken: a cancel still overrides the reason */
 		if (why == TASK_WAKE_CANCEL)
@@ -235,7 +238,7 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 	if (L != t->co)
 		return luaL_error(L, "async: cannot suspend a task from a plain coroutine "
 				     "(use async.spawn, not coroutine.wrap, around async calls)");
-	if (t->cancel_req) {
+	if (t->cancel_req && wait != TASK_WAIT_JOIN) {
 		double left = t->grace_until - sched_now();
 		if (!t->cancel_sent || left <= 0)
 			return raise_cancel(L, t);
@@ -245,7 +248,7 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 	t->wait = wait;
 	t->wait_obj = wait_obj;
 	t->wake = TASK_WAKE_NONE;
-	if (wait == TASK_WAIT_TASK)
+	if (wait == TASK_WAIT_TASK || wait == TASK_WAIT_JOIN)
 		aw_append(wait_obj, t);
 	else if (wait == TASK_WAIT_PORT)
 		((struct port *)wait_obj)->waiter = t;
@@ -254,7 +257,7 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 		t->wait = TASK_WAIT_NONE;
 		t->wake = TASK_WAKE_TIMEOUT;
 		sched_enqueue(t->s, t);
-	} else if (timeout_ms > 0) {
+	} else if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS) {
 		struct timeval tv;
 		tv.tv_sec = (time_t)(timeout_ms / 1000);
 		tv.tv_usec = (suseconds_t)fmod(timeout_ms * 1000, 1e6);
@@ -427,11 +430,13 @@ static void reap_children(struct task *t)
 	names[0] = 0;
 	for (c = t->child; c; c = next) {
 		next = c->sib_next;
-		if (!task_settled(c)) {
+		if (!task_settled(c) && c->cancel_req) {
+			/* cancelled on purpose and still unwinding: let it finish */
+		} else if (!task_settled(c)) {
 			norphans++;
 			where(c, loc, sizeof loc);
 			if (n < sizeof names - 1) {
-				int w = snprintf(names + n, sizeof names - n, "%s%lld (at %s)",
+				int w = snprintf(names + n, sizeof names - n, "%stask %lld (at %s)",
 						 norphans > 1 ? ", " : "", (long long)c->id, loc);
 				if (w > 0)
 					n += (size_t)w;
@@ -567,6 +572,8 @@ static void settle_killed(struct task *t)
 
 	unwait(t);
 	t->blocked = 0;
+	t->oom = 0;
+	lua_sethook(t->co, NULL, 0, 0);
 	t->slice_start = sched_now(); /* a fresh slice for its close handlers */
 	s->current = t;
 	s->running = t->co;
@@ -600,15 +607,24 @@ static void resume(struct task *t, int nargs)
 	s->in_task = 0;
 	s->current = NULL;
 	s->running = NULL;
-	if (rc == LUA_YIELD && !t->blocked && t->wait == TASK_WAIT_NONE && !t->queued) {
+	if (prev) /* the child's time is not the parent's: it was accounted to the child */
+		prev->slice_start += sched_now() - t->slice_start;
+	if (t->blocked || t->oom) {
+		/* killed, or flagged and ended before the hook could stop it */
+		if (t->oom)
+			errval_push(s->L, "out_of_memory",
+				    "task %lld: the Lua state is over its memory limit", (long long)t->id);
+		else
+			errval_push(s->L, "blocked_loop",
+				    "task %lld ran for more than %g ms without suspending",
+				    (long long)t->id, s->cfg.max_slice_ms);
+		errval_traceback(s->L, -1, t->co, 0);
+		if (rc != LUA_OK && rc != LUA_YIELD)
+			lua_pop(t->co, 1); /* the error that escaped, replaced by ours */
+		settle_killed(t);
+	} else if (rc == LUA_YIELD && t->wait == TASK_WAIT_NONE && !t->queued) {
 		errval_push(s->L, "invalid", "task %lld yielded with coroutine.yield; "
 			    "a task suspends only through async calls", (long long)t->id);
-		errval_traceback(s->L, -1, t->co, 0);
-		settle_killed(t);
-	} else if (rc == LUA_YIELD && t->blocked) {
-		errval_push(s->L, "blocked_loop",
-			    "task %lld ran for more than %g ms without suspending",
-			    (long long)t->id, s->cfg.max_slice_ms);
 		errval_traceback(s->L, -1, t->co, 0);
 		settle_killed(t);
 	} else if (rc == LUA_YIELD) {

@@ -53,7 +53,13 @@ enum task_wait {
 	TASK_WAIT_TASK,    /* on task->wait_obj's awaiter list */
 	TASK_WAIT_PORT,    /* the waiter of port task->wait_obj */
 	TASK_WAIT_PARK,    /* parked until task_unpark */
+	TASK_WAIT_JOIN,    /* like TASK, but shielded from cancellation: a
+	                    * combinator waiting for items it cancelled to
+	                    * finish unwinding (they settle within their grace) */
 };
+
+/* A timeout this long (or infinite) means no timer at all. */
+#define TASK_FOREVER_MS 1e15
 
 /* One watch: when the task settles, post `index` to `port`. */
 struct watch {

@@ -1,0 +1,132 @@
+-- test_errors.lua: error values (SPEC 3), async.error and async.try (SPEC 2).
+local T = require "testlib"
+
+-- ---- async.error -------------------------------------------------------------
+
+T.test("async.error builds an error value", function()
+  local err = async.error("db", "table is locked")
+  T.eq(getmetatable(err), async.Error)
+  T.eq(err.code, "db")
+  T.eq(err.message, "table is locked")
+  T.eq(tostring(err), "db: table is locked")
+end)
+
+T.test("async.error copies the given fields", function()
+  local fields = { sql = "SELECT 1", retries = 3, nested = { a = 1 } }
+  local err = async.error("db", "failed", fields)
+  T.eq(err.sql, "SELECT 1")
+  T.eq(err.retries, 3)
+  T.eq(err.nested, fields.nested)
+  T.eq(err.code, "db", "code kept")
+  T.eq(err.message, "failed", "message kept")
+  fields.sql = "changed"
+  fields.extra = true
+  T.eq(err.sql, "SELECT 1", "a copy, not the caller's table")
+  T.eq(err.extra, nil)
+  T.ok(rawequal(getmetatable(fields), nil), "the fields table is left alone")
+end)
+
+T.test("err.cause chains error values", function()
+  local inner = async.error("http", "connection refused")
+  local outer = async.error("purchase", "could not pay", { cause = inner })
+  T.eq(outer.cause, inner)
+  T.eq(outer.cause.code, "http")
+  T.eq(tostring(outer.cause), "http: connection refused")
+  T.eq(tostring(outer), "purchase: could not pay")
+end)
+
+T.test("async.error rejects bad arguments", function()
+  T.eq(pcall(async.error), false, "no code")
+  T.eq(pcall(async.error, "c", "m", "not a table"), false, "fields not a table")
+end)
+
+T.test("a raised error value gets a traceback of where it was raised", function()
+  local function deep_raiser()
+    async.sleep(0)
+    error(async.error("deep", "down here"))
+  end
+  local t = async.spawn(function() deep_raiser() end)
+  local _, err = t:await()
+  T.err(err, "deep")
+  T.eq(type(err.traceback), "string")
+  T.ok(err.traceback:find("stack traceback", 1, true), "traceback text")
+  T.ok(err.traceback:find("deep_raiser", 1, true), "names the raising function: " .. err.traceback)
+end)
+
+T.test("runtime error values print as code: message", function()
+  local t = async.spawn(function() async.sleep(10000) end)
+  t:cancel("because")
+  local _, err = t:await()
+  T.eq(tostring(err), "cancelled: because")
+  local _, terr = async.timeout(1, function() async.sleep(1000) end)
+  T.eq(tostring(terr), "timeout: " .. terr.message)
+  T.eq(getmetatable(terr), async.Error)
+end)
+
+-- ---- async.try ---------------------------------------------------------------
+
+T.test("try returns fn's results and passes its arguments", function()
+  local a, b, c = async.try(function(x, y)
+    async.sleep(1)
+    return x + y, "second", nil
+  end, 1, 2)
+  T.eq(a, 3)
+  T.eq(b, "second")
+  T.eq(c, nil)
+end)
+
+T.test("try turns a raised string into nil, err with a traceback", function()
+  local v, err = async.try(function() error("it broke", 0) end)
+  T.eq(v, nil)
+  T.eq(getmetatable(err), async.Error)
+  T.err(err, "error")
+  T.eq(err.message, "it broke")
+  T.eq(type(err.traceback), "string")
+  T.ok(err.traceback:find("stack traceback", 1, true))
+end)
+
+T.test("try keeps a raised error value's code and fields", function()
+  local v, err = async.try(function()
+    async.sleep(0)
+    error(async.error("db", "busy", { sql = "UPDATE" }))
+  end)
+  T.eq(v, nil)
+  T.err(err, "db")
+  T.eq(err.sql, "UPDATE")
+  T.eq(type(err.traceback), "string")
+end)
+
+T.test("try turns a raised non-string into an error value", function()
+  local v, err = async.try(function() error({ weird = true }) end)
+  T.eq(v, nil)
+  T.err(err, "error")
+  T.eq(getmetatable(err), async.Error)
+  local v2, err2 = async.try(function() error() end)
+  T.eq(v2, nil)
+  T.err(err2, "error", "error() with no value")
+end)
+
+T.test("try passes nil, err returns through", function()
+  local e = async.error("mine", "returned, not raised")
+  local v, err = async.try(function() return nil, e end)
+  T.eq(v, nil)
+  T.eq(err, e, "the same error value")
+end)
+
+T.test("try never raises", function()
+  local ok, v, err = pcall(async.try, nil)
+  T.eq(ok, true, "try(nil) does not raise")
+  T.eq(v, nil)
+  T.eq(getmetatable(err), async.Error)
+  local ok2, v2, err2 = pcall(async.try, 42)
+  T.eq(ok2, true, "try(42) does not raise")
+  T.eq(v2, nil)
+  T.eq(getmetatable(err2), async.Error)
+end)
+
+T.test("try works outside of a suspension too (synchronous fn)", function()
+  T.eq(async.try(function() return "plain" end), "plain")
+  T.eq(async.try(string.upper, "abc"), "ABC")
+end)
+
+return T.run()
