@@ -106,12 +106,18 @@ static int task_await(lua_State *L)
 	return task_suspend(L, me, TASK_WAIT_TASK, t, -1, 0, await_k);
 }
 
-/* task:_wait(ms) -> true when t settled within ms, false on timeout. */
+/*
+ * task:_wait(ms) -> true when t settled within ms, false on timeout. The
+ * timer and t may both fire in one loop turn: t having settled wins.
+ */
 static int wait_k(lua_State *L, int status, lua_KContext ctx)
 {
+	enum task_wake w;
+
 	(void)status;
 	(void)ctx;
-	lua_pushboolean(L, task_resumed(L, task_current(L)) != TASK_WAKE_TIMEOUT);
+	w = task_resumed(L, task_current(L));
+	lua_pushboolean(L, w != TASK_WAKE_TIMEOUT || task_settled(task_check(L, 1)));
 	return 1;
 }
 
@@ -295,6 +301,21 @@ static int async_sleep(lua_State *L)
 	return task_suspend(L, need_task(L, "sleep"), TASK_WAIT_SLEEP, NULL, ms, 0, sleep_k);
 }
 
+/*
+ * _breathe(): sleep(0) when the current task has used a quarter of its
+ * slice, so that a combinator walking a list of 100,000 items stays well
+ * inside the loop protection. Otherwise returns at once.
+ */
+static int async_breathe(lua_State *L)
+{
+	struct task *t = task_current(L);
+	struct sched *s = sched_of(L);
+
+	if (!t || sched_coarse_now() - t->slice_start < s->cfg.max_slice_ms / 4)
+		return 0;
+	return task_suspend(L, t, TASK_WAIT_SLEEP, NULL, 0, 0, sleep_k);
+}
+
 static int async_now(lua_State *L)
 {
 	lua_pushnumber(L, sched_now());
@@ -469,6 +490,7 @@ static const luaL_Reg async_funcs[] = {
 	{"_spawn_within", async_spawn_within},
 	{"_cancel_all", async_cancel_all},
 	{"_join", async_join},
+	{"_breathe", async_breathe},
 	{"_cancelled", task_cancelled},
 	{"_wrap_error", async_wrap_error},
 	{"_result", task_result},

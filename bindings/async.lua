@@ -13,7 +13,7 @@ local M = ...
 local spawn, port_new, park, unpark = M.spawn, M._port, M._park, M._unpark
 local spawn_within, current, now = M._spawn_within, M.current, M.now
 local Task, Error = M.Task, M.Error
-local cancel_all, join, wrap_error = M._cancel_all, M._join, M._wrap_error
+local cancel_all, join, wrap_error, breathe = M._cancel_all, M._join, M._wrap_error, M._breathe
 -- task methods called directly: no __index lookup in the hot paths
 local t_await, t_result, t_watch, t_wait = M.await, M._result, M._watch, M._wait
 local getmetatable, setmetatable, type, select, error = getmetatable, setmetatable, type, select, error
@@ -37,6 +37,7 @@ local function start(name, list)
   if type(list) ~= "table" then errorf(3, "async.%s: list expected, got %s", name, type(list)) end
   local tasks = {}
   for i = 1, #list do
+    if i & 1023 == 0 then breathe() end
     local item = list[i]
     if type(item) == "function" then
       tasks[i] = spawn(item)
@@ -65,7 +66,10 @@ end
 
 local function watch(tasks)
   local port = port_new()
-  for i = 1, #tasks do t_watch(tasks[i], port, i) end
+  for i = 1, #tasks do
+    if i & 1023 == 0 then breathe() end
+    t_watch(tasks[i], port, i)
+  end
   return port
 end
 
@@ -78,7 +82,8 @@ function M.all(list)
   local tasks = start("all", list)
   local g <close> = guard(tasks, "a sibling in all() failed")
   local port, results = watch(tasks), {}
-  for _ = 1, #tasks do
+  for n = 1, #tasks do
+    if n & 1023 == 0 then breathe() end
     local i = port:wait()
     local ok, v = t_result(tasks[i])
     if not ok then return nil, with_index(v, i) end
@@ -91,7 +96,8 @@ function M.all_settled(list)
   local tasks = start("all_settled", list)
   local g <close> = guard(tasks, "all_settled() was cancelled")
   local port, settled = watch(tasks), {}
-  for _ = 1, #tasks do
+  for n = 1, #tasks do
+    if n & 1023 == 0 then breathe() end
     local i = port:wait()
     local ok, v = t_result(tasks[i])
     settled[i] = ok and { ok = true, value = v } or { ok = false, err = v }
@@ -113,7 +119,8 @@ function M.any(list)
   local tasks = start("any", list)
   local g <close> = guard(tasks, "another item of any() succeeded")
   local port, errors = watch(tasks), {}
-  for _ = 1, #tasks do
+  for n = 1, #tasks do
+    if n & 1023 == 0 then breathe() end
     local i = port:wait()
     local ok, v = t_result(tasks[i])
     if ok then return v, i end
@@ -472,6 +479,7 @@ function M.map(list, f, opts)
   end
   while started < total and started < n do launch() end
   while finished < total do
+    if finished & 1023 == 1023 then breathe() end
     local i = port:wait()
     finished = finished + 1
     local ok, v = t_result(tasks[i])

@@ -87,6 +87,52 @@ void errval_wrap(lua_State *L, int idx)
 	lua_replace(L, idx);
 }
 
+/*
+ * Push a traceback of co from `level` in luaL_traceback's format, but
+ * without its search of package.loaded for a global name for each
+ * function: that search costs tens of microseconds per error, and every
+ * cancellation and timeout makes an error value.
+ */
+static void push_traceback(lua_State *L, lua_State *co, int level)
+{
+	char buf[4096];
+	size_t n = 0;
+	lua_Debug ar;
+	int frames = 0;
+
+	n = (size_t)snprintf(buf, sizeof buf, "stack traceback:");
+	while (n < sizeof buf - 1 && lua_getstack(co, level++, &ar)) {
+		int w;
+		if (frames++ == 20) {
+			w = snprintf(buf + n, sizeof buf - n, "\n\t...");
+			n += w > 0 ? (size_t)w : 0;
+			break;
+		}
+		lua_getinfo(co, "Sln", &ar);
+		if (ar.currentline > 0)
+			w = snprintf(buf + n, sizeof buf - n, "\n\t%s:%d: in ", ar.short_src,
+				     ar.currentline);
+		else
+			w = snprintf(buf + n, sizeof buf - n, "\n\t%s: in ", ar.short_src);
+		n += w > 0 ? (size_t)w : 0;
+		if (n >= sizeof buf - 1)
+			break;
+		if (*ar.namewhat)
+			w = snprintf(buf + n, sizeof buf - n, "%s '%s'", ar.namewhat, ar.name);
+		else if (*ar.what == 'm')
+			w = snprintf(buf + n, sizeof buf - n, "main chunk");
+		else if (*ar.what == 'C')
+			w = snprintf(buf + n, sizeof buf - n, "?");
+		else
+			w = snprintf(buf + n, sizeof buf - n, "function <%s:%d>", ar.short_src,
+				     ar.linedefined);
+		n += w > 0 ? (size_t)w : 0;
+	}
+	if (n > sizeof buf - 1)
+		n = sizeof buf - 1;
+	lua_pushlstring(L, buf, n);
+}
+
 void errval_traceback(lua_State *L, int idx, lua_State *co, int level)
 {
 	idx = lua_absindex(L, idx);
@@ -95,7 +141,7 @@ void errval_traceback(lua_State *L, int idx, lua_State *co, int level)
 		return;
 	}
 	lua_pop(L, 1);
-	luaL_traceback(L, co, NULL, level);
+	push_traceback(L, co, level);
 	lua_setfield(L, idx, "traceback");
 }
 

@@ -45,6 +45,14 @@ void sched_config_defaults(struct sched_config *cfg)
 	cfg->cancel_grace_ms = 1000;
 }
 
+double sched_coarse_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 double sched_now(void)
 {
 	struct timespec ts;
@@ -114,7 +122,7 @@ static void slice_hook(lua_State *co, lua_Debug *ar)
 		return;
 	}
 	if (!t->blocked && !t->oom) {
-		if (sched_now() - t->slice_start <= s->cfg.max_slice_ms) {
+		if (sched_coarse_now() - t->slice_start <= s->cfg.max_slice_ms) {
 			lua_sethook(co, NULL, 0, 0); /* within its slice: no cost until the next tick */
 			return;
 		}

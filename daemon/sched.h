@@ -98,6 +98,12 @@ void sched_enqueue(struct sched *s, struct task *t);
 double sched_now(void);
 
 /*
+ * The same clock read coarsely (a few ms of resolution, much cheaper):
+ * for the slice accounting done on every resume, never for timers.
+ */
+double sched_coarse_now(void);
+
+/*
  * An idle thread from the pool, or a new one; pushed on L. Raises on
  * memory errors.
  */

@@ -489,20 +489,25 @@ static void settle(struct task *t, enum task_state st)
 	struct task *a;
 
 	if (t->cancel_req && st != TASK_CANCELLED) {
-		/* however it ended, a cancelled task settles as cancelled */
-		lua_settop(t->co, 0);
-		push_self(t->co, t);
-		lua_getiuservalue(t->co, -1, 2);
-		errval_push(t->co, "cancelled", "%s",
-			    lua_isstring(t->co, -1) ? lua_tostring(t->co, -1) : "cancelled");
-		lua_replace(t->co, 1);
-		lua_settop(t->co, 1);
+		/*
+		 * However it ended, a cancelled task settles as cancelled. The
+		 * error raised at its await point is kept (its traceback shows
+		 * where it was waiting); a fresh one stands in otherwise.
+		 */
+		if (!(st == TASK_FAILED && strcmp(errval_code(t->co, 1), "cancelled") == 0)) {
+			lua_settop(t->co, 0);
+			push_self(t->co, t);
+			lua_getiuservalue(t->co, -1, 2);
+			errval_push(t->co, "cancelled", "%s",
+				    lua_isstring(t->co, -1) ? lua_tostring(t->co, -1) : "cancelled");
+			lua_replace(t->co, 1);
+			lua_settop(t->co, 1);
+		}
 		st = TASK_CANCELLED;
 	}
 	t->state = st;
 	t->nres = lua_gettop(t->co);
 	stash_outcome(t);
-	t->finished = sched_now();
 	s->stats.live--;
 	if (st == TASK_DONE)
 		s->stats.done++;
@@ -574,7 +579,7 @@ static void settle_killed(struct task *t)
 	t->blocked = 0;
 	t->oom = 0;
 	lua_sethook(t->co, NULL, 0, 0);
-	t->slice_start = sched_now(); /* a fresh slice for its close handlers */
+	t->slice_start = sched_coarse_now(); /* a fresh slice for its close handlers */
 	s->current = t;
 	s->running = t->co;
 	s->in_task = 1;
@@ -601,14 +606,16 @@ static void resume(struct task *t, int nargs)
 	s->running = t->co;
 	s->in_task = 1;
 	t->state = TASK_RUNNING;
-	t->slice_start = sched_now();
+	t->slice_start = sched_coarse_now();
+	if (!t->started)
+		t->started = t->slice_start;
 	s->stats.resumes++;
 	rc = lua_resume(t->co, prev ? prev->co : NULL, nargs, &nres);
 	s->in_task = 0;
 	s->current = NULL;
 	s->running = NULL;
 	if (prev) /* the child's time is not the parent's: it was accounted to the child */
-		prev->slice_start += sched_now() - t->slice_start;
+		prev->slice_start += sched_coarse_now() - t->slice_start;
 	if (t->blocked || t->oom) {
 		/* killed, or flagged and ended before the hook could stop it */
 		if (t->oom)
@@ -676,7 +683,6 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	t->co = co;
 	t->id = ++s->next_id;
 	t->state = TASK_RUNNING;
-	t->started = sched_now();
 	t->deadline = deadline;
 	t->grace_until = HUGE_VAL;
 	t->observed = (flags & TASK_SPAWN_OBSERVED) != 0;

@@ -111,11 +111,10 @@ struct task {
 	struct task *live_prev; /* sched's list of unsettled tasks */
 	struct task *live_next;
 
-	double started;         /* ms, monotonic */
+	double started;         /* ms, monotonic, at its first resume */
 	double slice_start;     /* ms, monotonic, at the current resume */
 	double deadline;        /* ms, monotonic; HUGE_VAL when none */
 	double grace_until;     /* ms, monotonic; end of cancellation grace */
-	double finished;        /* ms, monotonic */
 	int nres;               /* results or error left on co's stack */
 };
 
