@@ -261,6 +261,9 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 		struct timeval tv;
 		tv.tv_sec = (time_t)(timeout_ms / 1000);
 		tv.tv_usec = (suseconds_t)fmod(timeout_ms * 1000, 1e6);
+		/* libevent measures from the time cached when this loop turn
+		 * began; a long turn would make the timer fire early */
+		event_base_update_cache_time(t->s->base);
 		evtimer_add(&t->timer, &tv);
 		t->timer_on = 1;
 	}
