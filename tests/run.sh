@@ -21,6 +21,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 	ctest --test-dir build-asan -LE bench --output-on-failure -j "$jobs"
 
 echo "== valgrind (Lua API tests)"
+passed=0
 for f in tests/lua/test_*.lua; do
 	args=$(sed -n '1s/^-- awaitd-args: //p' "$f")
 	case "$args" in *max-memory*|*max-slice*) continue ;; esac # timing-sensitive under valgrind
@@ -29,6 +30,9 @@ for f in tests/lua/test_*.lua; do
 	args="--max-slice-ms 5000"
 	# shellcheck disable=SC2086
 	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-		build/awaitd run $args "$f" >/dev/null || { echo "valgrind: $f failed"; exit 1; }
+		build/awaitd run $args "$f" >/dev/null || { echo "valgrind: $f failed"; echo "$passed passed, 1 failed"; exit 1; }
 	echo "valgrind clean: $f"
+	passed=$((passed + 1))
 done
+echo "valgrind: $passed passed, 0 failed"
+
