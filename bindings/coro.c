@@ -50,7 +50,8 @@ static int coro_pcall(lua_State *L)
 	luaL_checkany(L, 1);
 	lua_pushboolean(L, 1);
 	lua_insert(L, 1);
-	return finish_pcall(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall), 0);
+	return finish_pcall(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall),
+	                    0);
 }
 
 static int coro_xpcall(lua_State *L)
@@ -131,7 +132,7 @@ static int coro_auxwrap(lua_State *L)
 	if (r < 0) {
 		int stat = lua_status(co);
 		if (stat != LUA_OK && stat != LUA_YIELD) {
-			stat = lua_resetthread(co); /* close its variables */
+			stat = sched_closethread(co, L); /* close its variables */
 			if (stat != LUA_OK) {
 				lua_pop(L, 1);
 				lua_xmove(co, L, 1);

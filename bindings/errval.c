@@ -73,8 +73,8 @@ void errval_wrap(lua_State *L, int idx)
 	if (lua_type(L, idx) == LUA_TSTRING) {
 		const char *s = lua_tostring(L, idx);
 		if (strcmp(s, memerr) == 0)
-			errval_push(L, "out_of_memory", "%s (the Lua state is over its memory limit)",
-				    s);
+			errval_push(L, "out_of_memory",
+			            "%s (the Lua state is over its memory limit)", s);
 		else
 			errval_push(L, "error", "%s", s);
 	} else {
@@ -111,7 +111,7 @@ static void push_traceback(lua_State *L, lua_State *co, int level)
 		lua_getinfo(co, "Sln", &ar);
 		if (ar.currentline > 0)
 			w = snprintf(buf + n, sizeof buf - n, "\n\t%s:%d: in ", ar.short_src,
-				     ar.currentline);
+			             ar.currentline);
 		else
 			w = snprintf(buf + n, sizeof buf - n, "\n\t%s: in ", ar.short_src);
 		n += w > 0 ? (size_t)w : 0;
@@ -125,7 +125,7 @@ static void push_traceback(lua_State *L, lua_State *co, int level)
 			w = snprintf(buf + n, sizeof buf - n, "?");
 		else
 			w = snprintf(buf + n, sizeof buf - n, "function <%s:%d>", ar.short_src,
-				     ar.linedefined);
+			             ar.linedefined);
 		n += w > 0 ? (size_t)w : 0;
 	}
 	if (n > sizeof buf - 1)

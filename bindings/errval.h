@@ -17,7 +17,7 @@ void errval_register(lua_State *L);
 
 /* Push a new error value {code, message = printf(fmt, ...)}. */
 void errval_push(lua_State *L, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* True when the value at idx is an error value. */
 int errval_is(lua_State *L, int idx);

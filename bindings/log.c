@@ -24,7 +24,7 @@ static int log_at(lua_State *L, enum log_level level)
 	job = lua_tostring(L, lua_upvalueindex(2));
 	if (t)
 		log_msg(level, "[%s%stask %lld] %s", job ? job : "", job ? " " : "",
-			(long long)t->id, msg);
+		        (long long)t->id, msg);
 	else
 		log_msg(level, "[%s] %s", job ? job : "main", msg);
 	return 0;
@@ -57,11 +57,8 @@ static int log_error_l(lua_State *L)
 void log_push_module(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{"debug", log_debug_l},
-		{"info", log_info_l},
-		{"warn", log_warn_l},
-		{"error", log_error_l},
-		{NULL, NULL},
+	    {"debug", log_debug_l}, {"info", log_info_l}, {"warn", log_warn_l},
+	    {"error", log_error_l}, {NULL, NULL},
 	};
 	int job = lua_gettop(L);
 

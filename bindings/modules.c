@@ -10,10 +10,10 @@
 void modules_open(lua_State *L)
 {
 	static const luaL_Reg mods[] = {
-		{"async", luaopen_async},
-		{"json", luaopen_json},
-		{"log", luaopen_log},
-		{NULL, NULL},
+	    {"async", luaopen_async},
+	    {"json", luaopen_json},
+	    {"log", luaopen_log},
+	    {NULL, NULL},
 	};
 
 	for (const luaL_Reg *m = mods; m->name; m++) {

@@ -55,8 +55,8 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		rc = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
-			      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			      tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
+		              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		              tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
 	}
 	n = rc > 0 ? (size_t)rc : 0;
 	rc = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);

@@ -10,7 +10,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: awaitd run FILE.lua [ARGS_JSON]   run one file as the root task\n"
-		     "       awaitd --version\n");
+	             "       awaitd --version\n");
 }
 
 int main(int argc, char **argv)

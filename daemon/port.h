@@ -19,9 +19,9 @@ struct task;
 
 struct port {
 	int refs;
-	struct task *waiter;   /* the task suspended in port:wait, or NULL */
-	lua_Integer *ring;     /* posted indexes, FIFO */
-	size_t head;           /* index of the oldest entry in ring */
+	struct task *waiter; /* the task suspended in port:wait, or NULL */
+	lua_Integer *ring;   /* posted indexes, FIFO */
+	size_t head;         /* index of the oldest entry in ring */
 	size_t len;
 	size_t cap;
 };

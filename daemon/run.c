@@ -27,7 +27,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: awaitd run [--max-slice-ms MS] [--max-memory MB] "
-		     "[--log-level LEVEL] FILE.lua [ARGS_JSON]\n");
+	             "[--log-level LEVEL] FILE.lua [ARGS_JSON]\n");
 }
 
 /* Protected part of start-up: modules and package.path (can raise). */
@@ -82,8 +82,8 @@ int run_main(int argc, char **argv)
 			usage(stdout);
 			return RUN_OK;
 		} else if ((strcmp(a, "--max-slice-ms") == 0 || strcmp(a, "--max-memory") == 0 ||
-			    strcmp(a, "--log-level") == 0) &&
-			   i + 1 < argc) {
+		            strcmp(a, "--log-level") == 0) &&
+		           i + 1 < argc) {
 			const char *v = argv[++i];
 			if (strcmp(a, "--log-level") == 0) {
 				int lvl = log_parse_level(v);
@@ -96,8 +96,8 @@ int run_main(int argc, char **argv)
 			}
 			double n = parse_num(v);
 			if (n < 0) {
-				fprintf(stderr, "awaitd run: %s needs a positive number, got '%s'\n",
-					a, v);
+				fprintf(stderr,
+				        "awaitd run: %s needs a positive number, got '%s'\n", a, v);
 				return RUN_USAGE;
 			}
 			if (strcmp(a, "--max-slice-ms") == 0)
@@ -145,7 +145,7 @@ int run_main(int argc, char **argv)
 	lua_pushstring(L, dir);
 	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
 		fprintf(stderr, "awaitd run: cannot initialise the runtime: %s\n",
-			lua_tostring(L, -1));
+		        lua_tostring(L, -1));
 		rc = RUN_FAILED;
 		goto out;
 	}
@@ -188,9 +188,9 @@ int run_main(int argc, char **argv)
 
 	if (!task_settled(root)) {
 		fprintf(stderr,
-			"awaitd run: %s: the root task never finished: %zu task(s) wait for "
-			"something nothing is left to do (deadlock)\n",
-			file, s->stats.live);
+		        "awaitd run: %s: the root task never finished: %zu task(s) wait for "
+		        "something nothing is left to do (deadlock)\n",
+		        file, s->stats.live);
 		rc = RUN_FAILED;
 	} else if (root->state != TASK_DONE) {
 		task_push_error(L, -1);

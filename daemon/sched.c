@@ -123,7 +123,8 @@ static void slice_hook(lua_State *co, lua_Debug *ar)
 	}
 	if (!t->blocked && !t->oom) {
 		if (sched_coarse_now() - t->slice_start <= s->cfg.max_slice_ms) {
-			lua_sethook(co, NULL, 0, 0); /* within its slice: no cost until the next tick */
+			lua_sethook(co, NULL, 0,
+			            0); /* within its slice: no cost until the next tick */
 			return;
 		}
 		t->blocked = 1;
@@ -142,11 +143,12 @@ static void slice_hook(lua_State *co, lua_Debug *ar)
 	}
 	s->in_task = 0;
 	if (t->oom)
-		errval_push(co, "out_of_memory", "task %lld: the Lua state is over its memory limit",
-			    (long long)t->id);
+		errval_push(co, "out_of_memory",
+		            "task %lld: the Lua state is over its memory limit", (long long)t->id);
 	else
-		errval_push(co, "blocked_loop", "task %lld ran for more than %g ms without suspending",
-			    (long long)t->id, s->cfg.max_slice_ms);
+		errval_push(co, "blocked_loop",
+		            "task %lld ran for more than %g ms without suspending",
+		            (long long)t->id, s->cfg.max_slice_ms);
 	s->in_task = 1;
 	lua_error(co);
 }

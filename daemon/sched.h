@@ -22,6 +22,13 @@
 
 #include <lua.h>
 
+/* Lua 5.4.6 renamed lua_resetthread(co) to lua_closethread(co, from). */
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define sched_closethread(co, from) lua_closethread((co), (from))
+#else
+#define sched_closethread(co, from) ((void)(from), lua_resetthread(co))
+#endif
+
 /* The signal of the slice tick (a real-time one nobody else uses). */
 #define SCHED_TICK_SIGNAL (SIGRTMIN + 2)
 
@@ -30,8 +37,8 @@ struct event;
 struct task;
 
 struct sched_config {
-	double max_slice_ms;   /* ms a task may run without suspending */
-	size_t max_memory;     /* bytes the Lua state may hold, 0 = no cap */
+	double max_slice_ms;    /* ms a task may run without suspending */
+	size_t max_memory;      /* bytes the Lua state may hold, 0 = no cap */
 	double cancel_grace_ms; /* ms a cancelled task may still await */
 };
 
@@ -41,35 +48,35 @@ struct sched_stats {
 	uint64_t failed;
 	uint64_t cancelled;
 	uint64_t resumes;
-	size_t live;           /* tasks not yet settled */
-	size_t mem;            /* bytes held by the Lua state */
+	size_t live; /* tasks not yet settled */
+	size_t mem;  /* bytes held by the Lua state */
 	size_t mem_peak;
 };
 
 struct sched {
 	lua_State *L;
 	struct event_base *base;
-	struct event *ready;   /* zero-timeout timer that drains the run queue */
-	struct task *rq_head;  /* run queue, FIFO through task->rq_next */
+	struct event *ready;  /* zero-timeout timer that drains the run queue */
+	struct task *rq_head; /* run queue, FIFO through task->rq_next */
 	struct task *rq_tail;
-	struct task *current;  /* task being resumed, NULL on the loop */
+	struct task *current;        /* task being resumed, NULL on the loop */
 	lua_State *volatile running; /* thread executing now: the task's or a plain
-	                        * coroutine inside it (see bindings/coro.c) */
-	struct task *live_head; /* every unsettled task */
+	                              * coroutine inside it (see bindings/coro.c) */
+	struct task *live_head;      /* every unsettled task */
 	struct sched_config cfg;
 	struct sched_stats stats;
 	volatile sig_atomic_t in_task; /* 1 while task code runs: memory cap, slice */
-	void *refused_ptr;     /* last allocation refused by the cap (see sched_alloc) */
+	void *refused_ptr;             /* last allocation refused by the cap (see sched_alloc) */
 	size_t refused_size;
-	timer_t tick;          /* the slice tick, see sched.c */
+	timer_t tick; /* the slice tick, see sched.c */
 	int has_tick;
 	volatile sig_atomic_t tick_on;
 	volatile sig_atomic_t idle_ticks;
 	int64_t next_id;
-	int body_ref;          /* registry ref: the C body every task runs */
-	int task_mt_ref;       /* registry ref: the task metatable */
-	int pool_ref;          /* registry ref: array of idle threads */
-	int npool;             /* threads in the pool */
+	int body_ref;    /* registry ref: the C body every task runs */
+	int task_mt_ref; /* registry ref: the task metatable */
+	int pool_ref;    /* registry ref: array of idle threads */
+	int npool;       /* threads in the pool */
 };
 
 /* An event_base with the precise monotonic timer the scheduler needs. */
@@ -114,6 +121,5 @@ void sched_pool_put(struct sched *s, lua_State *co);
 
 /* Start the slice tick if it is not running (cheap when it is). */
 void sched_tick(struct sched *s);
-
 
 #endif

@@ -30,17 +30,9 @@
 #include "sched.h"
 #include "task.h"
 
-/* Lua 5.4.6 renamed lua_resetthread; hide the difference here. */
-#if LUA_VERSION_RELEASE_NUM >= 50406
-#define task_closethread(co, from) lua_closethread((co), (from))
-#else
-#define task_closethread(co, from) ((void)(from), lua_resetthread(co))
-#endif
-
 static void settle(struct task *t, enum task_state st);
 
-static const char *const status_names[] = {"running", "suspended", "done", "failed",
-					   "cancelled"};
+static const char *const status_names[] = {"running", "suspended", "done", "failed", "cancelled"};
 
 const char *task_status_name(const struct task *t)
 {
@@ -233,11 +225,11 @@ static int raise_cancel(lua_State *L, struct task *t)
 }
 
 int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_obj,
-		 double timeout_ms, lua_KContext ctx, lua_KFunction k)
+                 double timeout_ms, lua_KContext ctx, lua_KFunction k)
 {
 	if (L != t->co)
 		return luaL_error(L, "async: cannot suspend a task from a plain coroutine "
-				     "(use async.spawn, not coroutine.wrap, around async calls)");
+		                     "(use async.spawn, not coroutine.wrap, around async calls)");
 	if (t->cancel_req && wait != TASK_WAIT_JOIN) {
 		double left = t->grace_until - sched_now();
 		if (!t->cancel_sent || left <= 0)
@@ -375,14 +367,16 @@ static void post_watches(struct task *t)
 
 	if (t->watch0.port) {
 		if (port_post(t->watch0.port, t->watch0.index) < 0)
-			log_error("task %lld: out of memory posting its completion", (long long)t->id);
+			log_error("task %lld: out of memory posting its completion",
+			          (long long)t->id);
 		port_unref(t->watch0.port);
 		t->watch0.port = NULL;
 	}
 	for (w = t->watches; w; w = next) {
 		next = w->next;
 		if (port_post(w->port, w->index) < 0)
-			log_error("task %lld: out of memory posting its completion", (long long)t->id);
+			log_error("task %lld: out of memory posting its completion",
+			          (long long)t->id);
 		port_unref(w->port);
 		free(w);
 	}
@@ -418,7 +412,7 @@ static void report_failure(struct task *t, const char *why)
 	tb = lua_tostring(L, -1);
 	msg = errval_tostring(L, -2);
 	log_error("task %lld failed and %s: %s%s%s", (long long)t->id, why, msg, tb ? "\n" : "",
-		  tb ? tb : "");
+	          tb ? tb : "");
 	lua_pop(L, 3);
 }
 
@@ -440,7 +434,7 @@ static void reap_children(struct task *t)
 			where(c, loc, sizeof loc);
 			if (n < sizeof names - 1) {
 				int w = snprintf(names + n, sizeof names - n, "%stask %lld (at %s)",
-						 norphans > 1 ? ", " : "", (long long)c->id, loc);
+				                 norphans > 1 ? ", " : "", (long long)c->id, loc);
 				if (w > 0)
 					n += (size_t)w;
 			}
@@ -453,8 +447,8 @@ static void reap_children(struct task *t)
 	}
 	if (norphans)
 		log_warn("task %lld finished with %d unawaited child task%s still running, "
-			 "cancelled: %s",
-			 (long long)t->id, norphans, norphans > 1 ? "s" : "", names);
+		         "cancelled: %s",
+		         (long long)t->id, norphans, norphans > 1 ? "s" : "", names);
 }
 
 /*
@@ -502,7 +496,8 @@ static void settle(struct task *t, enum task_state st)
 			push_self(t->co, t);
 			lua_getiuservalue(t->co, -1, 2);
 			errval_push(t->co, "cancelled", "%s",
-				    lua_isstring(t->co, -1) ? lua_tostring(t->co, -1) : "cancelled");
+			            lua_isstring(t->co, -1) ? lua_tostring(t->co, -1)
+			                                    : "cancelled");
 			lua_replace(t->co, 1);
 			lua_settop(t->co, 1);
 		}
@@ -586,7 +581,7 @@ static void settle_killed(struct task *t)
 	s->current = t;
 	s->running = t->co;
 	s->in_task = 1;
-	task_closethread(t->co, L);
+	sched_closethread(t->co, L);
 	s->in_task = 0;
 	s->current = NULL;
 	s->running = NULL;
@@ -623,18 +618,21 @@ static void resume(struct task *t, int nargs)
 		/* killed, or flagged and ended before the hook could stop it */
 		if (t->oom)
 			errval_push(s->L, "out_of_memory",
-				    "task %lld: the Lua state is over its memory limit", (long long)t->id);
+			            "task %lld: the Lua state is over its memory limit",
+			            (long long)t->id);
 		else
 			errval_push(s->L, "blocked_loop",
-				    "task %lld ran for more than %g ms without suspending",
-				    (long long)t->id, s->cfg.max_slice_ms);
+			            "task %lld ran for more than %g ms without suspending",
+			            (long long)t->id, s->cfg.max_slice_ms);
 		errval_traceback(s->L, -1, t->co, 0);
 		if (rc != LUA_OK && rc != LUA_YIELD)
 			lua_pop(t->co, 1); /* the error that escaped, replaced by ours */
 		settle_killed(t);
 	} else if (rc == LUA_YIELD && t->wait == TASK_WAIT_NONE && !t->queued) {
-		errval_push(s->L, "invalid", "task %lld yielded with coroutine.yield; "
-			    "a task suspends only through async calls", (long long)t->id);
+		errval_push(s->L, "invalid",
+		            "task %lld yielded with coroutine.yield; "
+		            "a task suspends only through async calls",
+		            (long long)t->id);
 		errval_traceback(s->L, -1, t->co, 0);
 		settle_killed(t);
 	} else if (rc == LUA_YIELD) {
@@ -658,7 +656,7 @@ void task_resume(struct task *t)
 }
 
 struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double deadline,
-			unsigned flags)
+                        unsigned flags)
 {
 	struct sched *s = sched_of(L);
 	struct task *t;
@@ -679,7 +677,7 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_rawgeti(co, LUA_REGISTRYINDEX, s->body_ref);
 	lua_rotate(L, -(nargs + 2), 1); /* ud fn args... */
-	lua_xmove(L, co, nargs + 1);     /* co: body fn args... */
+	lua_xmove(L, co, nargs + 1);    /* co: body fn args... */
 
 	/* from here on nothing raises */
 	t->s = s;

@@ -49,13 +49,13 @@ enum task_wake {
 
 enum task_wait {
 	TASK_WAIT_NONE,
-	TASK_WAIT_SLEEP,   /* timer only */
-	TASK_WAIT_TASK,    /* on task->wait_obj's awaiter list */
-	TASK_WAIT_PORT,    /* the waiter of port task->wait_obj */
-	TASK_WAIT_PARK,    /* parked until task_unpark */
-	TASK_WAIT_JOIN,    /* like TASK, but shielded from cancellation: a
-	                    * combinator waiting for items it cancelled to
-	                    * finish unwinding (they settle within their grace) */
+	TASK_WAIT_SLEEP, /* timer only */
+	TASK_WAIT_TASK,  /* on task->wait_obj's awaiter list */
+	TASK_WAIT_PORT,  /* the waiter of port task->wait_obj */
+	TASK_WAIT_PARK,  /* parked until task_unpark */
+	TASK_WAIT_JOIN,  /* like TASK, but shielded from cancellation: a
+	                  * combinator waiting for items it cancelled to
+	                  * finish unwinding (they settle within their grace) */
 };
 
 /* A timeout this long (or infinite) means no timer at all. */
@@ -71,10 +71,10 @@ struct watch {
 #define TASK_MAGIC 0x7461736bu /* "task" */
 
 struct task {
-	uint32_t magic;         /* TASK_MAGIC: task_check's proof of type */
+	uint32_t magic; /* TASK_MAGIC: task_check's proof of type */
 	struct sched *s;
-	lua_State *co;          /* the coroutine (user value 1) until settled, then NULL */
-	int ref;                /* registry ref anchoring the userdata, or LUA_NOREF */
+	lua_State *co; /* the coroutine (user value 1) until settled, then NULL */
+	int ref;       /* registry ref anchoring the userdata, or LUA_NOREF */
 	int64_t id;
 	enum task_state state;
 	unsigned cancel_req : 1;  /* cancel() was called */
@@ -88,34 +88,34 @@ struct task {
 	unsigned reported : 1;    /* its unobserved failure was logged */
 
 	/* the tree */
-	struct task *parent;    /* NULL once detached or the parent is gone */
-	struct task *child;     /* first child still linked */
+	struct task *parent; /* NULL once detached or the parent is gone */
+	struct task *child;  /* first child still linked */
 	struct task *sib_prev;
 	struct task *sib_next;
 
 	/* who waits for this task */
-	struct task *aw_head;   /* tasks suspended in await on this one */
+	struct task *aw_head; /* tasks suspended in await on this one */
 	struct task *aw_tail;
-	struct watch watch0;    /* first watch inline (port NULL if unused) */
-	struct watch *watches;  /* further watches, malloc'd */
+	struct watch watch0;   /* first watch inline (port NULL if unused) */
+	struct watch *watches; /* further watches, malloc'd */
 
 	/* what this task waits for */
 	enum task_wait wait;
 	void *wait_obj;
-	struct task *aw_prev;   /* links in wait_obj's awaiter list */
+	struct task *aw_prev; /* links in wait_obj's awaiter list */
 	struct task *aw_next;
 	enum task_wake wake;
-	struct event timer;     /* sleep and timed waits */
+	struct event timer; /* sleep and timed waits */
 
 	struct task *rq_next;   /* run queue link */
 	struct task *live_prev; /* sched's list of unsettled tasks */
 	struct task *live_next;
 
-	double started;         /* ms, monotonic, at its first resume */
-	double slice_start;     /* ms, monotonic, at the current resume */
-	double deadline;        /* ms, monotonic; HUGE_VAL when none */
-	double grace_until;     /* ms, monotonic; end of cancellation grace */
-	int nres;               /* results or error left on co's stack */
+	double started;     /* ms, monotonic, at its first resume */
+	double slice_start; /* ms, monotonic, at the current resume */
+	double deadline;    /* ms, monotonic; HUGE_VAL when none */
+	double grace_until; /* ms, monotonic; end of cancellation grace */
+	int nres;           /* results or error left on co's stack */
 };
 
 /* task_spawn flags */
@@ -129,7 +129,7 @@ struct task {
  * Raises on memory errors.
  */
 struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double deadline,
-			unsigned flags);
+                        unsigned flags);
 
 /* The task whose thread is L, or NULL when L is not a task thread. */
 struct task *task_current(lua_State *L);

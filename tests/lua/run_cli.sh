@@ -163,5 +163,19 @@ else
 	fail "an unobserved detached failure is logged at once" "logged after the root finished"
 fi
 
+run run "$DIR/log.lua"
+check "log lines go to stderr with level, task and format" 0 \
+	err "INFO  [task 1] plain text and 42" err "WARN  [task 2] from a child" \
+	err "ERROR [task 1] no format args: %s stays"
+if grep -qF "hidden at info" "$TMP/err"; then
+	fail "log.debug is filtered at the default level" "debug line printed"
+else
+	pass "log.debug is filtered at the default level"
+fi
+run run --log-level debug "$DIR/log.lua"
+check "--log-level debug shows debug lines" 0 err "DEBUG [task 1] hidden at info"
+run run --log-level loud "$DIR/log.lua"
+check "an unknown log level is a usage error" 2 err "unknown log level"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

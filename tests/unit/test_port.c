@@ -53,9 +53,9 @@ static void test_watch_outlives_handle(void **state)
 
 	(void)state;
 	t = fx_run(fx, "local t = async.spawn(function() async.sleep(5) return 1 end)\n"
-		       "do local p = async._port(); async._watch(t, p, 1) end\n"
-		       "collectgarbage() collectgarbage()\n"
-		       "return t:await()");
+	               "do local p = async._port(); async._watch(t, p, 1) end\n"
+	               "collectgarbage() collectgarbage()\n"
+	               "return t:await()");
 	assert_int_equal(t->state, TASK_DONE);
 	fx_free(fx);
 }
@@ -63,9 +63,9 @@ static void test_watch_outlives_handle(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fifo_across_growth),
-		cmocka_unit_test(test_refcount),
-		cmocka_unit_test(test_watch_outlives_handle),
+	    cmocka_unit_test(test_fifo_across_growth),
+	    cmocka_unit_test(test_refcount),
+	    cmocka_unit_test(test_watch_outlives_handle),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

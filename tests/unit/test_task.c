@@ -13,9 +13,9 @@ static void test_cancel_from_c_runs_close_handlers(void **state)
 
 	(void)state;
 	t = fx_start(fx, "local g <close> = setmetatable({}, {__close = function(_, e)"
-			 " closed_with = e and e.code end})\n"
-			 "async.sleep(60000)\n"
-			 "reached = true");
+	                 " closed_with = e and e.code end})\n"
+	                 "async.sleep(60000)\n"
+	                 "reached = true");
 	assert_int_equal(t->state, TASK_SUSPENDED);
 	task_cancel(fx->s->L, t, "operator said stop");
 	task_cancel(fx->s->L, t, "second cancel is ignored");
@@ -38,13 +38,13 @@ static void test_close_handler_may_await_within_grace(void **state)
 
 	(void)state;
 	t = fx_run(fx, "rolled_back = false\n"
-		       "local w = async.spawn(function()\n"
-		       "  local g <close> = setmetatable({}, {__close = function()\n"
-		       "    async.sleep(5); rolled_back = true end})\n"
-		       "  async.sleep(60000) end)\n"
-		       "async.sleep(1); w:cancel()\n"
-		       "local _, err = w:await()\n"
-		       "return err.code");
+	               "local w = async.spawn(function()\n"
+	               "  local g <close> = setmetatable({}, {__close = function()\n"
+	               "    async.sleep(5); rolled_back = true end})\n"
+	               "  async.sleep(60000) end)\n"
+	               "async.sleep(1); w:cancel()\n"
+	               "local _, err = w:await()\n"
+	               "return err.code");
 	assert_int_equal(t->state, TASK_DONE);
 	lua_getglobal(fx->s->L, "rolled_back");
 	assert_true(lua_toboolean(fx->s->L, -1));
@@ -62,15 +62,16 @@ static void test_cancel_cannot_be_swallowed(void **state)
 	fx = fx_new(NULL);
 	t0 = sched_now();
 	/* a task that tries to swallow every cancellation and keep sleeping */
-	fx_run(fx, "caught, closed = 0, false\n"
-		   "local w = async.spawn(function()\n"
-		   "  local g <close> = setmetatable({}, {__close = function() closed = true end})\n"
-		   "  while true do\n"
-		   "    local ok = pcall(async.sleep, 10)\n"
-		   "    local ok2 = async.try(async.sleep, 10)\n"
-		   "    if not ok or not ok2 then caught = caught + 1 end end end)\n"
-		   "async.sleep(1); w:cancel()\n"
-		   "local _, err = w:await(); code = err.code");
+	fx_run(fx,
+	       "caught, closed = 0, false\n"
+	       "local w = async.spawn(function()\n"
+	       "  local g <close> = setmetatable({}, {__close = function() closed = true end})\n"
+	       "  while true do\n"
+	       "    local ok = pcall(async.sleep, 10)\n"
+	       "    local ok2 = async.try(async.sleep, 10)\n"
+	       "    if not ok or not ok2 then caught = caught + 1 end end end)\n"
+	       "async.sleep(1); w:cancel()\n"
+	       "local _, err = w:await(); code = err.code");
 	/* pcall and try hand the cancellation on: the loop never went round again */
 	assert_int_equal(fx_global_int(fx, "caught"), 0);
 	assert_string_equal(fx_global_str(fx, "code", buf, sizeof buf), "cancelled");
@@ -94,11 +95,13 @@ static void test_close_handler_bounded_by_grace(void **state)
 	fx = fx_new(&cfg);
 	t0 = sched_now();
 	/* a rollback that would take a minute is cut at the grace deadline */
-	fx_run(fx, "local w = async.spawn(function()\n"
-		   "  local g <close> = setmetatable({}, {__close = function() async.sleep(60000) end})\n"
-		   "  async.sleep(60000) end)\n"
-		   "async.sleep(1); w:cancel()\n"
-		   "local _, err = w:await(); code = err.code");
+	fx_run(
+	    fx,
+	    "local w = async.spawn(function()\n"
+	    "  local g <close> = setmetatable({}, {__close = function() async.sleep(60000) end})\n"
+	    "  async.sleep(60000) end)\n"
+	    "async.sleep(1); w:cancel()\n"
+	    "local _, err = w:await(); code = err.code");
 	assert_true(sched_now() - t0 < 5000);
 	assert_true(sched_now() - t0 >= 45);
 	assert_string_equal(fx_global_str(fx, "code", buf, sizeof buf), "cancelled");
@@ -114,11 +117,13 @@ static void test_orphans_are_cancelled_and_named(void **state)
 
 	(void)state;
 	fx_capture_begin(&cap);
-	t = fx_run(fx, "child_closed = false\n"
-		       "child = async.spawn(function()\n"
-		       "  local g <close> = setmetatable({}, {__close = function() child_closed = true end})\n"
-		       "  async.sleep(60000) end)\n"
-		       "return 'parent done'");
+	t = fx_run(
+	    fx,
+	    "child_closed = false\n"
+	    "child = async.spawn(function()\n"
+	    "  local g <close> = setmetatable({}, {__close = function() child_closed = true end})\n"
+	    "  async.sleep(60000) end)\n"
+	    "return 'parent done'");
 	fx_capture_end(&cap, log, sizeof log);
 	assert_int_equal(t->state, TASK_DONE);
 	lua_getglobal(fx->s->L, "child_closed");
@@ -141,9 +146,9 @@ static void test_unobserved_failure_is_logged(void **state)
 	(void)state;
 	fx_capture_begin(&cap);
 	fx_run(fx, "async.spawn(function() async.sleep(1); error('nobody saw this') end)\n"
-		   "local seen = async.spawn(function() async.sleep(1); error('awaited') end)\n"
-		   "async.sleep(10)\n"
-		   "seen:await()");
+	           "local seen = async.spawn(function() async.sleep(1); error('awaited') end)\n"
+	           "async.sleep(10)\n"
+	           "seen:await()");
 	fx_capture_end(&cap, log, sizeof log);
 	assert_non_null(strstr(log, "nobody saw this"));
 	assert_non_null(strstr(log, "stack traceback"));
@@ -158,12 +163,12 @@ static void test_failure_before_and_after_suspension_look_the_same(void **state)
 
 	(void)state;
 	t = fx_run(fx, "local a = async.spawn(function() error('early') end)\n"
-		       "local b = async.spawn(function() async.sleep(0) error('late') end)\n"
-		       "local _, ea = a:await(); local _, eb = b:await()\n"
-		       "assert(a:status() == 'failed' and b:status() == 'failed')\n"
-		       "assert(ea.code == 'error' and eb.code == 'error')\n"
-		       "assert(ea.traceback and eb.traceback)\n"
-		       "return true");
+	               "local b = async.spawn(function() async.sleep(0) error('late') end)\n"
+	               "local _, ea = a:await(); local _, eb = b:await()\n"
+	               "assert(a:status() == 'failed' and b:status() == 'failed')\n"
+	               "assert(ea.code == 'error' and eb.code == 'error')\n"
+	               "assert(ea.traceback and eb.traceback)\n"
+	               "return true");
 	assert_int_equal(t->state, TASK_DONE);
 	fx_free(fx);
 }
@@ -175,17 +180,17 @@ static void test_deadline_is_inherited_and_nested(void **state)
 
 	(void)state;
 	t = fx_run(fx, "local r = {}\n"
-		       "r.none = async.deadline()\n"
-		       "async.timeout(1000, function()\n"
-		       "  r.outer = async.deadline()\n"
-		       "  async.timeout(5000, function() r.inner = async.deadline() end)\n"
-		       "  async.spawn(function() r.child = async.deadline() end):await()\n"
-		       "end)\n"
-		       "assert(r.none == math.huge, 'no deadline at the top')\n"
-		       "assert(r.outer > 900 and r.outer <= 1000, 'outer ' .. r.outer)\n"
-		       "assert(r.inner <= r.outer, 'inner must not outlive outer')\n"
-		       "assert(r.child <= r.outer, 'children inherit')\n"
-		       "return true");
+	               "r.none = async.deadline()\n"
+	               "async.timeout(1000, function()\n"
+	               "  r.outer = async.deadline()\n"
+	               "  async.timeout(5000, function() r.inner = async.deadline() end)\n"
+	               "  async.spawn(function() r.child = async.deadline() end):await()\n"
+	               "end)\n"
+	               "assert(r.none == math.huge, 'no deadline at the top')\n"
+	               "assert(r.outer > 900 and r.outer <= 1000, 'outer ' .. r.outer)\n"
+	               "assert(r.inner <= r.outer, 'inner must not outlive outer')\n"
+	               "assert(r.child <= r.outer, 'children inherit')\n"
+	               "return true");
 	assert_int_equal(t->state, TASK_DONE);
 	fx_free(fx);
 }
@@ -225,16 +230,16 @@ static void test_nil_err_return_is_failure(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_cancel_from_c_runs_close_handlers),
-		cmocka_unit_test(test_close_handler_may_await_within_grace),
-		cmocka_unit_test(test_cancel_cannot_be_swallowed),
-		cmocka_unit_test(test_close_handler_bounded_by_grace),
-		cmocka_unit_test(test_orphans_are_cancelled_and_named),
-		cmocka_unit_test(test_unobserved_failure_is_logged),
-		cmocka_unit_test(test_failure_before_and_after_suspension_look_the_same),
-		cmocka_unit_test(test_deadline_is_inherited_and_nested),
-		cmocka_unit_test(test_outcome_multiple_results),
-		cmocka_unit_test(test_nil_err_return_is_failure),
+	    cmocka_unit_test(test_cancel_from_c_runs_close_handlers),
+	    cmocka_unit_test(test_close_handler_may_await_within_grace),
+	    cmocka_unit_test(test_cancel_cannot_be_swallowed),
+	    cmocka_unit_test(test_close_handler_bounded_by_grace),
+	    cmocka_unit_test(test_orphans_are_cancelled_and_named),
+	    cmocka_unit_test(test_unobserved_failure_is_logged),
+	    cmocka_unit_test(test_failure_before_and_after_suspension_look_the_same),
+	    cmocka_unit_test(test_deadline_is_inherited_and_nested),
+	    cmocka_unit_test(test_outcome_multiple_results),
+	    cmocka_unit_test(test_nil_err_return_is_failure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
