@@ -78,30 +78,40 @@ function M.fn(f)
   return function(...) return spawn(f, ...) end
 end
 
-function M.all(list)
-  local tasks = start("all", list)
-  local g <close> = guard(tasks, "a sibling in all() failed")
-  local port, results = watch(tasks), {}
+-- Wait for the tasks one by one, in the order they settle, calling
+-- on(i, ok, value_or_err) for each; when `on` returns true, stop and
+-- return true and its (up to three) other results.
+local function each_settled(tasks, on)
+  local port = watch(tasks)
   for n = 1, #tasks do
     if n & 1023 == 0 then breathe() end
     local i = port:wait()
     local ok, v = t_result(tasks[i])
-    if not ok then return nil, with_index(v, i) end
-    results[i] = v
+    local stop, a, b, c = on(i, ok, v)
+    if stop then return true, a, b, c end
   end
+  return false
+end
+
+function M.all(list)
+  local tasks = start("all", list)
+  local g <close> = guard(tasks, "a sibling in all() failed")
+  local results = {}
+  local failed, err = each_settled(tasks, function(i, ok, v)
+    if not ok then return true, with_index(v, i) end
+    results[i] = v
+  end)
+  if failed then return nil, err end
   return results
 end
 
 function M.all_settled(list)
   local tasks = start("all_settled", list)
   local g <close> = guard(tasks, "all_settled() was cancelled")
-  local port, settled = watch(tasks), {}
-  for n = 1, #tasks do
-    if n & 1023 == 0 then breathe() end
-    local i = port:wait()
-    local ok, v = t_result(tasks[i])
+  local settled = {}
+  each_settled(tasks, function(i, ok, v)
     settled[i] = ok and { ok = true, value = v } or { ok = false, err = v }
-  end
+  end)
   return settled
 end
 
@@ -109,8 +119,7 @@ function M.race(list)
   local tasks = start("race", list)
   if #tasks == 0 then return nil, M.error("invalid", "async.race: empty list"), nil end
   local g <close> = guard(tasks, "lost a race")
-  local i = watch(tasks):wait()
-  local ok, v = t_result(tasks[i])
+  local _, i, ok, v = each_settled(tasks, function(i, ok, v) return true, i, ok, v end)
   if ok then return v, nil, i end
   return nil, with_index(v, i), i
 end
@@ -118,14 +127,12 @@ end
 function M.any(list)
   local tasks = start("any", list)
   local g <close> = guard(tasks, "another item of any() succeeded")
-  local port, errors = watch(tasks), {}
-  for n = 1, #tasks do
-    if n & 1023 == 0 then breathe() end
-    local i = port:wait()
-    local ok, v = t_result(tasks[i])
-    if ok then return v, i end
+  local errors = {}
+  local won, v, i = each_settled(tasks, function(i, ok, v)
+    if ok then return true, v, i end
     errors[i] = with_index(v, i)
-  end
+  end)
+  if won then return v, i end
   return nil, M.error("all_failed", string.format("all %d items failed", #tasks), { errors = errors })
 end
 

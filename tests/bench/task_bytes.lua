@@ -17,13 +17,7 @@ local YIELD_MS = args.yield_ms or 20
 
 local spawn, sleep, now = async.spawn, async.sleep, async.now
 
-local function vm(key)
-  local f = io.open("/proc/self/status", "r")
-  if not f then return nil end
-  local s = f:read("a"); f:close()
-  local kb = s:match(key .. ":%s*(%d+)")
-  return kb and tonumber(kb) or nil
-end
+local vm = require("benchlib").vm
 
 -- Run GC steps, yielding between them, until `cycles` cycles have completed.
 local function full_gc(cycles)

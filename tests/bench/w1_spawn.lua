@@ -6,13 +6,7 @@ local args = ... or {}
 local N = math.tointeger(args.n) or 1000000
 local B = math.tointeger(args.batch) or 1000
 
-local function vm(key)
-  local f = io.open("/proc/self/status", "r")
-  if not f then return nil end
-  local s = f:read("a"); f:close()
-  local kb = s:match(key .. ":%s*(%d+)")
-  return kb and tonumber(kb) or nil
-end
+local vm = require("benchlib").vm
 
 local spawn, sleep, all, now = async.spawn, async.sleep, async.all, async.now
 local function task(i) sleep(0); return i end

@@ -22,13 +22,7 @@ local D = args.sleep_ms or 100
 local CHUNK = math.tointeger(args.chunk) or 0
 local YIELD_MS = args.yield_ms or (CHUNK > 0 and 0 or 40)
 
-local function vm(key)
-  local f = io.open("/proc/self/status", "r")
-  if not f then return nil end
-  local s = f:read("a"); f:close()
-  local kb = s:match(key .. ":%s*(%d+)")
-  return kb and tonumber(kb) or nil
-end
+local vm = require("benchlib").vm
 
 local spawn, sleep, now = async.spawn, async.sleep, async.now
 local function nap() sleep(D); return true end

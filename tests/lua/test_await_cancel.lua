@@ -1,11 +1,7 @@
 -- test_await_cancel.lua: task:await, task.id, task:status and task:cancel
 -- (SPEC 2: await, cancel, status rows; "Failure is nil, err or a raise").
 local T = require "testlib"
-
-local function recorder()
-  local rec = {}
-  return rec, function(s) rec[#rec + 1] = s end
-end
+local recorder = T.recorder
 
 -- A to-be-closed value that records `name` when closed.
 local function closer(log, name)

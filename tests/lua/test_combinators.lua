@@ -2,16 +2,7 @@
 -- and "Nothing outlives its combinator": every item a combinator cancelled
 -- has finished unwinding (its <close> handlers done) when it returns.
 local T = require "testlib"
-
-local function recorder()
-  local rec = {}
-  return rec, function(s) rec[#rec + 1] = s end
-end
-
-local function has(rec, s)
-  for _, v in ipairs(rec) do if v == s then return true end end
-  return false
-end
+local recorder, has = T.recorder, T.has
 
 -- A function for a combinator: sleeps ms, then returns v.
 local function after(ms, v)

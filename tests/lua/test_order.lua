@@ -1,11 +1,7 @@
 -- test_order.lua: spawn, async.fn, sleep, now, and the order in which tasks
 -- run (SPEC 2: "Order", "Errors before and after the first suspension").
 local T = require "testlib"
-
-local function recorder()
-  local rec = {}
-  return rec, function(s) rec[#rec + 1] = s end
-end
+local recorder = T.recorder
 
 T.test("async is a global and a module", function()
   T.eq(require "async", async)

@@ -1,11 +1,7 @@
 -- test_orphans.lua: "No orphans" and async.detach (SPEC 2). The warnings
 -- and unobserved-failure logs on stderr are checked by run_cli.sh.
 local T = require "testlib"
-
-local function recorder()
-  local rec = {}
-  return rec, function(s) rec[#rec + 1] = s end
-end
+local recorder = T.recorder
 
 T.test("a child still running when its parent returns is cancelled", function()
   local rec, log = recorder()

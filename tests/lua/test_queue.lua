@@ -1,11 +1,7 @@
 -- test_queue.lua: async.queue (SPEC 2: queue row): concurrency, rate,
 -- backpressure, stats, pause/resume, and slots held until cleanup ends.
 local T = require "testlib"
-
-local function recorder()
-  local rec = {}
-  return rec, function(s) rec[#rec + 1] = s end
-end
+local recorder = T.recorder
 
 T.test("push returns a task whose await gives the item's results", function()
   local q = async.queue { concurrency = 2 }

@@ -3,11 +3,7 @@
 -- and the misuse of plain coroutines inside tasks ("invalid"). Run with a
 -- 50 ms slice (first line).
 local T = require "testlib"
-
-local function recorder()
-  local rec = {}
-  return rec, function(s) rec[#rec + 1] = s end
-end
+local recorder = T.recorder
 
 -- Busy-wait ms milliseconds without suspending.
 local function spin(ms)

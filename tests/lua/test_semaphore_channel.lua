@@ -1,10 +1,6 @@
 -- test_semaphore_channel.lua: async.semaphore and async.channel (SPEC 2).
 local T = require "testlib"
-
-local function recorder()
-  local rec = {}
-  return rec, function(s) rec[#rec + 1] = s end
-end
+local recorder = T.recorder
 
 -- ---- semaphore -------------------------------------------------------------
 

@@ -1,16 +1,7 @@
 -- test_timeout.lua: async.timeout and async.deadline (SPEC 2: timeout row,
 -- "Deadlines nest", "Nothing outlives its combinator").
 local T = require "testlib"
-
-local function recorder()
-  local rec = {}
-  return rec, function(s) rec[#rec + 1] = s end
-end
-
-local function has(rec, s)
-  for _, v in ipairs(rec) do if v == s then return true end end
-  return false
-end
+local recorder, has = T.recorder, T.has
 
 T.test("timeout returns every result of work that finishes in time", function()
   local a, b, c = async.timeout(1000, function(x, y)

@@ -65,6 +65,18 @@ function T.between(v, a, b, what)
   return v
 end
 
+-- A log to record what happened, in order: local rec, log = T.recorder()
+function T.recorder()
+  local rec = {}
+  return rec, function(s) rec[#rec + 1] = s end
+end
+
+-- True when the recorded list holds s.
+function T.has(rec, s)
+  for _, v in ipairs(rec) do if v == s then return true end end
+  return false
+end
+
 function T.run()
   local passed, failed = 0, 0
   local only = os.getenv("TEST_ONLY")
