@@ -11,6 +11,7 @@
  * Caller bugs (a number where a function is due) raise; runtime failures
  * come back as nil, err.
  */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -361,20 +362,65 @@ static int async_wrap_error(lua_State *L)
 
 /* ---- ports ------------------------------------------------------------- */
 
+/* The Lua handle of a port: a magic (a cheap, sure type check) and the port. */
+#define PORT_MAGIC 0x706f7274u /* "port" */
+struct port_box {
+	uint32_t magic;
+	struct port *port;
+};
+
 static struct port **port_box(lua_State *L, int idx)
 {
-	return luaL_checkudata(L, idx, PORT_MT);
+	struct port_box *box = lua_touserdata(L, idx);
+
+	if (!box || lua_rawlen(L, idx) != sizeof *box || box->magic != PORT_MAGIC)
+		luaL_typeerror(L, idx, "port");
+	return &box->port;
 }
 
 static int async_port(lua_State *L)
 {
-	struct port **box = lua_newuserdatauv(L, sizeof *box, 0);
+	struct port_box *box = lua_newuserdatauv(L, sizeof *box, 0);
 
-	*box = NULL;
+	box->magic = PORT_MAGIC;
+	box->port = NULL;
 	luaL_setmetatable(L, PORT_MT);
-	*box = port_new();
-	if (!*box)
+	box->port = port_new();
+	if (!box->port)
 		return luaL_error(L, "out of memory");
+	return 1;
+}
+
+/*
+ * _start(name, list) -> tasks: the items of a combinator's list as tasks,
+ * functions spawned (children of the caller), tasks taken as they are.
+ * Raises on a bad item, after cancelling what it already spawned.
+ */
+static int async_start(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	lua_Integer n, i;
+
+	if (!lua_istable(L, 2))
+		return luaL_error(L, "async.%s: list expected, got %s", name, luaL_typename(L, 2));
+	n = luaL_len(L, 2);
+	lua_createtable(L, (int)(n > 0 && n < INT_MAX ? n : 0), 0); /* 3: tasks */
+	for (i = 1; i <= n; i++) {
+		int type = lua_rawgeti(L, 2, i);
+		if (type == LUA_TFUNCTION) {
+			task_spawn(L, 0, spawner(L), HUGE_VAL, 0);
+		} else if (type != LUA_TUSERDATA || lua_rawlen(L, -1) != sizeof(struct task) ||
+			   ((struct task *)lua_touserdata(L, -1))->magic != TASK_MAGIC) {
+			for (lua_Integer j = 1; j < i; j++) {
+				lua_rawgeti(L, 3, j);
+				task_cancel(L, lua_touserdata(L, -1), "a bad item in the list");
+				lua_pop(L, 1);
+			}
+			return luaL_error(L, "async.%s: item %d is a %s (function or task expected)",
+					  name, (int)i, luaL_typename(L, -1));
+		}
+		lua_rawseti(L, 3, i);
+	}
 	return 1;
 }
 
@@ -486,6 +532,7 @@ static const luaL_Reg async_funcs[] = {
     {"_spawn_within", async_spawn_within},
     {"_cancel_all", async_cancel_all},
     {"_join", async_join},
+    {"_start", async_start},
     {"_breathe", async_breathe},
     {"_cancelled", task_cancelled},
     {"_wrap_error", async_wrap_error},

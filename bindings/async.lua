@@ -20,7 +20,7 @@ local getmetatable, setmetatable, type, select, error = getmetatable, setmetatab
 local pcall, xpcall, msgh, huge = pcall, xpcall, M._msgh, math.huge
 local unpack = table.unpack
 
-local function is_task(v) return getmetatable(v) == Task end
+local function is_task(v) return getmetatable(v) == Task end -- (a task handle)
 
 local function errorf(level, fmt, ...) error(string.format(fmt, ...), level + 1) end
 
@@ -32,24 +32,8 @@ local function with_index(err, i)
   return setmetatable(e, Error)
 end
 
--- Spawn the functions of list (tasks are taken as they are).
-local function start(name, list)
-  if type(list) ~= "table" then errorf(3, "async.%s: list expected, got %s", name, type(list)) end
-  local tasks = {}
-  for i = 1, #list do
-    if i & 1023 == 0 then breathe() end
-    local item = list[i]
-    if type(item) == "function" then
-      tasks[i] = spawn(item)
-    elseif is_task(item) then
-      tasks[i] = item
-    else
-      for j = 1, i - 1 do tasks[j]:cancel() end
-      errorf(3, "async.%s: item %d is a %s (function or task expected)", name, i, type(item))
-    end
-  end
-  return tasks
-end
+-- Spawn the functions of list (tasks are taken as they are): in C.
+local start = M._start
 
 -- Cancel every unsettled task of the list, then wait until each has unwound
 -- (join waits even when the caller is itself being cancelled).
