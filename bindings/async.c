@@ -196,10 +196,10 @@ static int task_result(lua_State *L)
 	return 2;
 }
 
-/* _cancelled(t) -> true once cancellation of t was requested */
-static int task_cancelled(lua_State *L)
+/* _cancel_sent(t) -> true once t's cancellation error has been raised in it */
+static int task_cancel_sent(lua_State *L)
 {
-	lua_pushboolean(L, task_check(L, 1)->cancel_req);
+	lua_pushboolean(L, task_check(L, 1)->cancel_sent);
 	return 1;
 }
 
@@ -226,11 +226,11 @@ static int task_tostring(lua_State *L)
 }
 
 /*
- * __index: methods from the method table (upvalue 1), and task.id. Only
- * ever called with a task as argument 1 (it is the task metatable's).
+ * __index: methods from the method table (upvalue 1), and task.id.
  */
 static int task_index(lua_State *L)
 {
+	struct task *t = task_check(L, 1); /* the metatable is public: check */
 	const char *k;
 
 	lua_pushvalue(L, 2);
@@ -238,7 +238,7 @@ static int task_index(lua_State *L)
 		return 1;
 	k = lua_tostring(L, 2);
 	if (k && strcmp(k, "id") == 0) {
-		lua_pushinteger(L, ((struct task *)lua_touserdata(L, 1))->id);
+		lua_pushinteger(L, t->id);
 		return 1;
 	}
 	return 1; /* nil */
@@ -394,7 +394,7 @@ static int async_port(lua_State *L)
 /*
  * _start(name, list) -> tasks: the items of a combinator's list as tasks,
  * functions spawned (children of the caller), tasks taken as they are.
- * Raises on a bad item, after cancelling what it already spawned.
+ * Raises on a bad item before anything is spawned.
  */
 static int async_start(lua_State *L)
 {
@@ -404,21 +404,20 @@ static int async_start(lua_State *L)
 	if (!lua_istable(L, 2))
 		return luaL_error(L, "async.%s: list expected, got %s", name, luaL_typename(L, 2));
 	n = luaL_len(L, 2);
+	for (i = 1; i <= n; i++) { /* check every item before starting any */
+		int type = lua_rawgeti(L, 2, i);
+		if (type != LUA_TFUNCTION &&
+		    (type != LUA_TUSERDATA || lua_rawlen(L, -1) != sizeof(struct task) ||
+		     ((struct task *)lua_touserdata(L, -1))->magic != TASK_MAGIC))
+			return luaL_error(L,
+			                  "async.%s: item %d is a %s (function or task expected)",
+			                  name, (int)i, luaL_typename(L, -1));
+		lua_pop(L, 1);
+	}
 	lua_createtable(L, (int)(n > 0 && n < INT_MAX ? n : 0), 0); /* 3: tasks */
 	for (i = 1; i <= n; i++) {
-		int type = lua_rawgeti(L, 2, i);
-		if (type == LUA_TFUNCTION) {
+		if (lua_rawgeti(L, 2, i) == LUA_TFUNCTION)
 			task_spawn(L, 0, spawner(L), HUGE_VAL, 0);
-		} else if (type != LUA_TUSERDATA || lua_rawlen(L, -1) != sizeof(struct task) ||
-			   ((struct task *)lua_touserdata(L, -1))->magic != TASK_MAGIC) {
-			for (lua_Integer j = 1; j < i; j++) {
-				lua_rawgeti(L, 3, j);
-				task_cancel(L, lua_touserdata(L, -1), "a bad item in the list");
-				lua_pop(L, 1);
-			}
-			return luaL_error(L, "async.%s: item %d is a %s (function or task expected)",
-					  name, (int)i, luaL_typename(L, -1));
-		}
 		lua_rawseti(L, 3, i);
 	}
 	return 1;
@@ -534,7 +533,7 @@ static const luaL_Reg async_funcs[] = {
     {"_join", async_join},
     {"_start", async_start},
     {"_breathe", async_breathe},
-    {"_cancelled", task_cancelled},
+    {"_cancel_sent", task_cancel_sent},
     {"_wrap_error", async_wrap_error},
     {"_result", task_result},
     {"_watch", task_watch_m},

@@ -141,18 +141,18 @@ end
 
 -- try never raises, except to let the task's own cancellation through:
 -- a cancelled task must not keep running (SPEC: cancellation is sticky).
-local function own_cancel(err)
-  if getmetatable(err) ~= Error or err.code ~= "cancelled" then return false end
-  local me = current()
-  return me ~= nil and M._cancelled(me)
-end
+-- Like pcall (coro.c): a try entered before the cancellation was raised
+-- hands on what it catches after it; one inside a <close> handler does not.
+local cancel_sent = M._cancel_sent
 
 function M.try(f, ...)
   if type(f) ~= "function" then return nil, M.error("invalid", "async.try: function expected") end
+  local me = current()
+  local before = me ~= nil and not cancel_sent(me)
   local function pack(ok, ...)
     if not ok then
       local err = wrap_error((...))
-      if own_cancel(err) then error(err, 0) end
+      if before and cancel_sent(me) then error(err, 0) end
       return nil, err
     end
     if select("#", ...) >= 2 and (...) == nil and select(2, ...) ~= nil then

@@ -24,34 +24,44 @@
 #include "sched.h"
 #include "task.h"
 
-/* True when the error at idx is the cancellation of the task running on L. */
-static int own_cancel(lua_State *L, int idx)
+/*
+ * Sticky cancellation: a pcall entered before its task's cancellation was
+ * raised, and which catches an error after it, hands that error on (it is
+ * the cancellation, or an error a <close> handler raised while unwinding
+ * from it). A pcall entered afterwards, inside a <close> handler doing a
+ * rollback, catches errors as usual. The context records which case.
+ */
+#define PCALL_BEFORE_CANCEL 0x100
+
+static lua_KContext pcall_ctx(lua_State *L, int extra)
 {
 	struct task *t = task_current(L);
 
-	return t && t->cancel_sent && errval_is(L, idx) &&
-	       strcmp(errval_code(L, idx), "cancelled") == 0;
+	return extra | (t && !t->cancel_sent ? PCALL_BEFORE_CANCEL : 0);
 }
 
-static int finish_pcall(lua_State *L, int status, lua_KContext extra)
+static int finish_pcall(lua_State *L, int status, lua_KContext ctx)
 {
 	if (status != LUA_OK && status != LUA_YIELD) {
-		if (own_cancel(L, -1))
+		struct task *t = task_current(L);
+		if (t && t->cancel_sent && (ctx & PCALL_BEFORE_CANCEL))
 			return lua_error(L); /* sticky: let it go on unwinding */
 		lua_pushboolean(L, 0);
 		lua_pushvalue(L, -2);
 		return 2;
 	}
-	return lua_gettop(L) - (int)extra;
+	return lua_gettop(L) - (int)(ctx & 0xff);
 }
 
 static int coro_pcall(lua_State *L)
 {
+	lua_KContext ctx = pcall_ctx(L, 0);
+
 	luaL_checkany(L, 1);
 	lua_pushboolean(L, 1);
 	lua_insert(L, 1);
-	return finish_pcall(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, 0, finish_pcall),
-	                    0);
+	return finish_pcall(L, lua_pcallk(L, lua_gettop(L) - 2, LUA_MULTRET, 0, ctx, finish_pcall),
+	                    ctx);
 }
 
 static int coro_xpcall(lua_State *L)
@@ -62,7 +72,9 @@ static int coro_xpcall(lua_State *L)
 	lua_pushboolean(L, 1);
 	lua_pushvalue(L, 1);
 	lua_rotate(L, 3, 2);
-	return finish_pcall(L, lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, finish_pcall), 2);
+	lua_KContext ctx = pcall_ctx(L, 2);
+
+	return finish_pcall(L, lua_pcallk(L, n - 2, LUA_MULTRET, 2, ctx, finish_pcall), ctx);
 }
 
 /* Resume co with nargs values from L; moves results to L. Returns count or -1 (error on L). */
@@ -102,12 +114,32 @@ static int coro_resume_on(lua_State *L, lua_State *co, int nargs)
 	return -1;
 }
 
+/* A task's thread belongs to the scheduler: resuming or closing it from
+ * Lua would run or kill the task behind its back. */
+static lua_State *check_plain(lua_State *L, int idx)
+{
+	lua_State *co = lua_tothread(L, idx);
+
+	luaL_argexpected(L, co, idx, "coroutine");
+	if (task_current(co))
+		luaL_argerror(L, idx, "a task's coroutine (use task:await or task:cancel)");
+	return co;
+}
+
+static int coro_close(lua_State *L)
+{
+	check_plain(L, 1);
+	lua_pushvalue(L, lua_upvalueindex(1)); /* Lua's own coroutine.close */
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+	return lua_gettop(L);
+}
+
 static int coro_resume(lua_State *L)
 {
-	lua_State *co = lua_tothread(L, 1);
+	lua_State *co = check_plain(L, 1);
 	int r;
 
-	luaL_argexpected(L, co, 1, "coroutine");
 	if (co == L) {
 		lua_pushboolean(L, 0);
 		lua_pushliteral(L, "cannot resume non-suspended coroutine");
@@ -172,6 +204,9 @@ void coro_patch(lua_State *L)
 		lua_setfield(L, -2, "resume");
 		lua_pushcfunction(L, coro_wrap);
 		lua_setfield(L, -2, "wrap");
+		lua_getfield(L, -1, "close");
+		lua_pushcclosure(L, coro_close, 1);
+		lua_setfield(L, -2, "close");
 	}
 	lua_pop(L, 1);
 }

@@ -16,11 +16,51 @@
 
 static const char *memerr = "not enough memory"; /* Lua's fixed ERRMEM text */
 
+/*
+ * Push "code: message" for the value at idx without running any
+ * metamethod: the runtime formats errors outside protected calls (when
+ * it reports a failure), where a user's __tostring could raise or spin.
+ */
+static const char *describe(lua_State *L, int idx)
+{
+	const char *code = NULL, *msg = NULL;
+	int type;
+
+	idx = lua_absindex(L, idx);
+	type = lua_type(L, idx);
+	if (type == LUA_TTABLE) {
+		lua_pushliteral(L, "code");
+		if (lua_rawget(L, idx) == LUA_TSTRING)
+			code = lua_tostring(L, -1);
+		else if (errval_is(L, idx))
+			code = "error";
+		lua_pushliteral(L, "message");
+		if (lua_rawget(L, idx) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+			msg = lua_tostring(L, -1);
+		if (code) { /* an error value, or shaped like one */
+			lua_pushfstring(L, "%s: %s", code, msg ? msg : "(no message)");
+			lua_replace(L, -3);
+			lua_pop(L, 1);
+			return lua_tostring(L, -1);
+		}
+		lua_pop(L, 2);
+	}
+	if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+		lua_pushvalue(L, idx);
+		lua_tostring(L, -1);
+	} else if (type == LUA_TNIL || type == LUA_TBOOLEAN) {
+		lua_pushstring(L, type == LUA_TNIL        ? "nil"
+		                  : lua_toboolean(L, idx) ? "true"
+		                                          : "false");
+	} else {
+		lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
+	}
+	return lua_tostring(L, -1);
+}
+
 static int errval_tostr(lua_State *L)
 {
-	lua_getfield(L, 1, "code");
-	lua_getfield(L, 1, "message");
-	lua_pushfstring(L, "%s: %s", luaL_optstring(L, 2, "error"), luaL_optstring(L, 3, ""));
+	describe(L, 1);
 	return 1;
 }
 
@@ -78,9 +118,8 @@ void errval_wrap(lua_State *L, int idx)
 		else
 			errval_push(L, "error", "%s", s);
 	} else {
-		const char *s = luaL_tolstring(L, idx, NULL);
-		errval_push(L, "error", "%s", s);
-		lua_remove(L, -2); /* the tolstring result */
+		errval_push(L, "error", "%s", describe(L, idx));
+		lua_remove(L, -2); /* the description */
 		lua_pushvalue(L, idx);
 		lua_setfield(L, -2, "value");
 	}
@@ -177,5 +216,5 @@ int errval_msgh(lua_State *L)
 
 const char *errval_tostring(lua_State *L, int idx)
 {
-	return luaL_tolstring(L, idx, NULL);
+	return describe(L, idx);
 }

@@ -39,7 +39,10 @@ const char *errval_code(lua_State *L, int idx);
 /* Message handler for pcall: wraps the error and adds a traceback. */
 int errval_msgh(lua_State *L);
 
-/* Push "code: message" for the value at idx (any value). */
+/*
+ * Push "code: message" for the value at idx (any value), read with raw
+ * access: no metamethod runs, nothing raises. Returns the pushed string.
+ */
 const char *errval_tostring(lua_State *L, int idx);
 
 #endif

@@ -52,7 +52,7 @@ static double parse_num(const char *s)
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || *end || !(v > 0) || isinf(v))
+	if (errno || end == s || *end || !(v > 0) || v > 1e9) /* 1e9 ms, 1e9 MB: plenty */
 		return -1;
 	return v;
 }

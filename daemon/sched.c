@@ -274,6 +274,8 @@ void sched_enqueue(struct sched *s, struct task *t)
 {
 	static const struct timeval zero = {0, 0};
 
+	if (t->queued)
+		return; /* at most once on the queue */
 	t->queued = 1;
 	t->rq_next = NULL;
 	if (s->rq_tail) {
@@ -392,6 +394,7 @@ void sched_free(struct sched *s)
 	for (struct task *t = s->live_head; t; t = t->live_next)
 		task_release_resources(t);
 	tick_close(s);
+	s->closing = 1; /* finalizers run by lua_close cannot start or suspend tasks */
 	lua_close(s->L);
 	event_free(s->ready);
 	free(s);

@@ -7,9 +7,10 @@
  * per-resume time slice enforced by a count hook.
  *
  * Invariants:
- *  - Tasks are resumed only from sched_turn (a later loop turn, FIFO) or
+ *  - Tasks are resumed only from the run queue (a later loop turn, FIFO) or
  *    synchronously by task_spawn; never from an arbitrary libevent callback.
- *  - The run queue holds each task at most once (task->queued).
+ *  - The run queue holds each task at most once (task->queued, checked
+ *    by sched_enqueue), and never a settled task.
  */
 #ifndef AWAITD_SCHED_H
 #define AWAITD_SCHED_H
@@ -59,10 +60,11 @@ struct sched {
 	struct event *ready;  /* zero-timeout timer that drains the run queue */
 	struct task *rq_head; /* run queue, FIFO through task->rq_next */
 	struct task *rq_tail;
-	struct task *current;        /* task being resumed, NULL on the loop */
-	lua_State *volatile running; /* thread executing now: the task's or a plain
-	                              * coroutine inside it (see bindings/coro.c) */
-	struct task *live_head;      /* every unsettled task */
+	struct task *volatile current; /* task being resumed, NULL on the loop */
+	int closing;                   /* sched_free has begun: no new tasks or waits */
+	lua_State *volatile running;   /* thread executing now: the task's or a plain
+	                                * coroutine inside it (see bindings/coro.c) */
+	struct task *live_head;        /* every unsettled task */
 	struct sched_config cfg;
 	struct sched_stats stats;
 	volatile sig_atomic_t in_task; /* 1 while task code runs: memory cap, slice */

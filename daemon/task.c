@@ -227,9 +227,16 @@ static int raise_cancel(lua_State *L, struct task *t)
 int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_obj,
                  double timeout_ms, lua_KContext ctx, lua_KFunction k)
 {
+	/* every check that can raise comes before anything is registered */
 	if (L != t->co)
 		return luaL_error(L, "async: cannot suspend a task from a plain coroutine "
 		                     "(use async.spawn, not coroutine.wrap, around async calls)");
+	if (!lua_isyieldable(L))
+		return luaL_error(L, "async: cannot suspend here: a C function is in between "
+		                     "(a table.sort comparator, a gsub callback, require, a "
+		                     "finalizer, or the <close> handler of a killed task)");
+	if (t->s->closing)
+		return luaL_error(L, "async: the runtime is shutting down");
 	if (t->cancel_req && wait != TASK_WAIT_JOIN) {
 		double left = t->grace_until - sched_now();
 		if (!t->cancel_sent || left <= 0)
@@ -237,19 +244,22 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 		if (timeout_ms < 0 || timeout_ms > left)
 			timeout_ms = left;
 	}
+	t->wake = TASK_WAKE_NONE;
+	if (timeout_ms == 0) {
+		/* already timed out (or sleep(0)): wake on the next turn, and
+		 * register with nothing, so nothing has to be undone */
+		t->wait = TASK_WAIT_NONE;
+		t->wake = TASK_WAKE_TIMEOUT;
+		sched_enqueue(t->s, t);
+		return lua_yieldk(L, 0, ctx, k);
+	}
 	t->wait = wait;
 	t->wait_obj = wait_obj;
-	t->wake = TASK_WAKE_NONE;
 	if (wait == TASK_WAIT_TASK || wait == TASK_WAIT_JOIN)
 		aw_append(wait_obj, t);
 	else if (wait == TASK_WAIT_PORT)
 		((struct port *)wait_obj)->waiter = t;
-	if (timeout_ms == 0) {
-		/* yield to the loop once: wake on the next turn */
-		t->wait = TASK_WAIT_NONE;
-		t->wake = TASK_WAKE_TIMEOUT;
-		sched_enqueue(t->s, t);
-	} else if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS) {
+	if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS) {
 		struct timeval tv;
 		tv.tv_sec = (time_t)(timeout_ms / 1000);
 		tv.tv_usec = (suseconds_t)fmod(timeout_ms * 1000, 1e6);
@@ -274,10 +284,9 @@ enum task_wake task_resumed(lua_State *L, struct task *t)
 
 /* ---- cancellation ------------------------------------------------------ */
 
-void task_cancel(lua_State *L, struct task *t, const char *reason)
+/* Mark one task cancelled and wake it if it waits. */
+static void cancel_one(lua_State *L, struct task *t, const char *reason)
 {
-	if (task_settled(t) || t->cancel_req)
-		return;
 	t->cancel_req = 1;
 	if (reason) {
 		push_self(L, t);
@@ -285,10 +294,41 @@ void task_cancel(lua_State *L, struct task *t, const char *reason)
 		lua_setiuservalue(L, -2, 2);
 		lua_pop(L, 1);
 	}
-	for (struct task *c = t->child; c; c = c->sib_next)
-		task_cancel(L, c, "parent cancelled");
 	if (t->state == TASK_SUSPENDED)
 		task_wake(t, TASK_WAKE_CANCEL);
+}
+
+static int cancel_pending(const struct task *t)
+{
+	return !task_settled(t) && !t->cancel_req;
+}
+
+/*
+ * Cancel t and its whole subtree, depth first, without recursion (an
+ * await chain can be hundreds of thousands of tasks deep).
+ */
+void task_cancel(lua_State *L, struct task *t, const char *reason)
+{
+	struct task *at = t, *c;
+
+	if (!cancel_pending(t))
+		return;
+	cancel_one(L, t, reason);
+	c = t->child;
+	for (;;) {
+		while (c && !cancel_pending(c))
+			c = c->sib_next;
+		if (c) {
+			cancel_one(L, c, "parent cancelled");
+			at = c;
+			c = c->child;
+			continue;
+		}
+		if (at == t)
+			break;
+		c = at->sib_next;
+		at = at->parent;
+	}
 }
 
 /* ---- outcome ----------------------------------------------------------- */
@@ -329,7 +369,7 @@ int task_push_outcome(lua_State *L, int idx)
 			lua_getiuservalue(L, idx, 1);
 		return t->nres;
 	}
-	luaL_checkstack(L, t->nres, "too many results");
+	luaL_checkstack(L, t->nres + 1, "too many results");
 	lua_getiuservalue(L, idx, 1);
 	for (int i = 1; i <= t->nres; i++)
 		lua_rawgeti(L, -i, i);
@@ -503,6 +543,7 @@ static void settle(struct task *t, enum task_state st)
 		}
 		st = TASK_CANCELLED;
 	}
+	unwait(t); /* it can settle only while running: nothing should be registered */
 	t->state = st;
 	t->nres = lua_gettop(t->co);
 	stash_outcome(t);
@@ -663,6 +704,8 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	lua_State *co;
 
 	luaL_checkstack(L, 4, NULL);
+	if (s->closing)
+		luaL_error(L, "async: the runtime is shutting down");
 	t = lua_newuserdatauv(L, sizeof *t, 2); /* fn args... ud */
 	memset(t, 0, sizeof *t);
 	t->magic = TASK_MAGIC;
@@ -671,6 +714,8 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->task_mt_ref);
 	lua_setmetatable(L, -2);
 	co = sched_pool_get(s, L); /* fn args... ud co */
+	if (!lua_checkstack(co, nargs + 2))
+		luaL_error(L, "async.spawn: too many arguments (%d)", nargs);
 	*(struct task **)lua_getextraspace(co) = t;
 	lua_setiuservalue(L, -2, 1);
 	lua_pushvalue(L, -1);

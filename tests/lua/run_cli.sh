@@ -177,5 +177,8 @@ check "--log-level debug shows debug lines" 0 err "DEBUG [task 1] hidden at info
 run run --log-level loud "$DIR/log.lua"
 check "an unknown log level is a usage error" 2 err "unknown log level"
 
+run run "$DIR/gc_at_exit.lua"
+check "a finalizer at exit cannot start a task, and nothing crashes" 0 out "root done"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
