@@ -1,11 +1,18 @@
 /*
- * modules.h: awaitd's Lua modules and how a state gets them.
+ * modules.h: awaitd's Lua modules and how a state gets them. Each
+ * bindings/<module>.c exports its luaopen_<module> (declared here, so
+ * modules.c needs no other header) and nothing else but what is below.
  */
 #ifndef AWAITD_MODULES_H
 #define AWAITD_MODULES_H
 
 #include <lua.h>
 
+/*
+ * The module openers, for luaL_requiref. Each pushes its module table.
+ * They raise only on memory errors. luaopen_async needs a state made by
+ * sched_new (it runs the embedded async.lua, which uses the scheduler).
+ */
 int luaopen_async(lua_State *L);
 int luaopen_json(lua_State *L);
 int luaopen_log(lua_State *L);

@@ -137,7 +137,11 @@ struct task *task_current(lua_State *L);
 /* luaL_checkudata for tasks. */
 struct task *task_check(lua_State *L, int idx);
 
-/* Resume t (sched use only): nargs values are on t->co. */
+/*
+ * Resume the suspended task t with what task_wake recorded (sched's run
+ * queue only). Never raises: whatever the task does, it ends suspended
+ * again or settled, and errors become its outcome.
+ */
 void task_resume(struct task *t);
 
 /*
