@@ -76,6 +76,30 @@ static int async_spawn_within(lua_State *L)
 	return 1;
 }
 
+/* _defer(fn, ...) -> a task that starts only when _start_deferred(t) is called */
+static int async_defer(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	task_spawn(L, lua_gettop(L) - 1, spawner(L), HUGE_VAL, TASK_SPAWN_DEFERRED);
+	return 1;
+}
+
+/* _start_deferred(t) -> true when t was waiting to start and now will */
+static int async_start_deferred(lua_State *L)
+{
+	lua_pushboolean(L, task_start(task_check(L, 1)));
+	return 1;
+}
+
+/* _waiting_start(t) -> true while t waits to be started and nobody cancelled it */
+static int async_waiting_start(lua_State *L)
+{
+	struct task *t = task_check(L, 1);
+
+	lua_pushboolean(L, !t->co && t->wait == TASK_WAIT_START && !t->queued && !t->cancel_req);
+	return 1;
+}
+
 static int async_detach(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -531,6 +555,9 @@ static const luaL_Reg async_funcs[] = {
     {"_spawn_within", async_spawn_within},
     {"_cancel_all", async_cancel_all},
     {"_join", async_join},
+    {"_defer", async_defer},
+    {"_start_deferred", async_start_deferred},
+    {"_waiting_start", async_waiting_start},
     {"_start", async_start},
     {"_breathe", async_breathe},
     {"_cancel_sent", task_cancel_sent},

@@ -319,8 +319,12 @@ function Channel:close()
 end
 
 -- ---- queue ---------------------------------------------------------------
+-- An item that cannot start at once is a deferred task: it has no thread
+-- (no coroutine, no stack) until pump gives it a slot, so 100,000 pending
+-- items cost a table entry each, not a parked coroutine.
 local Queue = {}
 Queue.__index = Queue
+local defer, start_deferred, waiting_start = M._defer, M._start_deferred, M._waiting_start
 
 function M.queue(opts)
   opts = opts or {}
@@ -336,7 +340,9 @@ function M.queue(opts)
     rate = posint("rate", opts.rate), per = opts.per or 1000,
     max_pending = posint("max_pending", opts.max_pending),
     running = 0, pending = 0, done = 0, failed = 0, paused = false,
-    slots = fifo(), space = fifo(), idle = fifo(),
+    waiting = { head = 1, tail = 0 }, -- deferred items, FIFO
+    granted = {},                      -- items pump started: task -> true
+    space = fifo(), idle = fifo(),
   }, Queue)
   if q.rate then
     if type(q.per) ~= "number" or q.per <= 0 then errorf(2, "async.queue: per must be > 0 ms") end
@@ -368,14 +374,35 @@ local function tick_later(q)
   end)
 end
 
+-- The first deferred item still waiting to start (cancelled ones are dropped:
+-- they start themselves to account for their cancellation).
+local function first_waiting(q)
+  local w = q.waiting
+  while w.head <= w.tail do
+    local t = w[w.head]
+    if waiting_start(t) then return t end
+    w[w.head] = nil
+    w.head = w.head + 1
+  end
+end
+
+local function can_start(q)
+  return not q.paused and q.running < q.concurrency
+end
+
 -- Start as many waiting items as slots and tokens allow.
 function pump(q)
-  while not q.paused and q.running < q.concurrency and not q.slots:empty() do
+  while can_start(q) do
+    local t = first_waiting(q)
+    if not t then return end
     if not take_token(q) then tick_later(q); return end
-    local ticket = q.slots:pop()
+    local w = q.waiting
+    w[w.head] = nil
+    w.head = w.head + 1
     q.running = q.running + 1
     q.pending = q.pending - 1
-    grant(ticket)
+    q.granted[t] = true
+    start_deferred(t)
   end
 end
 
@@ -405,26 +432,21 @@ local function finish(slot, ...)
   return ...
 end
 
-local function run_item(q, f, ...)
-  if not q.paused and q.running < q.concurrency and q.slots:empty() and take_token(q) then
-    q.running = q.running + 1
-    q.pending = q.pending - 1
-  else
-    -- only tokens are missing: make sure someone refills them
-    if q.rate and not q.paused and q.running < q.concurrency then tick_later(q) end
-    local ok, err = pcall(wait_ticket, q.slots, {}, function()
-      -- cancelled after it was given a slot: give the slot back
-      q.running = q.running - 1
-      q.pending = q.pending + 1
-    end)
-    if not ok then
+-- The body of every item. `deferred`: it waited in q.waiting; it runs
+-- either because pump granted it a slot or because it was cancelled while
+-- pending (then it only accounts for that, and fails as cancelled).
+local function run_item(q, deferred, f, ...)
+  if deferred then
+    local me = current()
+    if not q.granted[me] then
       q.pending = q.pending - 1
       q.failed = q.failed + 1
       make_room(q)
       pump(q)
       wake_idle(q)
-      error(err, 0)
+      M.sleep(0) -- raises its cancellation
     end
+    q.granted[me] = nil
   end
   make_room(q)
   local slot <close> = setmetatable({ q = q }, Slot)
@@ -437,7 +459,18 @@ function Queue:push(f, ...)
     wait_ticket(self.space, {}, function() make_room(self) end)
   end
   self.pending = self.pending + 1
-  return spawn(run_item, self, f, ...)
+  if can_start(self) and not first_waiting(self) and take_token(self) then
+    self.running = self.running + 1
+    self.pending = self.pending - 1
+    return spawn(run_item, self, false, f, ...)
+  end
+  -- only tokens are missing: make sure someone refills them
+  if self.rate and can_start(self) then tick_later(self) end
+  local t = defer(run_item, self, true, f, ...)
+  local w = self.waiting
+  w.tail = w.tail + 1
+  w[w.tail] = t
+  return t
 end
 
 function Queue:wait()

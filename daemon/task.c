@@ -31,6 +31,7 @@
 #include "task.h"
 
 static void settle(struct task *t, enum task_state st);
+static int attach_thread(struct task *t);
 
 static const char *const status_names[] = {"running", "suspended", "done", "failed", "cancelled"};
 
@@ -428,8 +429,8 @@ static void where(struct task *t, char *buf, size_t len)
 {
 	lua_Debug ar;
 
-	snprintf(buf, len, "?");
-	for (int level = 0; lua_getstack(t->co, level, &ar); level++) {
+	snprintf(buf, len, t->co ? "?" : "not started");
+	for (int level = 0; t->co && lua_getstack(t->co, level, &ar); level++) {
 		if (lua_getinfo(t->co, "Sl", &ar) && ar.currentline > 0) {
 			snprintf(buf, len, "%s:%d", ar.short_src, ar.currentline);
 			return;
@@ -693,6 +694,13 @@ static void resume(struct task *t, int nargs)
 
 void task_resume(struct task *t)
 {
+	if (!t->co) {
+		/* a deferred task starts (also when cancelled: it then fails at
+		 * its first suspension, so its own code can account for it) */
+		t->wake = TASK_WAKE_NONE;
+		resume(t, attach_thread(t));
+		return;
+	}
 	resume(t, 0);
 }
 
@@ -700,12 +708,15 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
                         unsigned flags)
 {
 	struct sched *s = sched_of(L);
+	int deferred = (flags & TASK_SPAWN_DEFERRED) != 0;
 	struct task *t;
-	lua_State *co;
+	lua_State *co = NULL;
 
 	luaL_checkstack(L, 4, NULL);
 	if (s->closing)
 		luaL_error(L, "async: the runtime is shutting down");
+	if (nargs > 100000) /* a thread's stack is bounded (LUAI_MAXSTACK) */
+		luaL_error(L, "async.spawn: too many arguments (%d)", nargs);
 	t = lua_newuserdatauv(L, sizeof *t, 2); /* fn args... ud */
 	memset(t, 0, sizeof *t);
 	t->magic = TASK_MAGIC;
@@ -713,16 +724,30 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	t->state = TASK_DONE; /* inert until fully built */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, s->task_mt_ref);
 	lua_setmetatable(L, -2);
-	co = sched_pool_get(s, L); /* fn args... ud co */
-	if (!lua_checkstack(co, nargs + 2))
-		luaL_error(L, "async.spawn: too many arguments (%d)", nargs);
-	*(struct task **)lua_getextraspace(co) = t;
-	lua_setiuservalue(L, -2, 1);
-	lua_pushvalue(L, -1);
-	t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_rawgeti(co, LUA_REGISTRYINDEX, s->body_ref);
 	lua_rotate(L, -(nargs + 2), 1); /* ud fn args... */
-	lua_xmove(L, co, nargs + 1);    /* co: body fn args... */
+	if (deferred) {
+		/* no thread yet: fn and args wait in a table (user value 1) */
+		int tbl;
+		lua_createtable(L, nargs + 1, 0);
+		lua_insert(L, -(nargs + 2)); /* ud tbl fn args... */
+		tbl = lua_absindex(L, -(nargs + 2));
+		for (int i = nargs + 1; i >= 1; i--)
+			lua_rawseti(L, tbl, i);
+		lua_setiuservalue(L, -2, 1); /* ud */
+		lua_pushvalue(L, -1);
+		t->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	} else {
+		co = sched_pool_get(s, L); /* ud fn args... co */
+		if (!lua_checkstack(co, nargs + 2))
+			luaL_error(L, "async.spawn: too many arguments (%d)", nargs);
+		*(struct task **)lua_getextraspace(co) = t;
+		lua_pushvalue(L, -(nargs + 3));
+		lua_insert(L, -2);                       /* ud fn args... ud co */
+		lua_setiuservalue(L, -2, 1);             /* ud fn args... ud */
+		t->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* ud fn args... */
+		lua_rawgeti(co, LUA_REGISTRYINDEX, s->body_ref);
+		lua_xmove(L, co, nargs + 1); /* co: body fn args... */
+	}
 
 	/* from here on nothing raises */
 	t->s = s;
@@ -741,8 +766,50 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	live_link(s, t);
 	s->stats.spawned++;
 	s->stats.live++;
-	resume(t, nargs + 1);
+	if (deferred) {
+		t->nres = nargs + 1; /* until it starts: the count of fn and args */
+		t->state = TASK_SUSPENDED;
+		t->wait = TASK_WAIT_START;
+	} else {
+		resume(t, nargs + 1);
+	}
 	return t;
+}
+
+int task_start(struct task *t)
+{
+	if (t->co || t->state != TASK_SUSPENDED || t->wait != TASK_WAIT_START || t->queued)
+		return 0;
+	task_wake(t, TASK_WAKE_SIGNAL);
+	return 1;
+}
+
+/*
+ * Give a deferred task its thread: body, fn and args from user value 1.
+ * Returns the count of values for lua_resume.
+ */
+static int attach_thread(struct task *t)
+{
+	struct sched *s = t->s;
+	lua_State *L = s->L, *co;
+	int n = t->nres;
+
+	push_self(L, t);
+	co = sched_pool_get(s, L); /* ud co */
+	lua_checkstack(co, n + 2); /* n was bounded when it was deferred */
+	*(struct task **)lua_getextraspace(co) = t;
+	lua_rawgeti(co, LUA_REGISTRYINDEX, s->body_ref);
+	lua_getiuservalue(L, -2, 1); /* ud co tbl */
+	for (int i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, i);
+		lua_xmove(L, co, 1);
+	}
+	lua_pop(L, 1);
+	lua_setiuservalue(L, -2, 1); /* the thread replaces the table */
+	lua_pop(L, 1);
+	t->co = co;
+	t->nres = 0;
+	return n;
 }
 
 /*

@@ -53,6 +53,7 @@ enum task_wait {
 	TASK_WAIT_TASK,  /* on task->wait_obj's awaiter list */
 	TASK_WAIT_PORT,  /* the waiter of port task->wait_obj */
 	TASK_WAIT_PARK,  /* parked until task_unpark */
+	TASK_WAIT_START, /* deferred: not started, no thread yet */
 	TASK_WAIT_JOIN,  /* like TASK, but shielded from cancellation: a
 	                  * combinator waiting for items it cancelled to
 	                  * finish unwinding (they settle within their grace) */
@@ -120,6 +121,9 @@ struct task {
 
 /* task_spawn flags */
 #define TASK_SPAWN_OBSERVED 1 /* its outcome is read by C: never report it */
+#define TASK_SPAWN_DEFERRED                                                                        \
+	2 /* do not run it: it waits, without a thread,                                            \
+	   * for task_start (a queue's pending item) */
 
 /*
  * Spawn fn(args...) (the function and nargs arguments on top of L) as a
@@ -130,6 +134,12 @@ struct task {
  */
 struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double deadline,
                         unsigned flags);
+
+/*
+ * Start a deferred task (on the next loop turn). Returns 1, or 0 when it
+ * is not a deferred task waiting to start.
+ */
+int task_start(struct task *t);
 
 /* The task whose thread is L, or NULL when L is not a task thread. */
 struct task *task_current(lua_State *L);

@@ -234,6 +234,39 @@ T.test("timeout around a push never lets the queue exceed its limit", function()
   T.eq(running, 0)
 end)
 
+T.test("pending items hold no coroutine: 20,000 of them stay small", function()
+  -- a parked coroutine costs ~1.6 KB (stack, call frames, task); a pending
+  -- item is only its task handle until a slot frees
+  local q = async.queue { concurrency = 1 }
+  collectgarbage(); collectgarbage()
+  local before = collectgarbage("count")
+  for i = 1, 20000 do
+    q:push(function() async.sleep(0) end)
+    if i % 2000 == 0 then async.sleep(0) end
+  end
+  collectgarbage(); collectgarbage()
+  local per_item = (collectgarbage("count") - before) * 1024 / 20000
+  T.between(per_item, 1, 1100, "bytes per pending item")
+  local st = q:stats()
+  T.eq(st.pending + st.running + st.done, 20000)
+  T.ok(st.pending > 19000, "most items still pending: " .. st.pending)
+  q:wait()
+  T.same(q:stats(), { running = 0, pending = 0, done = 20000, failed = 0 })
+end)
+
+T.test("a pending item whose pusher finishes is cancelled, counted, and the queue goes idle", function()
+  local q = async.queue { concurrency = 1 }
+  local ran = 0
+  local pusher = async.spawn(function()
+    q:push(function() async.sleep(20); ran = ran + 1 end)
+    q:push(function() ran = ran + 1 end) -- pending when the pusher returns
+  end)
+  pusher:await()
+  q:wait()
+  T.eq(ran, 0, "orphaned items were cancelled")
+  T.same(q:stats(), { running = 0, pending = 0, done = 0, failed = 2 })
+end)
+
 T.test("queue rejects bad options and items", function()
   T.eq(pcall(async.queue, { concurrency = 0 }), false, "concurrency 0")
   T.eq(pcall(async.queue, { concurrency = 1.5 }), false, "fractional concurrency")
