@@ -18,7 +18,6 @@ local cancel_all, join, wrap_error, breathe = M._cancel_all, M._join, M._wrap_er
 local t_await, t_result, t_watch, t_wait = M.await, M._result, M._watch, M._wait
 local getmetatable, setmetatable, type, select, error = getmetatable, setmetatable, type, select, error
 local pcall, xpcall, msgh, huge = pcall, xpcall, M._msgh, math.huge
-local unpack = table.unpack
 
 local function is_task(v) return getmetatable(v) == Task end -- (a task handle)
 
