@@ -1,0 +1,610 @@
+/*
+ * config.c: defaults, validation, the config file parser and the dump.
+ *
+ * Every key is a row of the keys[] table (name, kind, field offset, range),
+ * so config_set, config_dump and the "known keys" list cannot drift apart;
+ * the table's order is the order of etc/awaitd.conf and of the dump.
+ *
+ * Invariants:
+ *  - A value reaches a field only after it has been fully validated; on any
+ *    error the config is left as it was. config_load works on a copy and
+ *    swaps it in only when the whole file was read without error, so a bad
+ *    reload keeps the running configuration.
+ *  - Lines are read into a fixed buffer (CONFIG_LINE_MAX): a hostile file
+ *    cannot make the parser allocate more than that per line.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "log.h"
+
+#define CONFIG_LINE_MAX 4096 /* bytes per line, newline excluded */
+#define MIB             (1024.0 * 1024.0)
+
+enum config_kind {
+	KIND_STRING, /* char *, any text without control characters */
+	KIND_LEVEL,  /* int, a log level name */
+	KIND_MS,     /* double, milliseconds */
+	KIND_MIB,    /* size_t bytes, given in MiB (fractions allowed) */
+	KIND_BYTES,  /* size_t, whole bytes */
+	KIND_INT,    /* int, whole number */
+	KIND_MODE,   /* int, octal permission bits */
+	KIND_SYNC,   /* char *, one of sync_names */
+};
+
+struct config_key {
+	const char *name;
+	enum config_kind kind;
+	size_t off;      /* offsetof the field in struct config */
+	double min, max; /* inclusive range of numeric kinds, in the key's unit */
+};
+
+#define KEY(name, kind, field, min, max)                                                           \
+	{                                                                                          \
+		name, kind, offsetof(struct config, field), min, max                               \
+	}
+
+static const struct config_key keys[] = {
+    KEY("scripts_dir", KIND_STRING, scripts_dir, 0, 0),
+    KEY("db_path", KIND_STRING, db_path, 0, 0),
+    KEY("socket_path", KIND_STRING, socket_path, 0, 0),
+    KEY("migrations_dir", KIND_STRING, migrations_dir, 0, 0),
+    KEY("log_level", KIND_LEVEL, log_level, 0, 0),
+    KEY("max_slice_ms", KIND_MS, max_slice_ms, 1, 3600000),
+    KEY("max_memory_mb", KIND_MIB, max_memory, 0, 1048576),
+    KEY("cancel_grace_ms", KIND_MS, cancel_grace_ms, 0, 3600000),
+    KEY("shutdown_timeout_ms", KIND_MS, shutdown_timeout_ms, 0, 86400000),
+    KEY("max_line", KIND_BYTES, max_line, 1024, 64 * MIB),
+    KEY("output_cap", KIND_BYTES, output_cap, 4096, 1024 * MIB),
+    KEY("max_clients", KIND_INT, max_clients, 1, 65536),
+    KEY("socket_mode", KIND_MODE, socket_mode, 0, 0777),
+    KEY("synchronous", KIND_SYNC, synchronous, 0, 0),
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char *const sync_names[] = {"full", "normal", "off"};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Copy value into out (size outlen) for an error message: at most 40
+ * bytes, then "...", with non-printable bytes shown as '?', so a hostile
+ * value cannot flood or garble the message.
+ */
+static const char *shown(const char *value, char *out, size_t outlen)
+{
+	size_t i, n = 0;
+
+	for (i = 0; value[i] && n + 4 < outlen; i++) {
+		if (i == 40) {
+			memcpy(out + n, "...", 3);
+			n += 3;
+			break;
+		}
+		unsigned char ch = (unsigned char)value[i];
+		out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+	}
+	out[n] = 0;
+	return out;
+}
+
+/* Whether the key's field is a char * owned by the config. */
+static int is_string(const struct config_key *k)
+{
+	return k->kind == KIND_STRING || k->kind == KIND_SYNC;
+}
+
+static char **string_field(struct config *c, const struct config_key *k)
+{
+	return (char **)((char *)c + k->off);
+}
+
+static const char *const *string_field_c(const struct config *c, const struct config_key *k)
+{
+	return (const char *const *)((const char *)c + k->off);
+}
+
+static const struct config_key *find_key(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Index of value in names (case-insensitive), or -1. */
+static int find_name(const char *const *names, int n, const char *value)
+{
+	for (int i = 0; i < n; i++)
+		if (strcasecmp(names[i], value) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * Parse a decimal number: optional '-', digits, optional fraction and
+ * exponent; no '+', no leading space, no hex, no inf/nan, no trailing
+ * junk. Returns 0 and *out, or -1 when value is not such a number.
+ * Negative numbers parse, so that the range check can name the range.
+ */
+static int parse_number(const char *value, double *out)
+{
+	const char *p = value[0] == '-' ? value + 1 : value;
+	char *end;
+	double v;
+
+	if (!((*p >= '0' && *p <= '9') || *p == '.') || strpbrk(p, "xX"))
+		return -1;
+	errno = 0;
+	v = strtod(value, &end);
+	if (end == value || *end || errno == ERANGE || !isfinite(v))
+		return -1;
+	*out = v + 0.0; /* -0 becomes 0 */
+	return 0;
+}
+
+/*
+ * Parse a whole number in base 10 or 8 with strtoull, digits only (strtoull
+ * itself would accept "-1" and wrap it). Returns 0 and *out, -1 when
+ * malformed, -2 when it does not fit or is negative.
+ */
+static int parse_whole(const char *value, int base, unsigned long long *out)
+{
+	const char *p = value[0] == '-' ? value + 1 : value;
+	char top = base == 8 ? '7' : '9';
+	char *end;
+	unsigned long long v;
+
+	if (!*p)
+		return -1;
+	for (const char *q = p; *q; q++)
+		if (*q < '0' || *q > top)
+			return -1;
+	if (p != value)
+		return -2;
+	errno = 0;
+	v = strtoull(value, &end, base);
+	if (end == value || *end)
+		return -1;
+	if (errno == ERANGE)
+		return -2;
+	*out = v;
+	return 0;
+}
+
+/* Validate value for key k and store it in c; see config_set. */
+static int set_value(struct config *c, const struct config_key *k, const char *value, char *err,
+                     size_t errlen)
+{
+	char buf[64];
+	const char *unit;
+	unsigned long long u;
+	double d;
+	int i, prc;
+
+	if (!value[0]) {
+		set_err(err, errlen, "%s: empty value", k->name);
+		return -1;
+	}
+	for (i = 0; value[i]; i++) {
+		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) {
+			set_err(err, errlen, "%s: value '%s' contains a control character", k->name,
+			        shown(value, buf, sizeof buf));
+			return -1;
+		}
+	}
+
+	switch (k->kind) {
+	case KIND_STRING: {
+		char *s = strdup(value);
+		if (!s) {
+			set_err(err, errlen, "%s: out of memory", k->name);
+			return -1;
+		}
+		free(*string_field(c, k));
+		*string_field(c, k) = s;
+		return 0;
+	}
+	case KIND_SYNC: {
+		char *s;
+		i = find_name(sync_names, 3, value);
+		if (i < 0) {
+			set_err(err, errlen, "%s: '%s' is not one of full, normal, off", k->name,
+			        shown(value, buf, sizeof buf));
+			return -1;
+		}
+		s = strdup(sync_names[i]); /* canonical lower case */
+		if (!s) {
+			set_err(err, errlen, "%s: out of memory", k->name);
+			return -1;
+		}
+		free(*string_field(c, k));
+		*string_field(c, k) = s;
+		return 0;
+	}
+	case KIND_LEVEL:
+		i = log_parse_level(value);
+		if (i < 0) {
+			set_err(err, errlen, "%s: '%s' is not one of debug, info, warn, error",
+			        k->name, shown(value, buf, sizeof buf));
+			return -1;
+		}
+		c->log_level = i;
+		return 0;
+	case KIND_MS:
+	case KIND_MIB:
+		unit = k->kind == KIND_MS ? " ms" : " MiB";
+		if (parse_number(value, &d) < 0) {
+			set_err(err, errlen, "%s: '%s' is not a number of%s", k->name,
+			        shown(value, buf, sizeof buf), unit);
+			return -1;
+		}
+		if (d < k->min || d > k->max) {
+			set_err(err, errlen, "%s: %s is out of range (%.15g to %.15g%s)", k->name,
+			        shown(value, buf, sizeof buf), k->min, k->max, unit);
+			return -1;
+		}
+		if (k->kind == KIND_MS)
+			*(double *)((char *)c + k->off) = d;
+		else
+			c->max_memory = (size_t)(d * MIB + 0.5); /* d >= 0: round to a byte */
+		return 0;
+	case KIND_BYTES:
+	case KIND_INT:
+	case KIND_MODE:
+		unit = k->kind == KIND_BYTES ? " bytes" : "";
+		prc = parse_whole(value, k->kind == KIND_MODE ? 8 : 10, &u);
+		if (prc == -1) {
+			set_err(err, errlen, "%s: '%s' is not %s", k->name,
+			        shown(value, buf, sizeof buf),
+			        k->kind == KIND_MODE    ? "an octal mode like 0660"
+			        : k->kind == KIND_BYTES ? "a whole number of bytes"
+			                                : "a whole number");
+			return -1;
+		}
+		if (prc == -2 || (double)u < k->min || (double)u > k->max) {
+			if (k->kind == KIND_MODE)
+				set_err(err, errlen, "%s: %s is out of range (0 to 0777)", k->name,
+				        shown(value, buf, sizeof buf));
+			else
+				set_err(err, errlen, "%s: %s is out of range (%.15g to %.15g%s)",
+				        k->name, shown(value, buf, sizeof buf), k->min, k->max,
+				        unit);
+			return -1;
+		}
+		if (k->kind == KIND_BYTES)
+			*(size_t *)((char *)c + k->off) = (size_t)u;
+		else
+			*(int *)((char *)c + k->off) = (int)u;
+		return 0;
+	}
+	set_err(err, errlen, "%s: internal error: unknown kind", k->name);
+	return -1;
+}
+
+void config_init(struct config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->scripts_dir = strdup("./scripts");
+	c->db_path = strdup("./awaitd.db");
+	c->socket_path = strdup("./awaitd.sock");
+	c->migrations_dir = strdup("./migrations");
+	c->log_level = LOG_LEVEL_INFO;
+	c->max_slice_ms = 100;
+	c->max_memory = 0;
+	c->cancel_grace_ms = 1000;
+	c->shutdown_timeout_ms = 30000;
+	c->max_line = 1024 * 1024;
+	c->output_cap = 8 * 1024 * 1024;
+	c->max_clients = 1024;
+	c->socket_mode = 0660;
+	c->synchronous = strdup("full");
+}
+
+void config_fini(struct config *c)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (is_string(&keys[i]))
+			free(*string_field(c, &keys[i]));
+	memset(c, 0, sizeof *c);
+}
+
+int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen)
+{
+	const struct config_key *k = find_key(key);
+	char buf[64];
+
+	if (!k) {
+		char known[512];
+		size_t n = 0;
+		known[0] = 0;
+		for (size_t i = 0; i < NKEYS && n < sizeof known; i++)
+			n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", i ? ", " : "",
+			                      keys[i].name);
+		set_err(err, errlen, "unknown key '%s' (known keys: %s)",
+		        shown(key, buf, sizeof buf), known);
+		return -1;
+	}
+	return set_value(c, k, value, err, errlen);
+}
+
+/* Deep copy of src into dst; -1 when out of memory (dst is then finalised). */
+static int copy_config(struct config *dst, const struct config *src)
+{
+	*dst = *src;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (is_string(&keys[i]))
+			*string_field(dst, &keys[i]) = NULL;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *s;
+		if (!is_string(&keys[i]) || !(s = *string_field_c(src, &keys[i])))
+			continue;
+		if (!(*string_field(dst, &keys[i]) = strdup(s))) {
+			config_fini(dst);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Read one line into buf (CONFIG_LINE_MAX + 1 bytes), without its newline.
+ * Returns 1 for a line, 0 at end of file, -1 when it is too long, -2 when
+ * it holds a NUL byte, -3 on a read error. The rest of a bad line is not
+ * consumed: the caller stops at the first error.
+ */
+static int read_line(FILE *f, char *buf)
+{
+	size_t n = 0;
+	int ch, nul = 0;
+
+	while ((ch = getc(f)) != EOF && ch != '\n') {
+		if (n == CONFIG_LINE_MAX)
+			return -1;
+		if (ch == 0)
+			nul = 1;
+		buf[n++] = (char)ch;
+	}
+	buf[n] = 0;
+	if (ferror(f))
+		return -3;
+	if (nul)
+		return -2;
+	return ch == EOF && n == 0 ? 0 : 1;
+}
+
+static int is_space(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f';
+}
+
+/*
+ * Split a line in place into *key and *value (both trimmed; the value
+ * unquoted, comments dropped). Returns 1 for a key, 0 for a blank or
+ * comment line, -1 with msg filled for a malformed line.
+ */
+static int parse_line(char *line, char **key, char **value, char *msg, size_t msglen)
+{
+	char *p = line, *eq, *end, *out;
+	char kbuf[64];
+
+	while (is_space(*p))
+		p++;
+	if (!*p || *p == '#')
+		return 0;
+	eq = strchr(p, '=');
+	if (!eq) {
+		set_err(msg, msglen, "missing '=' (expected \"key = value\")");
+		return -1;
+	}
+	end = eq;
+	while (end > p && is_space(end[-1]))
+		end--;
+	*end = 0;
+	if (end == p) {
+		set_err(msg, msglen, "missing key before '='");
+		return -1;
+	}
+	*key = p;
+
+	p = eq + 1;
+	while (is_space(*p))
+		p++;
+	if (*p == '"') {
+		/* Unescape in place: out never passes p. */
+		out = *value = ++p;
+		for (;;) {
+			if (!*p) {
+				set_err(msg, msglen, "%s: unterminated quote",
+				        shown(*key, kbuf, sizeof kbuf));
+				return -1;
+			}
+			if (*p == '"')
+				break;
+			if (*p == '\\') {
+				if (p[1] != '"' && p[1] != '\\') {
+					set_err(
+					    msg, msglen,
+					    "%s: bad escape '\\%c' in quoted value (only \\\" and "
+					    "\\\\)",
+					    shown(*key, kbuf, sizeof kbuf),
+					    p[1] >= 0x20 && p[1] < 0x7f ? p[1] : '?');
+					return -1;
+				}
+				p++;
+			}
+			*out++ = *p++;
+		}
+		*out = 0;
+		p++;
+		while (is_space(*p))
+			p++;
+		if (*p && *p != '#') {
+			set_err(msg, msglen, "%s: unexpected text after the closing quote",
+			        shown(*key, kbuf, sizeof kbuf));
+			return -1;
+		}
+		return 1;
+	}
+	/* Unquoted: a '#' at the start or after whitespace begins a comment. */
+	*value = p;
+	for (end = p; *end; end++)
+		if (*end == '#' && (end == p || is_space(end[-1])))
+			break;
+	while (end > p && is_space(end[-1]))
+		end--;
+	*end = 0;
+	return 1;
+}
+
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
+{
+	struct config tmp;
+	char *line = NULL, *key, *value;
+	char msg[1024];
+	FILE *f;
+	int rc = -1, lineno = 0, lrc, saved = 0;
+
+	memset(&tmp, 0, sizeof tmp); /* config_fini is safe on it from here */
+	f = fopen(path, "r");
+	if (!f) {
+		saved = errno;
+		set_err(err, errlen, "%s: cannot open: %s", path, strerror(saved));
+		goto out;
+	}
+	line = malloc(CONFIG_LINE_MAX + 1);
+	if (!line || copy_config(&tmp, c) < 0) {
+		set_err(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	for (;;) {
+		lineno++;
+		lrc = read_line(f, line);
+		if (lrc == 0)
+			break;
+		if (lrc == -1) {
+			set_err(err, errlen, "%s:%d: line longer than %d bytes", path, lineno,
+			        CONFIG_LINE_MAX);
+			goto out;
+		}
+		if (lrc == -2) {
+			set_err(err, errlen, "%s:%d: NUL byte in line", path, lineno);
+			goto out;
+		}
+		if (lrc == -3) {
+			set_err(err, errlen, "%s:%d: read error: %s", path, lineno,
+			        strerror(errno));
+			goto out;
+		}
+		lrc = parse_line(line, &key, &value, msg, sizeof msg);
+		if (lrc == 0)
+			continue;
+		if (lrc < 0 || config_set(&tmp, key, value, msg, sizeof msg) < 0) {
+			set_err(err, errlen, "%s:%d: %s", path, lineno, msg);
+			goto out;
+		}
+	}
+	config_fini(c);
+	*c = tmp;
+	memset(&tmp, 0, sizeof tmp);
+	rc = 0;
+out:
+	config_fini(&tmp);
+	free(line);
+	if (f)
+		fclose(f);
+	if (saved)
+		errno = saved; /* so the caller can tell ENOENT from the rest */
+	return rc;
+}
+
+/* A string needs quotes when unquoted it would read back differently. */
+static int needs_quotes(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n == 0 || is_space(s[0]) || is_space(s[n - 1]) || s[0] == '"' || strchr(s, '#');
+}
+
+static void dump_string(const char *s, FILE *f)
+{
+	if (!needs_quotes(s)) {
+		fputs(s, f);
+		return;
+	}
+	putc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			putc('\\', f);
+		putc(*s, f);
+	}
+	putc('"', f);
+}
+
+/* Shortest of %.15g and %.17g that reads back as exactly d. */
+static void dump_double(double d, FILE *f)
+{
+	char buf[64];
+
+	snprintf(buf, sizeof buf, "%.15g", d);
+	if (strtod(buf, NULL) != d)
+		snprintf(buf, sizeof buf, "%.17g", d);
+	fputs(buf, f);
+}
+
+void config_dump(const struct config *c, FILE *f)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &keys[i];
+		const void *field = (const char *)c + k->off;
+
+		fprintf(f, "%s = ", k->name);
+		switch (k->kind) {
+		case KIND_STRING:
+		case KIND_SYNC:
+			dump_string(*string_field_c(c, k) ? *string_field_c(c, k) : "", f);
+			break;
+		case KIND_LEVEL:
+			fputs(c->log_level >= 0 && c->log_level < 4 ? level_names[c->log_level]
+			                                            : "info",
+			      f);
+			break;
+		case KIND_MS:
+			dump_double(*(const double *)field, f);
+			break;
+		case KIND_MIB:
+			/* bytes / 2^20 is exact in a double, so this reads back exactly. */
+			dump_double((double)c->max_memory / MIB, f);
+			break;
+		case KIND_BYTES:
+			fprintf(f, "%zu", *(const size_t *)field);
+			break;
+		case KIND_INT:
+			fprintf(f, "%d", *(const int *)field);
+			break;
+		case KIND_MODE:
+			fprintf(f, "0%03o", (unsigned)*(const int *)field);
+			break;
+		}
+		putc('\n', f);
+	}
+}
