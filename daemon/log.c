@@ -16,6 +16,9 @@
 
 static enum log_level min_level = LOG_LEVEL_INFO;
 static int journal;
+static log_sink_fn *sink;
+static void *sink_arg;
+static int in_sink; /* a sink that logs would recurse */
 
 static const char *const names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 static const int prio[] = {7, 6, 4, 3}; /* syslog: debug, info, warning, err */
@@ -32,6 +35,12 @@ int log_parse_level(const char *name)
 		if (strcasecmp(name, lower[i]) == 0)
 			return i;
 	return -1;
+}
+
+void log_set_sink(log_sink_fn *fn, void *arg)
+{
+	sink = fn;
+	sink_arg = arg;
 }
 
 void log_set_journal(int on)
@@ -68,6 +77,11 @@ void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		n += 3;
 	} else {
 		n += (size_t)rc;
+	}
+	if (sink && !in_sink) {
+		in_sink = 1;
+		sink(level, line, n, sink_arg);
+		in_sink = 0;
 	}
 	line[n++] = '\n';
 	/* stderr is unbuffered; one write keeps the line whole */

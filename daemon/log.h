@@ -9,6 +9,7 @@
 #define AWAITD_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LEVEL_DEBUG,
@@ -25,6 +26,14 @@ int log_parse_level(const char *name);
 
 /* Use "<N>" priority prefixes (journald) instead of level names. */
 void log_set_journal(int on);
+
+/*
+ * A sink sees every line written (after filtering), without its newline:
+ * the daemon keeps the recent ones for `awaitctl logs`. NULL removes it.
+ * The sink must not log.
+ */
+typedef void log_sink_fn(enum log_level level, const char *line, size_t len, void *arg);
+void log_set_sink(log_sink_fn *fn, void *arg);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap)

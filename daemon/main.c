@@ -1,15 +1,19 @@
 /*
  * main.c: awaitd's entry point; wiring only. Each mode lives in its own
- * file: run.c for `awaitd run`.
+ * file: run.c for `awaitd run`, daemon.c for the daemon and `awaitd check`.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "run.h"
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: awaitd run FILE.lua [ARGS_JSON]   run one file as the root task\n"
+	fprintf(out, "usage: awaitd [-c CONFIG] [--scripts DIR] [--db PATH] [--socket PATH] "
+	             "[--log-level LEVEL]\n"
+	             "       awaitd check [-c CONFIG] ...   validate config and scripts\n"
+	             "       awaitd run FILE.lua [ARGS_JSON]   run one file as the root task\n"
 	             "       awaitd --version\n");
 }
 
@@ -17,6 +21,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "run") == 0)
 		return run_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "check") == 0)
+		return daemon_check_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("awaitd %s\n", AWAITD_VERSION);
 		return 0;
@@ -25,6 +31,5 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	usage(stderr);
-	return 2;
+	return daemon_main(argc, argv);
 }

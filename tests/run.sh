@@ -1,7 +1,7 @@
 #!/bin/sh
 # The whole test suite: build from scratch, run every unit, Lua and e2e
 # test; then again under AddressSanitizer + UndefinedBehaviorSanitizer;
-# then the Lua tests under valgrind. Benchmarks are separate
+# then the Lua and e2e tests under valgrind. Benchmarks are separate
 # (tests/bench/run.sh). Usage: sh tests/run.sh [--quick]   (--quick: plain build only)
 set -eu
 cd "$(dirname "$0")/.."
@@ -35,4 +35,8 @@ for f in tests/lua/test_*.lua; do
 	passed=$((passed + 1))
 done
 echo "valgrind: $passed passed, 0 failed"
+
+echo "== valgrind (e2e: the daemon under valgrind, driven by awaitctl)"
+AWAITD_E2E_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+	python3 tests/e2e/test_daemon.py build/awaitd build/awaitctl scripts
 

@@ -215,6 +215,10 @@ fi
 # Bytes per suspended task.
 awaitd task_bytes "" "" "$AWAITD" run "$B/task_bytes.lua"
 
+# W7 ping: the control socket against Redis (own script; prints its own
+# result lines and its summary line)
+sh "$(dirname "$0")/w7.sh"
+
 # ---- summary --------------------------------------------------------------
 
 # pick BENCH IMPL [VARIANT]: the first result line (no error/skip/process line)

@@ -1,0 +1,554 @@
+/*
+ * awaitctl.c: the control client's main: the command table, one output
+ * function per command, and the exit code (SPEC section 6).
+ *
+ * One request per process: parse the command line (client_parse_args),
+ * connect, send the command, print each event line as it arrives, then
+ * print the result: human text by default, with --json exactly the result
+ * document (or the error object) as one compact JSON line, after the events
+ * as JSON lines. Every failure prints "awaitctl: CODE: MESSAGE" on stderr;
+ * client-side failures use the codes "unreachable", "permission_denied",
+ * "timeout" and "protocol".
+ *
+ * A command is one entry of ctl_cmds: its positional arguments and options
+ * and the request keys they fill (parsed generically by client.c), and the
+ * function that prints its result. The persistence commands (enqueue,
+ * jobs, show, wait, cancel, retry, trace) are in the table already; until
+ * the daemon implements them it answers "not_available" (exit 1), and their
+ * output functions print the result as JSON, to be refined with them.
+ *
+ * Signals: SIGPIPE is ignored (writes use MSG_NOSIGNAL too, but stdout may
+ * be a closed pipe). For `logs -f` SIGINT gets a handler without
+ * SA_RESTART, so the wait returns CLIENT_INTERRUPTED and we exit 0; for
+ * every other command SIGINT keeps its default action.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "proto.h"
+
+#ifndef AWAITD_VERSION
+#define AWAITD_VERSION "unknown"
+#endif
+
+/* One "key: value" line of a flattened object. */
+struct ctl_kv {
+	char *key; /* malloc'd dotted path */
+	char *val; /* malloc'd text */
+};
+
+struct ctl_kvs {
+	struct ctl_kv *v;
+	size_t n, cap;
+};
+
+/* The JSON value as compact text for a cell or a line; "-" for NULL and null. Malloc'd. */
+static char *ctl_text(json_t *v)
+{
+	char num[64];
+
+	if (!v || json_is_null(v))
+		return strdup("-");
+	if (json_is_string(v))
+		return strdup(json_string_value(v));
+	if (json_is_integer(v)) {
+		snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		return strdup(num);
+	}
+	if (json_is_real(v)) {
+		snprintf(num, sizeof num, "%g", json_real_value(v));
+		return strdup(num);
+	}
+	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+}
+
+/* v as one compact JSON line on stdout. */
+static void ctl_print_json(json_t *v)
+{
+	json_dumpf(v, stdout, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+}
+
+/* v pretty-printed, or nothing for null. */
+static void ctl_print_pretty(json_t *v)
+{
+	if (!v || json_is_null(v))
+		return;
+	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+}
+
+/* Any result: nothing for null, a string as it is, anything else pretty JSON. */
+static void ctl_print_generic(json_t *v)
+{
+	if (json_is_string(v))
+		printf("%s\n", json_string_value(v));
+	else
+		ctl_print_pretty(v);
+}
+
+/* Append key/text; both malloc'd, taken over (freed on failure). 0, or -1. */
+static int ctl_kvs_add(struct ctl_kvs *kvs, char *key, char *val)
+{
+	struct ctl_kv *nv;
+	size_t ncap;
+
+	if (!key || !val)
+		goto fail;
+	if (kvs->n == kvs->cap) {
+		ncap = kvs->cap ? kvs->cap * 2 : 16;
+		nv = realloc(kvs->v, ncap * sizeof *nv);
+		if (!nv)
+			goto fail;
+		kvs->v = nv;
+		kvs->cap = ncap;
+	}
+	kvs->v[kvs->n].key = key;
+	kvs->v[kvs->n].val = val;
+	kvs->n++;
+	return 0;
+fail:
+	free(key);
+	free(val);
+	return -1;
+}
+
+/* Flatten obj into kvs, nested keys joined with '.' after prefix (NULL at the top). */
+static int ctl_flatten(struct ctl_kvs *kvs, const char *prefix, json_t *obj)
+{
+	const char *k;
+	json_t *v;
+	char *path;
+	size_t n;
+
+	json_object_foreach(obj, k, v)
+	{
+		n = (prefix ? strlen(prefix) + 1 : 0) + strlen(k) + 1;
+		path = malloc(n);
+		if (!path)
+			return -1;
+		snprintf(path, n, "%s%s%s", prefix ? prefix : "", prefix ? "." : "", k);
+		if (json_is_object(v) && json_object_size(v) > 0) {
+			if (ctl_flatten(kvs, path, v) < 0) {
+				free(path);
+				return -1;
+			}
+			free(path);
+		} else if (ctl_kvs_add(kvs, path, ctl_text(v)) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int ctl_kv_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct ctl_kv *)a)->key, ((const struct ctl_kv *)b)->key);
+}
+
+/* An object as aligned "key: value" lines, nested keys as a.b; sorted when asked. */
+static int ctl_print_kv(json_t *obj, int sorted)
+{
+	struct ctl_kvs kvs = {NULL, 0, 0};
+	size_t i, w = 0;
+	int rc = CLIENT_EXIT_FAILED;
+
+	if (!json_is_object(obj)) {
+		ctl_print_generic(obj);
+		return CLIENT_EXIT_OK;
+	}
+	if (ctl_flatten(&kvs, NULL, obj) < 0) {
+		fprintf(stderr, "awaitctl: out of memory\n");
+		goto out;
+	}
+	if (sorted && kvs.n > 1)
+		qsort(kvs.v, kvs.n, sizeof *kvs.v, ctl_kv_cmp);
+	for (i = 0; i < kvs.n; i++)
+		if (strlen(kvs.v[i].key) > w)
+			w = strlen(kvs.v[i].key);
+	for (i = 0; i < kvs.n; i++)
+		printf("%s:%*s%s\n", kvs.v[i].key, (int)(w - strlen(kvs.v[i].key) + 1), "",
+		       kvs.v[i].val);
+	rc = CLIENT_EXIT_OK;
+out:
+	for (i = 0; i < kvs.n; i++) {
+		free(kvs.v[i].key);
+		free(kvs.v[i].val);
+	}
+	free(kvs.v);
+	return rc;
+}
+
+/* "NAME: ERROR" for each entry of arr whose error is a non-empty string. */
+static void ctl_print_errors(json_t *arr)
+{
+	json_t *e, *name, *msg;
+	size_t i;
+
+	json_array_foreach(arr, i, e)
+	{
+		name = json_object_get(e, "name");
+		msg = json_object_get(e, "error");
+		if (json_is_string(msg) && json_string_length(msg) > 0)
+			printf("%s: %s\n", json_is_string(name) ? json_string_value(name) : "?",
+			       json_string_value(msg));
+	}
+}
+
+static int ctl_ping(const struct client_opts *o, json_t *result)
+{
+	if (o->json)
+		ctl_print_json(result);
+	else
+		ctl_print_generic(result);
+	return CLIENT_EXIT_OK;
+}
+
+static int ctl_version(const struct client_opts *o, json_t *result)
+{
+	json_t *proto = json_object_get(result, "protocol");
+	char *v;
+
+	if (o->json) {
+		ctl_print_json(result);
+		return CLIENT_EXIT_OK;
+	}
+	v = ctl_text(json_object_get(result, "version"));
+	printf("awaitd %s (protocol %" JSON_INTEGER_FORMAT ")\n", v ? v : "?",
+	       json_integer_value(proto));
+	printf("awaitctl %s (protocol %d)\n", AWAITD_VERSION, PROTO_VERSION);
+	free(v);
+	return CLIENT_EXIT_OK;
+}
+
+static int ctl_status(const struct client_opts *o, json_t *result)
+{
+	if (o->json) {
+		ctl_print_json(result);
+		return CLIENT_EXIT_OK;
+	}
+	return ctl_print_kv(result, 0);
+}
+
+static int ctl_stats(const struct client_opts *o, json_t *result)
+{
+	if (o->json) {
+		ctl_print_json(result);
+		return CLIENT_EXIT_OK;
+	}
+	return ctl_print_kv(result, 1);
+}
+
+static int ctl_scripts(const struct client_opts *o, json_t *result)
+{
+	static const char *const head[] = {"NAME",    "VERSION",  "CONCURRENCY",
+	                                   "TIMEOUT", "SCHEDULE", "LOADED"};
+	static const char *const keys[] = {"name",    "version",  "concurrency",
+	                                   "timeout", "schedule", "loaded_at"};
+	enum { NCOL = sizeof head / sizeof head[0] };
+	size_t w[NCOL], nrow, r, c, len;
+	char **cells = NULL;
+	json_t *s;
+	int rc = CLIENT_EXIT_FAILED;
+
+	if (o->json || !json_is_array(result)) {
+		o->json ? ctl_print_json(result) : ctl_print_generic(result);
+		return CLIENT_EXIT_OK;
+	}
+	nrow = json_array_size(result);
+	cells = calloc(nrow * NCOL + 1, sizeof *cells);
+	if (!cells)
+		goto oom;
+	for (c = 0; c < NCOL; c++)
+		w[c] = strlen(head[c]);
+	json_array_foreach(result, r, s)
+	{
+		for (c = 0; c < NCOL; c++) {
+			cells[r * NCOL + c] = ctl_text(json_object_get(s, keys[c]));
+			if (!cells[r * NCOL + c])
+				goto oom;
+			len = strlen(cells[r * NCOL + c]);
+			if (len > w[c])
+				w[c] = len;
+		}
+	}
+	/* the last column is not padded, so lines carry no trailing blanks */
+	for (r = 0; r <= nrow; r++)
+		for (c = 0; c < NCOL; c++) {
+			const char *cell = r == 0 ? head[c] : cells[(r - 1) * NCOL + c];
+			if (c + 1 < NCOL)
+				printf("%-*s  ", (int)w[c], cell);
+			else
+				printf("%s\n", cell);
+		}
+	ctl_print_errors(result);
+	rc = CLIENT_EXIT_OK;
+	goto out;
+oom:
+	fprintf(stderr, "awaitctl: out of memory\n");
+out:
+	if (cells)
+		for (r = 0; r < nrow * NCOL; r++)
+			free(cells[r]);
+	free(cells);
+	return rc;
+}
+
+static int ctl_run(const struct client_opts *o, json_t *result)
+{
+	if (o->json)
+		ctl_print_json(result);
+	else
+		ctl_print_pretty(result);
+	return CLIENT_EXIT_OK;
+}
+
+static int ctl_reload(const struct client_opts *o, json_t *result)
+{
+	json_int_t failed = json_integer_value(json_object_get(result, "failed"));
+
+	if (o->json) {
+		ctl_print_json(result);
+	} else {
+		printf("reloaded: %" JSON_INTEGER_FORMAT " scripts, %" JSON_INTEGER_FORMAT
+		       " failed\n",
+		       json_integer_value(json_object_get(result, "loaded")), failed);
+		ctl_print_errors(json_object_get(result, "errors"));
+	}
+	return failed > 0 ? CLIENT_EXIT_FAILED : CLIENT_EXIT_OK;
+}
+
+static int ctl_logs(const struct client_opts *o, json_t *result)
+{
+	/* the lines came as events; the result only counts them */
+	if (o->json)
+		ctl_print_json(result);
+	return CLIENT_EXIT_OK;
+}
+
+static int ctl_shutdown(const struct client_opts *o, json_t *result)
+{
+	if (o->json)
+		ctl_print_json(result);
+	else
+		printf("stopping\n");
+	return CLIENT_EXIT_OK;
+}
+
+static int ctl_enqueue(const struct client_opts *o, json_t *result)
+{
+	json_t *id = json_object_get(result, "id");
+	char *t;
+
+	if (o->json || !id) {
+		o->json ? ctl_print_json(result) : ctl_print_generic(result);
+		return CLIENT_EXIT_OK;
+	}
+	t = ctl_text(id);
+	printf("%s\n", t ? t : "?");
+	free(t);
+	return CLIENT_EXIT_OK;
+}
+
+/* jobs, show, wait, cancel, retry, trace until persistence gives them shapes. */
+static int ctl_generic(const struct client_opts *o, json_t *result)
+{
+	if (o->json)
+		ctl_print_json(result);
+	else
+		ctl_print_generic(result);
+	return CLIENT_EXIT_OK;
+}
+
+static const struct client_arg ctl_args_none[] = {{NULL, NULL, CLIENT_ARG_STRING}};
+
+static const struct client_arg ctl_args_run[] = {
+    {NULL, "name", CLIENT_ARG_STRING},
+    {NULL, "args", CLIENT_ARG_JSON},
+    {"--timeout", "timeout", CLIENT_ARG_UINT},
+    {NULL, NULL, CLIENT_ARG_STRING},
+};
+
+static const struct client_arg ctl_args_enqueue[] = {
+    {NULL, "name", CLIENT_ARG_STRING},          {NULL, "args", CLIENT_ARG_JSON},
+    {"--key", "key", CLIENT_ARG_STRING},        {"--delay", "delay", CLIENT_ARG_UINT},
+    {"--priority", "priority", CLIENT_ARG_INT}, {NULL, NULL, CLIENT_ARG_STRING},
+};
+
+static const struct client_arg ctl_args_jobs[] = {
+    {"--state", "state", CLIENT_ARG_STRING},
+    {"--name", "name", CLIENT_ARG_STRING},
+    {"--limit", "limit", CLIENT_ARG_UINT},
+    {NULL, NULL, CLIENT_ARG_STRING},
+};
+
+static const struct client_arg ctl_args_id[] = {
+    {NULL, "id", CLIENT_ARG_ID},
+    {NULL, NULL, CLIENT_ARG_STRING},
+};
+
+static const struct client_arg ctl_args_wait[] = {
+    {NULL, "id", CLIENT_ARG_ID},
+    {"--timeout", "timeout", CLIENT_ARG_UINT},
+    {NULL, NULL, CLIENT_ARG_STRING},
+};
+
+static const struct client_arg ctl_args_logs[] = {
+    {"-f", "follow", CLIENT_ARG_FLAG}, {"--follow", "follow", CLIENT_ARG_FLAG},
+    {"-n", "lines", CLIENT_ARG_UINT},  {"--lines", "lines", CLIENT_ARG_UINT},
+    {NULL, NULL, CLIENT_ARG_STRING},
+};
+
+static const struct client_cmd ctl_cmds[] = {
+    {"ping", 0, 0, ctl_args_none, ctl_ping, "ping", NULL},
+    {"version", 0, 0, ctl_args_none, ctl_version, "version", NULL},
+    {"status", 0, 0, ctl_args_none, ctl_status, "status", NULL},
+    {"scripts", 0, 0, ctl_args_none, ctl_scripts, "scripts", NULL},
+    {"run", 1, 2, ctl_args_run, ctl_run, "run NAME [ARGS_JSON] [--timeout MS]", "timeout"},
+    {"enqueue", 1, 2, ctl_args_enqueue, ctl_enqueue,
+     "enqueue NAME [ARGS_JSON] [--key K] [--delay MS] [--priority N]", NULL},
+    {"jobs", 0, 0, ctl_args_jobs, ctl_generic, "jobs [--state S] [--name N] [--limit N]", NULL},
+    {"show", 1, 1, ctl_args_id, ctl_generic, "show ID", NULL},
+    {"wait", 1, 1, ctl_args_wait, ctl_generic, "wait ID [--timeout MS]", "timeout"},
+    {"cancel", 1, 1, ctl_args_id, ctl_generic, "cancel ID", NULL},
+    {"retry", 1, 1, ctl_args_id, ctl_generic, "retry ID", NULL},
+    {"trace", 1, 1, ctl_args_id, ctl_generic, "trace ID", NULL},
+    {"logs", 0, 0, ctl_args_logs, ctl_logs, "logs [-f] [-n N]", NULL},
+    {"stats", 0, 0, ctl_args_none, ctl_stats, "stats", NULL},
+    {"reload", 0, 0, ctl_args_none, ctl_reload, "reload", NULL},
+    {"shutdown", 0, 0, ctl_args_none, ctl_shutdown, "shutdown", NULL},
+    {NULL, 0, 0, NULL, NULL, NULL, NULL},
+};
+
+static void ctl_usage(FILE *f)
+{
+	fprintf(f, "usage: awaitctl [-s SOCKET] [--json] [--timeout MS] COMMAND [ARGS...]\n"
+	           "\n"
+	           "SOCKET defaults to $" CLIENT_SOCKET_ENV " or " CLIENT_DEFAULT_SOCKET
+	           "; --timeout MS gives up\n"
+	           "(exit 124) when no reply comes within MS milliseconds.\n"
+	           "\n"
+	           "commands:\n");
+	for (const struct client_cmd *c = ctl_cmds; c->name; c++)
+		fprintf(f, "  %s\n", c->usage);
+	fprintf(f, "\nexit: 0 ok, 1 failed, 2 usage, 3 daemon unreachable, 4 no such job or "
+	           "script,\n      5 permission denied, 124 timed out\n");
+}
+
+/* Each event as it arrives: a raw line for {"line":...} and strings, else JSON. */
+static void ctl_on_event(json_t *ev, void *arg)
+{
+	const struct client_opts *o = arg;
+	json_t *line = json_object_get(ev, "line");
+
+	if (o->json)
+		ctl_print_json(ev);
+	else if (json_is_string(line))
+		printf("%s\n", json_string_value(line));
+	else if (json_is_string(ev))
+		printf("%s\n", json_string_value(ev));
+	else
+		ctl_print_json(ev);
+	fflush(stdout);
+}
+
+/* Report a failure: "awaitctl: CODE: MESSAGE" on stderr, and the error object with --json. */
+static void ctl_fail(const struct client_opts *o, const char *code, const char *message)
+{
+	json_t *e;
+
+	fprintf(stderr, "awaitctl: %s: %s\n", code, message);
+	if (!o->json)
+		return;
+	e = json_pack("{s:s, s:s}", "code", code, "message", message);
+	if (e)
+		ctl_print_json(e);
+	json_decref(e);
+}
+
+static void ctl_on_sigint(int sig)
+{
+	(void)sig; /* only to make poll() return EINTR */
+}
+
+int main(int argc, char **argv)
+{
+	struct client_opts o;
+	struct sigaction sa;
+	json_t *result = NULL, *error = NULL;
+	char err[1024];
+	int fd = -1, rc, ex = CLIENT_EXIT_FAILED, follow;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (client_parse_args(argc, argv, ctl_cmds, &o, err, sizeof err) < 0) {
+		fprintf(stderr, "awaitctl: %s\n", err);
+		ctl_usage(stderr);
+		return CLIENT_EXIT_USAGE;
+	}
+	if (o.help) {
+		ctl_usage(stdout);
+		ex = CLIENT_EXIT_OK;
+		goto out;
+	}
+
+	follow = json_is_true(json_object_get(o.args, "follow"));
+	if (follow) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = ctl_on_sigint;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
+
+	fd = client_connect(o.socket, err, sizeof err);
+	if (fd < 0) {
+		ex = client_connect_exit_code(errno);
+		ctl_fail(&o, ex == CLIENT_EXIT_DENIED ? "permission_denied" : "unreachable", err);
+		goto out;
+	}
+	rc = client_request(fd, 1, o.cmd->name, json_incref(o.args), o.timeout_ms, ctl_on_event, &o,
+	                    &result, &error, err, sizeof err);
+	switch (rc) {
+	case CLIENT_OK:
+		ex = o.cmd->fn(&o, result);
+		break;
+	case CLIENT_REPLY_ERROR:
+		ex = client_exit_code(json_string_value(json_object_get(error, "code")));
+		fprintf(stderr, "awaitctl: %s: %s\n",
+		        json_string_value(json_object_get(error, "code")),
+		        json_string_value(json_object_get(error, "message")));
+		if (o.json)
+			ctl_print_json(error);
+		break;
+	case CLIENT_TIMEOUT:
+		ex = CLIENT_EXIT_TIMEOUT;
+		ctl_fail(&o, "timeout", err);
+		break;
+	case CLIENT_INTERRUPTED:
+		/* following is ended by the user: a success */
+		ex = follow ? CLIENT_EXIT_OK : CLIENT_EXIT_FAILED;
+		if (!follow)
+			ctl_fail(&o, "interrupted", err);
+		break;
+	default:
+		ex = CLIENT_EXIT_FAILED;
+		ctl_fail(&o, "protocol", err);
+		break;
+	}
+out:
+	if (fflush(stdout) != 0 && ex == CLIENT_EXIT_OK) {
+		fprintf(stderr, "awaitctl: writing the output: %s\n", strerror(errno));
+		ex = CLIENT_EXIT_FAILED;
+	}
+	if (fd >= 0)
+		close(fd);
+	json_decref(result);
+	json_decref(error);
+	client_opts_fini(&o);
+	return ex;
+}

@@ -1,0 +1,592 @@
+/*
+ * client.c: one request over the control socket, and awaitctl's command
+ * line (see client.h).
+ *
+ * Workload: a handful of requests per process, each a short line out and
+ * usually a short line back; `logs -f` streams lines for as long as the
+ * user watches, and a `run` result can be large. So the reader keeps one
+ * growable buffer, scans each byte for '\n' once (scan offset kept across
+ * reads), and refuses a line longer than CLIENT_MAX_LINE before growing
+ * past it: memory stays bounded by the limit whatever the daemon sends.
+ *
+ * Writing and reading share one poll loop: a daemon may answer (with an
+ * error such as too_large) and close before it has read the whole request,
+ * and that answer must still be reported rather than a broken pipe. Writes
+ * use MSG_NOSIGNAL; awaitctl also ignores SIGPIPE.
+ *
+ * The deadline is absolute on CLOCK_MONOTONIC, taken when the call starts,
+ * so a daemon that trickles events cannot stretch it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+
+#define CLIENT_READ_CHUNK 65536 /* bytes read per read() at most */
+#define CLIENT_MORE       2     /* client_line: an event, the response is still to come */
+
+static void client_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void client_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int client_connect(const char *path, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	int fd = -1, e;
+
+	memset(&sun, 0, sizeof sun);
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		client_err(err, errlen, "socket path %s is longer than %zu bytes", path,
+		           sizeof sun.sun_path - 1);
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		client_err(err, errlen, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+		e = errno;
+		if (e == EACCES || e == EPERM)
+			client_err(err, errlen, "cannot connect to %s: %s", path, strerror(e));
+		else
+			client_err(err, errlen,
+			           "cannot connect to %s: %s (is awaitd running? start it with "
+			           "`awaitd --socket %s`, or point -s or $" CLIENT_SOCKET_ENV
+			           " at its socket)",
+			           path, strerror(e), path);
+		errno = e;
+		goto fail;
+	}
+	return fd;
+fail:
+	if (fd >= 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+	}
+	return -1;
+}
+
+int client_exit_code(const char *error_code)
+{
+	if (error_code == NULL)
+		return CLIENT_EXIT_OK;
+	if (strcmp(error_code, "no_such_script") == 0 || strcmp(error_code, "no_such_job") == 0)
+		return CLIENT_EXIT_NOT_FOUND;
+	if (strcmp(error_code, "permission_denied") == 0)
+		return CLIENT_EXIT_DENIED;
+	if (strcmp(error_code, "timeout") == 0)
+		return CLIENT_EXIT_TIMEOUT;
+	return CLIENT_EXIT_FAILED;
+}
+
+int client_connect_exit_code(int errnum)
+{
+	if (errnum == EACCES || errnum == EPERM)
+		return CLIENT_EXIT_DENIED;
+	return CLIENT_EXIT_UNREACHABLE;
+}
+
+/* Monotonic milliseconds. */
+static long long client_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The request line, '\n'-terminated and malloc'd; NULL when out of memory. args is stolen. */
+static char *client_encode(json_int_t id, const char *cmd, json_t *args, size_t *len)
+{
+	json_t *req = json_object();
+	char *text = NULL, *line = NULL;
+	size_t n;
+
+	if (!args)
+		args = json_object();
+	if (!req || !args || json_object_set_new(req, "id", json_integer(id)) < 0 ||
+	    json_object_set_new(req, "cmd", json_string(cmd)) < 0)
+		goto out;
+	/* set_new steals args even when it fails */
+	if (json_object_set_new(req, "args", args) < 0) {
+		args = NULL;
+		goto out;
+	}
+	args = NULL;
+	text = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!text)
+		goto out;
+	n = strlen(text);
+	line = malloc(n + 2);
+	if (!line)
+		goto out;
+	memcpy(line, text, n);
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	*len = n + 1;
+out:
+	free(text);
+	json_decref(args);
+	json_decref(req);
+	return line;
+}
+
+/*
+ * Handle one reply line (len bytes, no '\n'). Returns CLIENT_MORE for an
+ * event, CLIENT_OK or CLIENT_REPLY_ERROR for the final response (with
+ * *result or *error set), CLIENT_TRANSPORT for a malformed line.
+ */
+static int client_line(const char *line, size_t len, json_int_t id, client_event_fn *on_event,
+                       void *arg, json_t **result, json_t **error, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root, *jid, *ev, *ok, *e;
+	int rc = CLIENT_TRANSPORT;
+
+	root = json_loadb(line, len, 0, &jerr);
+	if (!root) {
+		client_err(err, errlen, "malformed reply from the daemon: line %d column %d: %s",
+		           jerr.line, jerr.column, jerr.text);
+		goto out;
+	}
+	if (!json_is_object(root)) {
+		client_err(err, errlen, "malformed reply from the daemon: not a JSON object");
+		goto out;
+	}
+	/* an error to a request the daemon could not parse carries no id */
+	jid = json_object_get(root, "id");
+	if (jid && (!json_is_integer(jid) || json_integer_value(jid) != id)) {
+		client_err(err, errlen,
+		           "malformed reply from the daemon: not for request %" JSON_INTEGER_FORMAT,
+		           id);
+		goto out;
+	}
+	ev = json_object_get(root, "event");
+	if (ev) {
+		if (on_event)
+			on_event(ev, arg);
+		rc = CLIENT_MORE;
+		goto out;
+	}
+	ok = json_object_get(root, "ok");
+	if (json_is_true(ok)) {
+		*result = json_object_get(root, "result");
+		*result = *result ? json_incref(*result) : json_null();
+		rc = CLIENT_OK;
+	} else if (json_is_false(ok)) {
+		e = json_object_get(root, "error");
+		if (!json_is_object(e) || !json_is_string(json_object_get(e, "code")) ||
+		    !json_is_string(json_object_get(e, "message"))) {
+			client_err(
+			    err, errlen,
+			    "malformed reply from the daemon: \"error\" lacks a code or message");
+			goto out;
+		}
+		*error = json_incref(e);
+		rc = CLIENT_REPLY_ERROR;
+	} else {
+		client_err(err, errlen, "malformed reply from the daemon: no \"ok\" or \"event\"");
+	}
+out:
+	json_decref(root);
+	return rc;
+}
+
+int client_request(int fd, json_int_t id, const char *cmd, json_t *args, int timeout_ms,
+                   client_event_fn *on_event, void *arg, json_t **result, json_t **error, char *err,
+                   size_t errlen)
+{
+	char *out = NULL, *buf = NULL, *nl, *np;
+	size_t outlen = 0, outpos = 0, len = 0, cap = 0, start = 0, scan = 0, ncap;
+	long long deadline = timeout_ms >= 0 ? client_now_ms() + timeout_ms : 0, left;
+	struct pollfd pfd;
+	ssize_t n;
+	int rc = CLIENT_TRANSPORT, wrc = 0, flags;
+
+	*result = NULL;
+	*error = NULL;
+	out = client_encode(id, cmd, args, &outlen);
+	if (!out) {
+		client_err(err, errlen, "cannot encode the %s request (out of memory?)", cmd);
+		goto out;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		client_err(err, errlen, "fcntl: %s", strerror(errno));
+		goto out;
+	}
+
+	for (;;) {
+		/* every complete line already read */
+		while (buf && (nl = memchr(buf + scan, '\n', len - scan)) != NULL) {
+			rc = client_line(buf + start, (size_t)(nl - (buf + start)), id, on_event,
+			                 arg, result, error, err, errlen);
+			if (rc != CLIENT_MORE)
+				goto out;
+			start = scan = (size_t)(nl - buf) + 1;
+		}
+		scan = len;
+		if (len - start > CLIENT_MAX_LINE) {
+			client_err(err, errlen,
+			           "reply line from the daemon is longer than %zu bytes",
+			           CLIENT_MAX_LINE);
+			rc = CLIENT_TRANSPORT;
+			goto out;
+		}
+
+		pfd.fd = fd;
+		pfd.events = POLLIN | (outpos < outlen ? POLLOUT : 0);
+		pfd.revents = 0;
+		left = -1;
+		if (timeout_ms >= 0) {
+			left = deadline - client_now_ms();
+			if (left <= 0) {
+				client_err(err, errlen, "no reply to %s within %d ms", cmd,
+				           timeout_ms);
+				rc = CLIENT_TIMEOUT;
+				goto out;
+			}
+		}
+		if (poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left) < 0) {
+			if (errno == EINTR) {
+				client_err(err, errlen, "interrupted");
+				rc = CLIENT_INTERRUPTED;
+				goto out;
+			}
+			client_err(err, errlen, "poll: %s", strerror(errno));
+			rc = CLIENT_TRANSPORT;
+			goto out;
+		}
+
+		if ((pfd.revents & (POLLOUT | POLLERR | POLLHUP)) && outpos < outlen) {
+			n = send(fd, out + outpos, outlen - outpos, MSG_NOSIGNAL);
+			if (n >= 0) {
+				outpos += (size_t)n;
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				/* the daemon may have answered before hanging up: read on */
+				wrc = errno;
+				outpos = outlen;
+			}
+		}
+		if (!(pfd.revents & (POLLIN | POLLERR | POLLHUP)))
+			continue;
+
+		/* drop consumed lines, then room for one chunk */
+		if (start > 0) {
+			memmove(buf, buf + start, len - start);
+			len -= start;
+			scan -= start;
+			start = 0;
+		}
+		if (cap - len < CLIENT_READ_CHUNK) {
+			ncap = cap ? cap * 2 : CLIENT_READ_CHUNK;
+			while (ncap - len < CLIENT_READ_CHUNK)
+				ncap *= 2;
+			/* len <= CLIENT_MAX_LINE here, so this still leaves a chunk of room */
+			if (ncap > CLIENT_MAX_LINE + CLIENT_READ_CHUNK)
+				ncap = CLIENT_MAX_LINE + CLIENT_READ_CHUNK;
+			np = realloc(buf, ncap);
+			if (!np) {
+				client_err(err, errlen, "out of memory reading the reply");
+				rc = CLIENT_TRANSPORT;
+				goto out;
+			}
+			buf = np;
+			cap = ncap;
+		}
+		n = read(fd, buf + len, CLIENT_READ_CHUNK);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+				continue;
+			client_err(err, errlen, "reading from the daemon: %s", strerror(errno));
+			rc = CLIENT_TRANSPORT;
+			goto out;
+		}
+		if (n == 0) {
+			if (wrc)
+				client_err(err, errlen, "sending the request: %s", strerror(wrc));
+			else
+				client_err(err, errlen,
+				           "the daemon closed the connection before "
+				           "answering");
+			rc = CLIENT_TRANSPORT;
+			goto out;
+		}
+		len += (size_t)n;
+	}
+out:
+	free(buf);
+	free(out);
+	return rc;
+}
+
+void client_opts_fini(struct client_opts *o)
+{
+	json_decref(o->args);
+	memset(o, 0, sizeof *o);
+}
+
+/* Parse a whole decimal integer in [min, max] into *v; 0, or -1. */
+static int client_parse_int(const char *s, long long min, long long max, long long *v)
+{
+	char *end;
+	long long x;
+
+	if (!((s[0] >= '0' && s[0] <= '9') || (s[0] == '-' && s[1] >= '0' && s[1] <= '9')))
+		return -1;
+	errno = 0;
+	x = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || x < min || x > max)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+/* The JSON value of one argument; NULL with err filled when s is not acceptable. */
+static json_t *client_arg_value(const struct client_cmd *cmd, const struct client_arg *a,
+                                const char *s, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *v = NULL;
+	char what[32];
+	long long x;
+	size_t i;
+
+	/* a positional is named as in the usage: "args" is ARGS */
+	snprintf(what, sizeof what, "%s", a->opt ? a->opt : a->key);
+	for (i = 0; !a->opt && what[i]; i++)
+		if (what[i] >= 'a' && what[i] <= 'z')
+			what[i] = (char)(what[i] - 'a' + 'A');
+
+	switch (a->type) {
+	case CLIENT_ARG_JSON:
+		v = json_loads(s, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+		if (!v)
+			client_err(err, errlen, "%s: %s is not valid JSON: %s (column %d)",
+			           cmd->name, what, jerr.text, jerr.column);
+		break;
+	case CLIENT_ARG_UINT:
+	case CLIENT_ARG_INT:
+		if (client_parse_int(s, a->type == CLIENT_ARG_UINT ? 0 : INT_MIN, INT_MAX, &x) <
+		    0) {
+			client_err(err, errlen, "%s: %s must be %s integer, not \"%s\"", cmd->name,
+			           what, a->type == CLIENT_ARG_UINT ? "a non-negative" : "an", s);
+			break;
+		}
+		v = json_integer(x);
+		break;
+	case CLIENT_ARG_ID:
+		if (client_parse_int(s, 0, LLONG_MAX, &x) == 0) {
+			v = json_integer(x);
+			break;
+		}
+		/* an id that is not a number is sent as a string */
+		/* fall through */
+	case CLIENT_ARG_STRING:
+		if (s[0] == '\0') {
+			client_err(err, errlen, "%s: %s must not be empty", cmd->name, what);
+			break;
+		}
+		v = json_string(s);
+		if (!v)
+			client_err(err, errlen, "%s: %s is not valid UTF-8", cmd->name, what);
+		break;
+	case CLIENT_ARG_FLAG:
+		v = json_true();
+		break;
+	}
+	return v;
+}
+
+/* The option named name (length n) of cmd, or NULL. */
+static const struct client_arg *client_find_opt(const struct client_cmd *cmd, const char *name,
+                                                size_t n)
+{
+	for (const struct client_arg *a = cmd->args; a && a->key; a++)
+		if (a->opt && strlen(a->opt) == n && strncmp(a->opt, name, n) == 0)
+			return a;
+	return NULL;
+}
+
+/* The index-th positional argument of cmd, or NULL. */
+static const struct client_arg *client_find_pos(const struct client_cmd *cmd, int index)
+{
+	for (const struct client_arg *a = cmd->args; a && a->key; a++)
+		if (!a->opt && index-- == 0)
+			return a;
+	return NULL;
+}
+
+/* 1 when the option word w (length n) is the global option name. */
+static int client_is(const char *w, size_t n, const char *name)
+{
+	return strlen(name) == n && strncmp(w, name, n) == 0;
+}
+
+int client_parse_args(int argc, char **argv, const struct client_cmd *cmds, struct client_opts *o,
+                      char *err, size_t errlen)
+{
+	const struct client_arg *a;
+	const char *w, *val, *env;
+	json_t *v;
+	long long x;
+	size_t n;
+	int i, npos = 0, ended = 0, rc = -1;
+
+	memset(o, 0, sizeof *o);
+	o->timeout_ms = -1;
+	env = getenv(CLIENT_SOCKET_ENV);
+	o->socket = env && env[0] ? env : CLIENT_DEFAULT_SOCKET;
+	o->args = json_object();
+	if (!o->args) {
+		client_err(err, errlen, "out of memory");
+		goto out;
+	}
+
+	for (i = 1; i < argc; i++) {
+		w = argv[i];
+		if (ended || w[0] != '-' || w[1] == '\0' || (w[1] >= '0' && w[1] <= '9')) {
+			if (!o->cmd) {
+				for (const struct client_cmd *c = cmds; c->name; c++)
+					if (strcmp(c->name, w) == 0)
+						o->cmd = c;
+				if (!o->cmd) {
+					client_err(err, errlen, "unknown command \"%s\"", w);
+					goto out;
+				}
+				continue;
+			}
+			a = client_find_pos(o->cmd, npos);
+			if (!a || npos >= o->cmd->max_pos) {
+				client_err(err, errlen, "%s: unexpected argument \"%s\"",
+				           o->cmd->name, w);
+				goto out;
+			}
+			v = client_arg_value(o->cmd, a, w, err, errlen);
+			if (!v || json_object_set_new(o->args, a->key, v) < 0)
+				goto out;
+			npos++;
+			continue;
+		}
+		if (strcmp(w, "--") == 0) {
+			ended = 1;
+			continue;
+		}
+		/* "--opt=value" for long options */
+		val = w[1] == '-' ? strchr(w, '=') : NULL;
+		n = val ? (size_t)(val - w) : strlen(w);
+		if (val)
+			val++;
+
+		a = o->cmd ? client_find_opt(o->cmd, w, n) : NULL;
+		if (client_is(w, n, "-h") || client_is(w, n, "--help")) {
+			o->help = 1;
+			continue;
+		}
+		if (!a && client_is(w, n, "--json")) {
+			if (val) {
+				client_err(err, errlen, "--json takes no value");
+				goto out;
+			}
+			o->json = 1;
+			continue;
+		}
+		if (!a && !client_is(w, n, "-s") && !client_is(w, n, "--socket") &&
+		    !client_is(w, n, "--timeout")) {
+			if (o->cmd)
+				client_err(err, errlen, "%s: unknown option %.*s", o->cmd->name,
+				           (int)n, w);
+			else
+				client_err(err, errlen, "unknown option %.*s", (int)n, w);
+			goto out;
+		}
+		if (a && a->type == CLIENT_ARG_FLAG) {
+			if (val) {
+				client_err(err, errlen, "%s: %s takes no value", o->cmd->name,
+				           a->opt);
+				goto out;
+			}
+			json_object_set_new(o->args, a->key, json_true());
+			continue;
+		}
+		if (!val) {
+			if (i + 1 >= argc) {
+				client_err(err, errlen, "option %.*s needs a value", (int)n, w);
+				goto out;
+			}
+			val = argv[++i];
+		}
+		if (a) {
+			v = client_arg_value(o->cmd, a, val, err, errlen);
+			if (!v || json_object_set_new(o->args, a->key, v) < 0)
+				goto out;
+		} else if (client_is(w, n, "--timeout")) {
+			if (client_parse_int(val, 0, INT_MAX, &x) < 0) {
+				client_err(
+				    err, errlen,
+				    "--timeout must be a non-negative integer (ms), not \"%s\"",
+				    val);
+				goto out;
+			}
+			o->timeout_ms = (int)x;
+		} else {
+			if (val[0] == '\0') {
+				client_err(err, errlen, "-s: the socket path is empty");
+				goto out;
+			}
+			o->socket = val;
+		}
+	}
+
+	if (o->help) {
+		rc = 0;
+		goto out;
+	}
+	if (!o->cmd) {
+		client_err(err, errlen, "no command given");
+		goto out;
+	}
+	if (npos < o->cmd->min_pos) {
+		client_err(err, errlen, "%s: missing argument (usage: %s)", o->cmd->name,
+		           o->cmd->usage);
+		goto out;
+	}
+	for (a = o->cmd->args; a && a->key; a++)
+		if (a->type == CLIENT_ARG_FLAG && !json_object_get(o->args, a->key) &&
+		    json_object_set_new(o->args, a->key, json_false()) < 0)
+			goto out;
+	if (o->cmd->deadline_key && o->timeout_ms >= 0 &&
+	    !json_object_get(o->args, o->cmd->deadline_key) &&
+	    json_object_set_new(o->args, o->cmd->deadline_key, json_integer(o->timeout_ms)) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc < 0)
+		client_opts_fini(o);
+	return rc;
+}

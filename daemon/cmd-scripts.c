@@ -1,0 +1,29 @@
+/* cmd-scripts.c: `scripts`: each job script, its settings, version and load error. */
+#include "cmd.h"
+#include "daemon.h"
+#include "server.h"
+
+static json_t *nullable(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static void cmd_scripts(struct cmd_ctx *ctx)
+{
+	struct scripts *ss = &ctx->d->scripts;
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < ss->n; i++) {
+		const struct script *s = ss->v[i];
+		json_array_append_new(
+		    list, json_pack("{s:s, s:o, s:i, s:f, s:i, s:f, s:o, s:I, s:f, s:o}", "name",
+		                    s->name, "description", nullable(s->description), "concurrency",
+		                    s->concurrency, "timeout", s->timeout_ms, "retries", s->retries,
+		                    "backoff", s->backoff_ms, "schedule", nullable(s->schedule),
+		                    "version", (json_int_t)s->version, "loaded_at", s->loaded_at,
+		                    "error", nullable(s->error)));
+	}
+	conn_ok(ctx->c, ctx->id, ctx->has_id, list);
+}
+
+const struct cmd_entry cmd_scripts_entry = {"scripts", cmd_scripts};

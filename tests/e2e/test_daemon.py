@@ -1,0 +1,528 @@
+#!/usr/bin/env python3
+"""End-to-end tests of the real awaitd daemon driven by the real awaitctl.
+
+Usage: test_daemon.py AWAITD AWAITCTL SCRIPTS_DIR
+
+Each test starts the daemon on a temporary directory and socket, waits for
+readiness (awaitctl ping, or READY=1 on a test NOTIFY_SOCKET) instead of
+sleeping blindly, and checks exit codes and outputs. Raw-socket tests send
+hostile input and prove the daemon still answers. Prints one line per check
+and "N passed, N failed"; exits 1 if anything failed.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+AWAITD, AWAITCTL, SCRIPTS = (os.path.abspath(a) for a in sys.argv[1:4])
+# AWAITD_E2E_WRAP="valgrind -q --error-exitcode=99 ..." runs every daemon under it;
+# a memory error then shows as a non-zero exit status at SIGTERM.
+WRAP = os.environ.get("AWAITD_E2E_WRAP", "").split()
+SLOW = 20 if WRAP else 1  # deadlines stretch under valgrind
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print("ok   " + name)
+    else:
+        failed += 1
+        print("FAIL " + name + (": " + detail if detail else ""))
+
+
+class Daemon:
+    """A daemon on its own temporary directory."""
+
+    def __init__(self, env=None, extra=(), scripts=True):
+        self.dir = tempfile.mkdtemp(prefix="awaitd-e2e-")
+        self.sock = os.path.join(self.dir, "awaitd.sock")
+        self.scripts = os.path.join(self.dir, "scripts")
+        if scripts:
+            shutil.copytree(SCRIPTS, self.scripts, ignore=shutil.ignore_patterns("examples"))
+        else:
+            os.mkdir(self.scripts)
+        self.log = open(os.path.join(self.dir, "log"), "w+")
+        e = dict(os.environ)
+        e.update(env or {})
+        self.proc = subprocess.Popen(
+            WRAP + [AWAITD, "--scripts", self.scripts, "--socket", self.sock,
+             "--db", os.path.join(self.dir, "awaitd.db")] + list(extra),
+            stdout=self.log, stderr=self.log, env=e, cwd=self.dir)
+
+    def ctl(self, *args, timeout=30, sock=None):
+        r = subprocess.run([AWAITCTL, "-s", sock or self.sock] + list(args),
+                           capture_output=True, text=True, timeout=timeout)
+        return r.returncode, r.stdout, r.stderr
+
+    def wait_ready(self, deadline=10.0):
+        end = time.monotonic() + deadline * SLOW
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                return False
+            if self.ctl("ping", timeout=5)[0] == 0:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def logtext(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, wait=15 * SLOW):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def raw(sock_path, data, read=True, timeout=5.0):
+    """Send bytes on a fresh connection; return what came back until EOF or timeout."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(sock_path)
+    s.sendall(data)
+    out = b""
+    if read:
+        s.shutdown(socket.SHUT_WR)
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+        except socket.timeout:
+            pass
+    s.close()
+    return out
+
+
+def test_commands():
+    d = Daemon()
+    try:
+        check("daemon becomes ready", d.wait_ready(), d.logtext())
+        rc, out, _ = d.ctl("ping")
+        check("ping: pong, exit 0", rc == 0 and out.strip() == "pong", out)
+        rc, out, _ = d.ctl("version")
+        check("version", rc == 0 and "0.1.0" in out, out)
+        rc, out, _ = d.ctl("--json", "status")
+        st = json.loads(out) if rc == 0 else {}
+        check("status --json: pid, scripts, uptime", rc == 0 and st.get("pid") == d.proc.pid
+              and st.get("scripts") == 3 and st.get("uptime_s", -1) >= 0, out)
+        rc, out, _ = d.ctl("status")
+        check("status human", rc == 0 and "scripts" in out, out)
+        rc, out, _ = d.ctl("--json", "scripts")
+        names = [s["name"] for s in json.loads(out)] if rc == 0 else []
+        check("scripts lists the three examples", names == ["dashboard", "hello", "slow"], out)
+        rc, out, _ = d.ctl("scripts")
+        check("scripts human table", rc == 0 and "dashboard" in out and "hello" in out, out)
+        rc, out, _ = d.ctl("--json", "run", "hello", '{"name":"ann"}')
+        check("run hello", rc == 0 and json.loads(out).get("greeting") == "hello, ann", out)
+        rc, out, err = d.ctl("run", "nope")
+        check("run of a missing script exits 4", rc == 4, "%d %s" % (rc, err))
+        rc, out, err = d.ctl("run", "hello", "{bad json")
+        check("bad ARGS_JSON is a usage error (2)", rc == 2, "%d %s" % (rc, err))
+        rc, out, err = d.ctl("frobnicate")
+        check("unknown command is a usage error (2)", rc == 2, "%d %s" % (rc, err))
+        rc, out, err = d.ctl("run", "slow", '{"ms":5000}', "--timeout", "100")
+        check("run past --timeout exits 124", rc == 124, "%d %s" % (rc, err))
+        rc, out, err = d.ctl("jobs")
+        check("persistence command answers not_available (exit 1)",
+              rc == 1 and "not_available" in err, "%d %s" % (rc, err))
+        rc, out, _ = d.ctl("--json", "stats")
+        check("stats", rc == 0 and "tasks" in json.loads(out), out)
+        rc, out, _ = d.ctl("logs", "-n", "50")
+        check("logs shows the job's log line", rc == 0 and "greeting ann" in out, out)
+        rc, out, err = d.ctl("ping", sock=os.path.join(d.dir, "nothing.sock"))
+        check("unreachable daemon exits 3", rc == 3, "%d %s" % (rc, err))
+    finally:
+        d.cleanup()
+
+
+def test_concurrent_clients():
+    d = Daemon()
+    try:
+        d.wait_ready()
+        n = 30
+        t0 = time.monotonic()
+        procs = [subprocess.Popen([AWAITCTL, "-s", d.sock, "--json", "run", "dashboard",
+                                   '{"user":%d}' % i], stdout=subprocess.PIPE, text=True)
+                 for i in range(n)]
+        outs = [p.communicate(timeout=30)[0] for p in procs]
+        ms = (time.monotonic() - t0) * 1000
+        ok = all(p.returncode == 0 for p in procs) and \
+            all(json.loads(o)["user"]["id"] == i for i, o in enumerate(outs))
+        check("%d concurrent clients each get their own result" % n, ok)
+        # 30 runs of ~250 ms each, concurrency 20: served concurrently, not one by one
+        check("they were served concurrently (%.0f ms for %d x 250 ms)" % (ms, n), ms < 5000)
+    finally:
+        d.cleanup()
+
+
+def test_reload():
+    d = Daemon()
+    try:
+        d.wait_ready()
+        with open(os.path.join(d.scripts, "added.lua"), "w") as f:
+            f.write('return { run = function() return "v1" end }\n')
+        rc, out, _ = d.ctl("reload")
+        check("reload picks up a new script", rc == 0 and d.ctl("run", "added")[1].strip() == '"v1"',
+              out)
+        with open(os.path.join(d.scripts, "added.lua"), "w") as f:
+            f.write('return { run = function() return "v2" end }\n')
+        d.ctl("reload")
+        check("reload picks up a changed script", d.ctl("run", "added")[1].strip() == '"v2"')
+        with open(os.path.join(d.scripts, "added.lua"), "w") as f:
+            f.write('return { run = function() return "v3" end\n')  # syntax error
+        rc, out, err = d.ctl("reload")
+        check("a broken script makes reload exit 1", rc == 1, "%d %s %s" % (rc, out, err))
+        rc, out, _ = d.ctl("scripts")
+        check("scripts shows the error with file and line", "added.lua:" in out, out)
+        check("the broken script keeps its previous version",
+              d.ctl("run", "added")[1].strip() == '"v2"')
+        # a file change reloads by itself (inotify), no command needed
+        with open(os.path.join(d.scripts, "added.lua"), "w") as f:
+            f.write('return { run = function() return "v4" end }\n')
+        end, got = time.monotonic() + 5, ""
+        while time.monotonic() < end:
+            got = d.ctl("run", "added")[1].strip()
+            if got == '"v4"':
+                break
+            time.sleep(0.05)
+        check("a file change reloads the script", got == '"v4"', got)
+        with open(os.path.join(d.scripts, "added.lua"), "w") as f:
+            f.write('return { run = function() return "v5" end }\n')
+        d.proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + 5
+        while time.monotonic() < end and d.ctl("run", "added")[1].strip() != '"v5"':
+            time.sleep(0.05)
+        check("SIGHUP reloads", d.ctl("run", "added")[1].strip() == '"v5"')
+    finally:
+        d.cleanup()
+
+
+def test_garbage():
+    d = Daemon()
+    try:
+        d.wait_ready()
+        cases = [
+            ("invalid JSON", b"{not json}\n", b"invalid_json"),
+            ("binary with NULs", bytes(range(256)) * 4 + b"\n", b'"ok":false'),
+            ("wrong types", b'{"id":"x","cmd":5}\n', b"invalid_request"),
+            ("args not an object", b'{"id":1,"cmd":"run","args":[1]}\n', b"invalid_request"),
+            ("unknown command", b'{"id":2,"cmd":"frobnicate"}\n', b"unknown_command"),
+            ("a 2 MiB line", b"[" * (2 << 20) + b"\n", b"too_large"),
+            ("an empty object", b"{}\n", b"invalid_request"),
+        ]
+        for name, data, want in cases:
+            out = raw(d.sock, data)
+            check("garbage: %s gets an error" % name, want in out, out[:200].decode("latin1"))
+            check("garbage: daemon still answers after %s" % name, d.ctl("ping")[0] == 0)
+        raw(d.sock, b'{"id":1,"cmd":"pi', read=False)  # half a request, then hang-up
+        check("half a request then hang-up: daemon still answers", d.ctl("ping")[0] == 0)
+        out = raw(d.sock, b'{"id":7,"cmd":"ping"}\n' + b"x" * (2 << 20) + b"\n" +
+                  b'{"id":8,"cmd":"ping"}\n')
+        check("requests around a too-large line are still answered",
+              b'"id":7' in out and b'"id":8' in out and b"too_large" in out, out[:300].decode())
+        check("the daemon process is alive", d.proc.poll() is None)
+    finally:
+        d.cleanup()
+
+
+def notify_socket(dirname):
+    path = os.path.join(dirname, "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(10)
+    return s, path
+
+
+def wait_notify(s, want, deadline=10.0):
+    end = time.monotonic() + deadline
+    seen = []
+    while time.monotonic() < end:
+        try:
+            msg = s.recv(4096).decode()
+        except socket.timeout:
+            break
+        seen.append(msg)
+        if want in msg:
+            return True, seen
+    return False, seen
+
+
+def test_notify_and_drain():
+    tmp = tempfile.mkdtemp(prefix="awaitd-notify-")
+    ns, npath = notify_socket(tmp)
+    d = Daemon(env={"NOTIFY_SOCKET": npath})
+    try:
+        ok, seen = wait_notify(ns, "READY=1")
+        check("READY=1 on the NOTIFY_SOCKET", ok, repr(seen))
+        check("and awaitctl works then", d.ctl("ping")[0] == 0)
+        d.ctl("reload")
+        ok, seen = wait_notify(ns, "RELOADING=1")
+        check("RELOADING=1 around a reload", ok and "MONOTONIC_USEC=" in "".join(seen), repr(seen))
+        # a run in progress when SIGTERM arrives still finishes
+        slow = subprocess.Popen([AWAITCTL, "-s", d.sock, "--json", "run", "slow", '{"ms":400}'],
+                                stdout=subprocess.PIPE, text=True)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            rc, out, _ = d.ctl("--json", "status")
+            if rc == 0 and json.loads(out)["jobs"]["running"] >= 1:
+                break
+            time.sleep(0.01)
+        d.proc.send_signal(signal.SIGTERM)
+        ok, seen = wait_notify(ns, "STOPPING=1")
+        check("STOPPING=1 at SIGTERM", ok, repr(seen))
+        out = slow.communicate(timeout=10)[0]
+        check("a run in progress finishes during the drain",
+              slow.returncode == 0 and json.loads(out).get("slept") == 400, out)
+        rc = d.proc.wait(10)
+        check("SIGTERM: exit status 0", rc == 0, str(rc))
+        check("the socket file is removed", not os.path.exists(d.sock))
+    finally:
+        d.cleanup()
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_socket_activation():
+    tmp = tempfile.mkdtemp(prefix="awaitd-act-")
+    path = os.path.join(tmp, "activated.sock")
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(16)
+    fd = ls.fileno()
+
+    def child_setup():
+        os.dup2(fd, 3)
+        os.environ["LISTEN_PID"] = str(os.getpid())
+        os.environ["LISTEN_FDS"] = "1"
+
+    scripts = os.path.join(tmp, "scripts")
+    shutil.copytree(SCRIPTS, scripts, ignore=shutil.ignore_patterns("examples"))
+    log = open(os.path.join(tmp, "log"), "w+")
+    # the daemon's own --socket path is elsewhere: it must use fd 3 instead
+    proc = subprocess.Popen([AWAITD, "--scripts", scripts, "--socket",
+                             os.path.join(tmp, "unused.sock")],
+                            stdout=log, stderr=log, pass_fds=(fd, 3), preexec_fn=child_setup,
+                            cwd=tmp)
+    ls.close()
+    try:
+        end, rc = time.monotonic() + 10, 1
+        while time.monotonic() < end and rc != 0:
+            rc = subprocess.run([AWAITCTL, "-s", path, "ping"], capture_output=True).returncode
+            time.sleep(0.02)
+        log.flush()
+        with open(log.name) as f:
+            text = f.read()
+        check("socket activation: the daemon answers on the inherited socket", rc == 0, text)
+        check("and did not create its own", not os.path.exists(os.path.join(tmp, "unused.sock")))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_stale_and_live_socket():
+    d = Daemon()
+    try:
+        d.wait_ready()
+        # a second daemon must not steal a live socket
+        second = subprocess.run([AWAITD, "--scripts", d.scripts, "--socket", d.sock],
+                                capture_output=True, text=True, timeout=10)
+        check("a live socket is not stolen (second daemon exits 1)",
+              second.returncode == 1 and "another awaitd" in second.stderr, second.stderr)
+        check("the first daemon still answers", d.ctl("ping")[0] == 0)
+        d.stop(signal.SIGKILL)
+        check("kill -9 leaves a stale socket file", os.path.exists(d.sock))
+        d2 = Daemon()
+        d2.cleanup()
+        d.proc = subprocess.Popen([AWAITD, "--scripts", d.scripts, "--socket", d.sock],
+                                  stdout=d.log, stderr=d.log)
+        check("a restarted daemon takes over the stale socket", d.wait_ready())
+    finally:
+        d.cleanup()
+
+
+def test_logs_follow():
+    d = Daemon()
+    try:
+        d.wait_ready()
+        follower = subprocess.Popen([AWAITCTL, "-s", d.sock, "logs", "-f", "-n", "0"],
+                                    stdout=subprocess.PIPE, text=True)
+        # the follower is registered once status counts two clients
+        end = time.monotonic() + 5 * SLOW
+        while time.monotonic() < end:
+            rc, out, _ = d.ctl("--json", "status")
+            if rc == 0 and json.loads(out)["clients"] >= 2:
+                break
+            time.sleep(0.01)
+        d.ctl("run", "hello", '{"name":"follower-test"}')
+        got = []
+        timer = threading.Timer(5 * SLOW, follower.terminate)
+        timer.start()
+        for line in follower.stdout:
+            got.append(line)
+            if "greeting follower-test" in line:
+                break
+        timer.cancel()
+        follower.terminate()
+        follower.wait(5)
+        check("logs -f streams new lines as they are logged",
+              any("greeting follower-test" in g for g in got), "".join(got))
+        check("the daemon survives the follower going away", d.ctl("ping")[0] == 0)
+    finally:
+        d.cleanup()
+
+
+def test_drain_timeout_cancels():
+    tmp = tempfile.mkdtemp(prefix="awaitd-conf-")
+    conf = os.path.join(tmp, "awaitd.conf")
+    with open(conf, "w") as f:
+        f.write("shutdown_timeout_ms = 200\n")
+    d = Daemon(extra=["-c", conf])
+    try:
+        d.wait_ready()
+        slow = subprocess.Popen([AWAITCTL, "-s", d.sock, "run", "slow", '{"ms":60000}'],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        end = time.monotonic() + 5 * SLOW
+        while time.monotonic() < end:
+            rc, out, _ = d.ctl("--json", "status")
+            if rc == 0 and json.loads(out)["jobs"]["running"] >= 1:
+                break
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        out, err = slow.communicate(timeout=30 * SLOW)
+        rc = d.proc.wait(30 * SLOW)
+        check("past shutdown_timeout a running job is cancelled",
+              slow.returncode == 1 and "cancelled" in err, "%d %s" % (slow.returncode, err))
+        check("and the daemon exits 0 soon after (%.0f ms)" % ((time.monotonic() - t0) * 1000),
+              rc == 0 and time.monotonic() - t0 < 10 * SLOW, str(rc))
+    finally:
+        d.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_watchdog_and_journal():
+    tmp = tempfile.mkdtemp(prefix="awaitd-wd-")
+    ns, npath = notify_socket(tmp)
+    d = Daemon(env={"NOTIFY_SOCKET": npath, "WATCHDOG_USEC": "200000", "JOURNAL_STREAM": "8:1"})
+    try:
+        ok, seen = wait_notify(ns, "READY=1")
+        ok2, seen2 = wait_notify(ns, "WATCHDOG=1", deadline=5 * SLOW)
+        check("WATCHDOG=1 from the loop when WATCHDOG_USEC is set", ok and ok2, repr(seen + seen2))
+        d.ctl("run", "hello")
+        d.stop()
+        text = d.logtext()
+        check("under journald, log lines carry <N> priority prefixes",
+              "<6>awaitd 0.1.0 ready" in text and "<6>[hello task" in text, text[:300])
+    finally:
+        d.cleanup()
+        ns.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_permission_denied():
+    if os.geteuid() != 0:
+        print("skip permission test (needs root to switch users)")
+        return
+    d = Daemon()
+    try:
+        d.wait_ready()
+        os.chmod(d.dir, 0o755)
+        def nobody():
+            os.setgid(65534)
+            os.setuid(65534)
+        # 0660 root socket: a stranger cannot even connect; with the mode opened,
+        # SO_PEERCRED still refuses the stranger
+        r = subprocess.run([AWAITCTL, "-s", d.sock, "ping"], capture_output=True, text=True,
+                           preexec_fn=nobody)
+        check("a user outside the socket's group gets exit 5", r.returncode == 5,
+              "%d %s" % (r.returncode, r.stderr))
+        os.chmod(d.sock, 0o666)
+        r = subprocess.run([AWAITCTL, "-s", d.sock, "ping"], capture_output=True, text=True,
+                           preexec_fn=nobody)
+        check("SO_PEERCRED refuses a stranger even on an open socket (exit 5)",
+              r.returncode == 5 and "permission_denied" in r.stderr,
+              "%d %s" % (r.returncode, r.stderr))
+        check("the daemon still answers its owner", d.ctl("ping")[0] == 0)
+    finally:
+        d.cleanup()
+
+
+def test_install():
+    build = os.path.dirname(AWAITD)
+    dest = tempfile.mkdtemp(prefix="awaitd-install-")
+    try:
+        r = subprocess.run(["cmake", "--install", build, "--prefix", "/usr"],
+                           env=dict(os.environ, DESTDIR=dest), capture_output=True, text=True)
+        want = ["usr/bin/awaitd", "usr/bin/awaitctl", "usr/lib/systemd/system/awaitd.service",
+                "usr/lib/systemd/system/awaitd.socket", "usr/lib/sysusers.d/awaitd.conf",
+                "usr/etc/awaitd/awaitd.conf", "usr/etc/awaitd/scripts/hello.lua",
+                "usr/etc/awaitd/scripts/lib/fake.lua",
+                "usr/share/doc/awaitd/examples/01_sequential_vs_parallel.lua"]
+        missing = [w for w in want if not os.path.exists(os.path.join(dest, w))]
+        check("cmake --install puts binaries, units, config and scripts in place",
+              r.returncode == 0 and not missing, r.stderr + " missing: " + repr(missing))
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def test_check_and_unit_files():
+    r = subprocess.run([AWAITD, "check", "--scripts", SCRIPTS], capture_output=True, text=True)
+    check("awaitd check on the example scripts: exit 0", r.returncode == 0, r.stdout + r.stderr)
+    tmp = tempfile.mkdtemp(prefix="awaitd-check-")
+    try:
+        with open(os.path.join(tmp, "broken.lua"), "w") as f:
+            f.write("return {\n run = 5 }\n")
+        r = subprocess.run([AWAITD, "check", "--scripts", tmp], capture_output=True, text=True)
+        check("awaitd check names a broken script and exits 1",
+              r.returncode == 1 and "broken.lua" in r.stdout, r.stdout)
+        analyze = shutil.which("systemd-analyze")
+        if analyze:
+            etc = os.path.join(os.path.dirname(SCRIPTS), "etc")
+            for unit in ("awaitd.service", "awaitd.socket"):
+                with open(os.path.join(etc, unit)) as f:
+                    text = f.read().replace("/usr/bin/awaitd", AWAITD)
+                with open(os.path.join(tmp, unit), "w") as f:
+                    f.write(text)
+            r = subprocess.run([analyze, "verify", "--man=no", os.path.join(tmp, "awaitd.socket"),
+                                os.path.join(tmp, "awaitd.service")],
+                               capture_output=True, text=True)
+            check("systemd-analyze verify: the unit files are clean",
+                  r.returncode == 0 and r.stderr.strip() == "", r.stderr)
+        else:
+            print("skip systemd-analyze verify (not installed)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+for t in [test_commands, test_concurrent_clients, test_reload, test_garbage,
+          test_notify_and_drain, test_socket_activation, test_stale_and_live_socket,
+          test_logs_follow, test_drain_timeout_cancels, test_watchdog_and_journal,
+          test_permission_denied, test_install, test_check_and_unit_files]:
+    try:
+        t()
+    except Exception as e:  # a crash in a test is a failure, not an abort
+        check(t.__name__ + " ran to the end", False, repr(e))
+
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)
