@@ -30,24 +30,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "client.h"
 
 #define CLIENT_READ_CHUNK 65536 /* bytes read per read() at most */
 #define CLIENT_MORE       2     /* client_line: an event, the response is still to come */
-
-static void client_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void client_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 int client_connect(const char *path, char *err, size_t errlen)
 {
@@ -57,7 +44,7 @@ int client_connect(const char *path, char *err, size_t errlen)
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sun.sun_path) {
-		client_err(err, errlen, "socket path %s is longer than %zu bytes", path,
+		errbuf_set(err, errlen, "socket path %s is longer than %zu bytes", path,
 		           sizeof sun.sun_path - 1);
 		errno = ENAMETOOLONG;
 		goto fail;
@@ -65,15 +52,15 @@ int client_connect(const char *path, char *err, size_t errlen)
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		client_err(err, errlen, "socket: %s", strerror(errno));
+		errbuf_set(err, errlen, "socket: %s", strerror(errno));
 		goto fail;
 	}
 	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
 		e = errno;
 		if (e == EACCES || e == EPERM)
-			client_err(err, errlen, "cannot connect to %s: %s", path, strerror(e));
+			errbuf_set(err, errlen, "cannot connect to %s: %s", path, strerror(e));
 		else
-			client_err(err, errlen,
+			errbuf_set(err, errlen,
 			           "cannot connect to %s: %s (is awaitd running? start it with "
 			           "`awaitd --socket %s`, or point -s or $" CLIENT_SOCKET_ENV
 			           " at its socket)",
@@ -170,18 +157,18 @@ static int client_line(const char *line, size_t len, json_int_t id, client_event
 
 	root = json_loadb(line, len, 0, &jerr);
 	if (!root) {
-		client_err(err, errlen, "malformed reply from the daemon: line %d column %d: %s",
+		errbuf_set(err, errlen, "malformed reply from the daemon: line %d column %d: %s",
 		           jerr.line, jerr.column, jerr.text);
 		goto out;
 	}
 	if (!json_is_object(root)) {
-		client_err(err, errlen, "malformed reply from the daemon: not a JSON object");
+		errbuf_set(err, errlen, "malformed reply from the daemon: not a JSON object");
 		goto out;
 	}
 	/* an error to a request the daemon could not parse carries no id */
 	jid = json_object_get(root, "id");
 	if (jid && (!json_is_integer(jid) || json_integer_value(jid) != id)) {
-		client_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "malformed reply from the daemon: not for request %" JSON_INTEGER_FORMAT,
 		           id);
 		goto out;
@@ -202,7 +189,7 @@ static int client_line(const char *line, size_t len, json_int_t id, client_event
 		e = json_object_get(root, "error");
 		if (!json_is_object(e) || !json_is_string(json_object_get(e, "code")) ||
 		    !json_is_string(json_object_get(e, "message"))) {
-			client_err(
+			errbuf_set(
 			    err, errlen,
 			    "malformed reply from the daemon: \"error\" lacks a code or message");
 			goto out;
@@ -210,7 +197,7 @@ static int client_line(const char *line, size_t len, json_int_t id, client_event
 		*error = json_incref(e);
 		rc = CLIENT_REPLY_ERROR;
 	} else {
-		client_err(err, errlen, "malformed reply from the daemon: no \"ok\" or \"event\"");
+		errbuf_set(err, errlen, "malformed reply from the daemon: no \"ok\" or \"event\"");
 	}
 out:
 	json_decref(root);
@@ -232,12 +219,12 @@ int client_request(int fd, json_int_t id, const char *cmd, json_t *args, int tim
 	*error = NULL;
 	out = client_encode(id, cmd, args, &outlen);
 	if (!out) {
-		client_err(err, errlen, "cannot encode the %s request (out of memory?)", cmd);
+		errbuf_set(err, errlen, "cannot encode the %s request (out of memory?)", cmd);
 		goto out;
 	}
 	flags = fcntl(fd, F_GETFL);
 	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-		client_err(err, errlen, "fcntl: %s", strerror(errno));
+		errbuf_set(err, errlen, "fcntl: %s", strerror(errno));
 		goto out;
 	}
 
@@ -252,7 +239,7 @@ int client_request(int fd, json_int_t id, const char *cmd, json_t *args, int tim
 		}
 		scan = len;
 		if (len - start > CLIENT_MAX_LINE) {
-			client_err(err, errlen,
+			errbuf_set(err, errlen,
 			           "reply line from the daemon is longer than %zu bytes",
 			           CLIENT_MAX_LINE);
 			rc = CLIENT_TRANSPORT;
@@ -266,7 +253,7 @@ int client_request(int fd, json_int_t id, const char *cmd, json_t *args, int tim
 		if (timeout_ms >= 0) {
 			left = deadline - client_now_ms();
 			if (left <= 0) {
-				client_err(err, errlen, "no reply to %s within %d ms", cmd,
+				errbuf_set(err, errlen, "no reply to %s within %d ms", cmd,
 				           timeout_ms);
 				rc = CLIENT_TIMEOUT;
 				goto out;
@@ -274,11 +261,11 @@ int client_request(int fd, json_int_t id, const char *cmd, json_t *args, int tim
 		}
 		if (poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left) < 0) {
 			if (errno == EINTR) {
-				client_err(err, errlen, "interrupted");
+				errbuf_set(err, errlen, "interrupted");
 				rc = CLIENT_INTERRUPTED;
 				goto out;
 			}
-			client_err(err, errlen, "poll: %s", strerror(errno));
+			errbuf_set(err, errlen, "poll: %s", strerror(errno));
 			rc = CLIENT_TRANSPORT;
 			goto out;
 		}
@@ -312,7 +299,7 @@ int client_request(int fd, json_int_t id, const char *cmd, json_t *args, int tim
 				ncap = CLIENT_MAX_LINE + CLIENT_READ_CHUNK;
 			np = realloc(buf, ncap);
 			if (!np) {
-				client_err(err, errlen, "out of memory reading the reply");
+				errbuf_set(err, errlen, "out of memory reading the reply");
 				rc = CLIENT_TRANSPORT;
 				goto out;
 			}
@@ -323,15 +310,15 @@ int client_request(int fd, json_int_t id, const char *cmd, json_t *args, int tim
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				continue;
-			client_err(err, errlen, "reading from the daemon: %s", strerror(errno));
+			errbuf_set(err, errlen, "reading from the daemon: %s", strerror(errno));
 			rc = CLIENT_TRANSPORT;
 			goto out;
 		}
 		if (n == 0) {
 			if (wrc)
-				client_err(err, errlen, "sending the request: %s", strerror(wrc));
+				errbuf_set(err, errlen, "sending the request: %s", strerror(wrc));
 			else
-				client_err(err, errlen,
+				errbuf_set(err, errlen,
 				           "the daemon closed the connection before "
 				           "answering");
 			rc = CLIENT_TRANSPORT;
@@ -387,14 +374,14 @@ static json_t *client_arg_value(const struct client_cmd *cmd, const struct clien
 	case CLIENT_ARG_JSON:
 		v = json_loads(s, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 		if (!v)
-			client_err(err, errlen, "%s: %s is not valid JSON: %s (column %d)",
+			errbuf_set(err, errlen, "%s: %s is not valid JSON: %s (column %d)",
 			           cmd->name, what, jerr.text, jerr.column);
 		break;
 	case CLIENT_ARG_UINT:
 	case CLIENT_ARG_INT:
 		if (client_parse_int(s, a->type == CLIENT_ARG_UINT ? 0 : INT_MIN, INT_MAX, &x) <
 		    0) {
-			client_err(err, errlen, "%s: %s must be %s integer, not \"%s\"", cmd->name,
+			errbuf_set(err, errlen, "%s: %s must be %s integer, not \"%s\"", cmd->name,
 			           what, a->type == CLIENT_ARG_UINT ? "a non-negative" : "an", s);
 			break;
 		}
@@ -409,12 +396,12 @@ static json_t *client_arg_value(const struct client_cmd *cmd, const struct clien
 		/* fall through */
 	case CLIENT_ARG_STRING:
 		if (s[0] == '\0') {
-			client_err(err, errlen, "%s: %s must not be empty", cmd->name, what);
+			errbuf_set(err, errlen, "%s: %s must not be empty", cmd->name, what);
 			break;
 		}
 		v = json_string(s);
 		if (!v)
-			client_err(err, errlen, "%s: %s is not valid UTF-8", cmd->name, what);
+			errbuf_set(err, errlen, "%s: %s is not valid UTF-8", cmd->name, what);
 		break;
 	case CLIENT_ARG_FLAG:
 		v = json_true();
@@ -464,7 +451,7 @@ int client_parse_args(int argc, char **argv, const struct client_cmd *cmds, stru
 	o->socket = env && env[0] ? env : CLIENT_DEFAULT_SOCKET;
 	o->args = json_object();
 	if (!o->args) {
-		client_err(err, errlen, "out of memory");
+		errbuf_set(err, errlen, "out of memory");
 		goto out;
 	}
 
@@ -476,14 +463,14 @@ int client_parse_args(int argc, char **argv, const struct client_cmd *cmds, stru
 					if (strcmp(c->name, w) == 0)
 						o->cmd = c;
 				if (!o->cmd) {
-					client_err(err, errlen, "unknown command \"%s\"", w);
+					errbuf_set(err, errlen, "unknown command \"%s\"", w);
 					goto out;
 				}
 				continue;
 			}
 			a = client_find_pos(o->cmd, npos);
 			if (!a || npos >= o->cmd->max_pos) {
-				client_err(err, errlen, "%s: unexpected argument \"%s\"",
+				errbuf_set(err, errlen, "%s: unexpected argument \"%s\"",
 				           o->cmd->name, w);
 				goto out;
 			}
@@ -510,7 +497,7 @@ int client_parse_args(int argc, char **argv, const struct client_cmd *cmds, stru
 		}
 		if (!a && client_is(w, n, "--json")) {
 			if (val) {
-				client_err(err, errlen, "--json takes no value");
+				errbuf_set(err, errlen, "--json takes no value");
 				goto out;
 			}
 			o->json = 1;
@@ -519,15 +506,15 @@ int client_parse_args(int argc, char **argv, const struct client_cmd *cmds, stru
 		if (!a && !client_is(w, n, "-s") && !client_is(w, n, "--socket") &&
 		    !client_is(w, n, "--timeout")) {
 			if (o->cmd)
-				client_err(err, errlen, "%s: unknown option %.*s", o->cmd->name,
+				errbuf_set(err, errlen, "%s: unknown option %.*s", o->cmd->name,
 				           (int)n, w);
 			else
-				client_err(err, errlen, "unknown option %.*s", (int)n, w);
+				errbuf_set(err, errlen, "unknown option %.*s", (int)n, w);
 			goto out;
 		}
 		if (a && a->type == CLIENT_ARG_FLAG) {
 			if (val) {
-				client_err(err, errlen, "%s: %s takes no value", o->cmd->name,
+				errbuf_set(err, errlen, "%s: %s takes no value", o->cmd->name,
 				           a->opt);
 				goto out;
 			}
@@ -536,7 +523,7 @@ int client_parse_args(int argc, char **argv, const struct client_cmd *cmds, stru
 		}
 		if (!val) {
 			if (i + 1 >= argc) {
-				client_err(err, errlen, "option %.*s needs a value", (int)n, w);
+				errbuf_set(err, errlen, "option %.*s needs a value", (int)n, w);
 				goto out;
 			}
 			val = argv[++i];
@@ -547,7 +534,7 @@ int client_parse_args(int argc, char **argv, const struct client_cmd *cmds, stru
 				goto out;
 		} else if (client_is(w, n, "--timeout")) {
 			if (client_parse_int(val, 0, INT_MAX, &x) < 0) {
-				client_err(
+				errbuf_set(
 				    err, errlen,
 				    "--timeout must be a non-negative integer (ms), not \"%s\"",
 				    val);
@@ -556,7 +543,7 @@ int client_parse_args(int argc, char **argv, const struct client_cmd *cmds, stru
 			o->timeout_ms = (int)x;
 		} else {
 			if (val[0] == '\0') {
-				client_err(err, errlen, "-s: the socket path is empty");
+				errbuf_set(err, errlen, "-s: the socket path is empty");
 				goto out;
 			}
 			o->socket = val;
@@ -568,11 +555,11 @@ int client_parse_args(int argc, char **argv, const struct client_cmd *cmds, stru
 		goto out;
 	}
 	if (!o->cmd) {
-		client_err(err, errlen, "no command given");
+		errbuf_set(err, errlen, "no command given");
 		goto out;
 	}
 	if (npos < o->cmd->min_pos) {
-		client_err(err, errlen, "%s: missing argument (usage: %s)", o->cmd->name,
+		errbuf_set(err, errlen, "%s: missing argument (usage: %s)", o->cmd->name,
 		           o->cmd->usage);
 		goto out;
 	}

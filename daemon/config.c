@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "errbuf.h"
 #include "config.h"
 #include "log.h"
 
@@ -70,20 +71,6 @@ static const struct config_key keys[] = {
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static const char *const sync_names[] = {"full", "normal", "off"};
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * Copy value into out (size outlen) for an error message: at most 40
@@ -202,13 +189,13 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 	int i, prc;
 
 	if (!value[0]) {
-		set_err(err, errlen, "%s: empty value", k->name);
+		errbuf_set(err, errlen, "%s: empty value", k->name);
 		return -1;
 	}
 	for (i = 0; value[i]; i++) {
 		if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) {
-			set_err(err, errlen, "%s: value '%s' contains a control character", k->name,
-			        shown(value, buf, sizeof buf));
+			errbuf_set(err, errlen, "%s: value '%s' contains a control character",
+			           k->name, shown(value, buf, sizeof buf));
 			return -1;
 		}
 	}
@@ -217,7 +204,7 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 	case KIND_STRING: {
 		char *s = strdup(value);
 		if (!s) {
-			set_err(err, errlen, "%s: out of memory", k->name);
+			errbuf_set(err, errlen, "%s: out of memory", k->name);
 			return -1;
 		}
 		free(*string_field(c, k));
@@ -228,13 +215,13 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 		char *s;
 		i = find_name(sync_names, 3, value);
 		if (i < 0) {
-			set_err(err, errlen, "%s: '%s' is not one of full, normal, off", k->name,
-			        shown(value, buf, sizeof buf));
+			errbuf_set(err, errlen, "%s: '%s' is not one of full, normal, off", k->name,
+			           shown(value, buf, sizeof buf));
 			return -1;
 		}
 		s = strdup(sync_names[i]); /* canonical lower case */
 		if (!s) {
-			set_err(err, errlen, "%s: out of memory", k->name);
+			errbuf_set(err, errlen, "%s: out of memory", k->name);
 			return -1;
 		}
 		free(*string_field(c, k));
@@ -244,8 +231,8 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 	case KIND_LEVEL:
 		i = log_parse_level(value);
 		if (i < 0) {
-			set_err(err, errlen, "%s: '%s' is not one of debug, info, warn, error",
-			        k->name, shown(value, buf, sizeof buf));
+			errbuf_set(err, errlen, "%s: '%s' is not one of debug, info, warn, error",
+			           k->name, shown(value, buf, sizeof buf));
 			return -1;
 		}
 		c->log_level = i;
@@ -254,13 +241,13 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 	case KIND_MIB:
 		unit = k->kind == KIND_MS ? " ms" : " MiB";
 		if (parse_number(value, &d) < 0) {
-			set_err(err, errlen, "%s: '%s' is not a number of%s", k->name,
-			        shown(value, buf, sizeof buf), unit);
+			errbuf_set(err, errlen, "%s: '%s' is not a number of%s", k->name,
+			           shown(value, buf, sizeof buf), unit);
 			return -1;
 		}
 		if (d < k->min || d > k->max) {
-			set_err(err, errlen, "%s: %s is out of range (%.15g to %.15g%s)", k->name,
-			        shown(value, buf, sizeof buf), k->min, k->max, unit);
+			errbuf_set(err, errlen, "%s: %s is out of range (%.15g to %.15g%s)",
+			           k->name, shown(value, buf, sizeof buf), k->min, k->max, unit);
 			return -1;
 		}
 		if (k->kind == KIND_MS)
@@ -274,21 +261,21 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 		unit = k->kind == KIND_BYTES ? " bytes" : "";
 		prc = parse_whole(value, k->kind == KIND_MODE ? 8 : 10, &u);
 		if (prc == -1) {
-			set_err(err, errlen, "%s: '%s' is not %s", k->name,
-			        shown(value, buf, sizeof buf),
-			        k->kind == KIND_MODE    ? "an octal mode like 0660"
-			        : k->kind == KIND_BYTES ? "a whole number of bytes"
-			                                : "a whole number");
+			errbuf_set(err, errlen, "%s: '%s' is not %s", k->name,
+			           shown(value, buf, sizeof buf),
+			           k->kind == KIND_MODE    ? "an octal mode like 0660"
+			           : k->kind == KIND_BYTES ? "a whole number of bytes"
+			                                   : "a whole number");
 			return -1;
 		}
 		if (prc == -2 || (double)u < k->min || (double)u > k->max) {
 			if (k->kind == KIND_MODE)
-				set_err(err, errlen, "%s: %s is out of range (0 to 0777)", k->name,
-				        shown(value, buf, sizeof buf));
+				errbuf_set(err, errlen, "%s: %s is out of range (0 to 0777)",
+				           k->name, shown(value, buf, sizeof buf));
 			else
-				set_err(err, errlen, "%s: %s is out of range (%.15g to %.15g%s)",
-				        k->name, shown(value, buf, sizeof buf), k->min, k->max,
-				        unit);
+				errbuf_set(err, errlen, "%s: %s is out of range (%.15g to %.15g%s)",
+				           k->name, shown(value, buf, sizeof buf), k->min, k->max,
+				           unit);
 			return -1;
 		}
 		if (k->kind == KIND_BYTES)
@@ -297,7 +284,7 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 			*(int *)((char *)c + k->off) = (int)u;
 		return 0;
 	}
-	set_err(err, errlen, "%s: internal error: unknown kind", k->name);
+	errbuf_set(err, errlen, "%s: internal error: unknown kind", k->name);
 	return -1;
 }
 
@@ -340,8 +327,8 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
 		for (size_t i = 0; i < NKEYS && n < sizeof known; i++)
 			n += (size_t)snprintf(known + n, sizeof known - n, "%s%s", i ? ", " : "",
 			                      keys[i].name);
-		set_err(err, errlen, "unknown key '%s' (known keys: %s)",
-		        shown(key, buf, sizeof buf), known);
+		errbuf_set(err, errlen, "unknown key '%s' (known keys: %s)",
+		           shown(key, buf, sizeof buf), known);
 		return -1;
 	}
 	return set_value(c, k, value, err, errlen);
@@ -413,7 +400,7 @@ static int parse_line(char *line, char **key, char **value, char *msg, size_t ms
 		return 0;
 	eq = strchr(p, '=');
 	if (!eq) {
-		set_err(msg, msglen, "missing '=' (expected \"key = value\")");
+		errbuf_set(msg, msglen, "missing '=' (expected \"key = value\")");
 		return -1;
 	}
 	end = eq;
@@ -421,7 +408,7 @@ static int parse_line(char *line, char **key, char **value, char *msg, size_t ms
 		end--;
 	*end = 0;
 	if (end == p) {
-		set_err(msg, msglen, "missing key before '='");
+		errbuf_set(msg, msglen, "missing key before '='");
 		return -1;
 	}
 	*key = p;
@@ -434,15 +421,15 @@ static int parse_line(char *line, char **key, char **value, char *msg, size_t ms
 		out = *value = ++p;
 		for (;;) {
 			if (!*p) {
-				set_err(msg, msglen, "%s: unterminated quote",
-				        shown(*key, kbuf, sizeof kbuf));
+				errbuf_set(msg, msglen, "%s: unterminated quote",
+				           shown(*key, kbuf, sizeof kbuf));
 				return -1;
 			}
 			if (*p == '"')
 				break;
 			if (*p == '\\') {
 				if (p[1] != '"' && p[1] != '\\') {
-					set_err(
+					errbuf_set(
 					    msg, msglen,
 					    "%s: bad escape '\\%c' in quoted value (only \\\" and "
 					    "\\\\)",
@@ -459,8 +446,8 @@ static int parse_line(char *line, char **key, char **value, char *msg, size_t ms
 		while (is_space(*p))
 			p++;
 		if (*p && *p != '#') {
-			set_err(msg, msglen, "%s: unexpected text after the closing quote",
-			        shown(*key, kbuf, sizeof kbuf));
+			errbuf_set(msg, msglen, "%s: unexpected text after the closing quote",
+			           shown(*key, kbuf, sizeof kbuf));
 			return -1;
 		}
 		return 1;
@@ -488,12 +475,12 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 	f = fopen(path, "r");
 	if (!f) {
 		saved = errno;
-		set_err(err, errlen, "%s: cannot open: %s", path, strerror(saved));
+		errbuf_set(err, errlen, "%s: cannot open: %s", path, strerror(saved));
 		goto out;
 	}
 	line = malloc(CONFIG_LINE_MAX + 1);
 	if (!line || copy_config(&tmp, c) < 0) {
-		set_err(err, errlen, "%s: out of memory", path);
+		errbuf_set(err, errlen, "%s: out of memory", path);
 		goto out;
 	}
 	for (;;) {
@@ -502,24 +489,24 @@ int config_load(struct config *c, const char *path, char *err, size_t errlen)
 		if (lrc == 0)
 			break;
 		if (lrc == -1) {
-			set_err(err, errlen, "%s:%d: line longer than %d bytes", path, lineno,
-			        CONFIG_LINE_MAX);
+			errbuf_set(err, errlen, "%s:%d: line longer than %d bytes", path, lineno,
+			           CONFIG_LINE_MAX);
 			goto out;
 		}
 		if (lrc == -2) {
-			set_err(err, errlen, "%s:%d: NUL byte in line", path, lineno);
+			errbuf_set(err, errlen, "%s:%d: NUL byte in line", path, lineno);
 			goto out;
 		}
 		if (lrc == -3) {
-			set_err(err, errlen, "%s:%d: read error: %s", path, lineno,
-			        strerror(errno));
+			errbuf_set(err, errlen, "%s:%d: read error: %s", path, lineno,
+			           strerror(errno));
 			goto out;
 		}
 		lrc = parse_line(line, &key, &value, msg, sizeof msg);
 		if (lrc == 0)
 			continue;
 		if (lrc < 0 || config_set(&tmp, key, value, msg, sizeof msg) < 0) {
-			set_err(err, errlen, "%s:%d: %s", path, lineno, msg);
+			errbuf_set(err, errlen, "%s:%d: %s", path, lineno, msg);
 			goto out;
 		}
 	}

@@ -40,26 +40,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "listen.h"
 
 #define LISTEN_BACKLOG 128
 
 /* Supplementary groups read without malloc; more take one allocation. */
 #define LISTEN_NGROUPS_STACK 64
-
-static void listen_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void listen_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /*
  * Parse a whole decimal string (digits only, no sign or spaces) no greater
@@ -91,21 +78,21 @@ static int listen_check_inherited(int fd, char *err, size_t errlen)
 	int type, acc;
 
 	if (fcntl(fd, F_GETFD) < 0) {
-		listen_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "socket activation: LISTEN_FDS is set but fd %d is not open", fd);
 		return -1;
 	}
 	len = sizeof type;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
 		if (errno == ENOTSOCK)
-			listen_err(err, errlen, "socket activation: fd %d is not a socket", fd);
+			errbuf_set(err, errlen, "socket activation: fd %d is not a socket", fd);
 		else
-			listen_err(err, errlen, "socket activation: fd %d: SO_TYPE: %s", fd,
+			errbuf_set(err, errlen, "socket activation: fd %d: SO_TYPE: %s", fd,
 			           strerror(errno));
 		return -1;
 	}
 	if (type != SOCK_STREAM) {
-		listen_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "socket activation: fd %d is not a stream socket (SO_TYPE %d); the "
 		           ".socket unit needs ListenStream=",
 		           fd, type);
@@ -114,12 +101,12 @@ static int listen_check_inherited(int fd, char *err, size_t errlen)
 	len = sizeof ss;
 	memset(&ss, 0, sizeof ss);
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-		listen_err(err, errlen, "socket activation: fd %d: getsockname: %s", fd,
+		errbuf_set(err, errlen, "socket activation: fd %d: getsockname: %s", fd,
 		           strerror(errno));
 		return -1;
 	}
 	if (ss.ss_family != AF_UNIX) {
-		listen_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "socket activation: fd %d is not a unix socket (address family %d); "
 		           "ListenStream= must be a path",
 		           fd, (int)ss.ss_family);
@@ -127,12 +114,12 @@ static int listen_check_inherited(int fd, char *err, size_t errlen)
 	}
 	len = sizeof acc;
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0) {
-		listen_err(err, errlen, "socket activation: fd %d: SO_ACCEPTCONN: %s", fd,
+		errbuf_set(err, errlen, "socket activation: fd %d: SO_ACCEPTCONN: %s", fd,
 		           strerror(errno));
 		return -1;
 	}
 	if (!acc) {
-		listen_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "socket activation: fd %d is not listening (Accept=yes in the "
 		           ".socket unit?)",
 		           fd);
@@ -165,7 +152,7 @@ int listen_activated(char *err, size_t errlen)
 	if (pid_s == NULL)
 		goto out;
 	if (listen_parse_ulong(pid_s, ULONG_MAX, &pid) < 0) {
-		listen_err(err, errlen, "socket activation: LISTEN_PID=\"%.32s\" is not a pid",
+		errbuf_set(err, errlen, "socket activation: LISTEN_PID=\"%.32s\" is not a pid",
 		           pid_s);
 		rc = -1;
 		goto out;
@@ -173,7 +160,7 @@ int listen_activated(char *err, size_t errlen)
 	if (pid != (unsigned long)getpid() || fds_s == NULL)
 		goto out;
 	if (listen_parse_ulong(fds_s, (unsigned long)(INT_MAX - LISTEN_FDS_START), &nfds) < 0) {
-		listen_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "socket activation: LISTEN_FDS=\"%.32s\" is not a count of fds", fds_s);
 		rc = -1;
 		goto out;
@@ -184,7 +171,7 @@ int listen_activated(char *err, size_t errlen)
 	if (listen_check_inherited(fd, err, errlen) < 0)
 		goto out;
 	if (listen_set_flags(fd) < 0) {
-		listen_err(err, errlen, "socket activation: fd %d: fcntl: %s", fd, strerror(errno));
+		errbuf_set(err, errlen, "socket activation: fd %d: fcntl: %s", fd, strerror(errno));
 		goto out;
 	}
 	rc = fd;
@@ -206,7 +193,7 @@ static int listen_probe(const struct sockaddr_un *sun, const char *path, char *e
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		listen_err(err, errlen, "probing %s: socket: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "probing %s: socket: %s", path, strerror(errno));
 		goto out;
 	}
 	if (connect(fd, (const struct sockaddr *)sun, sizeof *sun) == 0 || errno == EAGAIN)
@@ -214,7 +201,7 @@ static int listen_probe(const struct sockaddr_un *sun, const char *path, char *e
 	else if (errno == ECONNREFUSED || errno == ENOENT)
 		rc = 0;
 	else
-		listen_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "%s exists and cannot be probed (connect: %s); not removing it", path,
 		           strerror(errno));
 out:
@@ -231,19 +218,19 @@ int listen_unix(const char *path, int mode, char *err, size_t errlen)
 	int fd = -1, bound = 0, live;
 
 	if (path == NULL || path[0] == 0) {
-		listen_err(err, errlen, "control socket path is empty");
+		errbuf_set(err, errlen, "control socket path is empty");
 		goto fail;
 	}
 	n = strlen(path);
 	if (n >= sizeof sun.sun_path) {
-		listen_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "control socket path %s is %zu bytes, over the %zu-byte limit of a unix "
 		           "socket address",
 		           path, n, sizeof sun.sun_path - 1);
 		goto fail;
 	}
 	if (mode < 0 || mode > 07777) {
-		listen_err(err, errlen, "%s: mode %#o is not a file mode", path, (unsigned)mode);
+		errbuf_set(err, errlen, "%s: mode %#o is not a file mode", path, (unsigned)mode);
 		goto fail;
 	}
 	memset(&sun, 0, sizeof sun);
@@ -252,7 +239,7 @@ int listen_unix(const char *path, int mode, char *err, size_t errlen)
 
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
-			listen_err(err, errlen, "%s exists and is not a socket; not removing it",
+			errbuf_set(err, errlen, "%s exists and is not a socket; not removing it",
 			           path);
 			goto fail;
 		}
@@ -260,39 +247,39 @@ int listen_unix(const char *path, int mode, char *err, size_t errlen)
 		if (live < 0)
 			goto fail;
 		if (live) {
-			listen_err(err, errlen, "another awaitd is listening on %s", path);
+			errbuf_set(err, errlen, "another awaitd is listening on %s", path);
 			goto fail;
 		}
 		if (unlink(path) < 0 && errno != ENOENT) {
-			listen_err(err, errlen, "removing stale socket %s: %s", path,
+			errbuf_set(err, errlen, "removing stale socket %s: %s", path,
 			           strerror(errno));
 			goto fail;
 		}
 	} else if (errno != ENOENT) {
-		listen_err(err, errlen, "%s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		listen_err(err, errlen, "socket for %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "socket for %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
 		if (errno == EADDRINUSE)
-			listen_err(err, errlen,
+			errbuf_set(err, errlen,
 			           "%s appeared while binding (another awaitd starting?)", path);
 		else
-			listen_err(err, errlen, "bind %s: %s", path, strerror(errno));
+			errbuf_set(err, errlen, "bind %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	bound = 1;
 	if (chmod(path, (mode_t)mode) < 0) {
-		listen_err(err, errlen, "chmod %#o %s: %s", (unsigned)mode, path, strerror(errno));
+		errbuf_set(err, errlen, "chmod %#o %s: %s", (unsigned)mode, path, strerror(errno));
 		goto fail;
 	}
 	if (listen(fd, LISTEN_BACKLOG) < 0) {
-		listen_err(err, errlen, "listen on %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "listen on %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	return fd;
@@ -320,7 +307,7 @@ int listen_peer_allowed(int fd, int allow_gid, char *err, size_t errlen)
 	int rc = -1;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0) {
-		listen_err(err, errlen, "SO_PEERCRED on fd %d: %s", fd, strerror(errno));
+		errbuf_set(err, errlen, "SO_PEERCRED on fd %d: %s", fd, strerror(errno));
 		goto out;
 	}
 	rc = 1;
@@ -335,7 +322,7 @@ int listen_peer_allowed(int fd, int allow_gid, char *err, size_t errlen)
 			/* len now holds the size needed. */
 			groups = malloc(len);
 			if (groups == NULL) {
-				listen_err(err, errlen,
+				errbuf_set(err, errlen,
 				           "SO_PEERGROUPS on fd %d: %u bytes: out of memory", fd,
 				           (unsigned)len);
 				rc = -1;
@@ -352,13 +339,13 @@ int listen_peer_allowed(int fd, int allow_gid, char *err, size_t errlen)
 
 	rc = 0;
 	if (allow_gid >= 0)
-		listen_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "peer pid %ld uid %lu gid %lu refused: not root, uid %lu, group %lu or "
 		           "group %d",
 		           (long)uc.pid, (unsigned long)uc.uid, (unsigned long)uc.gid,
 		           (unsigned long)geteuid(), (unsigned long)getegid(), allow_gid);
 	else
-		listen_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "peer pid %ld uid %lu gid %lu refused: not root, uid %lu or group %lu",
 		           (long)uc.pid, (unsigned long)uc.uid, (unsigned long)uc.gid,
 		           (unsigned long)geteuid(), (unsigned long)getegid());

@@ -45,6 +45,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "errbuf.h"
 #include "listen.h"
 #include "log.h"
 #include "proto.h"
@@ -86,20 +87,6 @@ struct conn {
 	conn_close_fn *on_close;
 	void *on_close_arg;
 };
-
-static void server_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void server_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Free c if nothing can reach it any more. */
 static void conn_maybe_free(struct conn *c)
@@ -574,7 +561,7 @@ struct server *server_new(struct event_base *base, int listen_fd, const struct s
 
 	if (lim->max_line == 0 || lim->max_line > SIZE_MAX / 2 || lim->output_cap == 0 ||
 	    lim->max_clients < 1) {
-		server_err(err, errlen,
+		errbuf_set(err, errlen,
 		           "control server: bad limits (max_line %zu, output_cap %zu, max_clients "
 		           "%d): each must be positive",
 		           lim->max_line, lim->output_cap, lim->max_clients);
@@ -598,7 +585,7 @@ struct server *server_new(struct event_base *base, int listen_fd, const struct s
 		goto err;
 	return srv;
 err:
-	server_err(err, errlen, "control server: out of memory");
+	errbuf_set(err, errlen, "control server: out of memory");
 	if (srv != NULL) {
 		if (srv->backoff_ev != NULL)
 			event_free(srv->backoff_ev);
