@@ -11,6 +11,7 @@ void modules_open(lua_State *L)
 {
 	static const luaL_Reg mods[] = {
 	    {"async", luaopen_async},
+	    {"http", luaopen_http},
 	    {"json", luaopen_json},
 	    {"log", luaopen_log},
 	    {NULL, NULL},

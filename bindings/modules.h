@@ -14,6 +14,7 @@
  * sched_new (it runs the embedded async.lua, which uses the scheduler).
  */
 int luaopen_async(lua_State *L);
+int luaopen_http(lua_State *L);
 int luaopen_json(lua_State *L);
 int luaopen_log(lua_State *L);
 
@@ -27,7 +28,7 @@ void log_push_module(lua_State *L);
 void coro_patch(lua_State *L);
 
 /*
- * Open async, json and log in L: each is a global and in package.loaded,
+ * Open async, http, json and log in L: each is a global and in package.loaded,
  * so `require "async"` and the global are the same table. Raises on error.
  */
 void modules_open(lua_State *L);
