@@ -219,6 +219,10 @@ awaitd task_bytes "" "" "$AWAITD" run "$B/task_bytes.lua"
 # result lines and its summary line)
 sh "$(dirname "$0")/w7.sh"
 
+# W8 http: 10,000 GETs from nginx, 50 in flight, against Node's fetch +
+# p-limit (own script; prints its own result lines and its summary line)
+sh "$(dirname "$0")/w8.sh"
+
 # ---- summary --------------------------------------------------------------
 
 # pick BENCH IMPL [VARIANT]: the first result line (no error/skip/process line)
