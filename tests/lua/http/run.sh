@@ -15,7 +15,12 @@ DIR=$(cd "$(dirname "$0")" && pwd)
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/http_test.XXXXXX")
 SERVER=
+TLS_SERVER=
 cleanup() {
+	if [ -n "$TLS_SERVER" ]; then
+		kill "$TLS_SERVER" 2>/dev/null || true
+		wait "$TLS_SERVER" 2>/dev/null || true
+	fi
 	if [ -n "$SERVER" ]; then
 		kill "$SERVER" 2>/dev/null || true
 		wait "$SERVER" 2>/dev/null || true
@@ -39,6 +44,22 @@ while [ ! -s "$TMP/port" ]; do
 done
 PORT=$(head -n 1 "$TMP/port")
 
+# an HTTPS server with a self-signed certificate: the system CA store must
+# refuse it (proves TLS is spoken and verified); skipped without openssl
+TLS=
+if command -v openssl >/dev/null 2>&1 &&
+	openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1 \
+		-keyout "$TMP/key.pem" -out "$TMP/cert.pem" >/dev/null 2>&1; then
+	python3 "$DIR/server.py" "$TMP/cert.pem" "$TMP/key.pem" >"$TMP/tlsport" &
+	TLS_SERVER=$!
+	i=0
+	while [ ! -s "$TMP/tlsport" ] && [ $i -lt 100 ]; do
+		i=$((i + 1))
+		sleep 0.1
+	done
+	[ -s "$TMP/tlsport" ] && TLS="https://127.0.0.1:$(head -n 1 "$TMP/tlsport")"
+fi
+
 # a port nothing listens on, for the refused-connection test
 CLOSED=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 
@@ -49,5 +70,5 @@ fi
 
 rc=0
 $LIMIT "$AWAITD" run "$DIR/test_http.lua" \
-	"{\"base\":\"http://127.0.0.1:$PORT\",\"closed\":\"http://127.0.0.1:$CLOSED\",\"lib\":\"$DIR/..\"}" || rc=$?
+	"{\"base\":\"http://127.0.0.1:$PORT\",\"closed\":\"http://127.0.0.1:$CLOSED\",\"lib\":\"$DIR/..\",\"tls\":\"$TLS\"}" || rc=$?
 exit $rc

@@ -249,4 +249,16 @@ T.test("max_size: a larger response fails, a smaller one works", function()
   T.err(err, "http", "over the 16 MiB default")
 end)
 
+T.test("https: a certificate the system CA store does not trust is refused", function()
+  if not args.tls or args.tls == "" then
+    print("skip: no openssl to make a test certificate")
+    return
+  end
+  local r, err = http.get(args.tls .. "/json", { timeout = 5000 })
+  T.eq(r, nil, "no response over an untrusted TLS connection")
+  T.err(err, "http")
+  T.ok(err.message:lower():find("certificate", 1, true) or err.message:find("SSL", 1, true),
+    "curl's message names the TLS problem: " .. err.message)
+end)
+
 return T.run()
