@@ -84,22 +84,8 @@ if ! have redis-server || ! have redis-benchmark || ! have redis-cli; then
 fi
 # the Debian package starts a system redis on port 6379; it is not used here
 
-AWAITD_OK=1
-AWAITD_WHY=
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-	cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2 || { AWAITD_OK=0; AWAITD_WHY="cmake configure failed"; }
-fi
-if [ "$AWAITD_OK" = 1 ] && ! cmake --build "$BUILD" --target awaitd -j2 >&2; then
-	echo "w7: building awaitd failed" >&2
-	if [ -x "$AWAITD" ]; then echo "w7: using the existing $AWAITD" >&2; else AWAITD_OK=0; AWAITD_WHY="awaitd could not be built"; fi
-fi
-if [ "$AWAITD_OK" = 1 ] && [ ! -x "$AWAITD" ]; then AWAITD_OK=0; AWAITD_WHY="no $AWAITD"; fi
-if [ "$AWAITD_OK" = 1 ]; then
-	case $(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt") in
-	Release) ;;
-	*) echo "w7: warning: $BUILD is not a Release build" >&2 ;;
-	esac
-fi
+. "$HERE/lib.sh"
+build_awaitd w7
 
 PING=$TMP/w7_ping
 CC=${CC:-cc}

@@ -81,22 +81,8 @@ wait_for() {
 have nginx || apt_install nginx || true
 have curl || apt_install curl || true
 
-AWAITD_OK=1
-AWAITD_WHY=
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-	cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >&2 || { AWAITD_OK=0; AWAITD_WHY="cmake configure failed"; }
-fi
-if [ "$AWAITD_OK" = 1 ] && ! cmake --build "$BUILD" --target awaitd -j2 >&2; then
-	echo "w8: building awaitd failed" >&2
-	if [ -x "$AWAITD" ]; then echo "w8: using the existing $AWAITD" >&2; else AWAITD_OK=0; AWAITD_WHY="awaitd could not be built"; fi
-fi
-if [ "$AWAITD_OK" = 1 ] && [ ! -x "$AWAITD" ]; then AWAITD_OK=0; AWAITD_WHY="no $AWAITD"; fi
-if [ "$AWAITD_OK" = 1 ]; then
-	case $(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt") in
-	Release) ;;
-	*) echo "w8: warning: $BUILD is not a Release build" >&2 ;;
-	esac
-fi
+. "$HERE/lib.sh"
+build_awaitd w8
 
 # the node peer needs p-limit; the peers folder is read-only, so the script
 # runs from NODE_DIR with p-limit installed there (once)
