@@ -40,24 +40,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-have() { command -v "$1" >/dev/null 2>&1; }
-jstr() { printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g' | cut -c1-300; }
-skip() { printf '{"bench":"ping","impl":"%s","skipped":"%s"}\n' "$1" "$(jstr "$2")"; }
-num() { printf '%s\n' "$1" | sed -n "s/.*\"$2\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" | head -n 1; }
-j() { [ -n "$1" ] && printf '%s' "$1" || printf null; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "null"; else printf "%.3f", a / b }'; }
-
-# wait_for N CMD...: run CMD every 50 ms until it succeeds, at most N tries
-wait_for() {
-	w_n=$1
-	shift
-	while [ "$w_n" -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.05
-		w_n=$((w_n - 1))
-	done
-	return 1
-}
+BENCH=ping
+. "$HERE/lib.sh"
 
 # stop PID: SIGTERM, wait up to 10 s, then SIGKILL
 stop() {
@@ -75,16 +59,10 @@ stop() {
 # ---- set-up ---------------------------------------------------------------
 
 if ! have redis-server || ! have redis-benchmark || ! have redis-cli; then
-	if [ "$(id -u)" = 0 ] && have apt-get; then
-		echo "w7: apt-get install -y redis-server redis-tools" >&2
-		DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools >&2 2>&1 ||
-			{ DEBIAN_FRONTEND=noninteractive apt-get update >&2 2>&1 &&
-				DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools >&2 2>&1; }
-	fi
+	apt_install redis-server redis-tools || true
 fi
 # the Debian package starts a system redis on port 6379; it is not used here
 
-. "$HERE/lib.sh"
 build_awaitd w7
 
 PING=$TMP/w7_ping
