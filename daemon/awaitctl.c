@@ -12,10 +12,9 @@
  *
  * A command is one entry of ctl_cmds: its positional arguments and options
  * and the request keys they fill (parsed generically by client.c), and the
- * function that prints its result. The persistence commands (enqueue,
- * jobs, show, wait, cancel, retry, trace) are in the table already; until
- * the daemon implements them it answers "not_available" (exit 1), and their
- * output functions print the result as JSON, to be refined with them.
+ * function that prints its result. The job commands (enqueue, jobs, show,
+ * cancel, retry, trace) render through view.c; a result without the
+ * expected shape is printed as JSON instead.
  *
  * Signals: SIGPIPE is ignored (writes use MSG_NOSIGNAL too, but stdout may
  * be a closed pipe). For `logs -f` SIGINT gets a handler without
@@ -31,6 +30,7 @@
 
 #include "client.h"
 #include "proto.h"
+#include "view.h"
 
 #ifndef AWAITD_VERSION
 #define AWAITD_VERSION "unknown"
@@ -46,26 +46,6 @@ struct ctl_kvs {
 	struct ctl_kv *v;
 	size_t n, cap;
 };
-
-/* The JSON value as compact text for a cell or a line; "-" for NULL and null. Malloc'd. */
-static char *ctl_text(json_t *v)
-{
-	char num[64];
-
-	if (!v || json_is_null(v))
-		return strdup("-");
-	if (json_is_string(v))
-		return strdup(json_string_value(v));
-	if (json_is_integer(v)) {
-		snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return strdup(num);
-	}
-	if (json_is_real(v)) {
-		snprintf(num, sizeof num, "%g", json_real_value(v));
-		return strdup(num);
-	}
-	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-}
 
 /* v as one compact JSON line on stdout. */
 static void ctl_print_json(json_t *v)
@@ -139,7 +119,7 @@ static int ctl_flatten(struct ctl_kvs *kvs, const char *prefix, json_t *obj)
 				return -1;
 			}
 			free(path);
-		} else if (ctl_kvs_add(kvs, path, ctl_text(v)) < 0) {
+		} else if (ctl_kvs_add(kvs, path, view_text(v)) < 0) {
 			return -1;
 		}
 	}
@@ -218,7 +198,7 @@ static int ctl_version(const struct client_opts *o, json_t *result)
 		ctl_print_json(result);
 		return CLIENT_EXIT_OK;
 	}
-	v = ctl_text(json_object_get(result, "version"));
+	v = view_text(json_object_get(result, "version"));
 	printf("awaitd %s (protocol %" JSON_INTEGER_FORMAT ")\n", v ? v : "?",
 	       json_integer_value(proto));
 	printf("awaitctl %s (protocol %d)\n", AWAITD_VERSION, PROTO_VERSION);
@@ -228,11 +208,26 @@ static int ctl_version(const struct client_opts *o, json_t *result)
 
 static int ctl_status(const struct client_opts *o, json_t *result)
 {
+	char *counts;
+	json_t *copy;
+	int rc;
+
 	if (o->json) {
 		ctl_print_json(result);
 		return CLIENT_EXIT_OK;
 	}
-	return ctl_print_kv(result, 0);
+	/* jobs by state as one line, "jobs: 3 queued, 1 running, ...", in its place */
+	counts = view_job_counts(json_object_get(result, "jobs"));
+	copy = counts ? json_copy(result) : NULL;
+	if (!copy || json_object_set_new(copy, "jobs", json_string(counts)) < 0) {
+		free(counts);
+		json_decref(copy);
+		return ctl_print_kv(result, 0);
+	}
+	rc = ctl_print_kv(copy, 0);
+	free(counts);
+	json_decref(copy);
+	return rc;
 }
 
 static int ctl_stats(const struct client_opts *o, json_t *result)
@@ -251,7 +246,7 @@ static int ctl_scripts(const struct client_opts *o, json_t *result)
 	static const char *const keys[] = {"name",    "version",  "concurrency",
 	                                   "timeout", "schedule", "loaded_at"};
 	enum { NCOL = sizeof head / sizeof head[0] };
-	size_t w[NCOL], nrow, r, c, len;
+	size_t nrow, r, c;
 	char **cells = NULL;
 	json_t *s;
 	int rc = CLIENT_EXIT_FAILED;
@@ -264,28 +259,15 @@ static int ctl_scripts(const struct client_opts *o, json_t *result)
 	cells = calloc(nrow * NCOL + 1, sizeof *cells);
 	if (!cells)
 		goto oom;
-	for (c = 0; c < NCOL; c++)
-		w[c] = strlen(head[c]);
 	json_array_foreach(result, r, s)
 	{
 		for (c = 0; c < NCOL; c++) {
-			cells[r * NCOL + c] = ctl_text(json_object_get(s, keys[c]));
+			cells[r * NCOL + c] = view_text(json_object_get(s, keys[c]));
 			if (!cells[r * NCOL + c])
 				goto oom;
-			len = strlen(cells[r * NCOL + c]);
-			if (len > w[c])
-				w[c] = len;
 		}
 	}
-	/* the last column is not padded, so lines carry no trailing blanks */
-	for (r = 0; r <= nrow; r++)
-		for (c = 0; c < NCOL; c++) {
-			const char *cell = r == 0 ? head[c] : cells[(r - 1) * NCOL + c];
-			if (c + 1 < NCOL)
-				printf("%-*s  ", (int)w[c], cell);
-			else
-				printf("%s\n", cell);
-		}
+	view_table(stdout, head, NCOL, cells, nrow);
 	ctl_print_errors(result);
 	rc = CLIENT_EXIT_OK;
 	goto out;
@@ -340,29 +322,64 @@ static int ctl_shutdown(const struct client_opts *o, json_t *result)
 	return CLIENT_EXIT_OK;
 }
 
-static int ctl_enqueue(const struct client_opts *o, json_t *result)
-{
-	json_t *id = json_object_get(result, "id");
-	char *t;
+typedef int ctl_view_fn(FILE *f, json_t *result, const struct view_opts *vo);
 
-	if (o->json || !id) {
-		o->json ? ctl_print_json(result) : ctl_print_generic(result);
-		return CLIENT_EXIT_OK;
-	}
-	t = ctl_text(id);
-	printf("%s\n", t ? t : "?");
-	free(t);
+/* The job commands: the raw result with --json, else view.c's text, or JSON it cannot render. */
+static int ctl_view(const struct client_opts *o, json_t *result, ctl_view_fn *fn)
+{
+	struct view_opts vo = {view_now_ms(), view_columns(STDOUT_FILENO)};
+
+	if (o->json)
+		ctl_print_json(result);
+	else if (fn(stdout, result, &vo) < 0)
+		ctl_print_generic(result);
 	return CLIENT_EXIT_OK;
 }
 
-/* jobs, show, wait, cancel, retry, trace until persistence gives them shapes. */
-static int ctl_generic(const struct client_opts *o, json_t *result)
+static int ctl_enqueue(const struct client_opts *o, json_t *result)
 {
+	return ctl_view(o, result, view_enqueue);
+}
+
+static int ctl_jobs(const struct client_opts *o, json_t *result)
+{
+	return ctl_view(o, result, view_jobs);
+}
+
+static int ctl_show(const struct client_opts *o, json_t *result)
+{
+	return ctl_view(o, result, view_show);
+}
+
+static int ctl_job_line(const struct client_opts *o, json_t *result)
+{
+	return ctl_view(o, result, view_job_line);
+}
+
+static int ctl_trace(const struct client_opts *o, json_t *result)
+{
+	return ctl_view(o, result, view_trace);
+}
+
+/*
+ * The finished job's result, printed as run prints it. A failed job comes
+ * as an error response; a job that ended otherwise (cancelled) is a failure
+ * too, told on stderr.
+ */
+static int ctl_wait(const struct client_opts *o, json_t *result)
+{
+	const char *state = json_string_value(json_object_get(result, "state"));
+	struct view_opts vo = {0, 0};
+
 	if (o->json)
 		ctl_print_json(result);
-	else
+	else if (!state)
 		ctl_print_generic(result);
-	return CLIENT_EXIT_OK;
+	else if (strcmp(state, "succeeded") == 0)
+		ctl_print_pretty(json_object_get(result, "result"));
+	else
+		view_job_line(stderr, result, &vo);
+	return state && strcmp(state, "succeeded") != 0 ? CLIENT_EXIT_FAILED : CLIENT_EXIT_OK;
 }
 
 static const struct client_arg ctl_args_none[] = {{NULL, NULL, CLIENT_ARG_STRING}};
@@ -412,12 +429,12 @@ static const struct client_cmd ctl_cmds[] = {
     {"run", 1, 2, ctl_args_run, ctl_run, "run NAME [ARGS_JSON] [--timeout MS]", "timeout"},
     {"enqueue", 1, 2, ctl_args_enqueue, ctl_enqueue,
      "enqueue NAME [ARGS_JSON] [--key K] [--delay MS] [--priority N]", NULL},
-    {"jobs", 0, 0, ctl_args_jobs, ctl_generic, "jobs [--state S] [--name N] [--limit N]", NULL},
-    {"show", 1, 1, ctl_args_id, ctl_generic, "show ID", NULL},
-    {"wait", 1, 1, ctl_args_wait, ctl_generic, "wait ID [--timeout MS]", "timeout"},
-    {"cancel", 1, 1, ctl_args_id, ctl_generic, "cancel ID", NULL},
-    {"retry", 1, 1, ctl_args_id, ctl_generic, "retry ID", NULL},
-    {"trace", 1, 1, ctl_args_id, ctl_generic, "trace ID", NULL},
+    {"jobs", 0, 0, ctl_args_jobs, ctl_jobs, "jobs [--state S] [--name N] [--limit N]", NULL},
+    {"show", 1, 1, ctl_args_id, ctl_show, "show ID", NULL},
+    {"wait", 1, 1, ctl_args_wait, ctl_wait, "wait ID [--timeout MS]", "timeout"},
+    {"cancel", 1, 1, ctl_args_id, ctl_job_line, "cancel ID", NULL},
+    {"retry", 1, 1, ctl_args_id, ctl_job_line, "retry ID", NULL},
+    {"trace", 1, 1, ctl_args_id, ctl_trace, "trace ID", NULL},
     {"logs", 0, 0, ctl_args_logs, ctl_logs, "logs [-f] [-n N]", NULL},
     {"stats", 0, 0, ctl_args_none, ctl_stats, "stats", NULL},
     {"reload", 0, 0, ctl_args_none, ctl_reload, "reload", NULL},
