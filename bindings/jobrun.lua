@@ -1,41 +1,164 @@
--- jobrun.lua: runs one job in memory, for `awaitctl run` (the daemon
--- issue; with persistence, jobs will run from the store instead).
+-- jobrun.lua: runs one attempt of a durable job (daemon/jobs.c) and builds
+-- its ctx: job, log, deadline, db (with db:tx), step, step_key.
 --
--- Loaded once by the daemon with (reply, make_log); returns the runner,
--- which the daemon spawns as a detached task per run. A job's concurrency
--- is a semaphore per job table (so a reloaded script starts with its new
--- limit while old runs finish under the old one); its timeout cancels the
--- run. reply(token, value, err) is called exactly once, also when the run
--- is cancelled because the daemon stops.
-local reply, make_log = ...
-local sems = setmetatable({}, { __mode = "k" })
+-- Loaded once by the daemon with (finish, make_log, db, trace); returns
+-- the runner, which jobs.c spawns as a detached task per attempt.
+-- finish(token, value, err) is called exactly once per attempt, also when
+-- the attempt is cancelled (timeout, `awaitctl cancel`, shutdown).
+--
+-- Steps are numbered in the order an attempt reaches them (seq 1, 2, ...);
+-- the store checks each against the journal (same seq, same name) so a
+-- later attempt that takes another path fails with "nondeterministic".
+-- Journaled results are {n = count, v = {...}} with json.null for nil.
+local finish, make_log, db, trace = ...
+local pack, unpack = table.pack, table.unpack
+local null = json.null
 local logs = {}
+local runs = setmetatable({}, { __mode = "k" }) -- job handle -> {job_id, seq}
 
-return function(job, name, concurrency, timeout_ms, args, token, id)
-  local replied = false
+local function encode(r)
+  local v = {}
+  for i = 1, r.n do
+    if r[i] == nil then v[i] = null else v[i] = r[i] end
+  end
+  return json.encode({ n = r.n, v = v })
+end
+
+local function decode(text)
+  local j = json.decode(text)
+  local r = { n = j.n }
+  for i = 1, j.n do
+    if j.v[i] ~= null then r[i] = j.v[i] end
+  end
+  return unpack(r, 1, r.n)
+end
+
+-- Journal text for r, or nil, err when a result is not JSON.
+local function journal(r, what)
+  local ok, text = pcall(encode, r)
+  if ok then return text end
+  return nil, async.error("invalid", what .. ": its results must be JSON-serialisable: "
+    .. tostring(text))
+end
+
+local function next_seq(st, name, what)
+  if type(name) ~= "string" or name == "" then
+    error(what .. ": the step name must be a non-empty string", 3)
+  end
+  st.seq = st.seq + 1
+  return st.seq
+end
+
+-- db:tx(fn [, {step = name}])
+function db.methods.tx(self, fn, opts)
+  local st = runs[self]
+  if not st then
+    error("db:tx: transactions do not nest; use tx:query/one/exec inside fn", 2)
+  end
+  if type(fn) ~= "function" then error("db:tx: fn must be a function", 2) end
+  local step = opts and opts.step
+  local seq = step ~= nil and next_seq(st, step, "db:tx") or 0
+  local span = trace.open(step and ("tx " .. step) or "tx", 2)
+  local token = db.new_tx()
+  local ended = false
+  -- whatever happens from here (cancellation included), the writer is given back
+  local guard <close> = setmetatable({}, { __close = function()
+    if not ended then db.rollback(token) end
+  end })
+  local ok, text = db.begin(st.job_id, seq, step, token)
+  if not ok then
+    trace.close(span, "failed")
+    return nil, text
+  end
+  if ok == "journaled" then
+    ended = true
+    trace.close(span, "done")
+    return decode(text)
+  end
+  local r = pack(pcall(fn, db.handle(st.job_id, token)))
+  if not r[1] or r[2] == nil then
+    trace.close(span, "failed")
+    if not r[1] then
+      local e = r[2]
+      if type(e) ~= "table" then e = async.error("error", tostring(e)) end
+      return nil, e
+    end
+    return nil, r[3]
+  end
+  r = pack(unpack(r, 2, r.n))
+  local jtext, jerr
+  if step then
+    jtext, jerr = journal(r, "db:tx step " .. step)
+    if not jtext then
+      trace.close(span, "failed")
+      return nil, jerr
+    end
+  end
+  ended = true -- the store owns the end now: commit, journal row included
+  local cok, cerr = db.commit(st.job_id, seq, step, token, jtext)
+  trace.close(span, cok and "done" or "failed")
+  if not cok then return nil, cerr end
+  return unpack(r, 1, r.n)
+end
+
+local function make_step(st)
+  return function(name, fn, ...)
+    local seq = next_seq(st, name, "ctx.step")
+    if type(fn) ~= "function" then error("ctx.step: fn must be a function", 2) end
+    local span = trace.open("step " .. name, 2)
+    local found, text = db.step_get(st.job_id, seq, name)
+    if found == nil then
+      trace.close(span, "failed")
+      return nil, text
+    end
+    if found then
+      trace.close(span, "done")
+      return decode(text)
+    end
+    local r = pack(fn(...))
+    if r[1] == nil then -- a failure is not journaled: the next attempt tries again
+      trace.close(span, "failed")
+      return unpack(r, 1, r.n)
+    end
+    local jtext, jerr = journal(r, "ctx.step " .. name)
+    if not jtext then
+      trace.close(span, "failed")
+      return nil, jerr
+    end
+    local ok, err = db.step_put(st.job_id, seq, name, jtext)
+    trace.close(span, ok and "done" or "failed")
+    if not ok then return nil, err end
+    return unpack(r, 1, r.n)
+  end
+end
+
+return function(job, name, id, attempt, args, timeout_ms, token)
+  local finished = false
   local guard <close> = setmetatable({}, { __close = function(_, e)
-    if not replied then
-      replied = true
-      reply(token, nil, e or async.error("cancelled", "the run was cancelled"))
+    if not finished then
+      finished = true
+      finish(token, nil, e or async.error("cancelled", "the run was cancelled"))
     end
   end })
-  local sem = sems[job]
-  if not sem then
-    sem = async.semaphore(concurrency)
-    sems[job] = sem
-  end
-  local permit <close> = sem:acquire()
   local log = logs[name]
   if not log then
     log = make_log(name)
     logs[name] = log
   end
+  local h = db.handle(id)
+  local st = { job_id = id, seq = 0 }
+  runs[h] = st
   local ctx = {
-    job = { id = id, name = name, attempt = 1, args = args },
+    job = { id = id, name = name, attempt = attempt, args = args },
     log = log,
     deadline = async.now() + timeout_ms,
+    db = h,
+    step = make_step(st),
+    step_key = function(step)
+      return "awaitd-" .. id .. "-" .. tostring(step)
+    end,
   }
   local v, err = async.timeout(timeout_ms, job.run, ctx, args)
-  replied = true
-  reply(token, v, err)
+  finished = true
+  finish(token, v, err)
 end

@@ -12,6 +12,7 @@ void modules_open(lua_State *L)
 	static const luaL_Reg mods[] = {
 	    {"async", luaopen_async},
 	    {"http", luaopen_http},
+	    {"jobs", luaopen_jobs},
 	    {"json", luaopen_json},
 	    {"log", luaopen_log},
 	    {NULL, NULL},

@@ -16,6 +16,7 @@
 int luaopen_async(lua_State *L);
 int luaopen_http(lua_State *L);
 int luaopen_json(lua_State *L);
+int luaopen_jobs(lua_State *L);
 int luaopen_log(lua_State *L);
 
 /* The log table for the job named by the string on top (popped; nil: none). */
@@ -28,7 +29,7 @@ void log_push_module(lua_State *L);
 void coro_patch(lua_State *L);
 
 /*
- * Open async, http, json and log in L: each is a global and in package.loaded,
+ * Open async, http, jobs, json and log in L: each is a global and in package.loaded,
  * so `require "async"` and the global are the same table. Raises on error.
  */
 void modules_open(lua_State *L);

@@ -1,26 +1,45 @@
-/* cmd-status.c: `status`: version, uptime, pid, scripts, tasks, clients. */
+/* cmd-status.c: `status`: version, uptime, pid, scripts, tasks, clients, jobs by state. */
 #include <unistd.h>
 
 #include "cmd.h"
 #include "daemon.h"
 #include "sched.h"
 #include "server.h"
+#include "store.h"
 
-static void cmd_status(struct cmd_ctx *ctx)
+static void status_reply(struct cmd_later *l, struct store_req *r)
 {
-	struct daemon *d = ctx->d;
+	struct daemon *d = l->d;
 	size_t failed = 0;
+	json_t *jobs = json_object();
 
 	for (size_t i = 0; i < d->scripts.n; i++)
 		failed += d->scripts.v[i]->error != NULL;
-	conn_ok(ctx->c, ctx->id, ctx->has_id,
-	        json_pack("{s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:{s:I}, s:b}", "version",
+	for (int i = 0; jobs && r->rc == 0 && i < STORE_NSTATES; i++)
+		json_object_set_new(jobs, store_state_name((enum store_state)i),
+		                    json_integer(r->counts[i]));
+	if (jobs && r->rc)
+		json_object_set_new(jobs, "error", json_string(r->err.msg));
+	conn_ok(l->c, l->id, l->has_id,
+	        json_pack("{s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:o, s:s, s:I, s:b}", "version",
 	                  AWAITD_VERSION, "pid", (json_int_t)getpid(), "uptime_s",
 	                  (sched_now() - d->started_mono) / 1e3, "scripts",
 	                  (json_int_t)d->scripts.n, "scripts_failed", (json_int_t)failed,
 	                  "tasks_running", (json_int_t)d->s->stats.live, "clients",
-	                  (json_int_t)server_nclients(d->srv), "jobs", "running",
-	                  (json_int_t)d->runs_active, "draining", d->draining));
+	                  (json_int_t)server_nclients(d->srv), "jobs", jobs ? jobs : json_null(),
+	                  "database", d->cfg.db_path, "epoch", (json_int_t)store_epoch(d->st),
+	                  "draining", d->draining));
+}
+
+static void cmd_status(struct cmd_ctx *ctx)
+{
+	struct store_req *r = store_req_new(STORE_COUNTS);
+
+	if (!r) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
+		return;
+	}
+	cmd_store(ctx, r, status_reply);
 }
 
 const struct cmd_entry cmd_status_entry = {"status", cmd_status};

@@ -1,30 +1,26 @@
 /*
- * cmd.c: the command table and dispatch. The persistence commands of
- * SPEC section 6 are in the table already and answer "not_available"
- * until the store exists, so clients get a clear answer today and the
- * real commands slot in by replacing their entry.
+ * cmd.c: the command table and dispatch, and what the commands that
+ * answer later share: a held connection (cmd_later), a store request
+ * answered on the connection (cmd_store), waiting for a job to finish
+ * (cmd_wait_job: `wait` and `run`).
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "cmd.h"
+#include "daemon.h"
+#include "jobs.h"
 #include "proto.h"
 #include "server.h"
-
-static void not_available(struct cmd_ctx *ctx)
-{
-	conn_error(ctx->c, ctx->id, ctx->has_id, "not_available",
-	           "this command needs persistence (SQLite), which this build does not have yet");
-}
-
-static const struct cmd_entry persistence[] = {
-    {"enqueue", not_available}, {"jobs", not_available},   {"show", not_available},
-    {"wait", not_available},    {"cancel", not_available}, {"retry", not_available},
-    {"trace", not_available},
-};
+#include "store.h"
 
 static const struct cmd_entry *const table[] = {
-    &cmd_ping_entry,   &cmd_version_entry, &cmd_status_entry, &cmd_scripts_entry,  &cmd_run_entry,
-    &cmd_reload_entry, &cmd_logs_entry,    &cmd_stats_entry,  &cmd_shutdown_entry,
+    &cmd_ping_entry,    &cmd_version_entry, &cmd_status_entry, &cmd_scripts_entry,
+    &cmd_run_entry,     &cmd_reload_entry,  &cmd_logs_entry,   &cmd_stats_entry,
+    &cmd_shutdown_entry, &cmd_enqueue_entry, &cmd_jobs_entry,   &cmd_show_entry,
+    &cmd_wait_entry,    &cmd_cancel_entry,  &cmd_retry_entry,  &cmd_trace_entry,
 };
 
 const struct cmd_entry *cmd_find(const char *name)
@@ -32,10 +28,162 @@ const struct cmd_entry *cmd_find(const char *name)
 	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
 		if (strcmp(table[i]->name, name) == 0)
 			return table[i];
-	for (size_t i = 0; i < sizeof persistence / sizeof persistence[0]; i++)
-		if (strcmp(persistence[i].name, name) == 0)
-			return &persistence[i];
 	return NULL;
+}
+
+struct cmd_later *cmd_later_new(const struct cmd_ctx *ctx)
+{
+	struct cmd_later *l = calloc(1, sizeof *l);
+
+	if (!l) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
+		return NULL;
+	}
+	l->d = ctx->d;
+	l->c = conn_hold(ctx->c);
+	l->id = ctx->id;
+	l->has_id = ctx->has_id;
+	return l;
+}
+
+void cmd_later_free(struct cmd_later *l)
+{
+	if (!l)
+		return;
+	if (l->timer)
+		event_free(l->timer);
+	conn_release(l->c);
+	free(l);
+}
+
+void cmd_later_error(struct cmd_later *l, const struct store_req *r)
+{
+	conn_error(l->c, l->id, l->has_id, r->err.code[0] ? r->err.code : "db", "%s", r->err.msg);
+}
+
+int64_t cmd_job_id(struct cmd_ctx *ctx)
+{
+	json_t *v = json_object_get(ctx->args, "id");
+
+	if (json_is_integer(v) && json_integer_value(v) > 0)
+		return json_integer_value(v);
+	conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request",
+	           "args.id must be a job id (an integer > 0)");
+	return -1;
+}
+
+void cmd_store_answered(struct store_req *r)
+{
+	struct cmd_later *l = r->arg;
+
+	l->answer(l, r);
+	store_req_free(r);
+	cmd_later_free(l);
+}
+
+void cmd_store(struct cmd_ctx *ctx, struct store_req *r,
+               void (*answer)(struct cmd_later *l, struct store_req *r))
+{
+	struct cmd_later *l = cmd_later_new(ctx);
+
+	if (!l) {
+		store_req_free(r);
+		return;
+	}
+	l->answer = answer;
+	r->done = cmd_store_answered;
+	r->arg = l;
+	store_submit(ctx->d->st, r);
+}
+
+/* ---- waiting for a job ------------------------------------------------------------- */
+
+static void reply_final(struct cmd_later *l, struct store_req *r)
+{
+	const struct store_job *job = r->njobs ? &r->jobs[0] : NULL;
+	json_t *v;
+
+	if (r->rc) {
+		cmd_later_error(l, r);
+		return;
+	}
+	if (!job) {
+		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
+		return;
+	}
+	if (!l->want_result) {
+		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job));
+		return;
+	}
+	if (strcmp(job->state, "succeeded") == 0) {
+		v = job->result ? json_loads(job->result, JSON_DECODE_ANY, NULL) : NULL;
+		conn_ok(l->c, l->id, l->has_id, v ? v : json_null());
+		return;
+	}
+	v = job->error ? json_loads(job->error, 0, NULL) : NULL;
+	conn_error(l->c, l->id, l->has_id,
+	           json_is_string(json_object_get(v, "code"))
+	               ? json_string_value(json_object_get(v, "code"))
+	               : job->state,
+	           "job %lld %s: %s", (long long)job->id, job->state,
+	           json_is_string(json_object_get(v, "message"))
+	               ? json_string_value(json_object_get(v, "message"))
+	               : "no error recorded");
+	json_decref(v);
+}
+
+static void wait_answered(struct store_req *r)
+{
+	struct cmd_later *l = r->arg;
+
+	if (l->timed_out)
+		conn_error(l->c, l->id, l->has_id, "timeout", "job %lld is not finished yet",
+		           (long long)r->id);
+	else
+		reply_final(l, r);
+	store_req_free(r);
+	cmd_later_free(l);
+}
+
+static void wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct cmd_later *l = arg;
+
+	(void)fd;
+	(void)what;
+	if (jobs_withdraw(l->r, l->d->jobs)) {
+		conn_error(l->c, l->id, l->has_id, "timeout", "job %lld is not finished yet",
+		           (long long)l->r->id);
+		store_req_free(l->r);
+		cmd_later_free(l);
+		return;
+	}
+	l->timed_out = 1; /* the store has it: the answer replies */
+}
+
+void cmd_wait_job(struct cmd_later *l, int64_t id, double timeout_ms, int want_result)
+{
+	struct store_req *r = store_req_new(STORE_GET);
+
+	if (!r) {
+		conn_error(l->c, l->id, l->has_id, "out_of_memory", "out of memory");
+		cmd_later_free(l);
+		return;
+	}
+	l->want_result = want_result;
+	l->r = r;
+	r->id = id;
+	r->done = wait_answered;
+	r->arg = l;
+	if (timeout_ms > 0) {
+		struct timeval tv;
+		tv.tv_sec = (time_t)(timeout_ms / 1000);
+		tv.tv_usec = (suseconds_t)((timeout_ms - (double)tv.tv_sec * 1000) * 1000);
+		l->timer = evtimer_new(l->d->base, wait_timeout, l);
+		if (l->timer)
+			evtimer_add(l->timer, &tv);
+	}
+	jobs_wait(r, l->d->jobs);
 }
 
 void cmd_dispatch(struct conn *c, const struct proto_request *req, void *arg)

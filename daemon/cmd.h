@@ -9,6 +9,8 @@
 #ifndef AWAITD_CMD_H
 #define AWAITD_CMD_H
 
+#include <stdint.h>
+
 #include <jansson.h>
 
 struct conn;
@@ -30,7 +32,63 @@ struct cmd_entry {
 
 extern const struct cmd_entry cmd_ping_entry, cmd_version_entry, cmd_status_entry,
     cmd_scripts_entry, cmd_run_entry, cmd_reload_entry, cmd_logs_entry, cmd_stats_entry,
-    cmd_shutdown_entry;
+    cmd_shutdown_entry, cmd_enqueue_entry, cmd_jobs_entry, cmd_show_entry, cmd_wait_entry,
+    cmd_cancel_entry, cmd_retry_entry, cmd_trace_entry;
+
+struct store_req;
+
+/* A reply that comes later: the held connection and the request's id. */
+struct cmd_later {
+	struct daemon *d;
+	struct conn *c;
+	json_int_t id;
+	int has_id;
+	void (*answer)(struct cmd_later *l, struct store_req *r); /* cmd_store's continuation */
+	struct event *timer;   /* cmd_wait_job's timeout */
+	struct store_req *r;   /* cmd_wait_job's waiting request */
+	int timed_out;
+	int want_result;       /* cmd_wait_job: reply with the result (run), not the job (wait) */
+};
+
+/* Hold ctx's connection for a later reply. NULL (and an error reply) when out of memory. */
+struct cmd_later *cmd_later_new(const struct cmd_ctx *ctx);
+
+/* Release the connection and free l. */
+void cmd_later_free(struct cmd_later *l);
+
+/* Reply with r's error (code and message). */
+void cmd_later_error(struct cmd_later *l, const struct store_req *r);
+
+/* args.id as a job id > 0, or -1 after an invalid_request reply. */
+int64_t cmd_job_id(struct cmd_ctx *ctx);
+
+/*
+ * Send r to the store; answer(l, r) runs with the answer, then r and l
+ * are freed. Replies "stopping" at once when the daemon has no store.
+ */
+void cmd_store(struct cmd_ctx *ctx, struct store_req *r,
+               void (*answer)(struct cmd_later *l, struct store_req *r));
+
+/* The store_done_fn behind cmd_store (r->arg: a cmd_later with answer set). */
+void cmd_store_answered(struct store_req *r);
+
+/*
+ * Fill r (STORE_ENQUEUE) from a request's args {name, args, key, delay, at,
+ * priority, timeout} (cmd-enqueue.c, also for `run`). Returns 0, or -1
+ * after an invalid_request reply.
+ */
+int cmd_enqueue_args(struct cmd_ctx *ctx, struct store_req *r);
+
+/* Queue r through the job engine, replying errors on ctx. Returns 0, or -1 (r freed). */
+int cmd_enqueue_submit(struct cmd_ctx *ctx, struct store_req *r);
+
+/*
+ * Reply when job id is final (succeeded, dead, cancelled), or "timeout"
+ * after timeout_ms (<= 0: none), or no_such_job. With want_result, a
+ * success replies with the job's result and a failure with its error
+ * (`run`); otherwise with the job object (`wait`). Takes l.
+ */
+void cmd_wait_job(struct cmd_later *l, int64_t id, double timeout_ms, int want_result);
 
 /* The command named name, or NULL. */
 const struct cmd_entry *cmd_find(const char *name);

@@ -66,6 +66,8 @@ static const struct config_key keys[] = {
     KEY("max_clients", KIND_INT, max_clients, 1, 65536),
     KEY("socket_mode", KIND_MODE, socket_mode, 0, 0777),
     KEY("synchronous", KIND_SYNC, synchronous, 0, 0),
+    KEY("tx_timeout_ms", KIND_MS, tx_timeout_ms, 1, 3600000),
+    KEY("keep_jobs_ms", KIND_MS, keep_jobs_ms, 0, 3153600000000.0),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -305,6 +307,8 @@ void config_init(struct config *c)
 	c->max_clients = 1024;
 	c->socket_mode = 0660;
 	c->synchronous = strdup("full");
+	c->tx_timeout_ms = 5000;
+	c->keep_jobs_ms = 7 * 86400000.0;
 }
 
 void config_fini(struct config *c)

@@ -36,6 +36,8 @@ struct config {
 	int max_clients;            /* concurrent control connections; default 1024 */
 	int socket_mode;            /* permission bits of the socket; default 0660 */
 	char *synchronous;          /* SQLite synchronous: "full" (default), "normal", "off" */
+	double tx_timeout_ms;       /* ms a db:tx may hold the writer; default 5000 */
+	double keep_jobs_ms;        /* ms finished jobs are kept; 0 = forever; default 7 days */
 };
 
 /*

@@ -20,15 +20,16 @@
 
 #include "cmd.h"
 #include "daemon.h"
+#include "jobs.h"
 #include "listen.h"
 #include "log.h"
 #include "modules.h"
 #include "notify.h"
 #include "sched.h"
 #include "server.h"
+#include "store.h"
 #include "task.h"
 
-int cmd_run_setup(lua_State *L); /* cmd-run.c */
 
 #define RELOAD_DEBOUNCE_MS 200 /* editors write a file in several steps */
 #define DRAIN_POLL_MS      20
@@ -52,9 +53,10 @@ static struct timeval tv_ms(double ms)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: awaitd [-c CONFIG] [--scripts DIR] [--db PATH] [--socket PATH] "
-	             "[--log-level LEVEL]\n"
+	fprintf(out, "usage: awaitd [-c CONFIG] [--scripts DIR] [--db PATH] [--migrations DIR] "
+	             "[--socket PATH] [--log-level LEVEL]\n"
 	             "       awaitd check [-c CONFIG] [--scripts DIR] ...\n"
+	             "       awaitd migrate [-c CONFIG] [--db PATH] [--migrations DIR]\n"
 	             "       awaitd run FILE.lua [ARGS_JSON]\n"
 	             "       awaitd --version\n");
 }
@@ -69,6 +71,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 		const char *flag, *key;
 	} flags[] = {{"--scripts", "scripts_dir"},
 	             {"--db", "db_path"},
+	             {"--migrations", "migrations_dir"},
 	             {"--socket", "socket_path"},
 	             {"--log-level", "log_level"}};
 	char err[512];
@@ -102,6 +105,15 @@ bad:
 	fprintf(stderr, "awaitd: unexpected argument '%s'\n", argv[i]);
 	usage(stderr);
 	return 2;
+}
+
+static void store_cfg(const struct config *cfg, struct store_config *sc)
+{
+	store_config_defaults(sc);
+	sc->path = cfg->db_path;
+	sc->migrations_dir = cfg->migrations_dir;
+	sc->synchronous = cfg->synchronous;
+	sc->tx_timeout_ms = cfg->tx_timeout_ms;
 }
 
 static void sched_cfg(const struct config *cfg, struct sched_config *sc)
@@ -155,6 +167,8 @@ int daemon_reload(struct daemon *d, const char *why)
 				          d->scripts.v[i]->error);
 		log_info("reloaded (%s): %zu scripts, %d failed", why, d->scripts.n, failed);
 	}
+	if (d->jobs)
+		jobs_reloaded(d->jobs);
 	notify_send("READY=1");
 	notify_sendf("STATUS=%zu scripts, %d failed to load", d->scripts.n,
 	             failed < 0 ? 0 : failed);
@@ -210,13 +224,16 @@ static void drain_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* done when no run is left and every reply has reached its client */
-	if ((d->runs_active == 0 && server_pending_output(d->srv) == 0) ||
+	if ((jobs_running(d->jobs) == 0 && store_pending(d->st) == 0 &&
+	     server_pending_output(d->srv) == 0) ||
 	    waited > d->cfg.shutdown_timeout_ms + d->cfg.cancel_grace_ms + 1000) {
 		event_base_loopexit(d->base, NULL);
 		return;
 	}
 	if (waited > d->cfg.shutdown_timeout_ms && d->s->stats.live) {
-		/* the time is up: cancel what still runs (it unwinds within its grace) */
+		/* the time is up: cancel what still runs (it unwinds within its
+		 * grace); the jobs among it are requeued, not failed */
+		jobs_cancel_all(d->jobs);
 		for (struct task *t = d->s->live_head; t; t = t->live_next)
 			task_cancel(d->s->L, t, "the daemon is stopping");
 	}
@@ -231,8 +248,9 @@ void daemon_drain(struct daemon *d, const char *why)
 		return;
 	d->draining = 1;
 	notify_send("STOPPING=1");
-	log_info("stopping (%s): no new runs; %zu running get %g ms", why, d->runs_active,
-	         d->cfg.shutdown_timeout_ms);
+	log_info("stopping (%s): no new jobs start; %zu running get %g ms", why,
+	         jobs_running(d->jobs), d->cfg.shutdown_timeout_ms);
+	jobs_drain(d->jobs);
 	server_stop_accepting(d->srv);
 	if (d->inotify_ev)
 		event_del(d->inotify_ev);
@@ -265,12 +283,12 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 {
 	struct sched_config sc;
 	struct server_limits lim;
+	struct store_config stc;
 	uint64_t wd_usec;
 	lua_State *L;
 
 	d->listen_fd = -1;
 	d->inotify_fd = -1;
-	d->run_ref = LUA_NOREF;
 	d->base = sched_base_new();
 	sched_cfg(&d->cfg, &sc);
 	d->s = d->base ? sched_new(d->base, &sc) : NULL;
@@ -284,12 +302,16 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "Lua modules: %s", lua_tostring(L, -1));
 		return -1;
 	}
-	lua_pushcfunction(L, cmd_run_setup);
-	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-		snprintf(err, errlen, "job runner: %s", lua_tostring(L, -1));
+	store_cfg(&d->cfg, &stc);
+	d->st = store_open(d->base, &stc, &d->orphans, err, errlen);
+	if (!d->st)
 		return -1;
-	}
-	d->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (d->orphans)
+		log_warn("%lld jobs were left running by an earlier start (a crash?): requeued",
+		         (long long)d->orphans);
+	d->jobs = jobs_new(d, d->st, err, errlen);
+	if (!d->jobs)
+		return -1;
 	if (scripts_open(&d->scripts, L, d->cfg.scripts_dir, err, errlen) < 0)
 		return -1;
 	for (size_t i = 0; i < d->scripts.n; i++)
@@ -340,6 +362,7 @@ static void daemon_close(struct daemon *d)
 	                       d->reload_timer, d->watchdog, d->inotify_ev};
 
 	log_set_sink(NULL, NULL);
+	jobs_fail_waiters(d->jobs); /* their clients get an answer while they can */
 	while (d->followers) {
 		struct daemon_follower *f = d->followers;
 		d->followers = f->next;
@@ -358,11 +381,12 @@ static void daemon_close(struct daemon *d)
 	if (d->inotify_fd >= 0)
 		close(d->inotify_fd);
 	if (d->s) {
+		jobs_close_lua(d->jobs);
 		scripts_close(&d->scripts);
-		if (d->run_ref != LUA_NOREF)
-			luaL_unref(d->s->L, LUA_REGISTRYINDEX, d->run_ref);
 	}
 	sched_free(d->s);
+	store_close(d->st); /* commits what is left; its last answers run here */
+	jobs_free(d->jobs);
 	if (d->base)
 		event_base_free(d->base);
 	for (size_t i = 0; i < DAEMON_LOG_LINES; i++)
@@ -396,9 +420,12 @@ int daemon_main(int argc, char **argv)
 		daemon_close(&d);
 		return 1;
 	}
-	log_info("awaitd %s ready: %zu scripts from %s, control socket %s%s", AWAITD_VERSION,
-	         d.scripts.n, d.cfg.scripts_dir, d.cfg.socket_path,
+	log_info("awaitd %s ready: %zu scripts from %s, database %s (epoch %lld), control "
+	         "socket %s%s",
+	         AWAITD_VERSION, d.scripts.n, d.cfg.scripts_dir, d.cfg.db_path,
+	         (long long)store_epoch(d.st), d.cfg.socket_path,
 	         d.socket_owned ? "" : " (inherited from systemd)");
+	jobs_start(d.jobs);
 	notify_send("READY=1");
 	notify_sendf("STATUS=%zu scripts loaded", d.scripts.n);
 	event_base_dispatch(d.base);
@@ -451,6 +478,36 @@ int daemon_check_main(int argc, char **argv)
 	scripts_close(&ss);
 out:
 	sched_free(s);
+	if (base)
+		event_base_free(base);
+	config_fini(&cfg);
+	return rc;
+}
+
+int daemon_migrate_main(int argc, char **argv)
+{
+	struct config cfg;
+	struct store_config stc;
+	struct event_base *base = NULL;
+	struct store *st = NULL;
+	char err[1024];
+	int rc;
+
+	config_init(&cfg);
+	rc = parse_args(&cfg, argc, argv);
+	if (rc)
+		goto out;
+	store_cfg(&cfg, &stc);
+	base = event_base_new();
+	st = base ? store_open(base, &stc, NULL, err, sizeof err) : NULL;
+	if (!st) {
+		fprintf(stderr, "awaitd migrate: %s\n", base ? err : "cannot create an event loop");
+		rc = 1;
+		goto out;
+	}
+	printf("%s: migrations from %s applied\n", cfg.db_path, cfg.migrations_dir);
+out:
+	store_close(st);
 	if (base)
 		event_base_free(base);
 	config_fini(&cfg);

@@ -2,10 +2,12 @@
  * daemon.h: the long-running awaitd: its state, shared by main's wiring
  * (daemon.c) and the control commands (cmd-*.c).
  *
- * Life: daemon_main builds the loop, the scheduler, the scripts and the
+ * Life: daemon_main builds the loop, the scheduler, the store (migrations,
+ * new epoch, orphans requeued), the scripts, the job engine and the
  * control server, tells systemd READY=1 and dispatches. SIGTERM (or the
- * shutdown command) drains: the listener closes, running jobs get
- * cfg.shutdown_timeout_ms to finish, then are cancelled; the loop ends and
+ * shutdown command) drains: the listener closes, no job is claimed,
+ * running jobs get cfg.shutdown_timeout_ms to finish, then are cancelled
+ * and requeued; the loop ends and
  * the process exits 0. SIGHUP (or reload, or a file change) reloads the
  * scripts.
  */
@@ -22,6 +24,8 @@ struct event_base;
 struct sched;
 struct server;
 struct conn;
+struct store;
+struct jobs;
 
 /* Lines kept for `awaitctl logs`. */
 #define DAEMON_LOG_LINES 1000
@@ -50,10 +54,9 @@ struct daemon {
 	int inotify_fd;
 	int draining;
 	double drain_started; /* ms, monotonic */
-	int run_ref;          /* registry ref: the job runner (jobrun.lua) */
-	size_t runs_active;
-	uint64_t runs_done;
-	uint64_t runs_failed;
+	struct store *st;   /* the database (store thread) */
+	struct jobs *jobs;  /* the job engine */
+	int64_t orphans;    /* jobs requeued at start-up: an older epoch left them running */
 	uint64_t reloads;
 	char *logs[DAEMON_LOG_LINES]; /* ring of recent log lines */
 	size_t log_head;              /* next slot to write */
@@ -72,6 +75,9 @@ int daemon_reload(struct daemon *d, const char *why);
 
 /* Begin the graceful stop (idempotent). */
 void daemon_drain(struct daemon *d, const char *why);
+
+/* `awaitd migrate [-c CONFIG] [--db PATH] ...`: apply migrations; exit 0/1. */
+int daemon_migrate_main(int argc, char **argv);
 
 /* Wall-clock seconds. */
 double daemon_wall(void);

@@ -10,9 +10,11 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: awaitd [-c CONFIG] [--scripts DIR] [--db PATH] [--socket PATH] "
+	fprintf(out, "usage: awaitd [-c CONFIG] [--scripts DIR] [--db PATH] [--migrations DIR] "
+	             "[--socket PATH] "
 	             "[--log-level LEVEL]\n"
 	             "       awaitd check [-c CONFIG] ...   validate config and scripts\n"
+	             "       awaitd migrate [-c CONFIG] [--db PATH] ...   apply migrations\n"
 	             "       awaitd run FILE.lua [ARGS_JSON]   run one file as the root task\n"
 	             "       awaitd --version\n");
 }
@@ -21,6 +23,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "run") == 0)
 		return run_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
+		return daemon_migrate_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)
 		return daemon_check_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {

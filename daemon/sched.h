@@ -36,6 +36,7 @@
 struct event_base;
 struct event;
 struct task;
+struct trace;
 
 struct sched_config {
 	double max_slice_ms;    /* ms a task may run without suspending */
@@ -79,6 +80,7 @@ struct sched {
 	int task_mt_ref; /* registry ref: the task metatable */
 	int pool_ref;    /* registry ref: array of idle threads */
 	int npool;       /* threads in the pool */
+	struct trace *spawn_trace; /* given to the next parentless task spawned (jobs.c) */
 };
 
 /* An event_base with the precise monotonic timer the scheduler needs. */

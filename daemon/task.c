@@ -18,6 +18,7 @@
  * function ends.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@
 #include "port.h"
 #include "sched.h"
 #include "task.h"
+#include "trace.h"
+#include "trace.h"
 
 static void settle(struct task *t, enum task_state st);
 static int attach_thread(struct task *t);
@@ -422,6 +425,8 @@ static void post_watches(struct task *t)
 		free(w);
 	}
 	t->watches = NULL;
+	trace_unref(t->trace);
+	t->trace = NULL;
 }
 
 /* Where a suspended task is, "file:line", for warnings. */
@@ -556,6 +561,13 @@ static void settle(struct task *t, enum task_state st)
 	else
 		s->stats.cancelled++;
 	live_unlink(s, t);
+	if (t->trace) {
+		trace_close(t->trace, t->span,
+		            st == TASK_DONE ? "done" : st == TASK_FAILED ? "failed" : "cancelled",
+		            sched_now());
+		trace_unref(t->trace);
+		t->trace = NULL;
+	}
 
 	reap_children(t);
 	while ((a = t->aw_head) != NULL) {
@@ -709,6 +721,8 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 {
 	struct sched *s = sched_of(L);
 	int deferred = (flags & TASK_SPAWN_DEFERRED) != 0;
+	struct trace *tr = parent ? parent->trace : s->spawn_trace;
+	char where[80] = "";
 	struct task *t;
 	lua_State *co = NULL;
 
@@ -717,6 +731,12 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 		luaL_error(L, "async: the runtime is shutting down");
 	if (nargs > 100000) /* a thread's stack is bounded (LUAI_MAXSTACK) */
 		luaL_error(L, "async.spawn: too many arguments (%d)", nargs);
+	if (tr) {
+		lua_Debug ar;
+		lua_pushvalue(L, -(nargs + 1));
+		if (lua_getinfo(L, ">S", &ar))
+			snprintf(where, sizeof where, "%s:%d", ar.short_src, ar.linedefined);
+	}
 	t = lua_newuserdatauv(L, sizeof *t, 2); /* fn args... ud */
 	memset(t, 0, sizeof *t);
 	t->magic = TASK_MAGIC;
@@ -764,6 +784,12 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 			t->deadline = parent->deadline;
 	}
 	live_link(s, t);
+	if (tr) {
+		t->trace = tr;
+		trace_ref(tr);
+		t->span = trace_open(tr, t->id, parent ? parent->id : 0, parent ? "task" : "run",
+		                     where, sched_now());
+	}
 	s->stats.spawned++;
 	s->stats.live++;
 	if (deferred) {
@@ -834,6 +860,8 @@ void task_release_resources(struct task *t)
 		free(w);
 	}
 	t->watches = NULL;
+	trace_unref(t->trace);
+	t->trace = NULL;
 }
 
 void task_register(lua_State *L, const luaL_Reg *methods, lua_CFunction index)

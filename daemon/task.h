@@ -117,6 +117,8 @@ struct task {
 	double deadline;    /* ms, monotonic; HUGE_VAL when none */
 	double grace_until; /* ms, monotonic; end of cancellation grace */
 	int nres;           /* results or error left on co's stack */
+	struct trace *trace; /* the job attempt it belongs to (a reference), or NULL */
+	int span;            /* its span in trace */
 };
 
 /* task_spawn flags */

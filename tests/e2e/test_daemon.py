@@ -21,6 +21,7 @@ import threading
 import time
 
 AWAITD, AWAITCTL, SCRIPTS = (os.path.abspath(a) for a in sys.argv[1:4])
+MIGRATIONS = os.path.join(os.path.dirname(SCRIPTS), "migrations")
 # AWAITD_E2E_WRAP="valgrind -q --error-exitcode=99 ..." runs every daemon under it;
 # a memory error then shows as a non-zero exit status at SIGTERM.
 WRAP = os.environ.get("AWAITD_E2E_WRAP", "").split()
@@ -54,7 +55,8 @@ class Daemon:
         e.update(env or {})
         self.proc = subprocess.Popen(
             WRAP + [AWAITD, "--scripts", self.scripts, "--socket", self.sock,
-             "--db", os.path.join(self.dir, "awaitd.db")] + list(extra),
+             "--db", os.path.join(self.dir, "awaitd.db"), "--migrations", MIGRATIONS]
+            + list(extra),
             stdout=self.log, stderr=self.log, env=e, cwd=self.dir)
 
     def ctl(self, *args, timeout=30, sock=None):
@@ -124,12 +126,13 @@ def test_commands():
         rc, out, _ = d.ctl("--json", "status")
         st = json.loads(out) if rc == 0 else {}
         check("status --json: pid, scripts, uptime", rc == 0 and st.get("pid") == d.proc.pid
-              and st.get("scripts") == 3 and st.get("uptime_s", -1) >= 0, out)
+              and st.get("scripts") == 5 and st.get("uptime_s", -1) >= 0, out)
         rc, out, _ = d.ctl("status")
         check("status human", rc == 0 and "scripts" in out, out)
         rc, out, _ = d.ctl("--json", "scripts")
         names = [s["name"] for s in json.loads(out)] if rc == 0 else []
-        check("scripts lists the three examples", names == ["dashboard", "hello", "slow"], out)
+        check("scripts lists the examples",
+              names == ["dashboard", "hello", "nightly_report", "purchase", "slow"], out)
         rc, out, _ = d.ctl("scripts")
         check("scripts human table", rc == 0 and "dashboard" in out and "hello" in out, out)
         rc, out, _ = d.ctl("--json", "run", "hello", '{"name":"ann"}')
@@ -142,9 +145,11 @@ def test_commands():
         check("unknown command is a usage error (2)", rc == 2, "%d %s" % (rc, err))
         rc, out, err = d.ctl("run", "slow", '{"ms":5000}', "--timeout", "100")
         check("run past --timeout exits 124", rc == 124, "%d %s" % (rc, err))
-        rc, out, err = d.ctl("jobs")
-        check("persistence command answers not_available (exit 1)",
-              rc == 1 and "not_available" in err, "%d %s" % (rc, err))
+        rc, out, err = d.ctl("--json", "jobs", "--name", "hello")
+        listed = json.loads(out)["jobs"] if rc == 0 else []
+        check("a run is a durable job: jobs lists it, succeeded",
+              len(listed) == 1 and listed[0]["state"] == "succeeded"
+              and listed[0]["args"] == {"name": "ann"}, "%d %s %s" % (rc, out, err))
         rc, out, _ = d.ctl("--json", "stats")
         check("stats", rc == 0 and "tasks" in json.loads(out), out)
         rc, out, _ = d.ctl("logs", "-n", "50")
@@ -320,7 +325,7 @@ def test_socket_activation():
     log = open(os.path.join(tmp, "log"), "w+")
     # the daemon's own --socket path is elsewhere: it must use fd 3 instead
     proc = subprocess.Popen([AWAITD, "--scripts", scripts, "--socket",
-                             os.path.join(tmp, "unused.sock")],
+                             os.path.join(tmp, "unused.sock"), "--migrations", MIGRATIONS],
                             stdout=log, stderr=log, pass_fds=(fd, 3), preexec_fn=child_setup,
                             cwd=tmp)
     ls.close()
@@ -345,7 +350,9 @@ def test_stale_and_live_socket():
     try:
         d.wait_ready()
         # a second daemon must not steal a live socket
-        second = subprocess.run([AWAITD, "--scripts", d.scripts, "--socket", d.sock],
+        second = subprocess.run([AWAITD, "--scripts", d.scripts, "--socket", d.sock,
+                                 "--db", os.path.join(d.dir, "awaitd.db"),
+                                 "--migrations", MIGRATIONS],
                                 capture_output=True, text=True, timeout=10)
         check("a live socket is not stolen (second daemon exits 1)",
               second.returncode == 1 and "another awaitd" in second.stderr, second.stderr)
@@ -354,7 +361,9 @@ def test_stale_and_live_socket():
         check("kill -9 leaves a stale socket file", os.path.exists(d.sock))
         d2 = Daemon()
         d2.cleanup()
-        d.proc = subprocess.Popen([AWAITD, "--scripts", d.scripts, "--socket", d.sock],
+        d.proc = subprocess.Popen([AWAITD, "--scripts", d.scripts, "--socket", d.sock,
+                                   "--db", os.path.join(d.dir, "awaitd.db"),
+                                   "--migrations", MIGRATIONS],
                                   stdout=d.log, stderr=d.log)
         check("a restarted daemon takes over the stale socket", d.wait_ready())
     finally:
@@ -412,8 +421,8 @@ def test_drain_timeout_cancels():
         d.proc.send_signal(signal.SIGTERM)
         out, err = slow.communicate(timeout=30 * SLOW)
         rc = d.proc.wait(30 * SLOW)
-        check("past shutdown_timeout a running job is cancelled",
-              slow.returncode == 1 and "cancelled" in err, "%d %s" % (slow.returncode, err))
+        check("past shutdown_timeout a running job is cancelled, its client told why",
+              slow.returncode == 1 and "stopping" in err, "%d %s" % (slow.returncode, err))
         check("and the daemon exits 0 soon after (%.0f ms)" % ((time.monotonic() - t0) * 1000),
               rc == 0 and time.monotonic() - t0 < 10 * SLOW, str(rc))
     finally:

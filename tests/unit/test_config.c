@@ -31,7 +31,7 @@
 #define KNOWN_KEYS                                                                                 \
 	"scripts_dir, db_path, socket_path, migrations_dir, log_level, max_slice_ms, "             \
 	"max_memory_mb, cancel_grace_ms, shutdown_timeout_ms, max_line, output_cap, max_clients, " \
-	"socket_mode, synchronous"
+	"socket_mode, synchronous, tx_timeout_ms, keep_jobs_ms"
 
 struct fx {
 	struct config c;
@@ -545,7 +545,9 @@ static void test_dump_defaults(void **state)
 	                         "output_cap = 8388608\n"
 	                         "max_clients = 1024\n"
 	                         "socket_mode = 0660\n"
-	                         "synchronous = full\n");
+	                         "synchronous = full\n"
+	                         "tx_timeout_ms = 5000\n"
+	                         "keep_jobs_ms = 604800000\n");
 }
 
 /* Dump c to a temporary file, load it over fresh defaults, compare. */

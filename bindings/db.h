@@ -1,0 +1,59 @@
+/*
+ * db.h: how Lua tasks wait for the store (bindings/db.c), shared by the
+ * bindings that talk to it (db, jobs).
+ *
+ * db_await parks the calling task until a store request is answered and
+ * then pushes its outcome with `push`. The request belongs to a park
+ * record anchored by a to-be-closed guard on the task's stack: if the task
+ * is cancelled or its wait times out while the store still holds the
+ * request, the record is marked abandoned and the answer frees it later;
+ * nothing is freed twice and nothing leaks.
+ */
+#ifndef AWAITD_DB_H
+#define AWAITD_DB_H
+
+#include <lua.h>
+
+struct store;
+struct store_req;
+struct jobs;
+
+/* Push the outcome of an answered request; return the number of values. */
+typedef int db_push_fn(lua_State *L, struct store_req *r);
+
+/*
+ * Withdraw a request that was never handed to the store (a jobs.wait
+ * waiter still held by jobs.c). Returns 1 if withdrawn (the caller frees
+ * it), 0 if it is in the store already.
+ */
+typedef int db_withdraw_fn(struct store_req *r, void *ud);
+
+/*
+ * Park the running task (L must be a task's thread) until r is answered
+ * or timeout_ms passes (negative: no timeout). r->done and r->arg are set
+ * here; `submit(r, ud)` hands it on (store_submit or a jobs.c waiter).
+ * Then returns push(L, r), or nil, timeout-error. Raises on cancellation
+ * after releasing r as described above.
+ */
+int db_await(lua_State *L, struct store_req *r, double timeout_ms,
+             void (*submit)(struct store_req *r, void *ud), db_withdraw_fn *withdraw, void *ud,
+             db_push_fn *push);
+
+/* Make st (NULL: none) the store of L's scripts and jobs the engine of jobs.* (registry). */
+void db_set_store(lua_State *L, struct store *st, struct jobs *j);
+
+/* The store and job engine registered in L, or NULL. */
+struct store *db_store(lua_State *L);
+struct jobs *db_jobs(lua_State *L);
+
+/* Push a value as an error value {code = r->err.code, message = r->err.msg}. */
+void db_push_error(lua_State *L, const struct store_req *r);
+
+/*
+ * Push the internal module of jobrun.lua: handle(job_id) -> a db handle
+ * with query/one/exec (and the methods table as field "methods", where
+ * jobrun.lua adds tx), begin, finish, step_get, step_put.
+ */
+int db_open_internal(lua_State *L);
+
+#endif

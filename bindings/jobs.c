@@ -1,0 +1,250 @@
+/*
+ * jobs.c: the Lua "jobs" module (SPEC section 4): enqueue, get, wait on
+ * the daemon's job engine (daemon/jobs.c). Each call parks the task until
+ * the store answers (db_await). Without an engine (`awaitd run`) every
+ * call answers nil, not_available.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "db.h"
+#include "errval.h"
+#include "jobs.h"
+#include "json.h"
+#include "modules.h"
+#include "store.h"
+#include "task.h"
+
+static int no_engine(lua_State *L)
+{
+	lua_pushnil(L);
+	errval_push(L, "not_available", "jobs need the daemon (this program runs without it)");
+	return 2;
+}
+
+/*
+ * jobs_enqueue has handed r to the store already; its answer can only run
+ * on this (the loop) thread, after db_await has set r->done.
+ */
+static void submitted(struct store_req *r, void *ud)
+{
+	(void)ud;
+	(void)r;
+}
+
+static void submit_store(struct store_req *r, void *ud)
+{
+	store_submit(ud, r);
+}
+
+static int push_id(lua_State *L, struct store_req *r)
+{
+	if (r->rc) {
+		lua_pushnil(L);
+		db_push_error(L, r);
+		return 2;
+	}
+	lua_pushinteger(L, r->out_id);
+	return 1;
+}
+
+/* Optional integer field of the options table at idx. */
+static int opt_int(lua_State *L, int idx, const char *key, lua_Integer *out)
+{
+	int t = idx ? lua_getfield(L, idx, key) : LUA_TNIL;
+	int ok = t != LUA_TNIL;
+
+	if (ok && !lua_isinteger(L, -1)) {
+		if (lua_type(L, -1) != LUA_TNUMBER)
+			return luaL_error(L, "jobs.enqueue: opts.%s must be a number", key);
+		*out = (lua_Integer)lua_tonumber(L, -1);
+	} else if (ok) {
+		*out = lua_tointeger(L, -1);
+	}
+	if (idx)
+		lua_pop(L, 1);
+	return ok;
+}
+
+/* jobs.enqueue(name, args [, {key, delay, at, priority}]) -> id | nil, err */
+static int jobs_l_enqueue(lua_State *L)
+{
+	struct jobs *j = db_jobs(L);
+	const char *name = luaL_checkstring(L, 1);
+	int opts = lua_isnoneornil(L, 3) ? 0 : 3;
+	lua_Integer delay = 0, at = 0, prio = 0;
+	struct store_req *r;
+	struct store_err err;
+	char msg[256];
+	json_t *args = NULL;
+	const char *key = NULL;
+
+	if (opts)
+		luaL_checktype(L, 3, LUA_TTABLE);
+	if (opts && lua_getfield(L, opts, "key") != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TSTRING)
+			return luaL_error(L, "jobs.enqueue: opts.key must be a string");
+		key = lua_tostring(L, -1); /* stays on the stack */
+	}
+	opt_int(L, opts, "delay", &delay);
+	opt_int(L, opts, "at", &at);
+	opt_int(L, opts, "priority", &prio);
+	if (!j)
+		return no_engine(L);
+	if (!lua_isnoneornil(L, 2) && !(args = json_from_lua(L, 2, msg, sizeof msg))) {
+		lua_pushnil(L);
+		errval_push(L, "invalid", "jobs.enqueue: args: %s", msg);
+		return 2;
+	}
+	r = store_req_new(STORE_ENQUEUE);
+	if (r) {
+		r->name = strdup(name);
+		r->text = args ? json_dumps(args, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+		r->key = key ? strdup(key) : NULL;
+	}
+	json_decref(args);
+	if (!r || !r->name || (args && !r->text) || (key && !r->key)) {
+		store_req_free(r);
+		return luaL_error(L, "out of memory");
+	}
+	r->run_at = at ? (int64_t)at : delay > 0 ? store_now() + (int64_t)delay : 0;
+	r->priority = prio;
+	if (!task_current(L)) {
+		store_req_free(r);
+		return luaL_error(L, "jobs.enqueue must be called inside a task");
+	}
+	/* db_await sets done/arg, then "submits": jobs_enqueue below already did */
+	r->done = NULL;
+	if (jobs_enqueue(j, r, &err) < 0) {
+		store_req_free(r);
+		lua_pushnil(L);
+		errval_push(L, err.code, "%s", err.msg);
+		return 2;
+	}
+	jobs_kick(j);
+	lua_settop(L, 0);
+	return db_await(L, r, -1, submitted, NULL, NULL, push_id);
+}
+
+static int push_job(lua_State *L, struct store_req *r)
+{
+	json_t *o;
+	char msg[256];
+
+	if (r->rc) {
+		lua_pushnil(L);
+		db_push_error(L, r);
+		return 2;
+	}
+	if (!r->njobs) {
+		lua_pushnil(L);
+		return 1;
+	}
+	o = jobs_job_json(&r->jobs[0]);
+	if (!o)
+		return luaL_error(L, "out of memory");
+	if (json_push(L, o, msg, sizeof msg) < 0) {
+		json_decref(o);
+		return luaL_error(L, "jobs.get: %s", msg);
+	}
+	json_decref(o);
+	return 1;
+}
+
+/* jobs.get(id) -> job table | nil (no such job) | nil, err */
+static int jobs_l_get(lua_State *L)
+{
+	lua_Integer id = luaL_checkinteger(L, 1);
+	struct store *st = db_store(L);
+	struct store_req *r;
+
+	if (!st || !db_jobs(L))
+		return no_engine(L);
+	r = store_req_new(STORE_GET);
+	if (!r)
+		return luaL_error(L, "out of memory");
+	r->id = id;
+	lua_settop(L, 0);
+	return db_await(L, r, -1, submit_store, NULL, st, push_job);
+}
+
+/* jobs.wait's answer: the result, or nil and the job's error. */
+static int push_result(lua_State *L, struct store_req *r)
+{
+	const struct store_job *job = r->njobs ? &r->jobs[0] : NULL;
+	json_t *v;
+	char msg[256];
+
+	if (r->rc || !job) {
+		lua_pushnil(L);
+		if (r->rc)
+			db_push_error(L, r);
+		else
+			errval_push(L, "no_such_job", "no job %lld", (long long)r->id);
+		return 2;
+	}
+	if (strcmp(job->state, "succeeded") == 0) {
+		v = job->result ? json_loads(job->result, JSON_DECODE_ANY, NULL) : NULL;
+		if (!v || json_is_null(v))
+			lua_pushnil(L);
+		else if (json_push(L, v, msg, sizeof msg) < 0)
+			lua_pushnil(L);
+		json_decref(v);
+		return 1;
+	}
+	v = job->error ? json_loads(job->error, 0, NULL) : NULL;
+	lua_pushnil(L);
+	errval_push(L,
+	            json_is_string(json_object_get(v, "code"))
+	                ? json_string_value(json_object_get(v, "code"))
+	                : job->state,
+	            "job %lld %s: %s", (long long)job->id, job->state,
+	            json_is_string(json_object_get(v, "message"))
+	                ? json_string_value(json_object_get(v, "message"))
+	                : "no error recorded");
+	json_decref(v);
+	return 2;
+}
+
+static void submit_wait(struct store_req *r, void *ud)
+{
+	jobs_wait(r, ud);
+}
+
+static int withdraw_wait(struct store_req *r, void *ud)
+{
+	return jobs_withdraw(r, ud);
+}
+
+/* jobs.wait(id [, timeout_ms]) -> result | nil, err */
+static int jobs_l_wait(lua_State *L)
+{
+	lua_Integer id = luaL_checkinteger(L, 1);
+	double timeout = luaL_optnumber(L, 2, -1);
+	struct jobs *j = db_jobs(L);
+	struct store_req *r;
+
+	if (!j)
+		return no_engine(L);
+	r = store_req_new(STORE_GET);
+	if (!r)
+		return luaL_error(L, "out of memory");
+	r->id = id;
+	lua_settop(L, 0);
+	return db_await(L, r, timeout, submit_wait, withdraw_wait, j, push_result);
+}
+
+int luaopen_jobs(lua_State *L)
+{
+	static const luaL_Reg fns[] = {
+	    {"enqueue", jobs_l_enqueue},
+	    {"get", jobs_l_get},
+	    {"wait", jobs_l_wait},
+	    {NULL, NULL},
+	};
+
+	luaL_newlib(L, fns);
+	return 1;
+}

@@ -1,0 +1,46 @@
+/*
+ * cmd-retry.c: `retry ID`: a dead, cancelled or retry-waiting job is
+ * queued to run now, with one more attempt if it had spent them all.
+ */
+#include "cmd.h"
+#include "daemon.h"
+#include "jobs.h"
+#include "server.h"
+#include "store.h"
+
+static void retried(struct cmd_later *l, struct store_req *r)
+{
+	const struct store_job *job = r->njobs ? &r->jobs[0] : NULL;
+
+	if (r->rc)
+		cmd_later_error(l, r);
+	else if (!job)
+		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
+	else if (!r->changed)
+		conn_error(l->c, l->id, l->has_id, "invalid",
+		           "job %lld is %s: only dead, cancelled or failed jobs can be retried",
+		           (long long)job->id, job->state);
+	else {
+		jobs_kick(l->d->jobs);
+		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job));
+	}
+}
+
+static void cmd_retry(struct cmd_ctx *ctx)
+{
+	int64_t id = cmd_job_id(ctx);
+	struct store_req *r;
+
+	if (id < 0)
+		return;
+	r = store_req_new(STORE_RETRY);
+	if (!r) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
+		return;
+	}
+	r->id = id;
+	r->now = store_now();
+	cmd_store(ctx, r, retried);
+}
+
+const struct cmd_entry cmd_retry_entry = {"retry", cmd_retry};

@@ -1,0 +1,53 @@
+/*
+ * cmd-trace.c: `trace ID`: the recorded spans of every attempt of a job
+ * (tasks, steps, transactions), for awaitctl to draw as a waterfall.
+ * Times are ms from the start of the first recorded attempt.
+ */
+#include <jansson.h>
+
+#include "cmd.h"
+#include "jobs.h"
+#include "server.h"
+#include "store.h"
+
+static void traced(struct cmd_later *l, struct store_req *r)
+{
+	json_t *spans;
+
+	if (r->rc) {
+		cmd_later_error(l, r);
+		return;
+	}
+	if (!r->njobs) {
+		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
+		return;
+	}
+	spans = json_array();
+	for (size_t i = 0; spans && r->rows.ncols == 2 && i < r->rows.nrows; i++) {
+		const struct store_val *v = r->rows.vals + i * 2;
+		json_t *arr = v[1].type == STORE_TEXT ? json_loads(v[1].p, 0, NULL) : NULL;
+		json_array_extend(spans, arr);
+		json_decref(arr);
+	}
+	conn_ok(l->c, l->id, l->has_id,
+	        json_pack("{so so}", "job", jobs_job_json(&r->jobs[0]), "spans",
+	                  spans ? spans : json_array()));
+}
+
+static void cmd_trace(struct cmd_ctx *ctx)
+{
+	int64_t id = cmd_job_id(ctx);
+	struct store_req *r;
+
+	if (id < 0)
+		return;
+	r = store_req_new(STORE_SPANS);
+	if (!r) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
+		return;
+	}
+	r->id = id;
+	cmd_store(ctx, r, traced);
+}
+
+const struct cmd_entry cmd_trace_entry = {"trace", cmd_trace};

@@ -1,0 +1,88 @@
+/*
+ * jobs.h: the job engine (SPEC section 4): claims ready jobs from the
+ * store within each script's concurrency, runs each attempt as a task,
+ * records its outcome (retry with backoff, dead, cancelled, requeued on
+ * shutdown), fires cron schedules, prunes old jobs, and tells waiters
+ * when a job is finished.
+ *
+ * Everything here runs on the loop; the store answers through callbacks.
+ * A run is in `runs` from its claim's answer until its FINISH (or REQUEUE)
+ * is durable, so `jobs_running() == 0` means nothing is left to record.
+ */
+#ifndef AWAITD_JOBS_H
+#define AWAITD_JOBS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct daemon;
+struct store;
+struct store_req;
+struct store_job;
+struct store_err;
+
+struct jobs;
+
+/*
+ * The engine for d (its sched, scripts and config) on st: loads the job
+ * runner into d's Lua state and registers st for ctx.db and jobs.*.
+ * Nothing runs until jobs_start. NULL with err on failure.
+ */
+struct jobs *jobs_new(struct daemon *d, struct store *st, char *err, size_t errlen);
+
+/* Start claiming, the schedules and the pruning. */
+void jobs_start(struct jobs *j);
+
+/* Something may be ready (an enqueue, a reload): claim soon. */
+void jobs_kick(struct jobs *j);
+
+/* The scripts were reloaded: re-read schedules and limits. */
+void jobs_reloaded(struct jobs *j);
+
+/* Stop claiming (drain). Running attempts go on. */
+void jobs_drain(struct jobs *j);
+
+/* Shutdown time is up: cancel every running attempt; each is requeued. */
+void jobs_cancel_all(struct jobs *j);
+
+/* Attempts running or not yet recorded. */
+size_t jobs_running(const struct jobs *j);
+
+/*
+ * Enqueue r (STORE_ENQUEUE with name, text, key, run_at, priority,
+ * timeout_ms set by the caller; attempts and backoff come from the
+ * script). Returns 0 (r->done runs when the job is durable), or -1 with
+ * err filled (no_such_script, invalid, stopping) and r untouched.
+ */
+int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err);
+
+/*
+ * r is a STORE_GET of r->id with done/arg set: it is answered once the
+ * job is succeeded, dead or cancelled (or does not exist). ud: the jobs.
+ */
+void jobs_wait(struct store_req *r, void *ud);
+
+/* Take back a waiting r (1: taken, the caller owns it; 0: with the store). */
+int jobs_withdraw(struct store_req *r, void *ud);
+
+/* Cancel the running attempt of job id here (1) or say it does not run here (0). */
+int jobs_cancel_running(struct jobs *j, int64_t id);
+
+/* The job as the protocol's JSON object (store.h's row; steps when given). */
+json_t *jobs_job_json(const struct store_job *job);
+
+/* Counters and latency percentiles for `stats`. New reference. */
+json_t *jobs_stats_json(struct jobs *j);
+
+/* Answer every waiter with "stopping" (before the control server closes). */
+void jobs_fail_waiters(struct jobs *j);
+
+/* Release the engine's Lua references (before the Lua state closes). */
+void jobs_close_lua(struct jobs *j);
+
+/* Free the engine (after the store is closed). NULL is a no-op. */
+void jobs_free(struct jobs *j);
+
+#endif

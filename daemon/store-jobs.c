@@ -1,0 +1,403 @@
+/*
+ * store-jobs.c: the job operations of the store on SQLite (store.h lists
+ * each op's inputs and outputs). Runs on the store thread, inside the
+ * batch transaction of store.c.
+ *
+ * Every state change is one statement whose WHERE clause states the
+ * transition it allows (a claim takes only ready rows; a finish only the
+ * running row of its lease), so a stale caller changes nothing and the
+ * answer says so (r->changed = 0).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store-int.h"
+
+#define JOB_COLS                                                                                   \
+	"id, name, state, args, key, priority, attempt, max_attempts, backoff_ms, timeout_ms,"     \
+	" run_at, created_at, started_at, finished_at, lease, result, error"
+
+#define PRUNE_MAX 10000 /* jobs removed per prune: the writer is not held for long */
+
+static int64_t col_i64(sqlite3_stmt *s, int i)
+{
+	return sqlite3_column_type(s, i) == SQLITE_NULL ? 0 : sqlite3_column_int64(s, i);
+}
+
+static void read_job(sqlite3_stmt *s, struct store_job *j)
+{
+	j->id = sqlite3_column_int64(s, 0);
+	j->name = store_col_text(s, 1);
+	j->state = store_col_text(s, 2);
+	j->args = store_col_text(s, 3);
+	j->key = store_col_text(s, 4);
+	j->priority = col_i64(s, 5);
+	j->attempt = col_i64(s, 6);
+	j->max_attempts = col_i64(s, 7);
+	j->backoff_ms = col_i64(s, 8);
+	j->timeout_ms = col_i64(s, 9);
+	j->run_at = col_i64(s, 10);
+	j->created_at = col_i64(s, 11);
+	j->started_at = col_i64(s, 12);
+	j->finished_at = col_i64(s, 13);
+	j->lease = col_i64(s, 14);
+	j->result = store_col_text(s, 15);
+	j->error = store_col_text(s, 16);
+}
+
+/* Step s to the end, appending each row to r->jobs. Returns rows read or -1. */
+static int read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what)
+{
+	size_t cap = r->njobs;
+	int rc, n = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (r->njobs == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			struct store_job *nj = realloc(r->jobs, ncap * sizeof *nj);
+			if (!nj) {
+				sqlite3_reset(s);
+				return store_fail(r, "out_of_memory", "out of memory");
+			}
+			r->jobs = nj;
+			cap = ncap;
+		}
+		memset(&r->jobs[r->njobs], 0, sizeof r->jobs[0]);
+		read_job(s, &r->jobs[r->njobs++]);
+		n++;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, r, what);
+	return n;
+}
+
+/* Run a statement that returns no rows; r->changed gets the count. */
+static int run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what)
+{
+	int rc = sqlite3_step(s);
+
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, r, what);
+	r->changed = (int)sqlite3_changes(store_db(st));
+	return 0;
+}
+
+static int get_job(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(st, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", r);
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->id);
+	return read_jobs(st, s, r, "reading the job");
+}
+
+static int op_enqueue(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(
+	    st,
+	    "INSERT INTO jobs (name, state, args, key, priority, max_attempts, backoff_ms,"
+	    " timeout_ms, run_at, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)"
+	    " ON CONFLICT (key) DO NOTHING RETURNING " JOB_COLS,
+	    r);
+	int n;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	store_bind_text(s, 2, r->text);
+	store_bind_text(s, 3, r->key);
+	sqlite3_bind_int64(s, 4, r->priority);
+	sqlite3_bind_int64(s, 5, r->max_attempts > 0 ? r->max_attempts : 1);
+	sqlite3_bind_int64(s, 6, r->backoff_ms);
+	store_bind_opt(s, 7, r->timeout_ms);
+	sqlite3_bind_int64(s, 8, r->run_at ? r->run_at : r->now);
+	sqlite3_bind_int64(s, 9, r->now);
+	n = read_jobs(st, s, r, "inserting the job");
+	if (n < 0)
+		return -1;
+	if (n == 1) {
+		r->created = 1;
+		r->out_id = r->jobs[0].id;
+		return 0;
+	}
+	/* the key names a job already: that one is the answer */
+	s = store_stmt(st, "SELECT " JOB_COLS " FROM jobs WHERE key = ?", r);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, r->key, -1, SQLITE_STATIC);
+	if (read_jobs(st, s, r, "reading the job of the key") != 1)
+		return r->rc ? -1 : store_fail(r, "db", "key %s: no job and no insert", r->key);
+	r->out_id = r->jobs[0].id;
+	return 0;
+}
+
+static int op_claim(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(
+	    st,
+	    "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease = ?1, epoch = ?2,"
+	    " started_at = ?3 WHERE id IN (SELECT id FROM jobs"
+	    "  WHERE state IN ('queued', 'failed') AND name = ?4 AND run_at <= ?3"
+	    "  ORDER BY priority DESC, run_at, id LIMIT ?5) RETURNING " JOB_COLS,
+	    r);
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, store_new_lease(st));
+	sqlite3_bind_int64(s, 2, store_epoch(st));
+	sqlite3_bind_int64(s, 3, r->now);
+	sqlite3_bind_text(s, 4, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, r->n);
+	return read_jobs(st, s, r, "claiming jobs") < 0 ? -1 : 0;
+}
+
+static int op_finish(struct store *st, struct store_req *r)
+{
+	int ok = strcmp(r->name, "succeeded") == 0, terminal = strcmp(r->name, "failed") != 0;
+	sqlite3_stmt *s = store_stmt(st,
+	                             "UPDATE jobs SET state = ?1, result = ?2, error = ?3,"
+	                             " finished_at = ?4, run_at = coalesce(?5, run_at), lease = NULL"
+	                             " WHERE id = ?6 AND state = 'running' AND lease = ?7",
+	                             r);
+
+	if (!s)
+		return -1;
+	if (store_state_parse(r->name) < 0)
+		return store_fail(r, "invalid", "no job state \"%s\"", r->name);
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	store_bind_text(s, 2, ok ? r->text : NULL);
+	store_bind_text(s, 3, ok ? NULL : r->text);
+	store_bind_opt(s, 4, terminal ? r->now : 0);
+	store_bind_opt(s, 5, terminal ? 0 : r->run_at);
+	sqlite3_bind_int64(s, 6, r->id);
+	sqlite3_bind_int64(s, 7, r->lease);
+	if (run_done(st, s, r, "finishing the job") < 0)
+		return -1;
+	if (!r->changed || !r->text2)
+		return 0;
+	s = store_stmt(st, "INSERT OR REPLACE INTO spans (job_id, attempt, spans) VALUES (?, ?, ?)",
+	               r);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->id);
+	sqlite3_bind_int64(s, 2, r->n);
+	sqlite3_bind_text(s, 3, r->text2, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		sqlite3_reset(s);
+		return store_fail_db(st, r, "saving the trace");
+	}
+	sqlite3_reset(s);
+	r->changed = 1;
+	return 0;
+}
+
+static int op_requeue(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(st,
+	                             "UPDATE jobs SET state = 'queued', attempt = attempt - 1,"
+	                             " run_at = ?1, lease = NULL"
+	                             " WHERE id = ?2 AND state = 'running' AND lease = ?3",
+	                             r);
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->now);
+	sqlite3_bind_int64(s, 2, r->id);
+	sqlite3_bind_int64(s, 3, r->lease);
+	return run_done(st, s, r, "requeueing the job");
+}
+
+/* CANCEL and RETRY: one guarded update returning the row, else the row as it is. */
+static int op_transition(struct store *st, struct store_req *r, const char *sql)
+{
+	sqlite3_stmt *s = store_stmt(st, sql, r);
+	int n;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->id);
+	sqlite3_bind_int64(s, 2, r->now);
+	n = read_jobs(st, s, r, "changing the job");
+	if (n < 0)
+		return -1;
+	r->changed = n;
+	return n ? 0 : get_job(st, r) < 0 ? -1 : 0;
+}
+
+static int op_get(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s;
+
+	if (get_job(st, r) < 0)
+		return -1;
+	if (!r->njobs || !r->flag)
+		return 0;
+	s = store_stmt(st,
+	               "SELECT seq, name, kind, result, at FROM steps WHERE job_id = ? ORDER BY seq",
+	               r);
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->id);
+	return store_collect(st, s, r);
+}
+
+static int op_list(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(st,
+	                             "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1)"
+	                             " AND (?2 IS NULL OR name = ?2) ORDER BY id DESC LIMIT ?3",
+	                             r);
+
+	if (!s)
+		return -1;
+	store_bind_text(s, 1, r->text);
+	store_bind_text(s, 2, r->name);
+	sqlite3_bind_int64(s, 3, r->n > 0 ? r->n : 20);
+	return read_jobs(st, s, r, "listing jobs") < 0 ? -1 : 0;
+}
+
+static int op_counts(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(st, "SELECT state, count(*) FROM jobs GROUP BY state", r);
+	int rc;
+
+	if (!s)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int i = store_state_parse((const char *)sqlite3_column_text(s, 0));
+		if (i >= 0)
+			r->counts[i] = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : store_fail_db(st, r, "counting jobs");
+}
+
+static int op_spans(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s =
+	    store_stmt(st, "SELECT attempt, spans FROM spans WHERE job_id = ? ORDER BY attempt", r);
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->id);
+	if (store_collect(st, s, r) < 0)
+		return -1;
+	return get_job(st, r) < 0 ? -1 : 0;
+}
+
+static int op_next_due(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(
+	    st, "SELECT min(run_at) FROM jobs WHERE state IN ('queued', 'failed')", r);
+	int rc;
+
+	if (!s)
+		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		r->out_id = col_i64(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 0 : store_fail_db(st, r, "finding the next due job");
+}
+
+static int op_schedule(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(st, "SELECT expr, next_at FROM schedules WHERE name = ?", r);
+	int rc;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && r->flag &&
+	    strcmp((const char *)sqlite3_column_text(s, 0), r->text) == 0) {
+		r->out_id = sqlite3_column_int64(s, 1); /* same schedule: its next fire stands */
+		sqlite3_reset(s);
+		return 0;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail_db(st, r, "reading the schedule");
+	s = store_stmt(st, "INSERT OR REPLACE INTO schedules (name, expr, next_at) VALUES (?, ?, ?)",
+	               r);
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, r->text, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, r->run_at);
+	if (run_done(st, s, r, "saving the schedule") < 0)
+		return -1;
+	r->out_id = r->run_at;
+	return 0;
+}
+
+static int op_fire(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(
+	    st, "UPDATE schedules SET next_at = ?1 WHERE name = ?2 AND next_at = ?3", r);
+	char key[256];
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->n);
+	sqlite3_bind_text(s, 2, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, r->run_at);
+	if (run_done(st, s, r, "advancing the schedule") < 0 || !r->changed)
+		return r->rc ? -1 : 0; /* fired already (another start got there) */
+	snprintf(key, sizeof key, "schedule:%s:%lld", r->name, (long long)r->run_at);
+	free(r->key);
+	r->key = strdup(key);
+	if (!r->key)
+		return store_fail(r, "out_of_memory", "out of memory");
+	r->run_at = r->now;
+	return op_enqueue(st, r);
+}
+
+static int op_prune(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(st,
+	                             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
+	                             " WHERE state IN ('succeeded', 'dead', 'cancelled')"
+	                             " AND finished_at < ? LIMIT ?)",
+	                             r);
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->now);
+	sqlite3_bind_int64(s, 2, PRUNE_MAX);
+	return run_done(st, s, r, "pruning finished jobs");
+}
+
+int store_jobs_exec(struct store *st, struct store_req *r)
+{
+	switch (r->op) {
+	case STORE_ENQUEUE: return op_enqueue(st, r);
+	case STORE_CLAIM: return op_claim(st, r);
+	case STORE_FINISH: return op_finish(st, r);
+	case STORE_REQUEUE: return op_requeue(st, r);
+	case STORE_CANCEL:
+		return op_transition(st, r,
+		                     "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease = NULL,"
+		                     " error = '{\"code\":\"cancelled\",\"message\":\"cancelled by request\"}'"
+		                     " WHERE id = ?1 AND state IN ('queued', 'failed') RETURNING " JOB_COLS);
+	case STORE_RETRY:
+		return op_transition(st, r,
+		                     "UPDATE jobs SET state = 'queued', run_at = ?2, finished_at = NULL,"
+		                     " max_attempts = max(max_attempts, attempt + 1)"
+		                     " WHERE id = ?1 AND state IN ('failed', 'dead', 'cancelled')"
+		                     " RETURNING " JOB_COLS);
+	case STORE_GET: return op_get(st, r);
+	case STORE_LIST: return op_list(st, r);
+	case STORE_COUNTS: return op_counts(st, r);
+	case STORE_SPANS: return op_spans(st, r);
+	case STORE_NEXT_DUE: return op_next_due(st, r);
+	case STORE_SCHEDULE: return op_schedule(st, r);
+	case STORE_FIRE: return op_fire(st, r);
+	case STORE_PRUNE: return op_prune(st, r);
+	default: return store_fail(r, "invalid", "unknown store operation %d", (int)r->op);
+	}
+}

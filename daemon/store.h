@@ -1,0 +1,203 @@
+/*
+ * store.h: durable storage for jobs, steps, schedules and application SQL
+ * (SPEC sections 4 and 5), behind a narrow interface of requests.
+ *
+ * The caller (the loop thread) fills a struct store_req for one operation
+ * and submits it; the store's own thread executes it and hands it back to
+ * the loop, whose event calls req->done. Nothing in this interface blocks
+ * the loop on disk. The operations name what the job logic needs (claim,
+ * finish, journal a step...), not SQL, so another driver (PostgreSQL with
+ * FOR UPDATE SKIP LOCKED) can implement them without touching jobs.c; only
+ * STORE_SQL carries SQL, the application's own.
+ *
+ * Group commit: the store thread keeps one SQLite transaction open across
+ * every request it finds waiting and commits when it runs out of work (or
+ * the batch is large or old), then answers the whole batch. No answer is
+ * given before the commit that makes it durable; if the commit fails,
+ * every request of the batch fails with the reason and nothing of it was
+ * acknowledged.
+ *
+ * User transactions (db:tx) are savepoints inside that transaction. One
+ * holds the writer at a time: its TX_BEGIN opens the savepoint, its
+ * STORE_SQL requests (same tx token) answer at once, its TX_END releases
+ * or rolls back; other requests wait until then. A transaction that holds
+ * the writer longer than tx_timeout_ms is rolled back by the store thread,
+ * and its later requests fail with "timeout".
+ */
+#ifndef AWAITD_STORE_H
+#define AWAITD_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct store;
+struct store_req;
+
+typedef void store_done_fn(struct store_req *r);
+
+enum store_op {
+	STORE_SQL,       /* sql, params[], tx -> rows */
+	STORE_TX_BEGIN,  /* tx; job_id, seq, name (step, optional) -> journaled, text */
+	STORE_TX_END,    /* tx, flag (1 commit, 0 rollback); job_id, seq, name, text (journal) */
+	STORE_STEP_GET,  /* job_id, seq, name -> journaled, text (or nondeterministic) */
+	STORE_STEP_PUT,  /* job_id, seq, name, text (kind "step") */
+	STORE_ENQUEUE,   /* name, text (args JSON), key, run_at, priority, max_attempts,
+	                  * backoff_ms, timeout_ms -> id, created, jobs[0] */
+	STORE_CLAIM,     /* name, n (limit), now -> jobs[] (now running, leased) */
+	STORE_FINISH,    /* id, lease, state, text (result/error JSON), run_at, n (attempt),
+	                  * text2 (spans JSON) -> changed */
+	STORE_REQUEUE,   /* id, lease: back to queued, the attempt not counted -> changed */
+	STORE_CANCEL,    /* id, now -> jobs[0], changed (0: not queued/failed) */
+	STORE_RETRY,     /* id, now -> jobs[0], changed (0: not failed/dead/cancelled) */
+	STORE_GET,       /* id, flag (1: with steps) -> jobs[0] (njobs 0: none), rows (steps) */
+	STORE_LIST,      /* name, text (state), n (limit) -> jobs[] newest first */
+	STORE_COUNTS,    /* -> counts[] by enum store_state */
+	STORE_SPANS,     /* id -> rows (attempt, spans) */
+	STORE_NEXT_DUE,  /* -> id: the earliest run_at of a ready job, or 0 */
+	STORE_SCHEDULE,  /* name, text (expr), run_at (next fire), flag (1: keep a stored next
+	                  * of the same expr) -> run_at (the next fire now stored) */
+	STORE_FIRE,      /* name, run_at (this fire), n (next fire), max_attempts, backoff_ms
+	                  * -> created, id (fenced by next_at: fires once) */
+	STORE_PRUNE,     /* now (finished before) -> changed (jobs removed) */
+};
+
+enum store_state {
+	STORE_QUEUED,
+	STORE_RUNNING,
+	STORE_SUCCEEDED,
+	STORE_FAILED,
+	STORE_DEAD,
+	STORE_CANCELLED,
+	STORE_NSTATES,
+};
+
+enum store_vtype { STORE_NULL, STORE_INT, STORE_REAL, STORE_TEXT, STORE_BLOB };
+
+/* One SQL value; text and blob bytes are malloc'd and owned by their holder. */
+struct store_val {
+	enum store_vtype type;
+	int64_t i;
+	double d;
+	char *p; /* text (NUL-terminated) or blob */
+	size_t n; /* bytes, without the NUL */
+};
+
+/* A result set: ncols names, nrows * ncols values (row-major). */
+struct store_rows {
+	int ncols;
+	char **cols;
+	size_t nrows;
+	struct store_val *vals;
+	int64_t changes; /* STORE_SQL: rows changed by the statement */
+	int64_t last_id; /* STORE_SQL: last inserted rowid */
+};
+
+/* One job row. Strings are malloc'd (NULL for SQL NULL); JSON columns as text. */
+struct store_job {
+	int64_t id;
+	char *name, *state, *args, *key, *result, *error;
+	int64_t priority, attempt, max_attempts, backoff_ms;
+	int64_t timeout_ms;                                /* 0: the script's */
+	int64_t run_at, created_at, started_at, finished_at; /* ms, wall; 0 for NULL */
+	int64_t lease;
+};
+
+struct store_err {
+	char code[32];   /* "db", "timeout", "nondeterministic", "invalid", "stopping" */
+	char msg[512];
+};
+
+struct store_req {
+	enum store_op op;
+	/* inputs: which ones an op reads is listed with the op */
+	int64_t tx, job_id, seq, id, lease, n, now;
+	int64_t run_at, priority, max_attempts, backoff_ms, timeout_ms;
+	int flag;
+	char *name, *key, *sql, *text, *text2; /* malloc'd, freed with the request */
+	struct store_val *params;
+	int nparams;
+	/* outputs */
+	int rc; /* 0 or -1 with err */
+	struct store_err err;
+	struct store_rows rows;
+	struct store_job *jobs;
+	size_t njobs;
+	int64_t counts[STORE_NSTATES];
+	int64_t out_id;
+	int created, changed, journaled;
+	char *out_text;
+	/* completion, on the loop thread */
+	store_done_fn *done;
+	void *arg;
+	/* private to the store */
+	struct store_req *next;
+	int64_t batch; /* the batch that must commit before the answer */
+};
+
+struct store_config {
+	const char *path;           /* the database file */
+	const char *migrations_dir; /* NNNN_name.sql */
+	const char *synchronous;    /* "full", "normal" or "off" */
+	double tx_timeout_ms;       /* how long a user transaction may hold the writer */
+	int max_batch;              /* requests per group commit */
+	double max_batch_ms;        /* age of a batch before it commits anyway */
+};
+
+void store_config_defaults(struct store_config *cfg);
+
+/*
+ * Open (creating) the database: lock its directory against a second
+ * daemon, WAL mode, apply migrations, take a new epoch, requeue the jobs
+ * an older epoch left running. Then start the store thread, which answers
+ * on base. Returns NULL with err (the file and the cause) on failure.
+ * `requeued` (may be NULL) receives the number of orphans requeued.
+ */
+struct store *store_open(struct event_base *base, const struct store_config *cfg,
+                         int64_t *requeued, char *err, size_t errlen);
+
+/* Stop the thread after the requests already submitted, commit, close. NULL is a no-op. */
+void store_close(struct store *st);
+
+/* The epoch of this open (1, 2, ... one per start). */
+int64_t store_epoch(const struct store *st);
+
+/* A zeroed request for op. NULL when out of memory. */
+struct store_req *store_req_new(enum store_op op);
+
+/* Free a request and everything it owns. NULL is a no-op. */
+void store_req_free(struct store_req *r);
+
+/* Free the strings of one job row (not the row). */
+void store_job_fini(struct store_job *j);
+
+/*
+ * Hand r to the store thread; r->done(r) runs later on the loop thread
+ * and owns r from then on. Never fails: after store_close began, r is
+ * answered with the error "stopping".
+ */
+void store_submit(struct store *st, struct store_req *r);
+
+/* Requests submitted and not yet answered. */
+size_t store_pending(const struct store *st);
+
+/* Fail r with code and a printf message (rc -1, err set). Returns -1. */
+int store_fail(struct store_req *r, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Wall clock in unix epoch milliseconds. */
+int64_t store_now(void);
+
+/* Name of a state and back (-1 for an unknown name). */
+const char *store_state_name(enum store_state s);
+int store_state_parse(const char *name);
+
+struct store_stats {
+	uint64_t commits;   /* group commits */
+	uint64_t requests;  /* requests answered */
+	uint64_t failed_commits;
+};
+
+void store_get_stats(struct store *st, struct store_stats *out);
+
+#endif
