@@ -148,6 +148,51 @@ static int db_k(lua_State *L, int status, lua_KContext ctx)
 	return n;
 }
 
+/* The db:tx held open by t or the nearest ancestor, 0 for none. */
+static int64_t open_tx(const struct task *t)
+{
+	for (; t; t = t->parent)
+		if (t->db_tx)
+			return t->db_tx;
+	return 0;
+}
+
+int64_t db_open_tx(lua_State *L)
+{
+	return open_tx(task_current(L));
+}
+
+/*
+ * Inside db:tx the transaction holds the store's single writer, and every
+ * other request waits for it: a request made outside the tx handle would
+ * wait for its own transaction. Reads of jobs and enqueues join the
+ * transaction (an enqueue then commits or rolls back with it); the rest
+ * is refused. Returns 0, or -1 with r failed.
+ */
+static int join_tx(const struct task *t, struct store_req *r)
+{
+	int64_t tx = r->tx ? 0 : open_tx(t);
+
+	if (!tx)
+		return 0;
+	switch (r->op) {
+	case STORE_ENQUEUE:
+	case STORE_GET:
+		r->tx = tx;
+		return 0;
+	case STORE_TX_BEGIN:
+		return store_fail(r, "invalid", "db:tx inside db:tx: transactions do not nest");
+	case STORE_SQL:
+		return store_fail(r, "invalid",
+		                  "ctx.db used inside db:tx: use the transaction's handle (fn's "
+		                  "argument); the transaction holds the writer this would wait for");
+	default:
+		return store_fail(r, "invalid",
+		                  "this cannot be done inside db:tx (it would wait for the writer the "
+		                  "transaction holds): do it before or after the transaction");
+	}
+}
+
 int db_await(lua_State *L, struct store_req *r, double timeout_ms,
              void (*submit)(struct store_req *r, void *ud), db_withdraw_fn *withdraw, void *ud,
              db_push_fn *push)
@@ -155,11 +200,16 @@ int db_await(lua_State *L, struct store_req *r, double timeout_ms,
 	struct task *t = task_current(L);
 	struct db_guard *g;
 	struct db_park *p;
-	int guard;
+	int guard, n;
 
 	if (!t) {
 		store_req_free(r);
 		return luaL_error(L, "the database can only be used inside a task");
+	}
+	if (join_tx(t, r) < 0) {
+		n = push(L, r);
+		store_req_free(r);
+		return n;
 	}
 	g = lua_newuserdatauv(L, sizeof *g, 0);
 	g->p = NULL;
@@ -415,8 +465,18 @@ static int push_begin(lua_State *L, struct store_req *r)
 		lua_pushstring(L, r->out_text ? r->out_text : "[]");
 		return 2;
 	}
+	task_current(L)->db_tx = r->tx; /* it holds the writer now */
 	lua_pushboolean(L, 1);
 	return 1;
+}
+
+/* The running task gave its transaction back (commit or rollback). */
+static void tx_given_back(lua_State *L, int64_t tx)
+{
+	struct task *t = task_current(L);
+
+	if (t && t->db_tx == tx)
+		t->db_tx = 0;
 }
 
 static int push_ok(lua_State *L, struct store_req *r)
@@ -468,6 +528,7 @@ static int prim_commit(lua_State *L)
 
 	r->tx = tx;
 	r->flag = 1;
+	tx_given_back(L, tx);
 	if (text && !(r->text = strdup(text))) {
 		store_req_free(r);
 		return luaL_error(L, "out of memory");
@@ -489,6 +550,7 @@ static int prim_rollback(lua_State *L)
 		return luaL_error(L, "out of memory");
 	r->tx = luaL_checkinteger(L, 1);
 	r->flag = 0;
+	tx_given_back(L, r->tx);
 	store_submit(st, r); /* no done: the answer is freed */
 	return 0;
 }

@@ -39,6 +39,9 @@ int db_await(lua_State *L, struct store_req *r, double timeout_ms,
              void (*submit)(struct store_req *r, void *ud), db_withdraw_fn *withdraw, void *ud,
              db_push_fn *push);
 
+/* The token of the db:tx the running task (or an ancestor) holds open, 0 for none. */
+int64_t db_open_tx(lua_State *L);
+
 /* Make st (NULL: none) the store of L's scripts and jobs the engine of jobs.* (registry). */
 void db_set_store(lua_State *L, struct store *st, struct jobs *j);
 

@@ -111,6 +111,7 @@ static int jobs_l_enqueue(lua_State *L)
 	}
 	r->run_at = at ? (int64_t)at : delay > 0 ? store_now() + (int64_t)delay : 0;
 	r->priority = prio;
+	r->tx = db_open_tx(L); /* inside db:tx the job commits (or not) with it */
 	if (!task_current(L)) {
 		store_req_free(r);
 		return luaL_error(L, "jobs.enqueue must be called inside a task");
@@ -228,6 +229,12 @@ static int jobs_l_wait(lua_State *L)
 
 	if (!j)
 		return no_engine(L);
+	if (db_open_tx(L)) {
+		lua_pushnil(L);
+		errval_push(L, "invalid", "jobs.wait inside db:tx would hold the writer while it "
+		                          "waits: wait after the transaction");
+		return 2;
+	}
 	r = store_req_new(STORE_GET);
 	if (!r)
 		return luaL_error(L, "out of memory");

@@ -678,6 +678,7 @@ static void run_one(struct store *st, struct store_req *r)
 		break;
 	default:
 		store_jobs_exec(st, r);
+		now_answer = r->tx != 0; /* inside the open transaction: its TX_END commits it */
 		break;
 	}
 	if (check_batch_alive(st, r) < 0) {

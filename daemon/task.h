@@ -118,6 +118,7 @@ struct task {
 	double grace_until; /* ms, monotonic; end of cancellation grace */
 	int nres;           /* results or error left on co's stack */
 	struct trace *trace; /* the job attempt it belongs to (a reference), or NULL */
+	int64_t db_tx;       /* token of the db:tx it holds open (bindings/db.c), 0 none */
 	int span;            /* its span in trace */
 };
 
