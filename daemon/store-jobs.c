@@ -3,6 +3,9 @@
  * each op's inputs and outputs). Runs on the store thread, inside the
  * batch transaction of store.c.
  *
+ * State sets are written as OR chains, like the partial indexes of
+ * 0001_core.sql they must match (an IN list costs an ephemeral table).
+ *
  * Every state change is one statement whose WHERE clause states the
  * transition it allows (a claim takes only ready rows; a finish only the
  * running row of its lease), so a stale caller changes nothing and the
@@ -101,9 +104,8 @@ static int op_enqueue(struct store *st, struct store_req *r)
 	    st,
 	    "INSERT INTO jobs (name, state, args, key, priority, max_attempts, backoff_ms,"
 	    " timeout_ms, run_at, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)"
-	    " ON CONFLICT (key) DO NOTHING RETURNING " JOB_COLS,
+	    " ON CONFLICT (key) DO NOTHING",
 	    r);
-	int n;
 
 	if (!s)
 		return -1;
@@ -116,15 +118,15 @@ static int op_enqueue(struct store *st, struct store_req *r)
 	store_bind_opt(s, 7, r->timeout_ms);
 	sqlite3_bind_int64(s, 8, r->run_at ? r->run_at : r->now);
 	sqlite3_bind_int64(s, 9, r->now);
-	n = read_jobs(st, s, r, "inserting the job");
-	if (n < 0)
+	if (run_done(st, s, r, "inserting the job") < 0)
 		return -1;
-	if (n == 1) {
+	if (r->changed) {
 		r->created = 1;
-		r->out_id = r->jobs[0].id;
+		r->out_id = sqlite3_last_insert_rowid(store_db(st));
 		return 0;
 	}
 	/* the key names a job already: that one is the answer */
+	r->changed = 0;
 	s = store_stmt(st, "SELECT " JOB_COLS " FROM jobs WHERE key = ?", r);
 	if (!s)
 		return -1;
@@ -135,24 +137,52 @@ static int op_enqueue(struct store *st, struct store_req *r)
 	return 0;
 }
 
+/*
+ * The ready jobs of a name, best first, then each one leased. Two plain
+ * statements instead of UPDATE ... IN (SELECT) RETURNING, which builds two
+ * ephemeral tables per claim; the batch transaction makes them atomic.
+ */
 static int op_claim(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(
-	    st,
-	    "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease = ?1, epoch = ?2,"
-	    " started_at = ?3 WHERE id IN (SELECT id FROM jobs"
-	    "  WHERE state IN ('queued', 'failed') AND name = ?4 AND run_at <= ?3"
-	    "  ORDER BY priority DESC, run_at, id LIMIT ?5) RETURNING " JOB_COLS,
-	    r);
+	sqlite3_stmt *s = store_stmt(st,
+	                             "SELECT " JOB_COLS " FROM jobs"
+	                             " WHERE (state = 'queued' OR state = 'failed') AND name = ? AND run_at <= ?"
+	                             " ORDER BY priority DESC, run_at, id LIMIT ?",
+	                             r);
+	int64_t lease = store_new_lease(st);
 
 	if (!s)
 		return -1;
-	sqlite3_bind_int64(s, 1, store_new_lease(st));
-	sqlite3_bind_int64(s, 2, store_epoch(st));
-	sqlite3_bind_int64(s, 3, r->now);
-	sqlite3_bind_text(s, 4, r->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, r->n);
-	return read_jobs(st, s, r, "claiming jobs") < 0 ? -1 : 0;
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, r->now);
+	sqlite3_bind_int64(s, 3, r->n);
+	if (read_jobs(st, s, r, "claiming jobs") < 0)
+		return -1;
+	s = store_stmt(st,
+	               "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease = ?,"
+	               " epoch = ?, started_at = ? WHERE id = ?",
+	               r);
+	if (!s)
+		return -1;
+	for (size_t i = 0; i < r->njobs; i++) {
+		struct store_job *j = &r->jobs[i];
+		char *state = strdup("running");
+		sqlite3_bind_int64(s, 1, lease);
+		sqlite3_bind_int64(s, 2, store_epoch(st));
+		sqlite3_bind_int64(s, 3, r->now);
+		sqlite3_bind_int64(s, 4, j->id);
+		if (run_done(st, s, r, "claiming a job") < 0)
+			return -1;
+		if (!state)
+			return store_fail(r, "out_of_memory", "out of memory");
+		free(j->state);
+		j->state = state;
+		j->attempt++;
+		j->lease = lease;
+		j->started_at = r->now;
+	}
+	r->changed = (int)r->njobs;
+	return 0;
 }
 
 static int op_finish(struct store *st, struct store_req *r)
@@ -292,7 +322,10 @@ static int op_spans(struct store *st, struct store_req *r)
 static int op_next_due(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(
-	    st, "SELECT min(run_at) FROM jobs WHERE state IN ('queued', 'failed')", r);
+	    st,
+	    "SELECT run_at FROM jobs INDEXED BY jobs_due WHERE (state = 'queued' OR state = 'failed')"
+	    " ORDER BY run_at LIMIT 1",
+	    r);
 	int rc;
 
 	if (!s)
@@ -301,7 +334,8 @@ static int op_next_due(struct store *st, struct store_req *r)
 	if (rc == SQLITE_ROW)
 		r->out_id = col_i64(s, 0);
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? 0 : store_fail_db(st, r, "finding the next due job");
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
+	                                             : store_fail_db(st, r, "finding the next due job");
 }
 
 static int op_schedule(struct store *st, struct store_req *r)
@@ -361,7 +395,7 @@ static int op_prune(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(st,
 	                             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
-	                             " WHERE state IN ('succeeded', 'dead', 'cancelled')"
+	                             " WHERE (state = 'succeeded' OR state = 'dead' OR state = 'cancelled')"
 	                             " AND finished_at < ? LIMIT ?)",
 	                             r);
 
@@ -383,12 +417,12 @@ int store_jobs_exec(struct store *st, struct store_req *r)
 		return op_transition(st, r,
 		                     "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease = NULL,"
 		                     " error = '{\"code\":\"cancelled\",\"message\":\"cancelled by request\"}'"
-		                     " WHERE id = ?1 AND state IN ('queued', 'failed') RETURNING " JOB_COLS);
+		                     " WHERE id = ?1 AND (state = 'queued' OR state = 'failed') RETURNING " JOB_COLS);
 	case STORE_RETRY:
 		return op_transition(st, r,
 		                     "UPDATE jobs SET state = 'queued', run_at = ?2, finished_at = NULL,"
 		                     " max_attempts = max(max_attempts, attempt + 1)"
-		                     " WHERE id = ?1 AND state IN ('failed', 'dead', 'cancelled')"
+		                     " WHERE id = ?1 AND (state = 'failed' OR state = 'dead' OR state = 'cancelled')"
 		                     " RETURNING " JOB_COLS);
 	case STORE_GET: return op_get(st, r);
 	case STORE_LIST: return op_list(st, r);

@@ -948,7 +948,9 @@ static int open_db(struct store *st, int64_t *requeued, char *err, size_t errlen
 	if (open_exec(st, sql, "synchronous", err, errlen) < 0 ||
 	    open_exec(st, "PRAGMA foreign_keys = ON", "foreign keys", err, errlen) < 0 ||
 	    open_exec(st, "PRAGMA busy_timeout = 5000", "busy timeout", err, errlen) < 0 ||
-	    open_exec(st, "PRAGMA cache_size = -65536", "cache size", err, errlen) < 0)
+	    open_exec(st, "PRAGMA cache_size = -65536", "cache size", err, errlen) < 0 ||
+	    /* RETURNING and IN (subquery) use ephemeral tables: keep them off disk */
+	    open_exec(st, "PRAGMA temp_store = MEMORY", "temp store", err, errlen) < 0)
 		return -1;
 	if (migrate_apply(st->db, st->migrations_dir, store_now(), err, errlen) < 0)
 		return -1;

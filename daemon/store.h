@@ -43,7 +43,7 @@ enum store_op {
 	STORE_STEP_GET,  /* job_id, seq, name -> journaled, text (or nondeterministic) */
 	STORE_STEP_PUT,  /* job_id, seq, name, text (kind "step") */
 	STORE_ENQUEUE,   /* name, text (args JSON), key, run_at, priority, max_attempts,
-	                  * backoff_ms, timeout_ms -> id, created, jobs[0] */
+	                  * backoff_ms, timeout_ms -> out_id, created (jobs[0] when the key existed) */
 	STORE_CLAIM,     /* name, n (limit), now -> jobs[] (now running, leased) */
 	STORE_FINISH,    /* id, lease, state, text (result/error JSON), run_at, n (attempt),
 	                  * text2 (spans JSON) -> changed */

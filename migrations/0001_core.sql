@@ -8,8 +8,11 @@
 CREATE TABLE jobs (
   id           INTEGER PRIMARY KEY,
   name         TEXT    NOT NULL,
-  state        TEXT    NOT NULL CHECK (state IN
-                 ('queued', 'running', 'succeeded', 'failed', 'dead', 'cancelled')),
+  -- (OR chains, not IN lists: SQLite evaluates an IN list through an
+  -- ephemeral table on every write that checks it)
+  state        TEXT    NOT NULL CHECK (state = 'queued' OR state = 'running'
+                 OR state = 'succeeded' OR state = 'failed' OR state = 'dead'
+                 OR state = 'cancelled'),
   args         TEXT,                       -- JSON
   key          TEXT    UNIQUE,             -- idempotency key
   priority     INTEGER NOT NULL DEFAULT 0, -- higher runs first
@@ -29,23 +32,23 @@ CREATE TABLE jobs (
 
 -- the claim: ready jobs of one name, best first
 CREATE INDEX jobs_ready ON jobs (name, priority DESC, run_at, id)
-  WHERE state IN ('queued', 'failed');
+  WHERE state = 'queued' OR state = 'failed';
 -- earliest future run_at, for the dispatcher's timer
-CREATE INDEX jobs_due ON jobs (run_at) WHERE state IN ('queued', 'failed');
+CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'queued' OR state = 'failed';
 -- listings newest first, by state
 CREATE INDEX jobs_state ON jobs (state, id);
 -- orphans at start-up
 CREATE INDEX jobs_running ON jobs (epoch) WHERE state = 'running';
 -- pruning
 CREATE INDEX jobs_finished ON jobs (finished_at)
-  WHERE state IN ('succeeded', 'dead', 'cancelled');
+  WHERE state = 'succeeded' OR state = 'dead' OR state = 'cancelled';
 
 -- the step journal: what a job already did, in order
 CREATE TABLE steps (
   job_id INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
   seq    INTEGER NOT NULL,  -- 1, 2, ... in the order the job reached them
   name   TEXT    NOT NULL,
-  kind   TEXT    NOT NULL CHECK (kind IN ('tx', 'step')),
+  kind   TEXT    NOT NULL CHECK (kind = 'tx' OR kind = 'step'),
   result TEXT    NOT NULL,  -- JSON array of the step's results
   at     INTEGER NOT NULL,
   PRIMARY KEY (job_id, seq),
