@@ -487,10 +487,15 @@ def test_install():
                 "usr/lib/systemd/system/awaitd.socket", "usr/lib/sysusers.d/awaitd.conf",
                 "usr/etc/awaitd/awaitd.conf", "usr/etc/awaitd/scripts/hello.lua",
                 "usr/etc/awaitd/scripts/lib/fake.lua",
-                "usr/share/doc/awaitd/examples/01_sequential_vs_parallel.lua"]
+                "usr/share/doc/awaitd/examples/01_sequential_vs_parallel.lua",
+                "usr/share/awaitd/migrations/0001_core.sql"]
         missing = [w for w in want if not os.path.exists(os.path.join(dest, w))]
-        check("cmake --install puts binaries, units, config and scripts in place",
+        check("cmake --install puts binaries, units, config, scripts and migrations in place",
               r.returncode == 0 and not missing, r.stderr + " missing: " + repr(missing))
+        with open(os.path.join(dest, "usr/lib/systemd/system/awaitd.service")) as f:
+            unit = f.read()
+        check("the unit points the daemon at the installed migrations",
+              "/share/awaitd/migrations " in unit, unit)
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 
