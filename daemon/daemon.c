@@ -411,6 +411,8 @@ int daemon_main(int argc, char **argv)
 	if (getenv("JOURNAL_STREAM"))
 		log_set_journal(1);
 	signal(SIGPIPE, SIG_IGN);
+	/* past a file-size limit, writes fail with EFBIG (SQLite reports it) instead of killing us */
+	signal(SIGXFSZ, SIG_IGN);
 	log_set_sink(log_sink, &d);
 	d.started = daemon_wall();
 	d.started_mono = sched_now();

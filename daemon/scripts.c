@@ -41,6 +41,7 @@
 #include <lualib.h>
 
 #include "errval.h"
+#include "cron.h"
 #include "scripts.h"
 #include "sched.h"
 
@@ -580,9 +581,16 @@ static int validate(lua_State *L, int idx, const char *path, struct script_load 
 	    check_ms(L, lua_gettop(L), path, "backoff", 0, &out->backoff_ms, out) < 0)
 		goto fail;
 	lua_pop(L, 1);
-	if (rawfield(L, idx, "schedule") != LUA_TNIL &&
-	    check_string(L, lua_gettop(L), path, "schedule", &out->schedule, out) < 0)
-		goto fail;
+	if (rawfield(L, idx, "schedule") != LUA_TNIL) {
+		struct cron c;
+		char why[256];
+		if (check_string(L, lua_gettop(L), path, "schedule", &out->schedule, out) < 0)
+			goto fail;
+		if (cron_parse(&c, out->schedule, why, sizeof why) < 0) {
+			load_fail(out, "%s: schedule \"%s\": %s", path, out->schedule, why);
+			goto fail;
+		}
+	}
 	lua_settop(L, top);
 	return 0;
 fail:

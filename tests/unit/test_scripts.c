@@ -260,6 +260,7 @@ static void test_bad_settings_give_exact_messages(void **state)
 	put(sx, "back.lua", "return {run = print, backoff = -1}");
 	put(sx, "desc.lua", "return {run = print, description = 5}");
 	put(sx, "sched.lua", "return {run = print, schedule = {}}");
+	put(sx, "cron.lua", "return {run = print, schedule = '61 * * * *'}");
 	put(sx, "typo.lua", "return {run = print, concurency = 5}");
 	put(sx, "array.lua", "return {print}");
 	put(sx, "number.lua", "return 42");
@@ -281,6 +282,8 @@ static void test_bad_settings_give_exact_messages(void **state)
 	assert_error(sx, "back", "back.lua: backoff must be a number >= 0 (ms), got -1");
 	assert_error(sx, "desc", "desc.lua: description must be a string, got 5");
 	assert_error(sx, "sched", "sched.lua: schedule must be a string, got a table");
+	assert_error(sx, "cron",
+	             "cron.lua: schedule \"61 * * * *\": minute field \"61\": out of range 0-59");
 	snprintf(want, sizeof want, "typo.lua: unknown field \"concurency\"%s", known);
 	assert_error(sx, "typo", want);
 	snprintf(want, sizeof want, "array.lua: unknown field [1]%s", known);
@@ -291,7 +294,7 @@ static void test_bad_settings_give_exact_messages(void **state)
 	/* metamethods of the returned table are never run */
 	assert_null(scripts_find(&sx->ss, "hostile")->error);
 	assert_int_equal(scripts_find(&sx->ss, "hostile")->concurrency, 10);
-	assert_int_equal(sx->ss.n, 16);
+	assert_int_equal(sx->ss.n, 17);
 }
 
 static void test_bytecode_is_refused(void **state)
