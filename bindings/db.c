@@ -171,7 +171,7 @@ int64_t db_open_tx(lua_State *L)
  */
 static int join_tx(const struct task *t, struct store_req *r)
 {
-	int64_t tx = r->tx ? 0 : open_tx(t);
+	int64_t tx = r->tx && r->op != STORE_TX_BEGIN ? 0 : open_tx(t);
 
 	if (!tx)
 		return 0;
