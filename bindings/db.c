@@ -519,6 +519,35 @@ static int prim_begin(lua_State *L)
 	return await_store(L, r, push_begin);
 }
 
+/*
+ * open(tx) -> true | nil, err: begin a transaction without waiting for the
+ * writer: the requests that follow queue behind the BEGIN in the store, so
+ * the first one waits instead. Only for a transaction that needs no
+ * journal check.
+ */
+static int prim_open(lua_State *L)
+{
+	struct store *st = db_store(L);
+	struct task *t = task_current(L);
+	struct store_req *r;
+
+	if (!st || !t)
+		return luaL_error(L, "db:tx needs the daemon's store and a task");
+	if (open_tx(t)) {
+		lua_pushnil(L);
+		errval_push(L, "invalid", "db:tx inside db:tx: transactions do not nest");
+		return 2;
+	}
+	r = store_req_new(STORE_TX_BEGIN);
+	if (!r)
+		return luaL_error(L, "out of memory");
+	r->tx = luaL_checkinteger(L, 1);
+	t->db_tx = r->tx;
+	store_submit(st, r); /* no done: its answer is freed */
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
 /* commit(job_id, seq, step_name|nil, tx, journal_json|nil) -> true | nil, err (after the commit) */
 static int prim_commit(lua_State *L)
 {
@@ -610,7 +639,8 @@ int db_open_internal(lua_State *L)
 	    {NULL, NULL},
 	};
 	static const luaL_Reg prims[] = {
-	    {"handle", prim_handle},     {"begin", prim_begin},       {"commit", prim_commit},
+	    {"handle", prim_handle},     {"begin", prim_begin},       {"open", prim_open},
+	    {"commit", prim_commit},
 	    {"rollback", prim_rollback}, {"step_get", prim_step_get}, {"step_put", prim_step_put},
 	    {"new_tx", prim_new_tx},     {NULL, NULL},
 	};

@@ -9,6 +9,9 @@
 -- Steps are numbered in the order an attempt reaches them (seq 1, 2, ...);
 -- the store checks each against the journal (same seq, same name) so a
 -- later attempt that takes another path fails with "nondeterministic".
+-- When the claim found no journal rows for the job (`journaled` false:
+-- its first attempt, as a rule) there is nothing to replay, and steps and
+-- transactions skip the check and its round trip to the store.
 -- Journaled results are {n = count, v = {...}} with json.null for nil.
 local finish, make_log, db, trace = ...
 local pack, unpack = table.pack, table.unpack
@@ -65,7 +68,12 @@ function db.methods.tx(self, fn, opts)
   local guard <close> = setmetatable({}, { __close = function()
     if not ended then db.rollback(token) end
   end })
-  local ok, text = db.begin(st.job_id, seq, step, token)
+  local ok, text
+  if st.journaled then -- a step may be journaled: check before running fn
+    ok, text = db.begin(st.job_id, seq, step, token)
+  else -- nothing to replay: begin without waiting, fn's first request waits
+    ok, text = db.open(token)
+  end
   if not ok then
     trace.close(span, "failed")
     return nil, text
@@ -106,7 +114,8 @@ local function make_step(st)
     local seq = next_seq(st, name, "ctx.step")
     if type(fn) ~= "function" then error("ctx.step: fn must be a function", 2) end
     local span = trace.open("step " .. name, 2)
-    local found, text = db.step_get(st.job_id, seq, name)
+    local found, text = false, nil
+    if st.journaled then found, text = db.step_get(st.job_id, seq, name) end
     if found == nil then
       trace.close(span, "failed")
       return nil, text
@@ -132,7 +141,7 @@ local function make_step(st)
   end
 end
 
-return function(job, name, id, attempt, args, timeout_ms, token)
+return function(job, name, id, attempt, args, timeout_ms, token, journaled)
   local finished = false
   local guard <close> = setmetatable({}, { __close = function(_, e)
     if not finished then
@@ -146,7 +155,7 @@ return function(job, name, id, attempt, args, timeout_ms, token)
     logs[name] = log
   end
   local h = db.handle(id)
-  local st = { job_id = id, seq = 0 }
+  local st = { job_id = id, seq = 0, journaled = journaled }
   runs[h] = st
   local ctx = {
     job = { id = id, name = name, attempt = attempt, args = args },

@@ -336,9 +336,11 @@ static void claim_answered(struct store_req *r)
 		return;
 	}
 	if (r->rc)
+		/* not durable: the rows it read are not ours; the poll claims again */
 		log_error("claiming %s jobs: %s", r->name, r->err.msg);
-	for (size_t i = 0; i < r->njobs; i++)
-		start_run(j, &r->jobs[i]);
+	else
+		for (size_t i = 0; i < r->njobs; i++)
+			start_run(j, &r->jobs[i]);
 	if (full) {
 		jobs_kick(j);
 	} else if (r->rc == 0 && !j->closing) {
@@ -563,13 +565,17 @@ static int run_finish(lua_State *L)
 	return 0;
 }
 
-/* Protected: spawn the runner for run. Stack: run (light), job args JSON (light). */
+/*
+ * Protected: spawn the runner for run. Stack: run (light), job args JSON
+ * (light), script (light), timeout, journaled (does the job have steps?).
+ */
 static int spawn_run(lua_State *L)
 {
 	struct run *run = lua_touserdata(L, 1);
 	const char *args = lua_touserdata(L, 2);
 	const struct script *s = lua_touserdata(L, 3);
 	double timeout = lua_tonumber(L, 4);
+	int journaled = lua_toboolean(L, 5);
 	struct jobs *j = run->j;
 	json_t *v = NULL;
 	struct task *t;
@@ -592,8 +598,9 @@ static int spawn_run(lua_State *L)
 	json_decref(v);
 	lua_pushnumber(L, timeout);
 	lua_pushlightuserdata(L, run);
+	lua_pushboolean(L, journaled);
 	j->d->s->spawn_trace = run->trace;
-	t = task_spawn(L, 7, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
+	t = task_spawn(L, 8, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
 	j->d->s->spawn_trace = NULL;
 	if (run->trace && run->trace->n > 0)
 		snprintf(run->trace->spans[0].where, sizeof run->trace->spans[0].where, "%s.lua",
@@ -663,7 +670,8 @@ static void start_run(struct jobs *j, const struct store_job *job)
 	lua_pushlightuserdata(L, job->args);
 	lua_pushlightuserdata(L, (void *)s);
 	lua_pushnumber(L, job->timeout_ms ? (double)job->timeout_ms : s->timeout_ms);
-	if (lua_pcall(L, 4, 0, 0) != LUA_OK) {
+	lua_pushboolean(L, job->has_steps);
+	if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
 		/* it never ran: record the reason as a failed attempt */
 		char msg[256];
 		snprintf(msg, sizeof msg, "%s", lua_tostring(L, -1));

@@ -181,6 +181,17 @@ static int op_claim(struct store *st, struct store_req *r)
 		j->lease = lease;
 		j->started_at = r->now;
 	}
+	/* a job without a journal needs no replay check (jobrun.lua skips it) */
+	s = store_stmt(st, "SELECT EXISTS (SELECT 1 FROM steps WHERE job_id = ?)", r);
+	if (!s)
+		return -1;
+	for (size_t i = 0; i < r->njobs; i++) {
+		int rc;
+		sqlite3_bind_int64(s, 1, r->jobs[i].id);
+		rc = sqlite3_step(s);
+		r->jobs[i].has_steps = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 1;
+		sqlite3_reset(s);
+	}
 	r->changed = (int)r->njobs;
 	return 0;
 }

@@ -83,6 +83,7 @@ struct store {
 	int64_t dead_tx[DEAD_TX];
 	int ndead;
 	int64_t lease_seq;
+	int user_sql; /* preparing application SQL: transaction control is refused */
 	struct stmt_slot stmts[STMT_CACHE];
 	uint64_t stmt_clock;
 };
@@ -360,7 +361,7 @@ int store_collect(struct store *st, sqlite3_stmt *s, struct store_req *r)
 				return store_fail(r, "out_of_memory", "out of memory");
 	}
 	if (rc != SQLITE_DONE)
-		return store_fail_db(st, r, "db");
+		return store_fail(r, "db", "%s", sqlite3_errmsg(st->db));
 	rows->changes = sqlite3_changes64(st->db);
 	rows->last_id = sqlite3_last_insert_rowid(st->db);
 	return 0;
@@ -368,13 +369,42 @@ int store_collect(struct store *st, sqlite3_stmt *s, struct store_req *r)
 
 /* ---- user SQL and transactions -------------------------------------------------- */
 
+/*
+ * Application SQL must not end or reshape the store's own transaction
+ * (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE): db:tx is the way. The
+ * authorizer is installed once at open (installing one expires every
+ * prepared statement) and refuses only while user SQL is prepared.
+ */
+static int authorize(void *arg, int action, const char *a, const char *b, const char *c,
+                     const char *d)
+{
+	struct store *st = arg;
+
+	(void)a;
+	(void)b;
+	(void)c;
+	(void)d;
+	return st->user_sql && (action == SQLITE_TRANSACTION || action == SQLITE_SAVEPOINT)
+	           ? SQLITE_DENY
+	           : SQLITE_OK;
+}
+
 static int run_sql(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st, r->sql, r);
+	int64_t before = sqlite3_total_changes64(st->db);
+	sqlite3_stmt *s;
 	int rc;
 
-	if (!s)
+	st->user_sql = 1;
+	s = store_stmt(st, r->sql, r);
+	st->user_sql = 0;
+	if (!s) {
+		if (sqlite3_errcode(st->db) == SQLITE_AUTH)
+			store_fail(r, "invalid",
+			           "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE)"
+			           " is refused in application SQL: use db:tx");
 		return -1;
+	}
 	if (sqlite3_bind_parameter_count(s) != r->nparams)
 		return store_fail(r, "invalid", "the statement has %d parameters, %d values given",
 		                  sqlite3_bind_parameter_count(s), r->nparams);
@@ -389,6 +419,9 @@ static int run_sql(struct store *st, struct store_req *r)
 		}
 	}
 	rc = store_collect(st, s, r);
+	/* sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE of any request */
+	if (rc == 0 && sqlite3_total_changes64(st->db) == before)
+		r->rows.changes = 0;
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 	return rc;
@@ -573,11 +606,11 @@ static void batch_commit(struct store *st)
 		return;
 	}
 	st->in_batch = 0;
+	pthread_mutex_lock(&st->mu);
+	st->stats.commits++; /* before the answers: whoever sees them sees the commit counted */
+	pthread_mutex_unlock(&st->mu);
 	answer_list(st, st->acks);
 	st->acks = st->acks_tail = NULL;
-	pthread_mutex_lock(&st->mu);
-	st->stats.commits++;
-	pthread_mutex_unlock(&st->mu);
 }
 
 static int batch_begin(struct store *st, struct store_req *r)
@@ -932,6 +965,7 @@ static int open_db(struct store *st, int64_t *requeued, char *err, size_t errlen
 		return -1;
 	}
 	sqlite3_extended_result_codes(st->db, 0);
+	sqlite3_set_authorizer(st->db, authorize, st);
 	/* WAL: readers never block the writer; one fsync per commit at most */
 	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW)

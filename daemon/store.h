@@ -44,7 +44,7 @@ enum store_op {
 	STORE_STEP_PUT,  /* job_id, seq, name, text (kind "step") */
 	STORE_ENQUEUE,   /* name, text (args JSON), key, run_at, priority, max_attempts,
 	                  * backoff_ms, timeout_ms -> out_id, created (jobs[0] when the key existed) */
-	STORE_CLAIM,     /* name, n (limit), now -> jobs[] (now running, leased) */
+	STORE_CLAIM,     /* name, n (limit), now -> jobs[] (now running, leased, has_steps) */
 	STORE_FINISH,    /* id, lease, state, text (result/error JSON), run_at, n (attempt),
 	                  * text2 (spans JSON) -> changed */
 	STORE_REQUEUE,   /* id, lease: back to queued, the attempt not counted -> changed */
@@ -101,6 +101,7 @@ struct store_job {
 	int64_t timeout_ms;                                /* 0: the script's */
 	int64_t run_at, created_at, started_at, finished_at; /* ms, wall; 0 for NULL */
 	int64_t lease;
+	int has_steps; /* STORE_CLAIM: the step journal holds rows of this job */
 };
 
 struct store_err {

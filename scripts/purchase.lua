@@ -2,14 +2,14 @@
 --
 --   awaitctl enqueue purchase '{"account":1,"item":"lamp","price":1200}' --key order-17
 --
--- 1. read the balance; return early (no charge) if it is short;
--- 2. debit and create the order in ONE exactly-once step: the journal row
+-- 1. in ONE exactly-once step: read the balance, return early (no charge)
+--    if it is short, else debit and create the order; the journal row
 --    commits in the same transaction, so a retry or a crash never charges
---    twice;
--- 3. ask the (simulated, slow) payment provider for a reference, with a
+--    twice and always takes the same branch;
+-- 2. ask the (simulated, slow) payment provider for a reference, with a
 --    stable idempotency key: if the daemon dies during the call, the retry
 --    sends the same key and the provider does not charge again;
--- 4. write the receipt as a second exactly-once step.
+-- 3. write the receipt as a second exactly-once step.
 local fake = require "fake"
 
 return {
@@ -23,26 +23,25 @@ return {
     if math.type(account) ~= "integer" or math.type(price) ~= "integer" or price <= 0 then
       return nil, async.error("invalid", "args need an integer account and a price > 0")
     end
-    local acc, err = ctx.db:one("SELECT balance FROM accounts WHERE id = ?", account)
-    if err then return nil, err end
-    if not acc then return nil, async.error("invalid", "no account " .. account) end
-    if acc.balance < price then
-      return { charged = false, reason = "insufficient funds", balance = acc.balance }
-    end
-
-    local order, terr = ctx.db:tx(function(tx)
-      -- the balance is checked again under the writer: another purchase may have won
-      local r = assert(tx:exec(
-        "UPDATE accounts SET balance = balance - ? WHERE id = ? AND balance >= ?",
-        price, account, price))
-      if r.changes == 0 then return false end
+    -- Read, check and debit in ONE exactly-once step. The early return for
+    -- insufficient funds is decided inside it and journaled too: a retry
+    -- after a crash gets the same answer instead of reading the balance its
+    -- own debit already lowered.
+    local debit, err = ctx.db:tx(function(tx)
+      local acc = tx:one("SELECT balance FROM accounts WHERE id = ?", account)
+      if not acc then return nil, async.error("invalid", "no account " .. account) end
+      if acc.balance < price then return { short = true, balance = acc.balance } end
+      assert(tx:exec("UPDATE accounts SET balance = balance - ? WHERE id = ?", price, account))
       local o = assert(tx:exec(
         "INSERT INTO orders (account_id, item, price, job_id, created_at) VALUES (?, ?, ?, ?, ?)",
         account, args.item or "item", price, ctx.job.id, os.time() * 1000))
-      return o.last_id
+      return { order = o.last_id }
     end, { step = "debit" })
-    if terr then return nil, terr end
-    if not order then return { charged = false, reason = "insufficient funds" } end
+    if not debit then return nil, err end
+    if debit.short then
+      return { charged = false, reason = "insufficient funds", balance = debit.balance }
+    end
+    local order = debit.order
 
     local ref, perr = ctx.step("provider", function()
       -- a payment provider call; ctx.step_key("provider") is its idempotency key

@@ -37,6 +37,9 @@ done
 echo "valgrind: $passed passed, 0 failed"
 
 echo "== valgrind (e2e: the daemon under valgrind, driven by awaitctl)"
-AWAITD_E2E_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
-	python3 tests/e2e/test_daemon.py build/awaitd build/awaitctl scripts
+for f in tests/e2e/test_*.py; do
+	echo "-- $f"
+	AWAITD_E2E_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+		python3 "$f" build/awaitd build/awaitctl scripts
+done
 

@@ -76,6 +76,9 @@ static void test_memory_cap_fails_only_the_bomb(void **state)
 	(void)state;
 	sched_config_defaults(&cfg);
 	cfg.max_memory = 16u << 20;
+	/* this test is about memory: under ASan on a loaded machine 1000
+	 * allocations between yields can outlast the default 100 ms slice */
+	cfg.max_slice_ms = 10000;
 	fx = fx_new(&cfg);
 	t = fx_run(
 	    fx, "local ticks = 0\n"
