@@ -124,7 +124,6 @@ static int jobs_l_enqueue(lua_State *L)
 		errval_push(L, err.code, "%s", err.msg);
 		return 2;
 	}
-	jobs_kick(j);
 	lua_settop(L, 0);
 	return db_await(L, r, -1, submitted, NULL, NULL, push_id);
 }

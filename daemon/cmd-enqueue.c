@@ -19,8 +19,6 @@ static void enqueued(struct cmd_later *l, struct store_req *r)
 	else
 		conn_ok(l->c, l->id, l->has_id,
 		        json_pack("{sI sb}", "id", (json_int_t)r->out_id, "created", r->created));
-	if (r->rc == 0 && r->created)
-		jobs_kick(l->d->jobs);
 }
 
 int cmd_enqueue_args(struct cmd_ctx *ctx, struct store_req *r)

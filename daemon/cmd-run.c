@@ -25,7 +25,6 @@ static void run_enqueued(struct cmd_later *l, struct store_req *r)
 		cmd_later_error(l, r);
 		return;
 	}
-	jobs_kick(l->d->jobs);
 	/* the wait takes over the connection with a fresh hold */
 	w = calloc(1, sizeof *w);
 	if (!w) {

@@ -52,6 +52,8 @@ struct slot {
 	char *name;
 	int running;  /* attempts of this name in runs */
 	int claiming; /* a CLAIM is in flight */
+	int idle;     /* its last claim found nothing ready: not asked again until
+	               * something may be (an enqueue of it, a retry, a timer) */
 };
 
 struct run {
@@ -289,7 +291,8 @@ static void wake_waiters(struct jobs *j, int64_t id)
 static void dispatch(struct jobs *j);
 static void start_run(struct jobs *j, const struct store_job *job);
 
-void jobs_kick(struct jobs *j)
+/* Dispatch on a later turn (coalesced). */
+static void dispatch_soon(struct jobs *j)
 {
 	struct timeval zero = {0, 0};
 
@@ -297,6 +300,29 @@ void jobs_kick(struct jobs *j)
 		return;
 	j->kicked = 1;
 	event_add(j->kick_ev, &zero);
+}
+
+/* Any name may have ready jobs again. */
+static void wake_all(struct jobs *j)
+{
+	for (size_t i = 0; i < j->nslots; i++)
+		j->slots[i].idle = 0;
+}
+
+/* Jobs of name may be ready. */
+static void wake_name(struct jobs *j, const char *name)
+{
+	struct slot *sl = slot_get(j, name);
+
+	if (sl)
+		sl->idle = 0;
+	dispatch_soon(j);
+}
+
+void jobs_kick(struct jobs *j)
+{
+	wake_all(j);
+	dispatch_soon(j);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -342,8 +368,10 @@ static void claim_answered(struct store_req *r)
 		for (size_t i = 0; i < r->njobs; i++)
 			start_run(j, &r->jobs[i]);
 	if (full) {
-		jobs_kick(j);
+		dispatch_soon(j);
 	} else if (r->rc == 0 && !j->closing) {
+		if (sl)
+			sl->idle = 1;
 		struct store_req *due = store_req_new(STORE_NEXT_DUE);
 		if (due) {
 			due->done = due_answered;
@@ -368,7 +396,7 @@ static void dispatch(struct jobs *j)
 		if (!s->version)
 			continue;
 		sl = slot_get(j, s->name);
-		if (!sl || sl->claiming || sl->running >= s->concurrency)
+		if (!sl || sl->idle || sl->claiming || sl->running >= s->concurrency)
 			continue;
 		r = store_req_new(STORE_CLAIM);
 		if (!r || !(r->name = strdup(s->name))) {
@@ -391,6 +419,7 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	wake_all(j); /* delayed jobs and retries come due without an event */
 	dispatch(j);
 	if (!j->draining && !j->closing)
 		event_add(j->poll_ev, &tv);
@@ -479,13 +508,16 @@ static void finish_answered(struct store_req *r)
 		j->requeued++;
 	}
 	sl = slot_get(j, run->name);
-	if (sl)
+	if (sl) {
 		sl->running--;
+		if (r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0)
+			sl->idle = 0; /* its claim finds the retry's time and arms the timer */
+	}
 	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && final_state(r->name))
 		wake_waiters(j, run->id);
 	store_req_free(r);
 	run_free(run);
-	jobs_kick(j);
+	dispatch_soon(j); /* a slot is free */
 }
 
 /* Lua: finish(token, value, err), exactly once per attempt (jobrun.lua). */
@@ -736,6 +768,8 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 	r->backoff_ms = (int64_t)s->backoff_ms;
 	r->now = store_now();
 	store_submit(j->st, r);
+	/* a claim made from now on queues behind the enqueue in the store: it sees the job */
+	wake_name(j, r->name);
 	return 0;
 }
 
@@ -762,7 +796,7 @@ static void fire_answered(struct store_req *r)
 		else
 			sc->next = store_now() + RETRY_STORE_MS;
 		schedule_arm(sc);
-		jobs_kick(sc->j);
+		wake_name(sc->j, sc->name);
 	}
 	store_req_free(r);
 }

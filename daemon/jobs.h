@@ -35,7 +35,7 @@ struct jobs *jobs_new(struct daemon *d, struct store *st, char *err, size_t errl
 /* Start claiming, the schedules and the pruning. */
 void jobs_start(struct jobs *j);
 
-/* Something may be ready (an enqueue, a reload): claim soon. */
+/* Jobs of any name may be ready (a retry, a cancel, a reload): claim soon. */
 void jobs_kick(struct jobs *j);
 
 /* The scripts were reloaded: re-read schedules and limits. */
@@ -53,7 +53,7 @@ size_t jobs_running(const struct jobs *j);
 /*
  * Enqueue r (STORE_ENQUEUE with name, text, key, run_at, priority,
  * timeout_ms set by the caller; attempts and backoff come from the
- * script). Returns 0 (r->done runs when the job is durable), or -1 with
+ * script), and claim soon. Returns 0 (r->done runs when the job is durable), or -1 with
  * err filled (no_such_script, invalid, stopping) and r untouched.
  */
 int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err);

@@ -48,3 +48,146 @@ build_awaitd() {
 		esac
 	fi
 }
+
+# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null
+	s_n=200
+	while kill -0 "$1" 2>/dev/null && [ "$s_n" -gt 0 ]; do
+		sleep 0.05
+		s_n=$((s_n - 1))
+	done
+	kill -0 "$1" 2>/dev/null && kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+}
+
+# now_ns: CLOCK_REALTIME in nanoseconds
+now_ns() { date +%s%N; }
+
+# thread_ticks PID: one line per thread of PID, "TID UTIME STIME" in clock
+# ticks (/proc/PID/task/TID/stat fields 14 and 15)
+thread_ticks() {
+	for t_dir in /proc/"$1"/task/*; do
+		t_stat=$(cat "$t_dir/stat" 2>/dev/null) || continue
+		# fields from 3 on (comm, field 2, may hold spaces and parentheses)
+		set -- ${t_stat##*) }
+		printf '%s %s %s\n' "${t_dir##*/}" "${12}" "${13}"
+	done
+}
+
+# threads_json PID BEFORE AFTER: a JSON array of the CPU seconds each
+# thread used between two thread_ticks snapshots (files), busiest first.
+# The thread whose tid is PID is the daemon's loop; awaitd starts one other
+# thread, the store's (daemon/store.c), named "store" when it is the only one.
+threads_json() {
+	awk -v pid="$1" -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" '
+		FNR == NR { u0[$1] = $2; s0[$1] = $3; next }
+		{ tid[++n] = $1; u[n] = ($2 - u0[$1]) / hz; s[n] = ($3 - s0[$1]) / hz; if ($1 != pid) others++ }
+		END {
+			for (i = 1; i <= n; i++) for (k = i + 1; k <= n; k++) if (u[k] + s[k] > u[i] + s[i]) {
+				t = tid[i]; tid[i] = tid[k]; tid[k] = t; t = u[i]; u[i] = u[k]; u[k] = t; t = s[i]; s[i] = s[k]; s[k] = t
+			}
+			printf "["
+			for (i = 1; i <= n; i++) {
+				role = tid[i] == pid ? "loop" : (others == 1 ? "store" : "other")
+				printf "%s{\"tid\":%s,\"thread\":\"%s\",\"cpu_s\":%.2f,\"user_s\":%.2f,\"sys_s\":%.2f}", (i > 1 ? "," : ""), tid[i], role, u[i] + s[i], u[i], s[i]
+			}
+			printf "]"
+		}' "$2" "$3"
+}
+
+# json_obj JSON KEY: the flat object value of "KEY":{...} (no nested
+# objects inside), or null
+json_obj() {
+	j_v=$(printf '%s\n' "$1" | sed -n "s/.*\"$2\":\({[^{}]*}\).*/\1/p" | head -n 1)
+	[ -n "$j_v" ] && printf '%s' "$j_v" || printf null
+}
+
+# jobs_bench DIR DB TOTAL ARGS_JSON: the awaitd side of the job benchmarks
+# (w5.sh, w6.sh). Starts the daemon ($AWAITD, default synchronous = full)
+# on DIR/scripts with the database DB and the socket DIR/s, runs the job
+# "bulk" with ARGS_JSON through `$AWAITCTL run` (bulk enqueues the jobs),
+# and polls `awaitctl --json stats` every 100 ms until TOTAL jobs succeeded
+# (jobs.completed counts a job once its finish is committed; bulk is one
+# of TOTAL); the cheap in-memory counter, where `status` would count the
+# jobs table on the store thread at every poll. Then reads status and
+# stats and stops the daemon. Sets:
+#   JB_ERR          empty, or why the run failed
+#   JB_TOTAL_MS     from starting `awaitctl run bulk` to TOTAL succeeded
+#   JB_ENQ_MS       from the same start to bulk's answer (seen by the poll)
+#   JB_DONE_AT_ENQ  jobs succeeded when bulk's answer was seen
+#   JB_RESULT       bulk's result (JSON)
+#   JB_STATS        `awaitctl --json stats` after the run
+#   JB_SUCCEEDED    status: jobs.succeeded after the run
+#   JB_THREADS      threads_json of the daemon over the run
+#   JB_LOG          the daemon's log (DIR/awaitd.log)
+# A hard limit of $LIMIT seconds (set by the caller) applies to the run.
+jobs_bench() {
+	jb_dir=$1 jb_db=$2 jb_total=$3 jb_args=$4
+	JB_ERR= JB_TOTAL_MS= JB_ENQ_MS= JB_DONE_AT_ENQ= JB_RESULT= JB_STATS= JB_SUCCEEDED= JB_THREADS=null
+	JB_LOG=$jb_dir/awaitd.log
+	jb_sock=$jb_dir/s
+	"$AWAITD" --scripts "$jb_dir/scripts" --db "$jb_db" --migrations "$ROOT/migrations" \
+		--socket "$jb_sock" >"$JB_LOG" 2>&1 &
+	jb_pid=$!
+	if ! wait_for 200 "$AWAITCTL" -s "$jb_sock" ping; then
+		JB_ERR="daemon not ready after 10 s: $(tail -n 1 "$JB_LOG")"
+		stop_pid "$jb_pid"
+		return 1
+	fi
+	thread_ticks "$jb_pid" >"$jb_dir/ticks0"
+	rm -f "$jb_dir/run.rc"
+	jb_t0=$(now_ns)
+	("$AWAITCTL" -s "$jb_sock" --json run bulk "$jb_args" >"$jb_dir/run.out" 2>"$jb_dir/run.err"
+		echo $? >"$jb_dir/run.rc") &
+	jb_runner=$!
+	jb_done=0 jb_dead=0 jb_enq=
+	while :; do
+		jb_now=$(now_ns)
+		if [ -z "$jb_enq" ] && [ -f "$jb_dir/run.rc" ]; then
+			jb_enq=$jb_now
+			JB_DONE_AT_ENQ=$jb_done
+			if [ "$(cat "$jb_dir/run.rc")" != 0 ]; then
+				JB_ERR="awaitctl run bulk: $(cat "$jb_dir/run.err" "$jb_dir/run.out" | tail -n 1)"
+				break
+			fi
+		fi
+		jb_st=$("$AWAITCTL" -s "$jb_sock" --json stats 2>/dev/null)
+		jb_jobs=${jb_st#*\"jobs\":\{}
+		jb_done=$(num "$jb_jobs" completed)
+		jb_done=${jb_done:-0}
+		jb_d=$(num "$jb_jobs" dead)
+		jb_c=$(num "$jb_jobs" cancelled)
+		jb_dead=$((${jb_d:-0} + ${jb_c:-0}))
+		if [ "$jb_done" -ge "$jb_total" ]; then
+			jb_end=$(now_ns)
+			break
+		fi
+		if [ $((jb_done + jb_dead)) -ge "$jb_total" ]; then
+			JB_ERR="$jb_dead jobs dead or cancelled"
+			break
+		fi
+		if [ $(((jb_now - jb_t0) / 1000000000)) -ge "$LIMIT" ]; then
+			JB_ERR="$jb_done of $jb_total jobs succeeded after ${LIMIT}s"
+			break
+		fi
+		sleep 0.1
+	done
+	thread_ticks "$jb_pid" >"$jb_dir/ticks1"
+	wait "$jb_runner" 2>/dev/null
+	if [ -z "$JB_ERR" ]; then
+		JB_TOTAL_MS=$(ms_between "$jb_t0" "$jb_end")
+		JB_ENQ_MS=$(ms_between "$jb_t0" "${jb_enq:-$jb_end}")
+		[ -n "$JB_DONE_AT_ENQ" ] || JB_DONE_AT_ENQ=$jb_done
+		JB_RESULT=$(grep -m1 '^{' "$jb_dir/run.out")
+	fi
+	JB_THREADS=$(threads_json "$jb_pid" "$jb_dir/ticks0" "$jb_dir/ticks1")
+	JB_STATS=$("$AWAITCTL" -s "$jb_sock" --json stats 2>/dev/null)
+	jb_status=$("$AWAITCTL" -s "$jb_sock" --json status 2>/dev/null)
+	JB_SUCCEEDED=$(num "${jb_status#*\"jobs\":\{}" succeeded)
+	stop_pid "$jb_pid"
+	[ -z "$JB_ERR" ]
+}
+
+# Milliseconds between two now_ns readings.
+ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }

@@ -223,6 +223,16 @@ sh "$(dirname "$0")/w7.sh"
 # p-limit (own script; prints its own result lines and its summary line)
 sh "$(dirname "$0")/w8.sh"
 
+# W5 jobs: 100,000 durable trivial jobs through the daemon, against BullMQ
+# on Redis (appendfsync everysec) and the raw SQLite floor (own script;
+# prints its own result lines and its summary line)
+sh "$(dirname "$0")/w5.sh"
+
+# W6 purchases: 20,000 purchase jobs (debit+order step, receipt step, each
+# durable) by 100 workers, against Tarantool with wal_mode fsync (own
+# script; prints its own result lines and its summary line)
+sh "$(dirname "$0")/w6.sh"
+
 # ---- summary --------------------------------------------------------------
 
 # pick BENCH IMPL [VARIANT]: the first result line (no error/skip/process line)
