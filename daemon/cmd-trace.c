@@ -3,6 +3,8 @@
  * (tasks, steps, transactions), for awaitctl to draw as a waterfall.
  * Times are ms from the start of the first recorded attempt.
  */
+#include <string.h>
+
 #include <jansson.h>
 
 #include "cmd.h"
@@ -23,11 +25,13 @@ static void traced(struct cmd_later *l, struct store_req *r)
 		return;
 	}
 	spans = json_array();
-	for (size_t i = 0; spans && r->rows.ncols == 2 && i < r->rows.nrows; i++) {
-		const struct store_val *v = r->rows.vals + i * 2;
-		json_t *arr = v[1].type == STORE_TEXT ? json_loads(v[1].p, 0, NULL) : NULL;
+	for (const char *p = r->out_text; spans && p && *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		json_t *arr = json_loadb(p, len, 0, NULL);
 		json_array_extend(spans, arr);
 		json_decref(arr);
+		p += len + (nl != NULL);
 	}
 	conn_ok(l->c, l->id, l->has_id,
 	        json_pack("{so so}", "job", jobs_job_json(&r->jobs[0]), "spans",

@@ -373,6 +373,10 @@ static void claim_answered(struct store_req *r)
 		if (sl)
 			sl->idle = 1;
 		struct store_req *due = store_req_new(STORE_NEXT_DUE);
+		if (due && !(due->name = strdup(r->name))) {
+			store_req_free(due);
+			due = NULL;
+		}
 		if (due) {
 			due->done = due_answered;
 			due->arg = j;

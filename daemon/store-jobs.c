@@ -199,11 +199,14 @@ static int op_claim(struct store *st, struct store_req *r)
 static int op_finish(struct store *st, struct store_req *r)
 {
 	int ok = strcmp(r->name, "succeeded") == 0, terminal = strcmp(r->name, "failed") != 0;
-	sqlite3_stmt *s = store_stmt(st,
-	                             "UPDATE jobs SET state = ?1, result = ?2, error = ?3,"
-	                             " finished_at = ?4, run_at = coalesce(?5, run_at), lease = NULL"
-	                             " WHERE id = ?6 AND state = 'running' AND lease = ?7",
-	                             r);
+	sqlite3_stmt *s = store_stmt(
+	    st,
+	    "UPDATE jobs SET state = ?1, result = ?2, error = ?3, finished_at = ?4,"
+	    " run_at = coalesce(?5, run_at), lease = NULL,"
+	    " trace = CASE WHEN ?8 IS NULL THEN trace WHEN trace IS NULL THEN ?8"
+	    "  ELSE trace || char(10) || ?8 END"
+	    " WHERE id = ?6 AND state = 'running' AND lease = ?7",
+	    r);
 
 	if (!s)
 		return -1;
@@ -216,23 +219,9 @@ static int op_finish(struct store *st, struct store_req *r)
 	store_bind_opt(s, 5, terminal ? 0 : r->run_at);
 	sqlite3_bind_int64(s, 6, r->id);
 	sqlite3_bind_int64(s, 7, r->lease);
+	store_bind_text(s, 8, r->text2);
 	if (run_done(st, s, r, "finishing the job") < 0)
 		return -1;
-	if (!r->changed || !r->text2)
-		return 0;
-	s = store_stmt(st, "INSERT OR REPLACE INTO spans (job_id, attempt, spans) VALUES (?, ?, ?)",
-	               r);
-	if (!s)
-		return -1;
-	sqlite3_bind_int64(s, 1, r->id);
-	sqlite3_bind_int64(s, 2, r->n);
-	sqlite3_bind_text(s, 3, r->text2, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		sqlite3_reset(s);
-		return store_fail_db(st, r, "saving the trace");
-	}
-	sqlite3_reset(s);
-	r->changed = 1;
 	return 0;
 }
 
@@ -319,28 +308,32 @@ static int op_counts(struct store *st, struct store_req *r)
 
 static int op_spans(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s =
-	    store_stmt(st, "SELECT attempt, spans FROM spans WHERE job_id = ? ORDER BY attempt", r);
+	sqlite3_stmt *s = store_stmt(st, "SELECT trace FROM jobs WHERE id = ?", r);
+	int rc;
 
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, r->id);
-	if (store_collect(st, s, r) < 0)
-		return -1;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		r->out_text = store_col_text(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail_db(st, r, "reading the trace");
 	return get_job(st, r) < 0 ? -1 : 0;
 }
 
 static int op_next_due(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(
-	    st,
-	    "SELECT run_at FROM jobs INDEXED BY jobs_due WHERE (state = 'queued' OR state = 'failed')"
-	    " ORDER BY run_at LIMIT 1",
-	    r);
+	sqlite3_stmt *s = store_stmt(st,
+	                             "SELECT min(run_at) FROM jobs"
+	                             " WHERE (state = 'queued' OR state = 'failed') AND name = ?",
+	                             r);
 	int rc;
 
 	if (!s)
 		return -1;
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		r->out_id = col_i64(s, 0);
@@ -407,7 +400,7 @@ static int op_prune(struct store *st, struct store_req *r)
 	sqlite3_stmt *s = store_stmt(st,
 	                             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
 	                             " WHERE (state = 'succeeded' OR state = 'dead' OR state = 'cancelled')"
-	                             " AND finished_at < ? LIMIT ?)",
+	                             " AND finished_at < ? ORDER BY id LIMIT ?)",
 	                             r);
 
 	if (!s)

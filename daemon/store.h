@@ -53,8 +53,8 @@ enum store_op {
 	STORE_GET,       /* id, flag (1: with steps) -> jobs[0] (njobs 0: none), rows (steps) */
 	STORE_LIST,      /* name, text (state), n (limit) -> jobs[] newest first */
 	STORE_COUNTS,    /* -> counts[] by enum store_state */
-	STORE_SPANS,     /* id -> rows (attempt, spans) */
-	STORE_NEXT_DUE,  /* -> id: the earliest run_at of a ready job, or 0 */
+	STORE_SPANS,     /* id -> jobs[0], out_text (the trace: a JSON array per line) */
+	STORE_NEXT_DUE,  /* name -> out_id: the earliest run_at of its ready jobs, or 0 */
 	STORE_SCHEDULE,  /* name, text (expr), run_at (next fire), flag (1: keep a stored next
 	                  * of the same expr) -> run_at (the next fire now stored) */
 	STORE_FIRE,      /* name, run_at (this fire), n (next fire), max_attempts, backoff_ms

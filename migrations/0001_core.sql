@@ -27,21 +27,21 @@ CREATE TABLE jobs (
   lease        INTEGER,
   epoch        INTEGER,
   result       TEXT,                       -- JSON
-  error        TEXT                        -- JSON {code, message}
+  error        TEXT,                       -- JSON {code, message}
+  trace        TEXT                        -- spans for `awaitctl trace`: one JSON
+                                           -- array per attempt, a line each
 );
 
 -- the claim: ready jobs of one name, best first
 CREATE INDEX jobs_ready ON jobs (name, priority DESC, run_at, id)
   WHERE state = 'queued' OR state = 'failed';
--- earliest future run_at, for the dispatcher's timer
-CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'queued' OR state = 'failed';
 -- listings newest first, by state
 CREATE INDEX jobs_state ON jobs (state, id);
 -- orphans at start-up
 CREATE INDEX jobs_running ON jobs (epoch) WHERE state = 'running';
--- pruning
-CREATE INDEX jobs_finished ON jobs (finished_at)
-  WHERE state = 'succeeded' OR state = 'dead' OR state = 'cancelled';
+-- (no more: every index is written on each of a job's three transitions;
+-- the next-due time is found per name through jobs_ready, pruning walks
+-- the oldest ids)
 
 -- the step journal: what a job already did, in order
 CREATE TABLE steps (
@@ -53,14 +53,6 @@ CREATE TABLE steps (
   at     INTEGER NOT NULL,
   PRIMARY KEY (job_id, seq),
   UNIQUE (job_id, name)
-) WITHOUT ROWID;
-
--- task spans for `awaitctl trace`: one JSON array per attempt
-CREATE TABLE spans (
-  job_id  INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-  attempt INTEGER NOT NULL,
-  spans   TEXT    NOT NULL,
-  PRIMARY KEY (job_id, attempt)
 ) WITHOUT ROWID;
 
 -- cron schedules: the next fire of each scheduled script

@@ -372,7 +372,7 @@ static void test_repo_migrations_apply(void **state)
 		fail_msg("repo migrations: %s", fx->err);
 	assert_int_equal(q_int(fx, "SELECT count(*) FROM schema_migrations"), n);
 	for (const char *const *t =
-	         (const char *const[]){"jobs", "steps", "spans", "schedules", "executor", NULL};
+	         (const char *const[]){"jobs", "steps", "schedules", "executor", NULL};
 	     *t; t++)
 		assert_int_equal(table_exists(fx, *t), 1);
 	assert_int_equal(q_int(fx, "SELECT epoch FROM executor WHERE id = 1"), 0);
