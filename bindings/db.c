@@ -83,6 +83,15 @@ void db_push_error(lua_State *L, const struct store_req *r)
 	errval_push(L, r->err.code[0] ? r->err.code : "db", "%s", r->err.msg);
 }
 
+/* The db:tx held open by t or the nearest ancestor, 0 for none. */
+static int64_t open_tx(const struct task *t)
+{
+	for (; t; t = t->parent)
+		if (t->db_tx)
+			return t->db_tx;
+	return 0;
+}
+
 /* ---- waiting ------------------------------------------------------------------ */
 
 static void park_answered(struct store_req *r)
@@ -96,7 +105,12 @@ static void park_answered(struct store_req *r)
 	}
 	p->out = 0;
 	p->answered = 1;
-	task_wake(p->t, TASK_WAKE_SIGNAL);
+	/* a task inside db:tx holds the store's writer: every other writer
+	 * waits for its next request, so it goes first */
+	if (open_tx(p->t))
+		task_wake_first(p->t);
+	else
+		task_wake(p->t, TASK_WAKE_SIGNAL);
 }
 
 /* Let go of the park: free it now, or leave it to the answer still to come. */
@@ -146,15 +160,6 @@ static int db_k(lua_State *L, int status, lua_KContext ctx)
 	n = p->push(L, p->r);
 	park_release(g);
 	return n;
-}
-
-/* The db:tx held open by t or the nearest ancestor, 0 for none. */
-static int64_t open_tx(const struct task *t)
-{
-	for (; t; t = t->parent)
-		if (t->db_tx)
-			return t->db_tx;
-	return 0;
 }
 
 int64_t db_open_tx(lua_State *L)

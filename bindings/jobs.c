@@ -175,7 +175,7 @@ static int push_result(lua_State *L, struct store_req *r)
 {
 	const struct store_job *job = r->njobs ? &r->jobs[0] : NULL;
 	json_t *v;
-	char msg[256];
+	char code[64], msg[512];
 
 	if (r->rc || !job) {
 		lua_pushnil(L);
@@ -194,17 +194,9 @@ static int push_result(lua_State *L, struct store_req *r)
 		json_decref(v);
 		return 1;
 	}
-	v = job->error ? json_loads(job->error, 0, NULL) : NULL;
+	jobs_job_failure(job, code, sizeof code, msg, sizeof msg);
 	lua_pushnil(L);
-	errval_push(L,
-	            json_is_string(json_object_get(v, "code"))
-	                ? json_string_value(json_object_get(v, "code"))
-	                : job->state,
-	            "job %lld %s: %s", (long long)job->id, job->state,
-	            json_is_string(json_object_get(v, "message"))
-	                ? json_string_value(json_object_get(v, "message"))
-	                : "no error recorded");
-	json_decref(v);
+	errval_push(L, code, "%s", msg);
 	return 2;
 }
 

@@ -3,7 +3,6 @@
  * in the store at once; a running one is cancelled where it runs, and the
  * answer comes when its attempt has ended. Either way: the job object.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
@@ -30,13 +29,10 @@ static void cancelled(struct cmd_later *l, struct store_req *r)
 		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job));
 		return;
 	}
-	if (strcmp(job->state, "running") == 0 && jobs_cancel_running(l->d->jobs, job->id) &&
-	    (w = calloc(1, sizeof *w))) {
-		w->d = l->d;
-		w->c = conn_hold(l->c);
-		w->id = l->id;
-		w->has_id = l->has_id;
-		cmd_wait_job(w, job->id, 0, 0);
+	if (strcmp(job->state, "running") == 0 && jobs_cancel_running(l->d->jobs, job->id)) {
+		w = cmd_later_again(l); /* the answer comes when the attempt has ended */
+		if (w)
+			cmd_wait_job(w, job->id, 0, 0);
 		return;
 	}
 	conn_error(l->c, l->id, l->has_id, "invalid",
@@ -46,19 +42,7 @@ static void cancelled(struct cmd_later *l, struct store_req *r)
 
 static void cmd_cancel(struct cmd_ctx *ctx)
 {
-	int64_t id = cmd_job_id(ctx);
-	struct store_req *r;
-
-	if (id < 0)
-		return;
-	r = store_req_new(STORE_CANCEL);
-	if (!r) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
-		return;
-	}
-	r->id = id;
-	r->now = store_now();
-	cmd_store(ctx, r, cancelled);
+	cmd_store_job(ctx, STORE_CANCEL, 0, cancelled);
 }
 
 const struct cmd_entry cmd_cancel_entry = {"cancel", cmd_cancel};

@@ -21,7 +21,7 @@ static void enqueued(struct cmd_later *l, struct store_req *r)
 		        json_pack("{sI sb}", "id", (json_int_t)r->out_id, "created", r->created));
 }
 
-int cmd_enqueue_args(struct cmd_ctx *ctx, struct store_req *r)
+static int enqueue_args(struct cmd_ctx *ctx, struct store_req *r)
 {
 	const char *name = json_string_value(json_object_get(ctx->args, "name"));
 	json_t *args = json_object_get(ctx->args, "args");
@@ -64,41 +64,36 @@ int cmd_enqueue_args(struct cmd_ctx *ctx, struct store_req *r)
 	return 0;
 }
 
-int cmd_enqueue_submit(struct cmd_ctx *ctx, struct store_req *r)
-{
-	struct store_err err;
-
-	if (jobs_enqueue(ctx->d->jobs, r, &err) < 0) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, err.code, "%s", err.msg);
-		store_req_free(r);
-		return -1;
-	}
-	return 0;
-}
-
-static void cmd_enqueue(struct cmd_ctx *ctx)
+void cmd_enqueue_start(struct cmd_ctx *ctx, int64_t priority,
+                       void (*answer)(struct cmd_later *l, struct store_req *r))
 {
 	struct store_req *r = store_req_new(STORE_ENQUEUE);
+	struct store_err err;
 	struct cmd_later *l;
 
 	if (!r) {
 		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
 		return;
 	}
-	if (cmd_enqueue_args(ctx, r) < 0) {
+	if (enqueue_args(ctx, r) < 0 || !(l = cmd_later_new(ctx))) {
 		store_req_free(r);
 		return;
 	}
-	l = cmd_later_new(ctx);
-	if (!l) {
-		store_req_free(r);
-		return;
-	}
-	l->answer = enqueued;
+	if (priority)
+		r->priority = priority;
+	l->answer = answer;
 	r->done = cmd_store_answered;
 	r->arg = l;
-	if (cmd_enqueue_submit(ctx, r) < 0)
+	if (jobs_enqueue(ctx->d->jobs, r, &err) < 0) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, err.code, "%s", err.msg);
+		store_req_free(r);
 		cmd_later_free(l);
+	}
+}
+
+static void cmd_enqueue(struct cmd_ctx *ctx)
+{
+	cmd_enqueue_start(ctx, 0, enqueued);
 }
 
 const struct cmd_entry cmd_enqueue_entry = {"enqueue", cmd_enqueue};

@@ -28,19 +28,7 @@ static void retried(struct cmd_later *l, struct store_req *r)
 
 static void cmd_retry(struct cmd_ctx *ctx)
 {
-	int64_t id = cmd_job_id(ctx);
-	struct store_req *r;
-
-	if (id < 0)
-		return;
-	r = store_req_new(STORE_RETRY);
-	if (!r) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
-		return;
-	}
-	r->id = id;
-	r->now = store_now();
-	cmd_store(ctx, r, retried);
+	cmd_store_job(ctx, STORE_RETRY, 0, retried);
 }
 
 const struct cmd_entry cmd_retry_entry = {"retry", cmd_retry};

@@ -47,19 +47,7 @@ static void shown(struct cmd_later *l, struct store_req *r)
 
 static void cmd_show(struct cmd_ctx *ctx)
 {
-	int64_t id = cmd_job_id(ctx);
-	struct store_req *r;
-
-	if (id < 0)
-		return;
-	r = store_req_new(STORE_GET);
-	if (!r) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
-		return;
-	}
-	r->id = id;
-	r->flag = 1;
-	cmd_store(ctx, r, shown);
+	cmd_store_job(ctx, STORE_GET, 1, shown);
 }
 
 const struct cmd_entry cmd_show_entry = {"show", cmd_show};

@@ -40,18 +40,7 @@ static void traced(struct cmd_later *l, struct store_req *r)
 
 static void cmd_trace(struct cmd_ctx *ctx)
 {
-	int64_t id = cmd_job_id(ctx);
-	struct store_req *r;
-
-	if (id < 0)
-		return;
-	r = store_req_new(STORE_SPANS);
-	if (!r) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
-		return;
-	}
-	r->id = id;
-	cmd_store(ctx, r, traced);
+	cmd_store_job(ctx, STORE_SPANS, 0, traced);
 }
 
 const struct cmd_entry cmd_trace_entry = {"trace", cmd_trace};

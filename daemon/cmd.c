@@ -46,6 +46,21 @@ struct cmd_later *cmd_later_new(const struct cmd_ctx *ctx)
 	return l;
 }
 
+struct cmd_later *cmd_later_again(const struct cmd_later *l)
+{
+	struct cmd_later *w = calloc(1, sizeof *w);
+
+	if (!w) {
+		conn_error(l->c, l->id, l->has_id, "out_of_memory", "out of memory");
+		return NULL;
+	}
+	w->d = l->d;
+	w->c = conn_hold(l->c);
+	w->id = l->id;
+	w->has_id = l->has_id;
+	return w;
+}
+
 void cmd_later_free(struct cmd_later *l)
 {
 	if (!l)
@@ -96,11 +111,31 @@ void cmd_store(struct cmd_ctx *ctx, struct store_req *r,
 	store_submit(ctx->d->st, r);
 }
 
+void cmd_store_job(struct cmd_ctx *ctx, enum store_op op, int flag,
+                   void (*answer)(struct cmd_later *l, struct store_req *r))
+{
+	int64_t id = cmd_job_id(ctx);
+	struct store_req *r;
+
+	if (id < 0)
+		return;
+	r = store_req_new(op);
+	if (!r) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
+		return;
+	}
+	r->id = id;
+	r->flag = flag;
+	r->now = store_now();
+	cmd_store(ctx, r, answer);
+}
+
 /* ---- waiting for a job ------------------------------------------------------------- */
 
 static void reply_final(struct cmd_later *l, struct store_req *r)
 {
 	const struct store_job *job = r->njobs ? &r->jobs[0] : NULL;
+	char code[64], msg[512];
 	json_t *v;
 
 	if (r->rc) {
@@ -120,16 +155,8 @@ static void reply_final(struct cmd_later *l, struct store_req *r)
 		conn_ok(l->c, l->id, l->has_id, v ? v : json_null());
 		return;
 	}
-	v = job->error ? json_loads(job->error, 0, NULL) : NULL;
-	conn_error(l->c, l->id, l->has_id,
-	           json_is_string(json_object_get(v, "code"))
-	               ? json_string_value(json_object_get(v, "code"))
-	               : job->state,
-	           "job %lld %s: %s", (long long)job->id, job->state,
-	           json_is_string(json_object_get(v, "message"))
-	               ? json_string_value(json_object_get(v, "message"))
-	               : "no error recorded");
-	json_decref(v);
+	jobs_job_failure(job, code, sizeof code, msg, sizeof msg);
+	conn_error(l->c, l->id, l->has_id, code, "%s", msg);
 }
 
 static void wait_answered(struct store_req *r)

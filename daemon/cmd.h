@@ -35,7 +35,7 @@ extern const struct cmd_entry cmd_ping_entry, cmd_version_entry, cmd_status_entr
     cmd_shutdown_entry, cmd_enqueue_entry, cmd_jobs_entry, cmd_show_entry, cmd_wait_entry,
     cmd_cancel_entry, cmd_retry_entry, cmd_trace_entry;
 
-struct store_req;
+#include "store.h"
 
 /* A reply that comes later: the held connection and the request's id. */
 struct cmd_later {
@@ -73,14 +73,23 @@ void cmd_store(struct cmd_ctx *ctx, struct store_req *r,
 void cmd_store_answered(struct store_req *r);
 
 /*
- * Fill r (STORE_ENQUEUE) from a request's args {name, args, key, delay, at,
- * priority, timeout} (cmd-enqueue.c, also for `run`). Returns 0, or -1
- * after an invalid_request reply.
+ * Enqueue the job a request's args {name, args, key, delay, at, priority,
+ * timeout} describe (priority, when not 0, overrides), answering with
+ * answer(l, r) once it is durable; bad args and refusals are replied at
+ * once (cmd-enqueue.c, also for `run`).
  */
-int cmd_enqueue_args(struct cmd_ctx *ctx, struct store_req *r);
+void cmd_enqueue_start(struct cmd_ctx *ctx, int64_t priority,
+                       void (*answer)(struct cmd_later *l, struct store_req *r));
 
-/* Queue r through the job engine, replying errors on ctx. Returns 0, or -1 (r freed). */
-int cmd_enqueue_submit(struct cmd_ctx *ctx, struct store_req *r);
+/* A second hold on l's connection and request, for a reply that comes later still. */
+struct cmd_later *cmd_later_again(const struct cmd_later *l);
+
+/*
+ * The common job command: args.id, a request op (flag set) for it, and
+ * answer(l, r) with the store's answer (cmd_store).
+ */
+void cmd_store_job(struct cmd_ctx *ctx, enum store_op op, int flag,
+                   void (*answer)(struct cmd_later *l, struct store_req *r));
 
 /*
  * Reply when job id is final (succeeded, dead, cancelled), or "timeout"

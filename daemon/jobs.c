@@ -198,6 +198,19 @@ json_t *jobs_job_json(const struct store_job *job)
 	return o;
 }
 
+void jobs_job_failure(const struct store_job *job, char *code, size_t codelen, char *msg,
+                      size_t msglen)
+{
+	json_t *e = job->error ? json_loads(job->error, 0, NULL) : NULL;
+	const char *c = json_string_value(json_object_get(e, "code"));
+	const char *m = json_string_value(json_object_get(e, "message"));
+
+	snprintf(code, codelen, "%s", c ? c : job->state ? job->state : "failed");
+	snprintf(msg, msglen, "job %lld %s: %s", (long long)job->id, job->state ? job->state : "?",
+	         m ? m : "no error recorded");
+	json_decref(e);
+}
+
 /* ---- waiters ------------------------------------------------------------------------- */
 
 static void waiter_answered(struct store_req *r);

@@ -73,6 +73,13 @@ int jobs_cancel_running(struct jobs *j, int64_t id);
 /* The job as the protocol's JSON object (store.h's row; steps when given). */
 json_t *jobs_job_json(const struct store_job *job);
 
+/*
+ * Why a finished job did not succeed: code (its error's, else its state)
+ * and "job N STATE: message", into the caller's buffers.
+ */
+void jobs_job_failure(const struct store_job *job, char *code, size_t codelen, char *msg,
+                      size_t msglen);
+
 /* Counters and latency percentiles for `stats`. New reference. */
 json_t *jobs_stats_json(struct jobs *j);
 

@@ -287,6 +287,21 @@ void sched_enqueue(struct sched *s, struct task *t)
 	s->rq_tail = t;
 }
 
+void sched_enqueue_front(struct sched *s, struct task *t)
+{
+	static const struct timeval zero = {0, 0};
+
+	if (t->queued)
+		return;
+	t->queued = 1;
+	t->rq_next = s->rq_head;
+	if (!s->rq_head) {
+		s->rq_tail = t;
+		evtimer_add(s->ready, &zero);
+	}
+	s->rq_head = t;
+}
+
 /* The function every task thread starts in: body(fn, ...). */
 static int task_body_k(lua_State *co, int status, lua_KContext ctx)
 {

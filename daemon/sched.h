@@ -105,6 +105,12 @@ struct sched *sched_of(lua_State *L);
 /* Put t at the tail of the run queue; it is resumed on a later loop turn. */
 void sched_enqueue(struct sched *s, struct task *t);
 
+/*
+ * Put t at the head of the run queue: for a task whose wait holds up
+ * others (a db:tx holding the store's single writer). Still a later turn.
+ */
+void sched_enqueue_front(struct sched *s, struct task *t);
+
 /* Monotonic clock in milliseconds. */
 double sched_now(void);
 

@@ -26,6 +26,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@
 
 #define STMT_CACHE 64 /* prepared statements kept */
 #define DEAD_TX 64    /* timed-out transactions remembered */
+#define SPIN_MS 0.05  /* how long the writer looks for its owner's next request */
 
 struct stmt_slot {
 	char *sql;
@@ -745,6 +747,16 @@ static void *store_main(void *arg)
 	struct store_req *list = NULL;
 
 	for (;;) {
+		if (st->open_tx) {
+			/*
+			 * The writer waits for its owner's next request, which is
+			 * usually a few microseconds away: look for it a little
+			 * before sleeping (a futex sleep and wake-up cost more).
+			 */
+			double until = mono_ms() + SPIN_MS;
+			while (!__atomic_load_n(&st->queue, __ATOMIC_ACQUIRE) && mono_ms() < until)
+				sched_yield();
+		}
 		pthread_mutex_lock(&st->mu);
 		while (!st->queue && !st->stopping) {
 			if (st->open_tx) {
@@ -765,7 +777,8 @@ static void *store_main(void *arg)
 			}
 		}
 		list = st->queue;
-		st->queue = st->queue_tail = NULL;
+		__atomic_store_n(&st->queue, NULL, __ATOMIC_RELAXED);
+		st->queue_tail = NULL;
 		if (!list && st->stopping && !st->open_tx && !st->later) {
 			pthread_mutex_unlock(&st->mu);
 			break;
@@ -842,8 +855,8 @@ void store_submit(struct store *st, struct store_req *r)
 	if (!stopping) {
 		if (st->queue_tail)
 			st->queue_tail->next = r;
-		else
-			st->queue = r;
+		else /* atomic: the store thread's spin reads it without the lock */
+			__atomic_store_n(&st->queue, r, __ATOMIC_RELEASE);
 		st->queue_tail = r;
 		pthread_cond_signal(&st->cv);
 	}

@@ -207,6 +207,15 @@ void task_wake(struct task *t, enum task_wake why)
 	sched_enqueue(t->s, t);
 }
 
+void task_wake_first(struct task *t)
+{
+	if (t->state != TASK_SUSPENDED || t->queued)
+		return;
+	unwait(t);
+	t->wake = TASK_WAKE_SIGNAL;
+	sched_enqueue_front(t->s, t);
+}
+
 /* Raise the cancellation error in t's own thread L. */
 static int raise_cancel(lua_State *L, struct task *t)
 {

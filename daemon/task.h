@@ -175,6 +175,12 @@ enum task_wake task_resumed(lua_State *L, struct task *t);
 /* Wake a suspended task for `why`; no-op unless suspended and not yet woken. */
 void task_wake(struct task *t, enum task_wake why);
 
+/*
+ * task_wake(t, TASK_WAKE_SIGNAL), but t is resumed before the tasks
+ * already queued (sched_enqueue_front).
+ */
+void task_wake_first(struct task *t);
+
 /* Request cancellation (idempotent); children are cancelled too. */
 void task_cancel(lua_State *L, struct task *t, const char *reason);
 

@@ -89,7 +89,7 @@ static int drain(sqlite3_stmt *s, const char *what, long long *ids, int max)
 
 int main(int argc, char **argv)
 {
-	sqlite3_stmt *enq, *claim, *fin, *spans;
+	sqlite3_stmt *enq, *claim, *lease_one, *has_steps, *fin;
 	long long n, batch, lease = 0, *ids, *leases;
 	int split;
 	double t0, ms;
@@ -120,18 +120,23 @@ int main(int argc, char **argv)
 	exec("PRAGMA foreign_keys = ON");
 	exec("PRAGMA busy_timeout = 5000");
 	exec("PRAGMA cache_size = -65536");
+	exec("PRAGMA temp_store = MEMORY");
 
+	/* the statements of daemon/store-jobs.c (op_enqueue, op_claim, op_finish) */
 	enq = prep("INSERT INTO jobs (name, state, args, key, priority, max_attempts, backoff_ms,"
 	           " timeout_ms, run_at, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)"
-	           " ON CONFLICT (key) DO NOTHING RETURNING " JOB_COLS);
-	claim = prep("UPDATE jobs SET state = 'running', attempt = attempt + 1, lease = ?1, epoch = ?2,"
-	             " started_at = ?3 WHERE id IN (SELECT id FROM jobs"
-	             "  WHERE state IN ('queued', 'failed') AND name = ?4 AND run_at <= ?3"
-	             "  ORDER BY priority DESC, run_at, id LIMIT ?5) RETURNING " JOB_COLS);
-	fin = prep("UPDATE jobs SET state = ?1, result = ?2, error = ?3,"
-	           " finished_at = ?4, run_at = coalesce(?5, run_at), lease = NULL"
+	           " ON CONFLICT (key) DO NOTHING");
+	claim = prep("SELECT " JOB_COLS " FROM jobs"
+	             " WHERE (state = 'queued' OR state = 'failed') AND name = ?1 AND run_at <= ?2"
+	             " ORDER BY priority DESC, run_at, id LIMIT ?3");
+	lease_one = prep("UPDATE jobs SET state = 'running', attempt = attempt + 1, lease = ?,"
+	                 " epoch = ?, started_at = ? WHERE id = ?");
+	has_steps = prep("SELECT EXISTS (SELECT 1 FROM steps WHERE job_id = ?)");
+	fin = prep("UPDATE jobs SET state = ?1, result = ?2, error = ?3, finished_at = ?4,"
+	           " run_at = coalesce(?5, run_at), lease = NULL,"
+	           " trace = CASE WHEN ?8 IS NULL THEN trace WHEN trace IS NULL THEN ?8"
+	           "  ELSE trace || char(10) || ?8 END"
 	           " WHERE id = ?6 AND state = 'running' AND lease = ?7");
-	spans = prep("INSERT OR REPLACE INTO spans (job_id, attempt, spans) VALUES (?, ?, ?)");
 
 	t0 = mono_ms();
 	for (long long done = 0; done < n; done += batch) {
@@ -151,7 +156,7 @@ int main(int argc, char **argv)
 			sqlite3_bind_null(enq, 7);
 			sqlite3_bind_int64(enq, 8, now);
 			sqlite3_bind_int64(enq, 9, now);
-			if (drain(enq, "enqueue", NULL, 0) != 1)
+			if (drain(enq, "enqueue", NULL, 0) != 0 || sqlite3_changes(db) != 1)
 				die("enqueue: no row");
 		}
 		if (split) {
@@ -160,15 +165,27 @@ int main(int argc, char **argv)
 			commits++;
 		}
 		now = wall_ms();
-		sqlite3_bind_int64(claim, 1, ++lease);
-		sqlite3_bind_int64(claim, 2, 1);
-		sqlite3_bind_int64(claim, 3, now);
-		sqlite3_bind_text(claim, 4, "noop", -1, SQLITE_STATIC);
-		sqlite3_bind_int64(claim, 5, b);
+		sqlite3_bind_text(claim, 1, "noop", -1, SQLITE_STATIC);
+		sqlite3_bind_int64(claim, 2, now);
+		sqlite3_bind_int64(claim, 3, b);
 		got = drain(claim, "claim", ids, (int)b);
 		if (got != b) {
 			fprintf(stderr, "w5_raw: claimed %d of %lld\n", got, b);
 			return 1;
+		}
+		++lease;
+		for (int k = 0; k < got; k++) {
+			sqlite3_bind_int64(lease_one, 1, lease);
+			sqlite3_bind_int64(lease_one, 2, 1);
+			sqlite3_bind_int64(lease_one, 3, now);
+			sqlite3_bind_int64(lease_one, 4, ids[k]);
+			if (sqlite3_step(lease_one) != SQLITE_DONE)
+				die("lease");
+			sqlite3_reset(lease_one);
+			sqlite3_bind_int64(has_steps, 1, ids[k]);
+			if (sqlite3_step(has_steps) != SQLITE_ROW)
+				die("has_steps");
+			sqlite3_reset(has_steps);
 		}
 		if (split) {
 			exec("COMMIT");
@@ -193,6 +210,7 @@ int main(int argc, char **argv)
 			sqlite3_bind_null(fin, 5);
 			sqlite3_bind_int64(fin, 6, ids[k]);
 			sqlite3_bind_int64(fin, 7, lease);
+			sqlite3_bind_text(fin, 8, span, -1, SQLITE_TRANSIENT);
 			if (sqlite3_step(fin) != SQLITE_DONE)
 				die("finish");
 			sqlite3_reset(fin);
@@ -200,12 +218,6 @@ int main(int argc, char **argv)
 				fprintf(stderr, "w5_raw: job %lld: finish changed nothing\n", ids[k]);
 				return 1;
 			}
-			sqlite3_bind_int64(spans, 1, ids[k]);
-			sqlite3_bind_int64(spans, 2, 1);
-			sqlite3_bind_text(spans, 3, span, -1, SQLITE_TRANSIENT);
-			if (sqlite3_step(spans) != SQLITE_DONE)
-				die("spans");
-			sqlite3_reset(spans);
 		}
 		exec("COMMIT");
 		commits++;
@@ -218,7 +230,8 @@ int main(int argc, char **argv)
 	sqlite3_finalize(enq);
 	sqlite3_finalize(claim);
 	sqlite3_finalize(fin);
-	sqlite3_finalize(spans);
+	sqlite3_finalize(lease_one);
+	sqlite3_finalize(has_steps);
 	sqlite3_close(db);
 	return 0;
 }
