@@ -20,23 +20,9 @@ import tempfile
 import threading
 import time
 
-AWAITD, AWAITCTL, SCRIPTS = (os.path.abspath(a) for a in sys.argv[1:4])
-MIGRATIONS = os.path.join(os.path.dirname(SCRIPTS), "migrations")
-# AWAITD_E2E_WRAP="valgrind -q --error-exitcode=99 ..." runs every daemon under it;
-# a memory error then shows as a non-zero exit status at SIGTERM.
-WRAP = os.environ.get("AWAITD_E2E_WRAP", "").split()
-SLOW = 20 if WRAP else 1  # deadlines stretch under valgrind
-passed = failed = 0
+from harness import AWAITD, AWAITCTL, MIGRATIONS, SCRIPTS, SLOW, WRAP, check, finish, poll, skip
 
 
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok   " + name)
-    else:
-        failed += 1
-        print("FAIL " + name + (": " + detail if detail else ""))
 
 
 class Daemon:
@@ -538,5 +524,4 @@ for t in [test_commands, test_concurrent_clients, test_reload, test_garbage,
     except Exception as e:  # a crash in a test is a failure, not an abort
         check(t.__name__ + " ran to the end", False, repr(e))
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+finish()

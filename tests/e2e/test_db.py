@@ -17,22 +17,10 @@ import sys
 import tempfile
 import time
 
-AWAITD, AWAITCTL, SCRIPTS = (os.path.abspath(a) for a in sys.argv[1:4])
-MIGRATIONS = os.path.join(os.path.dirname(SCRIPTS), "migrations")
+from harness import AWAITD, AWAITCTL, MIGRATIONS, SCRIPTS, SLOW, WRAP, check, finish, poll, skip
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-WRAP = os.environ.get("AWAITD_E2E_WRAP", "").split()
-SLOW = 20 if WRAP else 1
-passed = failed = 0
 
-
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok   " + name)
-    else:
-        failed += 1
-        print("FAIL " + name + (": " + str(detail) if detail else ""))
 
 
 STEPS = """
@@ -197,8 +185,7 @@ def main():
     finally:
         d.stop(signal.SIGKILL)
         shutil.rmtree(root, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    finish()
 
 
 main()

@@ -26,35 +26,11 @@ import tempfile
 import threading
 import time
 
-AWAITD, AWAITCTL, SCRIPTS = (os.path.abspath(a) for a in sys.argv[1:4])
-MIGRATIONS = os.path.join(os.path.dirname(SCRIPTS), "migrations")
-WRAP = os.environ.get("AWAITD_E2E_WRAP", "").split()
-SLOW = 20 if WRAP else 1  # deadlines stretch under valgrind
-passed = failed = 0
+from harness import AWAITD, AWAITCTL, MIGRATIONS, SCRIPTS, SLOW, WRAP, check, finish, poll, skip
 
 
-def check(name, cond, detail=""):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok   " + name, flush=True)
-    else:
-        failed += 1
-        print("FAIL " + name + (": " + str(detail)[-3000:] if detail else ""), flush=True)
 
 
-def skip(name, why):
-    print("skip %s (%s)" % (name, why), flush=True)
-
-
-def poll(cond, deadline, step=0.02):
-    """cond() until truthy or deadline seconds (times SLOW) pass; its last value."""
-    end = time.monotonic() + deadline * SLOW
-    while True:
-        v = cond()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(step)
 
 
 class Env:
@@ -934,5 +910,4 @@ for t in TESTS:
         check(t.__name__ + " ran to the end", False, traceback.format_exc())
     print("--- %s: %.1f s" % (t.__name__, time.monotonic() - t0), flush=True)
 
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+finish()
