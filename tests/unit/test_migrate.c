@@ -25,6 +25,7 @@
 #include <sqlite3.h>
 
 #include "migrate.h"
+#include "tmpdir.h"
 
 #ifndef AWAITD_SOURCE_DIR
 #error "AWAITD_SOURCE_DIR must name the source tree (it holds migrations/)"
@@ -39,27 +40,6 @@ struct fx {
 	sqlite3 *db;
 	char err[1024];
 };
-
-/* Remove path and everything under it. */
-static void rm_rf(const char *path)
-{
-	struct stat sb;
-	DIR *d;
-	struct dirent *e;
-	char sub[1024];
-
-	if (lstat(path, &sb) < 0)
-		return;
-	if (S_ISDIR(sb.st_mode) && (d = opendir(path))) {
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-				snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-				rm_rf(sub);
-			}
-		closedir(d);
-	}
-	remove(path);
-}
 
 static int setup(void **state)
 {

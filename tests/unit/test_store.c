@@ -34,6 +34,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "tmpdir.h"
 
 #ifndef AWAITD_SOURCE_DIR
 #error "AWAITD_SOURCE_DIR must name the source tree (it holds migrations/)"
@@ -63,26 +64,6 @@ static double mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void rm_rf(const char *path)
-{
-	struct stat sb;
-	DIR *d;
-	struct dirent *e;
-	char sub[1024];
-
-	if (lstat(path, &sb) < 0)
-		return;
-	if (S_ISDIR(sb.st_mode) && (d = opendir(path))) {
-		while ((e = readdir(d)))
-			if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-				snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-				rm_rf(sub);
-			}
-		closedir(d);
-	}
-	remove(path);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -1792,6 +1773,46 @@ static void test_next_due(void **state)
 	assert_int_equal(next_due(fx, "q"), T0 + 100);
 }
 
+/* Finish with a trace of one attempt. */
+static void finish_traced(struct fx *fx, int64_t id, int64_t lease, const char *state,
+                          int64_t run_at, const char *trace)
+{
+	struct store_req *r = req(STORE_FINISH);
+
+	r->id = id;
+	r->lease = lease;
+	r->name = xstrdup(state);
+	r->text = xstrdup("{}");
+	r->text2 = xstrdup(trace);
+	r->run_at = run_at;
+	r->now = T0;
+	call(fx, r);
+	assert_ok(r);
+	assert_int_equal(r->changed, 1);
+	store_req_free(r);
+}
+
+static void test_trace_per_attempt(void **state)
+{
+	struct fx *fx = *state;
+	int64_t id = enq(fx, "t", T0, 0, 2), lease;
+	struct store_req *r;
+
+	assert_int_equal(claim_one(fx, "t", T0, &lease), id);
+	finish_traced(fx, id, lease, "failed", T0 + 10, "[{\"attempt\":1}]");
+	assert_int_equal(claim_one(fx, "t", T0 + 10, &lease), id);
+	finish_traced(fx, id, lease, "succeeded", 0, "[{\"attempt\":2}]");
+	r = by_id(fx, STORE_SPANS, id, 0);
+	/* one JSON array per attempt, a line each, in order */
+	assert_string_equal(r->out_text, "[{\"attempt\":1}]\n[{\"attempt\":2}]");
+	assert_int_equal(r->njobs, 1);
+	store_req_free(r);
+	r = by_id(fx, STORE_SPANS, id + 1000, 0);
+	assert_null(r->out_text);
+	assert_int_equal(r->njobs, 0);
+	store_req_free(r);
+}
+
 static int64_t schedule(struct fx *fx, const char *name, const char *expr, int64_t next, int flag)
 {
 	struct store_req *r = req(STORE_SCHEDULE);
@@ -2161,6 +2182,7 @@ int main(void)
 	    T(test_claim_order),
 	    T(test_claim_at_most_n),
 	    T(test_finish_is_fenced),
+	    T(test_trace_per_attempt),
 	    T(test_finish_failed_runs_later),
 	    T(test_requeue),
 	    T(test_cancel),
