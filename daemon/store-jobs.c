@@ -47,6 +47,8 @@ static void read_job(sqlite3_stmt *s, struct store_job *j)
 	j->lease = col_i64(s, 14);
 	j->result = store_col_text(s, 15);
 	j->error = store_col_text(s, 16);
+	if (sqlite3_column_count(s) > 17) /* the claim's has_steps */
+		j->has_steps = sqlite3_column_int(s, 17);
 }
 
 /* Step s to the end, appending each row to r->jobs. Returns rows read or -1. */
@@ -144,11 +146,13 @@ static int op_enqueue(struct store *st, struct store_req *r)
  */
 static int op_claim(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st,
-	                             "SELECT " JOB_COLS " FROM jobs"
-	                             " WHERE (state = 'queued' OR state = 'failed') AND name = ? AND run_at <= ?"
-	                             " ORDER BY priority DESC, run_at, id LIMIT ?",
-	                             r);
+	/* has_steps: a job without a journal needs no replay check (jobrun.lua skips it) */
+	sqlite3_stmt *s = store_stmt(
+	    st,
+	    "SELECT " JOB_COLS ", EXISTS (SELECT 1 FROM steps WHERE job_id = jobs.id) FROM jobs"
+	    " WHERE (state = 'queued' OR state = 'failed') AND name = ? AND run_at <= ?"
+	    " ORDER BY priority DESC, run_at, id LIMIT ?",
+	    r);
 	int64_t lease = store_new_lease(st);
 
 	if (!s)
@@ -180,17 +184,6 @@ static int op_claim(struct store *st, struct store_req *r)
 		j->attempt++;
 		j->lease = lease;
 		j->started_at = r->now;
-	}
-	/* a job without a journal needs no replay check (jobrun.lua skips it) */
-	s = store_stmt(st, "SELECT EXISTS (SELECT 1 FROM steps WHERE job_id = ?)", r);
-	if (!s)
-		return -1;
-	for (size_t i = 0; i < r->njobs; i++) {
-		int rc;
-		sqlite3_bind_int64(s, 1, r->jobs[i].id);
-		rc = sqlite3_step(s);
-		r->jobs[i].has_steps = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 1;
-		sqlite3_reset(s);
 	}
 	r->changed = (int)r->njobs;
 	return 0;

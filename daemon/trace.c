@@ -94,7 +94,8 @@ char *trace_json(const struct trace *tr, double offset_ms, int64_t attempt, doub
 		if (!sp->parent)
 			json_object_set_new(o, "parent", json_null());
 	}
-	text = json_dumps(arr, JSON_COMPACT);
+	/* microseconds are enough: shorter text in every job row */
+	text = json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(9));
 	json_decref(arr);
 	return text;
 }
