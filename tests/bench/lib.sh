@@ -1,6 +1,29 @@
 # lib.sh: shell helpers shared by the benchmark scripts (sourced). The
 # sourcing script sets BENCH (the "bench" field of its JSON lines) first.
 
+# bench_init NAME (after HERE is set): the paths every benchmark uses (ROOT,
+# PEERS, BUILD, AWAITD, AWAITCTL), a temp dir TMP removed at exit (kept with
+# BENCH_KEEP=1) and PIDS, the processes stopped at exit. A script that must
+# undo more defines bench_cleanup_extra, which runs first.
+bench_init() {
+	ROOT=$(cd "$HERE/../.." && pwd)
+	PEERS=${PEERS:-$ROOT/../shared/peers}
+	PEERS=$(cd "$PEERS" 2>/dev/null && pwd || printf '%s' "$PEERS")
+	BUILD=${BUILD:-$ROOT/build-bench}
+	AWAITD=$BUILD/awaitd
+	AWAITCTL=$BUILD/awaitctl
+	BENCH_NAME=$1
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/awaitd-$1.XXXXXX") || exit 1
+	PIDS=
+	trap bench_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+	if command -v bench_cleanup_extra >/dev/null 2>&1; then bench_cleanup_extra; fi
+	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "$BENCH_NAME: kept $TMP" >&2; else rm -rf "$TMP"; fi
+}
+
 have() { command -v "$1" >/dev/null 2>&1; }
 jstr() { printf '%s' "$1" | tr -d '\000-\037' | sed 's/\\/\\\\/g; s/"/\\"/g' | cut -c1-300; }
 skip() { printf '{"bench":"%s","impl":"%s","skipped":"%s"}\n' "$BENCH" "$1" "$(jstr "$2")"; }

@@ -42,29 +42,14 @@
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-PEERS=${PEERS:-$ROOT/../shared/peers}
-PEERS=$(cd "$PEERS" 2>/dev/null && pwd || printf '%s' "$PEERS")
-BUILD=${BUILD:-$ROOT/build-bench}
-AWAITD=$BUILD/awaitd
-AWAITCTL=$BUILD/awaitctl
+BENCH=w5
+. "$HERE/lib.sh"
+bench_init w5
 N=${W5_N:-100000}
 C=${W5_C:-100}
 RPORT=${W5_REDIS_PORT:-6399}
 NODE_DIR=${W5_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/awaitd-w5-node}
 LIMIT=${BENCH_TIMEOUT:-600}
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/awaitd-w5.XXXXXX") || exit 1
-PIDS=
-cleanup() {
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "w5: kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-BENCH=w5
-. "$HERE/lib.sh"
 
 # ---- set-up ---------------------------------------------------------------
 

@@ -41,26 +41,13 @@
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-PEERS=${PEERS:-$ROOT/../shared/peers}
-PEERS=$(cd "$PEERS" 2>/dev/null && pwd || printf '%s' "$PEERS")
-BUILD=${BUILD:-$ROOT/build-bench}
-AWAITD=$BUILD/awaitd
-AWAITCTL=$BUILD/awaitctl
+BENCH=w6
+. "$HERE/lib.sh"
+bench_init w6
 N=${W6_N:-20000}
 C=${W6_C:-100}
 PRICE=7
 LIMIT=${BENCH_TIMEOUT:-600}
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/awaitd-w6.XXXXXX") || exit 1
-cleanup() {
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "w6: kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-BENCH=w6
-. "$HERE/lib.sh"
 
 if [ $((N % C)) != 0 ]; then
 	echo "w6: W6_N ($N) must be a multiple of W6_C ($C) (Tarantool's workers take N/C each)" >&2

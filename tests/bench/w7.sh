@@ -24,35 +24,16 @@
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BUILD=${BUILD:-$ROOT/build-bench}
-AWAITD=$BUILD/awaitd
+BENCH=ping
+. "$HERE/lib.sh"
+bench_init w7
 CLIENTS=${W7_CLIENTS:-16}
 SECONDS_=${W7_SECONDS:-5}
 REQUESTS=${W7_REQUESTS:-200000}
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/awaitd-w7.XXXXXX") || exit 1
-PIDS=
-cleanup() {
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "w7: kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-BENCH=ping
-. "$HERE/lib.sh"
-
-# stop PID: SIGTERM, wait up to 10 s, then SIGKILL
+# stop PID: stop_pid, and forget it
 stop() {
-	kill -TERM "$1" 2>/dev/null
-	s_n=200
-	while kill -0 "$1" 2>/dev/null && [ "$s_n" -gt 0 ]; do
-		sleep 0.05
-		s_n=$((s_n - 1))
-	done
-	kill -0 "$1" 2>/dev/null && kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
+	stop_pid "$1"
 	PIDS=$(printf '%s\n' $PIDS | grep -vx "$1" | tr '\n' ' ')
 }
 

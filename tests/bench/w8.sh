@@ -32,27 +32,15 @@
 set -u
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-PEERS=${PEERS:-$ROOT/../shared/peers}
-PEERS=$(cd "$PEERS" 2>/dev/null && pwd || printf '%s' "$PEERS")
-BUILD=${BUILD:-$ROOT/build-bench}
-AWAITD=$BUILD/awaitd
+BENCH=http
+. "$HERE/lib.sh"
+bench_init w8
+bench_cleanup_extra() { if [ "$NGINX_UP" = 1 ]; then stop_nginx; fi; }
 N=${W8_N:-10000}
 C=${W8_C:-50}
 NODE_DIR=${W8_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/awaitd-w8-node}
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/awaitd-w8.XXXXXX") || exit 1
 NGINX_UP=0
-cleanup() {
-	if [ "$NGINX_UP" = 1 ]; then stop_nginx; fi
-	if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "w8: kept $TMP" >&2; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-BENCH=http
-. "$HERE/lib.sh"
-
 # ---- set-up ---------------------------------------------------------------
 
 have nginx || apt_install nginx || true
