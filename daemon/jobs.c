@@ -525,16 +525,14 @@ static void finish_answered(struct store_req *r)
 		j->requeued++;
 	}
 	sl = slot_get(j, run->name);
-	if (sl) {
-		sl->running--;
-		if (r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0)
-			sl->idle = 0; /* its claim finds the retry's time and arms the timer */
+	if (sl && r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0) {
+		sl->idle = 0; /* its claim finds the retry's time and arms the timer */
+		dispatch_soon(j);
 	}
 	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && final_state(r->name))
 		wake_waiters(j, run->id);
 	store_req_free(r);
 	run_free(run);
-	dispatch_soon(j); /* a slot is free */
 }
 
 /* Lua: finish(token, value, err), exactly once per attempt (jobrun.lua). */
@@ -543,6 +541,7 @@ static int run_finish(lua_State *L)
 	struct run *run = lua_touserdata(L, 1);
 	struct jobs *j = run->j;
 	struct store_req *r;
+	struct slot *sl;
 	char msg[256];
 	const char *state;
 	char *text = NULL;
@@ -611,6 +610,16 @@ static int run_finish(lua_State *L)
 	}
 	run->root = NULL;
 	store_submit(j->st, r);
+	/*
+	 * The attempt has ended: its slot is free now, not when the outcome is
+	 * durable, so the next claim travels with this FINISH (the store runs
+	 * them in order) instead of waiting a commit for it. The run stays in
+	 * `runs` until the outcome is durable (jobs_running, the drain).
+	 */
+	sl = slot_get(j, run->name);
+	if (sl)
+		sl->running--;
+	dispatch_soon(j);
 	return 0;
 }
 

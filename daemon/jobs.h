@@ -7,7 +7,8 @@
  *
  * Everything here runs on the loop; the store answers through callbacks.
  * A run is in `runs` from its claim's answer until its FINISH (or REQUEUE)
- * is durable, so `jobs_running() == 0` means nothing is left to record.
+ * is durable, so `jobs_running() == 0` means nothing is left to record;
+ * its concurrency slot is free as soon as the attempt has ended.
  */
 #ifndef AWAITD_JOBS_H
 #define AWAITD_JOBS_H
