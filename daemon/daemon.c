@@ -306,6 +306,8 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 	d->st = store_open(d->base, &stc, &d->orphans, err, errlen);
 	if (!d->st)
 		return -1;
+	d->s->between = store_poll;
+	d->s->between_arg = d->st;
 	if (d->orphans)
 		log_warn("%lld jobs were left running by an earlier start (a crash?): requeued",
 		         (long long)d->orphans);

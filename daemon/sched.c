@@ -263,6 +263,8 @@ static void ready_cb(evutil_socket_t fd, short what, void *arg)
 		task_resume(t);
 		if (was_last)
 			break;
+		if (s->between)
+			s->between(s->between_arg);
 	}
 	if (s->rq_head) {
 		static const struct timeval zero = {0, 0};

@@ -81,6 +81,9 @@ struct sched {
 	int pool_ref;    /* registry ref: array of idle threads */
 	int npool;       /* threads in the pool */
 	struct trace *spawn_trace; /* given to the next parentless task spawned (jobs.c) */
+	void (*between)(void *arg); /* called between two resumes of a turn (the store's
+	                             * answers, so a db:tx owner need not wait a turn) */
+	void *between_arg;
 };
 
 /* An event_base with the precise monotonic timer the scheduler needs. */

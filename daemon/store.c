@@ -71,6 +71,7 @@ struct store {
 
 	/* loop thread only */
 	int efd; /* eventfd: answers are waiting */
+	int has_answers; /* atomic: set with `answered`, cleared when taken (store_poll) */
 	struct event *ev;
 	size_t pending;
 
@@ -528,6 +529,7 @@ static void answer(struct store *st, struct store_req *r)
 		st->answered = r;
 	st->answered_tail = r;
 	st->stats.requests++;
+	__atomic_store_n(&st->has_answers, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&st->mu);
 }
 
@@ -550,6 +552,7 @@ static void answer_list(struct store *st, struct store_req *head)
 		st->stats.requests++;
 		head = head->next;
 	}
+	__atomic_store_n(&st->has_answers, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&st->mu);
 	if (wake && write(st->efd, &one, sizeof one) < 0) {
 		/* the counter is saturated: the loop is woken already */
@@ -826,12 +829,13 @@ static void on_answers(evutil_socket_t fd, short what, void *arg)
 	uint64_t n;
 
 	(void)what;
-	if (read(fd, &n, sizeof n) < 0) {
+	if (fd >= 0 && read(fd, &n, sizeof n) < 0) {
 		/* EAGAIN: a spurious wake */
 	}
 	pthread_mutex_lock(&st->mu);
 	r = st->answered;
 	st->answered = st->answered_tail = NULL;
+	__atomic_store_n(&st->has_answers, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&st->mu);
 	for (; r; r = next) {
 		next = r->next;
@@ -842,6 +846,14 @@ static void on_answers(evutil_socket_t fd, short what, void *arg)
 		else
 			store_req_free(r);
 	}
+}
+
+void store_poll(void *arg)
+{
+	struct store *st = arg;
+
+	if (__atomic_load_n(&st->has_answers, __ATOMIC_ACQUIRE))
+		on_answers(-1, 0, st);
 }
 
 void store_submit(struct store *st, struct store_req *r)

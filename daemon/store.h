@@ -179,6 +179,13 @@ void store_job_fini(struct store_job *j);
  */
 void store_submit(struct store *st, struct store_req *r);
 
+/*
+ * Run the answers that are waiting now, if any (cheap when none): for the
+ * scheduler between two resumes (sched.between), so a task that holds the
+ * writer gets its answer within a turn. The eventfd wakes the loop anyway.
+ */
+void store_poll(void *arg);
+
 /* Requests submitted and not yet answered. */
 size_t store_pending(const struct store *st);
 
