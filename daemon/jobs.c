@@ -54,6 +54,7 @@ struct slot {
 	int claiming; /* a CLAIM is in flight */
 	int idle;     /* its last claim found nothing ready: not asked again until
 	               * something may be (an enqueue of it, a retry, a timer) */
+	uint64_t wakes; /* +1 at each wake: a claim sent before one cannot idle it */
 };
 
 struct run {
@@ -318,8 +319,10 @@ static void dispatch_soon(struct jobs *j)
 /* Any name may have ready jobs again. */
 static void wake_all(struct jobs *j)
 {
-	for (size_t i = 0; i < j->nslots; i++)
+	for (size_t i = 0; i < j->nslots; i++) {
 		j->slots[i].idle = 0;
+		j->slots[i].wakes++;
+	}
 }
 
 /* Jobs of name may be ready. */
@@ -327,8 +330,10 @@ static void wake_name(struct jobs *j, const char *name)
 {
 	struct slot *sl = slot_get(j, name);
 
-	if (sl)
+	if (sl) {
 		sl->idle = 0;
+		sl->wakes++;
+	}
 	dispatch_soon(j);
 }
 
@@ -383,8 +388,8 @@ static void claim_answered(struct store_req *r)
 	if (full) {
 		dispatch_soon(j);
 	} else if (r->rc == 0 && !j->closing) {
-		if (sl)
-			sl->idle = 1;
+		if (sl && sl->wakes == (uint64_t)r->seq)
+			sl->idle = 1; /* nothing was woken since it was sent */
 		struct store_req *due = store_req_new(STORE_NEXT_DUE);
 		if (due && !(due->name = strdup(r->name))) {
 			store_req_free(due);
@@ -421,6 +426,7 @@ static void dispatch(struct jobs *j)
 			continue;
 		}
 		r->n = s->concurrency - sl->running;
+		r->seq = (int64_t)sl->wakes; /* a CLAIM does not read seq: it carries this back */
 		r->now = store_now();
 		r->done = claim_answered;
 		r->arg = j;
@@ -525,10 +531,8 @@ static void finish_answered(struct store_req *r)
 		j->requeued++;
 	}
 	sl = slot_get(j, run->name);
-	if (sl && r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0) {
-		sl->idle = 0; /* its claim finds the retry's time and arms the timer */
-		dispatch_soon(j);
-	}
+	if (sl && r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0)
+		wake_name(j, run->name); /* its claim finds the retry's time and arms the timer */
 	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && final_state(r->name))
 		wake_waiters(j, run->id);
 	store_req_free(r);
