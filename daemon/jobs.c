@@ -104,6 +104,7 @@ struct jobs {
 	struct schedule *schedules;
 	struct event *kick_ev; /* zero-timeout: coalesces dispatches */
 	struct event *poll_ev;
+	double poll_at; /* ms, monotonic: when poll_ev fires next */
 	struct event *prune_ev;
 	int kicked;
 	int started;
@@ -339,6 +340,16 @@ static void wake_name(struct jobs *j, const char *name)
 
 void jobs_kick(struct jobs *j)
 {
+	struct waiter *w = j->waiters;
+
+	/* a cancel made in the store (not here) may have finished a job someone waits for */
+	j->waiters = NULL;
+	while (w) {
+		struct waiter *next = w->next;
+		w->next = NULL;
+		store_submit(j->st, w->r);
+		w = next;
+	}
 	wake_all(j);
 	dispatch_soon(j);
 }
@@ -353,16 +364,24 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 	dispatch(j);
 }
 
+/* Arm poll_ev (the safety poll, and the due timer of every name) to fire in ms. */
+static void poll_arm(struct jobs *j, double ms)
+{
+	struct timeval tv = tv_ms(ms);
+
+	j->poll_at = sched_now() + ms;
+	event_add(j->poll_ev, &tv);
+}
+
 static void due_answered(struct store_req *r)
 {
 	struct jobs *j = r->arg;
-	struct timeval tv;
+	double ms = (double)(r->out_id - store_now()) + 1;
 
-	if (!j->closing && r->rc == 0 && r->out_id > 0) {
-		tv = tv_ms((double)(r->out_id - store_now()) + 1);
-		if ((double)(r->out_id - store_now()) < POLL_MS)
-			event_add(j->poll_ev, &tv);
-	}
+	/* one timer for every name: it may move earlier, never later */
+	if (!j->closing && !j->draining && r->rc == 0 && r->out_id > 0 && ms < POLL_MS &&
+	    sched_now() + ms < j->poll_at)
+		poll_arm(j, ms);
 	store_req_free(r);
 }
 
@@ -438,14 +457,13 @@ static void dispatch(struct jobs *j)
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct jobs *j = arg;
-	struct timeval tv = tv_ms(POLL_MS);
 
 	(void)fd;
 	(void)what;
 	wake_all(j); /* delayed jobs and retries come due without an event */
 	dispatch(j);
 	if (!j->draining && !j->closing)
-		event_add(j->poll_ev, &tv);
+		poll_arm(j, POLL_MS);
 }
 
 /* ---- finishing an attempt ------------------------------------------------------------------ */
@@ -560,10 +578,11 @@ static int run_finish(lua_State *L)
 			text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 			json_decref(v);
 		} else {
+			json_t *e = json_pack("{ss ss+}", "code", "invalid", "message",
+			                      "the job's result is not JSON: ", msg);
 			state = run->attempt < run->max_attempts ? "failed" : "dead";
-			text = json_dumps(json_pack("{ss ss+}", "code", "invalid", "message",
-			                            "the job's result is not JSON: ", msg),
-			                  JSON_COMPACT);
+			text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+			json_decref(e);
 		}
 	} else {
 		const char *code;
@@ -812,22 +831,33 @@ static void schedule_arm(struct schedule *sc)
 	evtimer_add(sc->timer, &tv);
 }
 
+/* The schedule of name now (a reload may have replaced the one a request was for). */
+static struct schedule *schedule_find(struct jobs *j, const char *name)
+{
+	for (struct schedule *sc = j->schedules; sc; sc = sc->next_s)
+		if (strcmp(sc->name, name) == 0)
+			return sc;
+	return NULL;
+}
+
 static void fire_answered(struct store_req *r)
 {
-	struct schedule *sc = r->arg;
+	struct jobs *j = r->arg;
+	struct schedule *sc = j->closing ? NULL : schedule_find(j, r->name);
 
 	if (r->rc)
-		log_error("schedule %s: %s", sc->name, r->err.msg);
+		log_error("schedule %s: %s", r->name, r->err.msg);
 	else if (r->created)
-		log_info("schedule %s: job %lld queued", sc->name, (long long)r->out_id);
-	if (!sc->j->closing) {
+		log_info("schedule %s: job %lld queued", r->name, (long long)r->out_id);
+	if (sc) {
 		if (r->rc == 0)
 			sc->next = r->n;
 		else
 			sc->next = store_now() + RETRY_STORE_MS;
 		schedule_arm(sc);
-		wake_name(sc->j, sc->name);
 	}
+	if (!j->closing)
+		wake_name(j, r->name);
 	store_req_free(r);
 }
 
@@ -860,17 +890,18 @@ static void schedule_fire(evutil_socket_t fd, short what, void *arg)
 	r->max_attempts = 1 + s->retries;
 	r->backoff_ms = (int64_t)s->backoff_ms;
 	r->done = fire_answered;
-	r->arg = sc;
+	r->arg = sc->j;
 	store_submit(sc->j->st, r);
 }
 
 static void schedule_answered(struct store_req *r)
 {
-	struct schedule *sc = r->arg;
+	struct jobs *j = r->arg;
+	struct schedule *sc = j->closing ? NULL : schedule_find(j, r->name);
 
 	if (r->rc) {
-		log_error("schedule %s: %s", sc->name, r->err.msg);
-	} else if (!sc->j->closing) {
+		log_error("schedule %s: %s", r->name, r->err.msg);
+	} else if (sc) {
 		sc->next = r->out_id;
 		schedule_arm(sc);
 	}
@@ -931,7 +962,7 @@ static void schedules_load(struct jobs *j)
 		r->run_at = next;
 		r->flag = 1;
 		r->done = schedule_answered;
-		r->arg = sc;
+		r->arg = j;
 		store_submit(j->st, r);
 	}
 }
@@ -1063,11 +1094,9 @@ struct jobs *jobs_new(struct daemon *d, struct store *st, char *err, size_t errl
 
 void jobs_start(struct jobs *j)
 {
-	struct timeval tv = tv_ms(POLL_MS);
-
 	j->started = 1;
 	schedules_load(j);
-	event_add(j->poll_ev, &tv);
+	poll_arm(j, POLL_MS);
 	prune_cb(-1, 0, j);
 	jobs_kick(j);
 }

@@ -25,7 +25,7 @@
 #include <sqlite3.h>
 
 #include "migrate.h"
-#include "tmpdir.h"
+#include "testutil.h"
 
 #ifndef AWAITD_SOURCE_DIR
 #error "AWAITD_SOURCE_DIR must name the source tree (it holds migrations/)"

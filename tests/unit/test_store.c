@@ -34,7 +34,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
-#include "tmpdir.h"
+#include "testutil.h"
 
 #ifndef AWAITD_SOURCE_DIR
 #error "AWAITD_SOURCE_DIR must name the source tree (it holds migrations/)"
@@ -57,21 +57,6 @@ struct fx {
 };
 
 /* ---- plumbing ------------------------------------------------------------------------ */
-
-static double mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void on_tick(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	(void)arg;
-}
 
 static void fx_open(struct fx *fx)
 {
