@@ -19,7 +19,7 @@
 #include "store.h"
 #include "task.h"
 
-#define DB_MT "awaitd.db"
+#define DB_MT      "awaitd.db"
 #define DB_PARK_MT "awaitd.db.park"
 
 static const char store_key = 's'; /* registry: light userdata, the store */
@@ -188,13 +188,15 @@ static int join_tx(const struct task *t, struct store_req *r)
 	case STORE_TX_BEGIN:
 		return store_fail(r, "invalid", "db:tx inside db:tx: transactions do not nest");
 	case STORE_SQL:
-		return store_fail(r, "invalid",
-		                  "ctx.db used inside db:tx: use the transaction's handle (fn's "
-		                  "argument); the transaction holds the writer this would wait for");
+		return store_fail(
+		    r, "invalid",
+		    "ctx.db used inside db:tx: use the transaction's handle (fn's "
+		    "argument); the transaction holds the writer this would wait for");
 	default:
-		return store_fail(r, "invalid",
-		                  "this cannot be done inside db:tx (it would wait for the writer the "
-		                  "transaction holds): do it before or after the transaction");
+		return store_fail(
+		    r, "invalid",
+		    "this cannot be done inside db:tx (it would wait for the writer the "
+		    "transaction holds): do it before or after the transaction");
 	}
 }
 
@@ -284,7 +286,9 @@ static int read_params(lua_State *L, int first, struct store_req *r)
 		size_t len;
 
 		switch (lua_type(L, idx)) {
-		case LUA_TNIL: v->type = STORE_NULL; break;
+		case LUA_TNIL:
+			v->type = STORE_NULL;
+			break;
 		case LUA_TBOOLEAN:
 			v->type = STORE_INT;
 			v->i = lua_toboolean(L, idx);
@@ -309,9 +313,10 @@ static int read_params(lua_State *L, int first, struct store_req *r)
 			break;
 		default:
 			lua_pushnil(L);
-			errval_push(L, "invalid",
-			            "parameter %d is a %s: only nil, boolean, number and string bind", i + 1,
-			            luaL_typename(L, idx));
+			errval_push(
+			    L, "invalid",
+			    "parameter %d is a %s: only nil, boolean, number and string bind",
+			    i + 1, luaL_typename(L, idx));
 			return -1;
 		}
 	}
@@ -321,11 +326,19 @@ static int read_params(lua_State *L, int first, struct store_req *r)
 static void push_val(lua_State *L, const struct store_val *v)
 {
 	switch (v->type) {
-	case STORE_INT: lua_pushinteger(L, v->i); break;
-	case STORE_REAL: lua_pushnumber(L, v->d); break;
+	case STORE_INT:
+		lua_pushinteger(L, v->i);
+		break;
+	case STORE_REAL:
+		lua_pushnumber(L, v->d);
+		break;
 	case STORE_TEXT:
-	case STORE_BLOB: lua_pushlstring(L, v->p, v->n); break;
-	default: lua_pushnil(L); break;
+	case STORE_BLOB:
+		lua_pushlstring(L, v->p, v->n);
+		break;
+	default:
+		lua_pushnil(L);
+		break;
 	}
 }
 
@@ -645,9 +658,8 @@ int db_open_internal(lua_State *L)
 	};
 	static const luaL_Reg prims[] = {
 	    {"handle", prim_handle},     {"begin", prim_begin},       {"open", prim_open},
-	    {"commit", prim_commit},
-	    {"rollback", prim_rollback}, {"step_get", prim_step_get}, {"step_put", prim_step_put},
-	    {"new_tx", prim_new_tx},     {NULL, NULL},
+	    {"commit", prim_commit},     {"rollback", prim_rollback}, {"step_get", prim_step_get},
+	    {"step_put", prim_step_put}, {"new_tx", prim_new_tx},     {NULL, NULL},
 	};
 
 	luaL_newlib(L, prims);

@@ -222,8 +222,9 @@ static int jobs_l_wait(lua_State *L)
 		return no_engine(L);
 	if (db_open_tx(L)) {
 		lua_pushnil(L);
-		errval_push(L, "invalid", "jobs.wait inside db:tx would hold the writer while it "
-		                          "waits: wait after the transaction");
+		errval_push(L, "invalid",
+		            "jobs.wait inside db:tx would hold the writer while it "
+		            "waits: wait after the transaction");
 		return 2;
 	}
 	r = store_req_new(STORE_GET);

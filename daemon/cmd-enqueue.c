@@ -49,14 +49,14 @@ static int enqueue_args(struct cmd_ctx *ctx, struct store_req *r)
 		return -1;
 	}
 	r->name = strdup(name);
-	r->text = args && !json_is_null(args) ? json_dumps(args, JSON_ENCODE_ANY | JSON_COMPACT)
-	                                      : NULL;
+	r->text =
+	    args && !json_is_null(args) ? json_dumps(args, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
 	r->key = key ? strdup(json_string_value(key)) : NULL;
 	if (!r->name || (args && !json_is_null(args) && !r->text) || (key && !r->key)) {
 		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
 		return -1;
 	}
-	r->run_at = at ? json_integer_value(at)
+	r->run_at = at      ? json_integer_value(at)
 	            : delay ? store_now() + (int64_t)json_number_value(delay)
 	                    : 0;
 	r->priority = prio ? json_integer_value(prio) : 0;

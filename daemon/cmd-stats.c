@@ -1,4 +1,5 @@
-/* cmd-stats.c: `stats`: scheduler, memory, request and job and store counters, job latency percentiles. */
+/* cmd-stats.c: `stats`: scheduler, memory, request and job and store counters, job latency
+ * percentiles. */
 #include "cmd.h"
 #include "daemon.h"
 #include "sched.h"

@@ -44,10 +44,10 @@ struct cmd_later {
 	json_int_t id;
 	int has_id;
 	void (*answer)(struct cmd_later *l, struct store_req *r); /* cmd_store's continuation */
-	struct event *timer;   /* cmd_wait_job's timeout */
-	struct store_req *r;   /* cmd_wait_job's waiting request */
+	struct event *timer;                                      /* cmd_wait_job's timeout */
+	struct store_req *r; /* cmd_wait_job's waiting request */
 	int timed_out;
-	int want_result;       /* cmd_wait_job: reply with the result (run), not the job (wait) */
+	int want_result; /* cmd_wait_job: reply with the result (run), not the job (wait) */
 };
 
 /* Hold ctx's connection for a later reply. NULL (and an error reply) when out of memory. */

@@ -41,19 +41,19 @@
 #include "task.h"
 #include "trace.h"
 
-#define POLL_MS 1000       /* safety poll for ready jobs */
+#define POLL_MS        1000 /* safety poll for ready jobs */
 #define RETRY_STORE_MS 1000 /* a FINISH the store could not record is tried again */
 #define PRUNE_EVERY_MS 3600000.0
-#define NLAT 4096 /* latencies kept for percentiles */
+#define NLAT           4096 /* latencies kept for percentiles */
 
 enum cancel_why { CANCEL_NONE, CANCEL_REQUEST, CANCEL_SHUTDOWN };
 
 struct slot {
 	char *name;
-	int running;  /* attempts of this name in runs */
-	int claiming; /* a CLAIM is in flight */
-	int idle;     /* its last claim found nothing ready: not asked again until
-	               * something may be (an enqueue of it, a retry, a timer) */
+	int running;    /* attempts of this name in runs */
+	int claiming;   /* a CLAIM is in flight */
+	int idle;       /* its last claim found nothing ready: not asked again until
+	                 * something may be (an enqueue of it, a retry, a timer) */
 	uint64_t wakes; /* +1 at each wake: a claim sent before one cannot idle it */
 };
 
@@ -65,10 +65,10 @@ struct run {
 	int root_ref;      /* registry ref keeping root's handle while it runs */
 	struct trace *trace;
 	enum cancel_why cancel;
-	double started;     /* ms, monotonic */
-	int64_t started_at; /* ms, wall */
-	int64_t run_at;     /* ms, wall: when it became ready */
-	double t0_offset;   /* ms between the job's first start and this attempt's */
+	double started;            /* ms, monotonic */
+	int64_t started_at;        /* ms, wall */
+	int64_t run_at;            /* ms, wall: when it became ready */
+	double t0_offset;          /* ms between the job's first start and this attempt's */
 	struct store_req *pending; /* FINISH/REQUEUE waiting to be retried */
 	struct event *retry;
 	struct run *prev, *next;
@@ -572,7 +572,8 @@ static int run_finish(lua_State *L)
 	if (!r)
 		return luaL_error(L, "out of memory");
 	if (lua_isnoneornil(L, 3)) {
-		json_t *v = lua_isnoneornil(L, 2) ? json_null() : json_from_lua(L, 2, msg, sizeof msg);
+		json_t *v =
+		    lua_isnoneornil(L, 2) ? json_null() : json_from_lua(L, 2, msg, sizeof msg);
 		if (v) {
 			state = "succeeded";
 			text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -602,9 +603,9 @@ static int run_finish(lua_State *L)
 		text = e ? json_dumps(e, JSON_COMPACT) : NULL;
 		json_decref(e);
 		if (strcmp(state, "cancelled") != 0 && run->cancel != CANCEL_SHUTDOWN)
-			log_warn("job %lld %s attempt %lld/%lld failed (%s): %s", (long long)run->id,
-			         run->name, (long long)run->attempt, (long long)run->max_attempts,
-			         state, errval_tostring(L, 3));
+			log_warn("job %lld %s attempt %lld/%lld failed (%s): %s",
+			         (long long)run->id, run->name, (long long)run->attempt,
+			         (long long)run->max_attempts, state, errval_tostring(L, 3));
 	}
 	r->id = run->id;
 	r->lease = run->lease;
@@ -1044,7 +1045,8 @@ static int trace_close_l(lua_State *L)
 /* Protected: load jobrun.lua with its primitives; leaves the runner on the stack. */
 static int load_runner(lua_State *L)
 {
-	static const luaL_Reg tr[] = {{"open", trace_open_l}, {"close", trace_close_l}, {NULL, NULL}};
+	static const luaL_Reg tr[] = {
+	    {"open", trace_open_l}, {"close", trace_close_l}, {NULL, NULL}};
 
 	if (luaL_loadbufferx(L, (const char *)jobrun_lua, jobrun_lua_len, "=jobrun.lua", "t") !=
 	    LUA_OK)
@@ -1152,9 +1154,8 @@ json_t *jobs_stats_json(struct jobs *j)
 	return json_pack("{sI sI sI sI sI sI sI so so}", "running", (json_int_t)j->nruns,
 	                 "completed", (json_int_t)j->completed, "failed", (json_int_t)j->failed,
 	                 "retried", (json_int_t)j->retried, "dead", (json_int_t)j->dead,
-	                 "cancelled", (json_int_t)j->cancelled, "requeued",
-	                 (json_int_t)j->requeued, "latency_ms", percentiles(j->lat, n), "wait_ms",
-	                 percentiles(j->wait, n));
+	                 "cancelled", (json_int_t)j->cancelled, "requeued", (json_int_t)j->requeued,
+	                 "latency_ms", percentiles(j->lat, n), "wait_ms", percentiles(j->wait, n));
 }
 
 void jobs_fail_waiters(struct jobs *j)

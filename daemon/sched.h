@@ -76,11 +76,11 @@ struct sched {
 	volatile sig_atomic_t tick_on;
 	volatile sig_atomic_t idle_ticks;
 	int64_t next_id;
-	int body_ref;    /* registry ref: the C body every task runs */
-	int task_mt_ref; /* registry ref: the task metatable */
-	int pool_ref;    /* registry ref: array of idle threads */
-	int npool;       /* threads in the pool */
-	struct trace *spawn_trace; /* given to the next parentless task spawned (jobs.c) */
+	int body_ref;               /* registry ref: the C body every task runs */
+	int task_mt_ref;            /* registry ref: the task metatable */
+	int pool_ref;               /* registry ref: array of idle threads */
+	int npool;                  /* threads in the pool */
+	struct trace *spawn_trace;  /* given to the next parentless task spawned (jobs.c) */
 	void (*between)(void *arg); /* called between two resumes of a turn (the store's
 	                             * answers, so a db:tx owner need not wait a turn) */
 	void *between_arg;

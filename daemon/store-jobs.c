@@ -192,14 +192,14 @@ static int op_claim(struct store *st, struct store_req *r)
 static int op_finish(struct store *st, struct store_req *r)
 {
 	int ok = strcmp(r->name, "succeeded") == 0, terminal = strcmp(r->name, "failed") != 0;
-	sqlite3_stmt *s = store_stmt(
-	    st,
-	    "UPDATE jobs SET state = ?1, result = ?2, error = ?3, finished_at = ?4,"
-	    " run_at = coalesce(?5, run_at), lease = NULL,"
-	    " trace = CASE WHEN ?8 IS NULL THEN trace WHEN trace IS NULL THEN ?8"
-	    "  ELSE trace || char(10) || ?8 END"
-	    " WHERE id = ?6 AND state = 'running' AND lease = ?7",
-	    r);
+	sqlite3_stmt *s =
+	    store_stmt(st,
+	               "UPDATE jobs SET state = ?1, result = ?2, error = ?3, finished_at = ?4,"
+	               " run_at = coalesce(?5, run_at), lease = NULL,"
+	               " trace = CASE WHEN ?8 IS NULL THEN trace WHEN trace IS NULL THEN ?8"
+	               "  ELSE trace || char(10) || ?8 END"
+	               " WHERE id = ?6 AND state = 'running' AND lease = ?7",
+	               r);
 
 	if (!s)
 		return -1;
@@ -259,9 +259,8 @@ static int op_get(struct store *st, struct store_req *r)
 		return -1;
 	if (!r->njobs || !r->flag)
 		return 0;
-	s = store_stmt(st,
-	               "SELECT seq, name, kind, result, at FROM steps WHERE job_id = ? ORDER BY seq",
-	               r);
+	s = store_stmt(
+	    st, "SELECT seq, name, kind, result, at FROM steps WHERE job_id = ? ORDER BY seq", r);
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, r->id);
@@ -270,10 +269,11 @@ static int op_get(struct store *st, struct store_req *r)
 
 static int op_list(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st,
-	                             "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1)"
-	                             " AND (?2 IS NULL OR name = ?2) ORDER BY id DESC LIMIT ?3",
-	                             r);
+	sqlite3_stmt *s =
+	    store_stmt(st,
+	               "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1)"
+	               " AND (?2 IS NULL OR name = ?2) ORDER BY id DESC LIMIT ?3",
+	               r);
 
 	if (!s)
 		return -1;
@@ -331,8 +331,9 @@ static int op_next_due(struct store *st, struct store_req *r)
 	if (rc == SQLITE_ROW)
 		r->out_id = col_i64(s, 0);
 	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0
-	                                             : store_fail_db(st, r, "finding the next due job");
+	return rc == SQLITE_ROW || rc == SQLITE_DONE
+	           ? 0
+	           : store_fail_db(st, r, "finding the next due job");
 }
 
 static int op_schedule(struct store *st, struct store_req *r)
@@ -353,8 +354,8 @@ static int op_schedule(struct store *st, struct store_req *r)
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_fail_db(st, r, "reading the schedule");
-	s = store_stmt(st, "INSERT OR REPLACE INTO schedules (name, expr, next_at) VALUES (?, ?, ?)",
-	               r);
+	s = store_stmt(
+	    st, "INSERT OR REPLACE INTO schedules (name, expr, next_at) VALUES (?, ?, ?)", r);
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
@@ -368,8 +369,8 @@ static int op_schedule(struct store *st, struct store_req *r)
 
 static int op_fire(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(
-	    st, "UPDATE schedules SET next_at = ?1 WHERE name = ?2 AND next_at = ?3", r);
+	sqlite3_stmt *s =
+	    store_stmt(st, "UPDATE schedules SET next_at = ?1 WHERE name = ?2 AND next_at = ?3", r);
 	char key[256];
 
 	if (!s)
@@ -390,11 +391,12 @@ static int op_fire(struct store *st, struct store_req *r)
 
 static int op_prune(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st,
-	                             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
-	                             " WHERE (state = 'succeeded' OR state = 'dead' OR state = 'cancelled')"
-	                             " AND finished_at < ? ORDER BY id LIMIT ?)",
-	                             r);
+	sqlite3_stmt *s =
+	    store_stmt(st,
+	               "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
+	               " WHERE (state = 'succeeded' OR state = 'dead' OR state = 'cancelled')"
+	               " AND finished_at < ? ORDER BY id LIMIT ?)",
+	               r);
 
 	if (!s)
 		return -1;
@@ -406,29 +408,45 @@ static int op_prune(struct store *st, struct store_req *r)
 int store_jobs_exec(struct store *st, struct store_req *r)
 {
 	switch (r->op) {
-	case STORE_ENQUEUE: return op_enqueue(st, r);
-	case STORE_CLAIM: return op_claim(st, r);
-	case STORE_FINISH: return op_finish(st, r);
-	case STORE_REQUEUE: return op_requeue(st, r);
+	case STORE_ENQUEUE:
+		return op_enqueue(st, r);
+	case STORE_CLAIM:
+		return op_claim(st, r);
+	case STORE_FINISH:
+		return op_finish(st, r);
+	case STORE_REQUEUE:
+		return op_requeue(st, r);
 	case STORE_CANCEL:
-		return op_transition(st, r,
-		                     "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease = NULL,"
-		                     " error = '{\"code\":\"cancelled\",\"message\":\"cancelled by request\"}'"
-		                     " WHERE id = ?1 AND (state = 'queued' OR state = 'failed') RETURNING " JOB_COLS);
+		return op_transition(
+		    st, r,
+		    "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease = NULL,"
+		    " error = '{\"code\":\"cancelled\",\"message\":\"cancelled by request\"}'"
+		    " WHERE id = ?1 AND (state = 'queued' OR state = 'failed') "
+		    "RETURNING " JOB_COLS);
 	case STORE_RETRY:
-		return op_transition(st, r,
-		                     "UPDATE jobs SET state = 'queued', run_at = ?2, finished_at = NULL,"
-		                     " max_attempts = max(max_attempts, attempt + 1)"
-		                     " WHERE id = ?1 AND (state = 'failed' OR state = 'dead' OR state = 'cancelled')"
-		                     " RETURNING " JOB_COLS);
-	case STORE_GET: return op_get(st, r);
-	case STORE_LIST: return op_list(st, r);
-	case STORE_COUNTS: return op_counts(st, r);
-	case STORE_SPANS: return op_spans(st, r);
-	case STORE_NEXT_DUE: return op_next_due(st, r);
-	case STORE_SCHEDULE: return op_schedule(st, r);
-	case STORE_FIRE: return op_fire(st, r);
-	case STORE_PRUNE: return op_prune(st, r);
-	default: return store_fail(r, "invalid", "unknown store operation %d", (int)r->op);
+		return op_transition(
+		    st, r,
+		    "UPDATE jobs SET state = 'queued', run_at = ?2, finished_at = NULL,"
+		    " max_attempts = max(max_attempts, attempt + 1)"
+		    " WHERE id = ?1 AND (state = 'failed' OR state = 'dead' OR state = 'cancelled')"
+		    " RETURNING " JOB_COLS);
+	case STORE_GET:
+		return op_get(st, r);
+	case STORE_LIST:
+		return op_list(st, r);
+	case STORE_COUNTS:
+		return op_counts(st, r);
+	case STORE_SPANS:
+		return op_spans(st, r);
+	case STORE_NEXT_DUE:
+		return op_next_due(st, r);
+	case STORE_SCHEDULE:
+		return op_schedule(st, r);
+	case STORE_FIRE:
+		return op_fire(st, r);
+	case STORE_PRUNE:
+		return op_prune(st, r);
+	default:
+		return store_fail(r, "invalid", "unknown store operation %d", (int)r->op);
 	}
 }

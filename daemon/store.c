@@ -42,9 +42,9 @@
 #include "migrate.h"
 #include "store-int.h"
 
-#define STMT_CACHE 64 /* prepared statements kept */
-#define DEAD_TX 64    /* timed-out transactions remembered */
-#define SPIN_MS 0.05  /* how long the writer looks for its owner's next request */
+#define STMT_CACHE 64   /* prepared statements kept */
+#define DEAD_TX    64   /* timed-out transactions remembered */
+#define SPIN_MS    0.05 /* how long the writer looks for its owner's next request */
 
 struct stmt_slot {
 	char *sql;
@@ -70,7 +70,7 @@ struct store {
 	struct store_stats stats;
 
 	/* loop thread only */
-	int efd; /* eventfd: answers are waiting */
+	int efd;         /* eventfd: answers are waiting */
 	int has_answers; /* atomic: set with `answered`, cleared when taken (store_poll) */
 	struct event *ev;
 	size_t pending;
@@ -403,9 +403,10 @@ static int run_sql(struct store *st, struct store_req *r)
 	st->user_sql = 0;
 	if (!s) {
 		if (sqlite3_errcode(st->db) == SQLITE_AUTH)
-			store_fail(r, "invalid",
-			           "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE)"
-			           " is refused in application SQL: use db:tx");
+			store_fail(
+			    r, "invalid",
+			    "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE)"
+			    " is refused in application SQL: use db:tx");
 		return -1;
 	}
 	if (sqlite3_bind_parameter_count(s) != r->nparams)
@@ -414,11 +415,21 @@ static int run_sql(struct store *st, struct store_req *r)
 	for (int i = 0; i < r->nparams; i++) {
 		struct store_val *v = &r->params[i];
 		switch (v->type) {
-		case STORE_NULL: sqlite3_bind_null(s, i + 1); break;
-		case STORE_INT: sqlite3_bind_int64(s, i + 1, v->i); break;
-		case STORE_REAL: sqlite3_bind_double(s, i + 1, v->d); break;
-		case STORE_TEXT: sqlite3_bind_text64(s, i + 1, v->p, v->n, SQLITE_STATIC, SQLITE_UTF8); break;
-		case STORE_BLOB: sqlite3_bind_blob64(s, i + 1, v->p, v->n, SQLITE_STATIC); break;
+		case STORE_NULL:
+			sqlite3_bind_null(s, i + 1);
+			break;
+		case STORE_INT:
+			sqlite3_bind_int64(s, i + 1, v->i);
+			break;
+		case STORE_REAL:
+			sqlite3_bind_double(s, i + 1, v->d);
+			break;
+		case STORE_TEXT:
+			sqlite3_bind_text64(s, i + 1, v->p, v->n, SQLITE_STATIC, SQLITE_UTF8);
+			break;
+		case STORE_BLOB:
+			sqlite3_bind_blob64(s, i + 1, v->p, v->n, SQLITE_STATIC);
+			break;
 		}
 	}
 	rc = store_collect(st, s, r);
@@ -448,11 +459,12 @@ static int journal_get(struct store *st, struct store_req *r)
 		int64_t seq = sqlite3_column_int64(s, 0);
 		const char *name = (const char *)sqlite3_column_text(s, 1);
 		if (seq != r->seq || !name || strcmp(name, r->name) != 0) {
-			store_fail(r, "nondeterministic",
-			           "step %lld \"%s\": the journal of job %lld has step %lld \"%s\"; "
-			           "this attempt reached its steps in a different order",
-			           (long long)r->seq, r->name, (long long)r->job_id, (long long)seq,
-			           name ? name : "?");
+			store_fail(
+			    r, "nondeterministic",
+			    "step %lld \"%s\": the journal of job %lld has step %lld \"%s\"; "
+			    "this attempt reached its steps in a different order",
+			    (long long)r->seq, r->name, (long long)r->job_id, (long long)seq,
+			    name ? name : "?");
 			sqlite3_reset(s);
 			return -1;
 		}
@@ -655,10 +667,11 @@ static void run_one(struct store *st, struct store_req *r)
 	if (r->tx && r->op != STORE_TX_BEGIN && r->tx != st->open_tx) {
 		if (is_dead_tx(st, r->tx, r->op == STORE_TX_END)) {
 			if (r->op != STORE_TX_END || r->flag)
-				store_fail(r, "timeout",
-				           "the transaction held the writer longer than %.0f ms and "
-				           "was rolled back",
-				           st->cfg.tx_timeout_ms);
+				store_fail(
+				    r, "timeout",
+				    "the transaction held the writer longer than %.0f ms and "
+				    "was rolled back",
+				    st->cfg.tx_timeout_ms);
 		} else {
 			store_fail(r, "invalid", "no such open transaction");
 		}
@@ -769,7 +782,8 @@ static void *store_main(void *arg)
 					break;
 				clock_gettime(CLOCK_REALTIME, &ts);
 				ts.tv_sec += (time_t)(left / 1000);
-				ts.tv_nsec += (long)((left - (double)(time_t)(left / 1000) * 1000) * 1e6);
+				ts.tv_nsec +=
+				    (long)((left - (double)(time_t)(left / 1000) * 1000) * 1e6);
 				if (ts.tv_nsec >= 1000000000L) {
 					ts.tv_sec++;
 					ts.tv_nsec -= 1000000000L;
@@ -808,8 +822,9 @@ static void *store_main(void *arg)
 			run_one(st, r);
 			if (!st->open_tx) {
 				list = take_later(st, list);
-				if (st->in_batch && (st->batch_n >= st->cfg.max_batch ||
-				                     mono_ms() - st->batch_started >= st->cfg.max_batch_ms))
+				if (st->in_batch &&
+				    (st->batch_n >= st->cfg.max_batch ||
+				     mono_ms() - st->batch_started >= st->cfg.max_batch_ms))
 					batch_commit(st);
 			}
 		}
@@ -907,8 +922,7 @@ static int lock_dir(struct store *st, char *err, size_t errlen)
 	return rc;
 }
 
-static int open_exec(struct store *st, const char *sql, const char *what, char *err,
-                     size_t errlen)
+static int open_exec(struct store *st, const char *sql, const char *what, char *err, size_t errlen)
 {
 	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK)
 		return 0;
@@ -977,15 +991,17 @@ static int open_db(struct store *st, int64_t *requeued, char *err, size_t errlen
 	}
 	if (lock_dir(st, err, errlen) < 0)
 		return -1;
-	rc = sqlite3_open_v2(st->path, &st->db,
-	                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc =
+	    sqlite3_open_v2(st->path, &st->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		errbuf_set(err, errlen, "%s: %s", st->path,
 		           st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
 		return -1;
 	}
 	if (sqlite3_db_readonly(st->db, "main") == 1) {
-		errbuf_set(err, errlen, "%s: the database is read-only (check the file's permissions)",
+		errbuf_set(err, errlen,
+		           "%s: the database is read-only (check the file's permissions)",
 		           st->path);
 		return -1;
 	}
@@ -1016,8 +1032,8 @@ static int open_db(struct store *st, int64_t *requeued, char *err, size_t errlen
 	return new_epoch(st, requeued, err, errlen);
 }
 
-struct store *store_open(struct event_base *base, const struct store_config *cfg,
-                         int64_t *requeued, char *err, size_t errlen)
+struct store *store_open(struct event_base *base, const struct store_config *cfg, int64_t *requeued,
+                         char *err, size_t errlen)
 {
 	struct store *st = calloc(1, sizeof *st);
 
@@ -1040,8 +1056,8 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 	if (open_db(st, requeued, err, errlen) < 0)
 		goto fail;
 	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	st->ev = st->efd >= 0 ? event_new(base, st->efd, EV_READ | EV_PERSIST, on_answers, st)
-	                      : NULL;
+	st->ev =
+	    st->efd >= 0 ? event_new(base, st->efd, EV_READ | EV_PERSIST, on_answers, st) : NULL;
 	if (!st->ev || event_add(st->ev, NULL) < 0) {
 		errbuf_set(err, errlen, "the store's wake-up: %s", strerror(errno));
 		goto fail;

@@ -37,29 +37,30 @@ struct store_req;
 typedef void store_done_fn(struct store_req *r);
 
 enum store_op {
-	STORE_SQL,       /* sql, params[], tx -> rows */
-	STORE_TX_BEGIN,  /* tx; job_id, seq, name (step, optional) -> journaled, text */
-	STORE_TX_END,    /* tx, flag (1 commit, 0 rollback); job_id, seq, name, text (journal) */
-	STORE_STEP_GET,  /* job_id, seq, name -> journaled, text (or nondeterministic) */
-	STORE_STEP_PUT,  /* job_id, seq, name, text (kind "step") */
-	STORE_ENQUEUE,   /* name, text (args JSON), key, run_at, priority, max_attempts,
-	                  * backoff_ms, timeout_ms -> out_id, created (jobs[0] when the key existed) */
-	STORE_CLAIM,     /* name, n (limit), now -> jobs[] (now running, leased, has_steps) */
-	STORE_FINISH,    /* id, lease, state, text (result/error JSON), run_at, n (attempt),
-	                  * text2 (spans JSON) -> changed */
-	STORE_REQUEUE,   /* id, lease: back to queued, the attempt not counted -> changed */
-	STORE_CANCEL,    /* id, now -> jobs[0], changed (0: not queued/failed) */
-	STORE_RETRY,     /* id, now -> jobs[0], changed (0: not failed/dead/cancelled) */
-	STORE_GET,       /* id, flag (1: with steps) -> jobs[0] (njobs 0: none), rows (steps) */
-	STORE_LIST,      /* name, text (state), n (limit) -> jobs[] newest first */
-	STORE_COUNTS,    /* -> counts[] by enum store_state */
-	STORE_SPANS,     /* id -> jobs[0], out_text (the trace: a JSON array per line) */
-	STORE_NEXT_DUE,  /* name -> out_id: the earliest run_at of its ready jobs, or 0 */
-	STORE_SCHEDULE,  /* name, text (expr), run_at (next fire), flag (1: keep a stored next
-	                  * of the same expr) -> run_at (the next fire now stored) */
-	STORE_FIRE,      /* name, run_at (this fire), n (next fire), max_attempts, backoff_ms
-	                  * -> created, id (fenced by next_at: fires once) */
-	STORE_PRUNE,     /* now (finished before) -> changed (jobs removed) */
+	STORE_SQL,      /* sql, params[], tx -> rows */
+	STORE_TX_BEGIN, /* tx; job_id, seq, name (step, optional) -> journaled, text */
+	STORE_TX_END,   /* tx, flag (1 commit, 0 rollback); job_id, seq, name, text (journal) */
+	STORE_STEP_GET, /* job_id, seq, name -> journaled, text (or nondeterministic) */
+	STORE_STEP_PUT, /* job_id, seq, name, text (kind "step") */
+	STORE_ENQUEUE,  /* name, text (args JSON), key, run_at, priority, max_attempts,
+	                 * backoff_ms, timeout_ms -> out_id, created (jobs[0] when the key existed)
+	                 */
+	STORE_CLAIM,    /* name, n (limit), now -> jobs[] (now running, leased, has_steps) */
+	STORE_FINISH,   /* id, lease, state, text (result/error JSON), run_at, n (attempt),
+	                 * text2 (the attempt's trace) -> changed */
+	STORE_REQUEUE,  /* id, lease: back to queued, the attempt not counted -> changed */
+	STORE_CANCEL,   /* id, now -> jobs[0], changed (0: not queued/failed) */
+	STORE_RETRY,    /* id, now -> jobs[0], changed (0: not failed/dead/cancelled) */
+	STORE_GET,      /* id, flag (1: with steps) -> jobs[0] (njobs 0: none), rows (steps) */
+	STORE_LIST,     /* name, text (state), n (limit) -> jobs[] newest first */
+	STORE_COUNTS,   /* -> counts[] by enum store_state */
+	STORE_SPANS,    /* id -> jobs[0], out_text (the trace: a JSON array per line) */
+	STORE_NEXT_DUE, /* name -> out_id: the earliest run_at of its ready jobs, or 0 */
+	STORE_SCHEDULE, /* name, text (expr), run_at (next fire), flag (1: keep a stored next
+	                 * of the same expr) -> out_id (the next fire now stored) */
+	STORE_FIRE,     /* name, run_at (this fire), n (next fire), max_attempts, backoff_ms
+	                 * -> created, out_id (fenced by next_at: fires once) */
+	STORE_PRUNE,    /* now (finished before) -> changed (jobs removed) */
 };
 
 enum store_state {
@@ -79,7 +80,7 @@ struct store_val {
 	enum store_vtype type;
 	int64_t i;
 	double d;
-	char *p; /* text (NUL-terminated) or blob */
+	char *p;  /* text (NUL-terminated) or blob */
 	size_t n; /* bytes, without the NUL */
 };
 
@@ -98,14 +99,14 @@ struct store_job {
 	int64_t id;
 	char *name, *state, *args, *key, *result, *error;
 	int64_t priority, attempt, max_attempts, backoff_ms;
-	int64_t timeout_ms;                                /* 0: the script's */
+	int64_t timeout_ms;                                  /* 0: the script's */
 	int64_t run_at, created_at, started_at, finished_at; /* ms, wall; 0 for NULL */
 	int64_t lease;
 	int has_steps; /* STORE_CLAIM: the step journal holds rows of this job */
 };
 
 struct store_err {
-	char code[32];   /* "db", "timeout", "nondeterministic", "invalid", "stopping" */
+	char code[32]; /* "db", "timeout", "nondeterministic", "invalid", "stopping" */
 	char msg[512];
 };
 
@@ -154,8 +155,8 @@ void store_config_defaults(struct store_config *cfg);
  * on base. Returns NULL with err (the file and the cause) on failure.
  * `requeued` (may be NULL) receives the number of orphans requeued.
  */
-struct store *store_open(struct event_base *base, const struct store_config *cfg,
-                         int64_t *requeued, char *err, size_t errlen);
+struct store *store_open(struct event_base *base, const struct store_config *cfg, int64_t *requeued,
+                         char *err, size_t errlen);
 
 /* Stop the thread after the requests already submitted, commit, close. NULL is a no-op. */
 void store_close(struct store *st);
@@ -201,8 +202,8 @@ const char *store_state_name(enum store_state s);
 int store_state_parse(const char *name);
 
 struct store_stats {
-	uint64_t commits;   /* group commits */
-	uint64_t requests;  /* requests answered */
+	uint64_t commits;  /* group commits */
+	uint64_t requests; /* requests answered */
 	uint64_t failed_commits;
 };
 

@@ -572,7 +572,9 @@ static void settle(struct task *t, enum task_state st)
 	live_unlink(s, t);
 	if (t->trace) {
 		trace_close(t->trace, t->span,
-		            st == TASK_DONE ? "done" : st == TASK_FAILED ? "failed" : "cancelled",
+		            st == TASK_DONE     ? "done"
+		            : st == TASK_FAILED ? "failed"
+		                                : "cancelled",
 		            sched_now());
 		trace_unref(t->trace);
 		t->trace = NULL;

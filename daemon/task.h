@@ -112,11 +112,11 @@ struct task {
 	struct task *live_prev; /* sched's list of unsettled tasks */
 	struct task *live_next;
 
-	double started;     /* ms, monotonic, at its first resume */
-	double slice_start; /* ms, monotonic, at the current resume */
-	double deadline;    /* ms, monotonic; HUGE_VAL when none */
-	double grace_until; /* ms, monotonic; end of cancellation grace */
-	int nres;           /* results or error left on co's stack */
+	double started;      /* ms, monotonic, at its first resume */
+	double slice_start;  /* ms, monotonic, at the current resume */
+	double deadline;     /* ms, monotonic; HUGE_VAL when none */
+	double grace_until;  /* ms, monotonic; end of cancellation grace */
+	int nres;            /* results or error left on co's stack */
 	struct trace *trace; /* the job attempt it belongs to (a reference), or NULL */
 	int64_t db_tx;       /* token of the db:tx it holds open (bindings/db.c), 0 none */
 	int span;            /* its span in trace */

@@ -34,8 +34,8 @@ void trace_unref(struct trace *tr)
 	free(tr);
 }
 
-int trace_open(struct trace *tr, int64_t task, int64_t parent, const char *name,
-               const char *where, double now)
+int trace_open(struct trace *tr, int64_t task, int64_t parent, const char *name, const char *where,
+               double now)
 {
 	struct trace_span *sp;
 
@@ -81,12 +81,11 @@ char *trace_json(const struct trace *tr, double offset_ms, int64_t attempt, doub
 	for (size_t i = 0; i < tr->n; i++) {
 		const struct trace_span *sp = &tr->spans[i];
 		double end = sp->outcome ? sp->end : now;
-		json_t *o = json_pack("{sI sI ss ss sf sf ss sI}", "task", (json_int_t)sp->task,
-		                      "parent", (json_int_t)sp->parent, "name", sp->name, "where",
-		                      sp->where, "start", offset_ms + (sp->start - tr->t0), "ms",
-		                      end - sp->start, "outcome",
-		                      sp->outcome ? sp->outcome : "running", "attempt",
-		                      (json_int_t)attempt);
+		json_t *o = json_pack(
+		    "{sI sI ss ss sf sf ss sI}", "task", (json_int_t)sp->task, "parent",
+		    (json_int_t)sp->parent, "name", sp->name, "where", sp->where, "start",
+		    offset_ms + (sp->start - tr->t0), "ms", end - sp->start, "outcome",
+		    sp->outcome ? sp->outcome : "running", "attempt", (json_int_t)attempt);
 		if (!o || json_array_append_new(arr, o) < 0) {
 			json_decref(arr);
 			return NULL;

@@ -17,12 +17,12 @@
 #define TRACE_MAX_SPANS 1000
 
 struct trace_span {
-	int64_t task;    /* the task, or the task that ran the step */
-	int64_t parent;  /* parent task, 0 for the root */
-	char name[48];   /* "run", "task", "step debit", "tx receipt" */
-	char where[80];  /* "purchase.lua:12" */
-	double start;    /* ms, monotonic */
-	double end;      /* ms, monotonic; 0 while open */
+	int64_t task;        /* the task, or the task that ran the step */
+	int64_t parent;      /* parent task, 0 for the root */
+	char name[48];       /* "run", "task", "step debit", "tx receipt" */
+	char where[80];      /* "purchase.lua:12" */
+	double start;        /* ms, monotonic */
+	double end;          /* ms, monotonic; 0 while open */
 	const char *outcome; /* static: "done", "failed", "cancelled"; NULL while open */
 };
 
@@ -43,8 +43,8 @@ void trace_ref(struct trace *tr);
 void trace_unref(struct trace *tr);
 
 /* Open a span; returns its index, or -1 when full or out of memory. */
-int trace_open(struct trace *tr, int64_t task, int64_t parent, const char *name,
-               const char *where, double now);
+int trace_open(struct trace *tr, int64_t task, int64_t parent, const char *name, const char *where,
+               double now);
 
 /* Close span i (ignored for -1 or a closed span). */
 void trace_close(struct trace *tr, int i, const char *outcome, double now);
