@@ -92,6 +92,17 @@ static int64_t open_tx(const struct task *t)
 	return 0;
 }
 
+/* An answered request's outcome: nil, err when it failed, else push's values. */
+static int push_answer(lua_State *L, struct store_req *r, db_push_fn *push)
+{
+	if (r->rc) {
+		lua_pushnil(L);
+		db_push_error(L, r);
+		return 2;
+	}
+	return push(L, r);
+}
+
 /* ---- waiting ------------------------------------------------------------------ */
 
 static void park_answered(struct store_req *r)
@@ -157,7 +168,7 @@ static int db_k(lua_State *L, int status, lua_KContext ctx)
 	}
 	if (!p->answered) /* woken by someone else: wait on */
 		return task_suspend(L, t, TASK_WAIT_PARK, p, -1, ctx, db_k);
-	n = p->push(L, p->r);
+	n = push_answer(L, p->r, p->push);
 	park_release(g);
 	return n;
 }
@@ -214,7 +225,7 @@ int db_await(lua_State *L, struct store_req *r, double timeout_ms,
 		return luaL_error(L, "the database can only be used inside a task");
 	}
 	if (join_tx(t, r) < 0) {
-		n = push(L, r);
+		n = push_answer(L, r, push);
 		store_req_free(r);
 		return n;
 	}
@@ -252,8 +263,7 @@ static void submit_store(struct store_req *r, void *ud)
 	store_submit(ud, r);
 }
 
-/* Await r on the store of L, or answer nil, not_available. */
-static int await_store(lua_State *L, struct store_req *r, db_push_fn *push)
+int db_await_store(lua_State *L, struct store_req *r, db_push_fn *push)
 {
 	struct store *st = db_store(L);
 
@@ -357,11 +367,6 @@ static void push_row(lua_State *L, const struct store_rows *rows, size_t i)
 
 static int push_rows(lua_State *L, struct store_req *r)
 {
-	if (r->rc) {
-		lua_pushnil(L);
-		db_push_error(L, r);
-		return 2;
-	}
 	lua_createtable(L, (int)r->rows.nrows, 0);
 	for (size_t i = 0; i < r->rows.nrows; i++) {
 		push_row(L, &r->rows, i);
@@ -372,11 +377,6 @@ static int push_rows(lua_State *L, struct store_req *r)
 
 static int push_one(lua_State *L, struct store_req *r)
 {
-	if (r->rc) {
-		lua_pushnil(L);
-		db_push_error(L, r);
-		return 2;
-	}
 	if (!r->rows.nrows) {
 		lua_pushnil(L);
 		return 1;
@@ -387,11 +387,6 @@ static int push_one(lua_State *L, struct store_req *r)
 
 static int push_exec(lua_State *L, struct store_req *r)
 {
-	if (r->rc) {
-		lua_pushnil(L);
-		db_push_error(L, r);
-		return 2;
-	}
 	lua_createtable(L, 0, 2);
 	lua_pushinteger(L, r->rows.changes);
 	lua_setfield(L, -2, "changes");
@@ -424,7 +419,7 @@ static int sql_call(lua_State *L, db_push_fn *push)
 		return 2;
 	}
 	lua_settop(L, 0);
-	return await_store(L, r, push);
+	return db_await_store(L, r, push);
 }
 
 static int db_query(lua_State *L)
@@ -473,11 +468,6 @@ static int prim_handle(lua_State *L)
 
 static int push_begin(lua_State *L, struct store_req *r)
 {
-	if (r->rc) {
-		lua_pushnil(L);
-		db_push_error(L, r);
-		return 2;
-	}
 	if (r->journaled) {
 		lua_pushliteral(L, "journaled");
 		lua_pushstring(L, r->out_text ? r->out_text : "[]");
@@ -499,11 +489,7 @@ static void tx_given_back(lua_State *L, int64_t tx)
 
 static int push_ok(lua_State *L, struct store_req *r)
 {
-	if (r->rc) {
-		lua_pushnil(L);
-		db_push_error(L, r);
-		return 2;
-	}
+	(void)r;
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -534,7 +520,7 @@ static int prim_begin(lua_State *L)
 
 	r->tx = tx;
 	lua_settop(L, 0);
-	return await_store(L, r, push_begin);
+	return db_await_store(L, r, push_begin);
 }
 
 /*
@@ -581,7 +567,7 @@ static int prim_commit(lua_State *L)
 		return luaL_error(L, "out of memory");
 	}
 	lua_settop(L, 0);
-	return await_store(L, r, push_ok);
+	return db_await_store(L, r, push_ok);
 }
 
 /* rollback(tx): sent, not awaited (safe from a __close handler that cannot wait). */
@@ -605,11 +591,6 @@ static int prim_rollback(lua_State *L)
 /* step_get(job_id, seq, name) -> true, json | false | nil, err */
 static int push_step(lua_State *L, struct store_req *r)
 {
-	if (r->rc) {
-		lua_pushnil(L);
-		db_push_error(L, r);
-		return 2;
-	}
 	lua_pushboolean(L, r->journaled);
 	if (!r->journaled)
 		return 1;
@@ -622,7 +603,7 @@ static int prim_step_get(lua_State *L)
 	struct store_req *r = step_req(L, STORE_STEP_GET, 1);
 
 	lua_settop(L, 0);
-	return await_store(L, r, push_step);
+	return db_await_store(L, r, push_step);
 }
 
 /* step_put(job_id, seq, name, json) -> true | nil, err (durable) */
@@ -636,7 +617,7 @@ static int prim_step_put(lua_State *L)
 		return luaL_error(L, "out of memory");
 	}
 	lua_settop(L, 0);
-	return await_store(L, r, push_ok);
+	return db_await_store(L, r, push_ok);
 }
 
 static int64_t next_tx = 0;

@@ -18,7 +18,10 @@ struct store;
 struct store_req;
 struct jobs;
 
-/* Push the outcome of an answered request; return the number of values. */
+/*
+ * Push the outcome of a request answered without error (a failed one is
+ * pushed as nil, err for it); return the number of values.
+ */
 typedef int db_push_fn(lua_State *L, struct store_req *r);
 
 /*
@@ -41,6 +44,9 @@ int db_await(lua_State *L, struct store_req *r, double timeout_ms,
 
 /* The token of the db:tx the running task (or an ancestor) holds open, 0 for none. */
 int64_t db_open_tx(lua_State *L);
+
+/* db_await on the store of L (store_submit), or answer nil, not_available. */
+int db_await_store(lua_State *L, struct store_req *r, db_push_fn *push);
 
 /* Make st (NULL: none) the store of L's scripts and jobs the engine of jobs.* (registry). */
 void db_set_store(lua_State *L, struct store *st, struct jobs *j);

@@ -34,18 +34,8 @@ static void submitted(struct store_req *r, void *ud)
 	(void)r;
 }
 
-static void submit_store(struct store_req *r, void *ud)
-{
-	store_submit(ud, r);
-}
-
 static int push_id(lua_State *L, struct store_req *r)
 {
-	if (r->rc) {
-		lua_pushnil(L);
-		db_push_error(L, r);
-		return 2;
-	}
 	lua_pushinteger(L, r->out_id);
 	return 1;
 }
@@ -133,11 +123,6 @@ static int push_job(lua_State *L, struct store_req *r)
 	json_t *o;
 	char msg[256];
 
-	if (r->rc) {
-		lua_pushnil(L);
-		db_push_error(L, r);
-		return 2;
-	}
 	if (!r->njobs) {
 		lua_pushnil(L);
 		return 1;
@@ -157,17 +142,16 @@ static int push_job(lua_State *L, struct store_req *r)
 static int jobs_l_get(lua_State *L)
 {
 	lua_Integer id = luaL_checkinteger(L, 1);
-	struct store *st = db_store(L);
 	struct store_req *r;
 
-	if (!st || !db_jobs(L))
+	if (!db_store(L) || !db_jobs(L))
 		return no_engine(L);
 	r = store_req_new(STORE_GET);
 	if (!r)
 		return luaL_error(L, "out of memory");
 	r->id = id;
 	lua_settop(L, 0);
-	return db_await(L, r, -1, submit_store, NULL, st, push_job);
+	return db_await_store(L, r, push_job);
 }
 
 /* jobs.wait's answer: the result, or nil and the job's error. */
@@ -177,12 +161,9 @@ static int push_result(lua_State *L, struct store_req *r)
 	json_t *v;
 	char code[64], msg[512];
 
-	if (r->rc || !job) {
+	if (!job) {
 		lua_pushnil(L);
-		if (r->rc)
-			db_push_error(L, r);
-		else
-			errval_push(L, "no_such_job", "no job %lld", (long long)r->id);
+		errval_push(L, "no_such_job", "no job %lld", (long long)r->id);
 		return 2;
 	}
 	if (strcmp(job->state, "succeeded") == 0) {

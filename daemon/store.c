@@ -531,21 +531,8 @@ static void tx_abandon(struct store *st)
 
 /* ---- the batch ----------------------------------------------------------------- */
 
-static void answer(struct store *st, struct store_req *r)
-{
-	r->next = NULL;
-	pthread_mutex_lock(&st->mu);
-	if (st->answered_tail)
-		st->answered_tail->next = r;
-	else
-		st->answered = r;
-	st->answered_tail = r;
-	st->stats.requests++;
-	__atomic_store_n(&st->has_answers, 1, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&st->mu);
-}
-
-/* Release answers in one go, waking the loop once. */
+/* Release answers in one go; wake the loop only if none were waiting (its
+ * on_answers takes the whole list, so a later append is taken with it). */
 static void answer_list(struct store *st, struct store_req *head)
 {
 	uint64_t one = 1;
@@ -571,13 +558,11 @@ static void answer_list(struct store *st, struct store_req *head)
 	}
 }
 
-static void wake_loop(struct store *st)
+/* Release one answer now (the loop is woken unless answers already wait). */
+static void answer(struct store *st, struct store_req *r)
 {
-	uint64_t one = 1;
-
-	if (write(st->efd, &one, sizeof one) < 0) {
-		/* saturated: already woken */
-	}
+	r->next = NULL;
+	answer_list(st, r);
 }
 
 static void ack_later(struct store *st, struct store_req *r)
@@ -676,12 +661,10 @@ static void run_one(struct store *st, struct store_req *r)
 			store_fail(r, "invalid", "no such open transaction");
 		}
 		answer(st, r);
-		wake_loop(st);
 		return;
 	}
 	if (batch_begin(st, r) < 0) {
 		answer(st, r);
-		wake_loop(st);
 		return;
 	}
 	st->batch_n++;
@@ -734,12 +717,10 @@ static void run_one(struct store *st, struct store_req *r)
 	}
 	if (check_batch_alive(st, r) < 0) {
 		answer(st, r);
-		wake_loop(st);
 		return;
 	}
 	if (now_answer) {
 		answer(st, r);
-		wake_loop(st);
 	} else {
 		ack_later(st, r);
 	}
@@ -891,7 +872,6 @@ void store_submit(struct store *st, struct store_req *r)
 	if (stopping) {
 		store_fail(r, "stopping", "the store is closing");
 		answer(st, r);
-		wake_loop(st);
 	}
 }
 

@@ -167,7 +167,7 @@ def test_crash_purchases():
         check("crash: daemon becomes ready", e.start(), e.log())
         rnd = random.Random(20261125)
         prices = [40, 90, 150, 300, 500, 800, 1200, 2500, 4000, 12000]
-        todo = [("buy-%03d" % i, {"account": rnd.randint(1, 3), "item": "item%d" % i,
+        unsent = [("buy-%03d" % i, {"account": rnd.randint(1, 3), "item": "item%d" % i,
                                   "price": rnd.choice(prices), "provider_ms": rnd.randint(5, 150)})
                 for i in range(n)]
         acked = {}  # key -> id
@@ -187,9 +187,9 @@ def test_crash_purchases():
             fn = enqueue_raw if idx % 3 == 0 else enqueue_cli  # a mix: raw protocol and awaitctl
             while True:
                 with lock:
-                    if not todo:
+                    if not unsent:
                         return
-                    key, args = todo.pop()
+                    key, args = unsent.pop()
                 end = time.monotonic() + 60 * SLOW
                 jid = None
                 while jid is None and time.monotonic() < end:
