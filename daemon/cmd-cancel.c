@@ -25,7 +25,7 @@ static void cancelled(struct cmd_later *l, struct store_req *r)
 		return;
 	}
 	if (r->changed) {
-		jobs_kick(l->d->jobs);
+		jobs_finished(l->d->jobs, job->id);
 		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job));
 		return;
 	}

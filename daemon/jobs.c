@@ -340,18 +340,13 @@ static void wake_name(struct jobs *j, const char *name)
 
 void jobs_kick(struct jobs *j)
 {
-	struct waiter *w = j->waiters;
-
-	/* a cancel made in the store (not here) may have finished a job someone waits for */
-	j->waiters = NULL;
-	while (w) {
-		struct waiter *next = w->next;
-		w->next = NULL;
-		store_submit(j->st, w->r);
-		w = next;
-	}
 	wake_all(j);
 	dispatch_soon(j);
+}
+
+void jobs_finished(struct jobs *j, int64_t id)
+{
+	wake_waiters(j, id);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)

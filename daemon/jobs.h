@@ -68,6 +68,12 @@ void jobs_wait(struct store_req *r, void *ud);
 /* Take back a waiting r (1: taken, the caller owns it; 0: with the store). */
 int jobs_withdraw(struct store_req *r, void *ud);
 
+/*
+ * Job id was made final outside the engine (a queued job cancelled in the
+ * store): its waiters are answered.
+ */
+void jobs_finished(struct jobs *j, int64_t id);
+
 /* Cancel the running attempt of job id here (1) or say it does not run here (0). */
 int jobs_cancel_running(struct jobs *j, int64_t id);
 

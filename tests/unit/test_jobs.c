@@ -1195,7 +1195,7 @@ static void test_schedule_reload_in_flight(void **state)
 
 /*
  * A queued job cancelled in the store (`awaitctl cancel`: STORE_CANCEL,
- * then jobs_kick when it changed the job, as cmd-cancel.c does) is final:
+ * then jobs_finished when it changed the job, as cmd-cancel.c does) is final:
  * its waiters are answered.
  */
 static void on_cancelled(struct store_req *r)
@@ -1203,7 +1203,7 @@ static void on_cancelled(struct store_req *r)
 	struct jx *jx = r->arg;
 
 	if (r->rc == 0 && r->changed)
-		jobs_kick(jx->d.jobs);
+		jobs_finished(jx->d.jobs, r->id);
 	r->arg = &jx->ans[1];
 	on_answer(r);
 }
