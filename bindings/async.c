@@ -19,6 +19,7 @@
 
 #include "async_lua.h"
 #include "errval.h"
+#include "modules.h"
 #include "port.h"
 #include "sched.h"
 #include "task.h"
@@ -531,8 +532,9 @@ static int async_unpark(lua_State *L)
 /* ---- registration ------------------------------------------------------ */
 
 static const luaL_Reg task_methods[] = {
-    {"await", task_await}, {"cancel", task_cancel_m}, {"status", task_status},
-    {"_wait", task_wait},  {"_watch", task_watch_m},  {"_result", task_result},
+    {"await", task_await},
+    {"cancel", task_cancel_m},
+    {"status", task_status},
     {NULL, NULL},
 };
 
@@ -541,37 +543,41 @@ static const luaL_Reg port_methods[] = {
     {NULL, NULL},
 };
 
+/* The public module: what SPEC section 2 names, and nothing else. */
 static const luaL_Reg async_funcs[] = {
-    {"spawn", async_spawn},
-    {"detach", async_detach},
-    {"await", task_await},
-    {"cancel", task_cancel_m},
-    {"status", task_status},
-    {"sleep", async_sleep},
-    {"now", async_now},
-    {"error", async_error},
-    {"current", async_current},
-    {"deadline", async_deadline},
-    {"_spawn_within", async_spawn_within},
-    {"_cancel_all", async_cancel_all},
-    {"_join", async_join},
-    {"_defer", async_defer},
-    {"_start_deferred", async_start_deferred},
-    {"_waiting_start", async_waiting_start},
-    {"_start", async_start},
-    {"_breathe", async_breathe},
-    {"_cancel_sent", task_cancel_sent},
-    {"_wrap_error", async_wrap_error},
-    {"_result", task_result},
-    {"_watch", task_watch_m},
-    {"_wait", task_wait},
-    {"_port", async_port},
-    {"_park", async_park},
-    {"_unpark", async_unpark},
-    {"_msgh", errval_msgh},
+    {"spawn", async_spawn},     {"detach", async_detach},     {"await", task_await},
+    {"cancel", task_cancel_m},  {"status", task_status},      {"sleep", async_sleep},
+    {"now", async_now},         {"error", async_error},       {"current", async_current},
+    {"deadline", async_deadline}, {NULL, NULL},
+};
+
+/* The building blocks only async.lua gets (its second argument). */
+static const luaL_Reg async_private[] = {
+    {"spawn_within", async_spawn_within},
+    {"cancel_all", async_cancel_all},
+    {"join", async_join},
+    {"defer", async_defer},
+    {"start_deferred", async_start_deferred},
+    {"waiting_start", async_waiting_start},
+    {"start", async_start},
+    {"breathe", async_breathe},
+    {"cancel_sent", task_cancel_sent},
+    {"wrap_error", async_wrap_error},
+    {"result", task_result},
+    {"watch", task_watch_m},
+    {"wait", task_wait},
+    {"port", async_port},
+    {"park", async_park},
+    {"unpark", async_unpark},
+    {"msgh", errval_msgh},
     {NULL, NULL},
 };
 
+/*
+ * The module table. Its Error and Task are read-only views of the real
+ * metatables, which answer getmetatable() with those views: no script can
+ * reach the metatable every error value and task shares (readonly.c).
+ */
 int luaopen_async(lua_State *L)
 {
 	errval_register(L);
@@ -585,19 +591,32 @@ int luaopen_async(lua_State *L)
 		lua_setfield(L, -2, "__gc");
 		luaL_newlib(L, port_methods);
 		lua_setfield(L, -2, "__index");
+		lua_pushboolean(L, 0);
+		lua_setfield(L, -2, "__metatable");
 	}
 	lua_pop(L, 1);
+	readonly_protect_metatable(L, ERRVAL_MT, "async.Error");
+	readonly_protect_metatable(L, TASK_MT, "async.Task");
 
-	luaL_newlib(L, async_funcs);
+	luaL_newlib(L, async_funcs); /* M */
 	luaL_getmetatable(L, ERRVAL_MT);
-	lua_setfield(L, -2, "Error");
+	lua_getfield(L, -1, "__metatable");
+	lua_setfield(L, -3, "Error");
+	lua_pop(L, 1);
 	luaL_getmetatable(L, TASK_MT);
-	lua_setfield(L, -2, "Task");
+	lua_getfield(L, -1, "__metatable");
+	lua_setfield(L, -3, "Task");
+	lua_pop(L, 1);
 	/* the combinators, in Lua: async.lua receives the module table */
 	if (luaL_loadbufferx(L, (const char *)async_lua, async_lua_len, "=async.lua", "t") !=
 	    LUA_OK)
 		return lua_error(L);
 	lua_pushvalue(L, -2);
-	lua_call(L, 1, 0);
+	luaL_newlib(L, async_private);
+	luaL_getmetatable(L, ERRVAL_MT);
+	lua_setfield(L, -2, "Error_mt"); /* the real one, for setmetatable */
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, ASYNC_PRIVATE); /* for the unit tests */
+	lua_call(L, 2, 0);
 	return 1;
 }

@@ -8,16 +8,16 @@
 --  * failures are values: nil, err with err.index naming the item;
 --  * waiters are served FIFO; a waiter that is cancelled after it was
 --    handed something (a slot, a permit, a value) hands it on.
-local M = ...
+local M, P = ...  -- the public module, the private building blocks
 
-local spawn, port_new, park, unpark = M.spawn, M._port, M._park, M._unpark
-local spawn_within, current, now = M._spawn_within, M.current, M.now
-local Task, Error = M.Task, M.Error
-local cancel_all, join, wrap_error, breathe = M._cancel_all, M._join, M._wrap_error, M._breathe
+local spawn, port_new, park, unpark = M.spawn, P.port, P.park, P.unpark
+local spawn_within, current, now = P.spawn_within, M.current, M.now
+local Task, Error, Error_mt = M.Task, M.Error, P.Error_mt
+local cancel_all, join, wrap_error, breathe = P.cancel_all, P.join, P.wrap_error, P.breathe
 -- task methods called directly: no __index lookup in the hot paths
-local t_await, t_result, t_watch, t_wait = M.await, M._result, M._watch, M._wait
+local t_await, t_result, t_watch, t_wait = M.await, P.result, P.watch, P.wait
 local getmetatable, setmetatable, type, select, error = getmetatable, setmetatable, type, select, error
-local pcall, xpcall, msgh, huge = pcall, xpcall, M._msgh, math.huge
+local pcall, xpcall, msgh, huge = pcall, xpcall, P.msgh, math.huge
 
 local function is_task(v) return getmetatable(v) == Task end -- (a task handle)
 
@@ -28,11 +28,11 @@ local function with_index(err, i)
   local e = {}
   for k, v in pairs(err) do e[k] = v end
   e.index = i
-  return setmetatable(e, Error)
+  return setmetatable(e, Error_mt)
 end
 
 -- Spawn the functions of list (tasks are taken as they are): in C.
-local start = M._start
+local start = P.start
 
 -- Cancel every unsettled task of the list, then wait until each has unwound
 -- (join waits even when the caller is itself being cancelled).
@@ -142,7 +142,7 @@ end
 -- a cancelled task must not keep running (SPEC: cancellation is sticky).
 -- Like pcall (coro.c): a try entered before the cancellation was raised
 -- hands on what it catches after it; one inside a <close> handler does not.
-local cancel_sent = M._cancel_sent
+local cancel_sent = P.cancel_sent
 
 function M.try(f, ...)
   if type(f) ~= "function" then return nil, M.error("invalid", "async.try: function expected") end
@@ -323,7 +323,7 @@ end
 -- items cost a table entry each, not a parked coroutine.
 local Queue = {}
 Queue.__index = Queue
-local defer, start_deferred, waiting_start = M._defer, M._start_deferred, M._waiting_start
+local defer, start_deferred, waiting_start = P.defer, P.start_deferred, P.waiting_start
 
 function M.queue(opts)
   opts = opts or {}

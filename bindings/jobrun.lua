@@ -14,8 +14,12 @@
 -- transactions skip the check and its round trip to the store.
 -- Journaled results are {n = count, v = {...}} with json.null for nil.
 local finish, make_log, db, trace = ...
-local pack, unpack = table.pack, table.unpack
-local null = json.null
+-- private references, taken once: what a script can reach are read-only
+-- views of these modules, and the runner never looks them up again
+local pack, unpack, tostring, type, pcall, setmetatable =
+  table.pack, table.unpack, tostring, type, pcall, setmetatable
+local timeout, aerror, now = async.timeout, async.error, async.now
+local jencode, jdecode, null = json.encode, json.decode, json.null
 local logs = {}
 local runs = setmetatable({}, { __mode = "k" }) -- job handle -> {job_id, seq}
 
@@ -24,11 +28,11 @@ local function encode(r)
   for i = 1, r.n do
     if r[i] == nil then v[i] = null else v[i] = r[i] end
   end
-  return json.encode({ n = r.n, v = v })
+  return jencode({ n = r.n, v = v })
 end
 
 local function decode(text)
-  local j = json.decode(text)
+  local j = jdecode(text)
   local r = { n = j.n }
   for i = 1, j.n do
     if j.v[i] ~= null then r[i] = j.v[i] end
@@ -40,7 +44,7 @@ end
 local function journal(r, what)
   local ok, text = pcall(encode, r)
   if ok then return text end
-  return nil, async.error("invalid", what .. ": its results must be JSON-serialisable: "
+  return nil, aerror("invalid", what .. ": its results must be JSON-serialisable: "
     .. tostring(text))
 end
 
@@ -88,7 +92,7 @@ function db.methods.tx(self, fn, opts)
     trace.close(span, "failed")
     if not r[1] then
       local e = r[2]
-      if type(e) ~= "table" then e = async.error("error", tostring(e)) end
+      if type(e) ~= "table" then e = aerror("error", tostring(e)) end
       return nil, e
     end
     return nil, r[3]
@@ -146,7 +150,7 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled)
   local guard <close> = setmetatable({}, { __close = function(_, e)
     if not finished then
       finished = true
-      finish(token, nil, e or async.error("cancelled", "the run was cancelled"))
+      finish(token, nil, e or aerror("cancelled", "the run was cancelled"))
     end
   end })
   local log = logs[name]
@@ -160,14 +164,14 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled)
   local ctx = {
     job = { id = id, name = name, attempt = attempt, args = args },
     log = log,
-    deadline = async.now() + timeout_ms,
+    deadline = now() + timeout_ms,
     db = h,
     step = make_step(st),
     step_key = function(step)
       return "awaitd-" .. id .. "-" .. tostring(step)
     end,
   }
-  local v, err = async.timeout(timeout_ms, job.run, ctx, args)
+  local v, err = timeout(timeout_ms, job.run, ctx, args)
   finished = true
   finish(token, v, err)
 end

@@ -14,6 +14,9 @@
  * sched_new (it runs the embedded async.lua, which uses the scheduler).
  */
 int luaopen_async(lua_State *L);
+
+/* Registry field holding async.lua's private building blocks (tests only). */
+#define ASYNC_PRIVATE "awaitd.async_private"
 int luaopen_http(lua_State *L);
 int luaopen_json(lua_State *L);
 int luaopen_jobs(lua_State *L);
@@ -27,6 +30,19 @@ void log_push_module(lua_State *L);
  * and pcall/xpcall by versions that cannot swallow a task's cancellation.
  */
 void coro_patch(lua_State *L);
+
+/*
+ * Read-only views (readonly.c). readonly_push pushes the one view of the
+ * table at idx (the table itself when it is a view already): reads go
+ * through to a snapshot in which nested tables are views too, writes
+ * raise naming `name`. readonly_is: whether the value at idx is a view.
+ * readonly_protect_metatable sets the __metatable of the registry's
+ * metatable tname to its view, so getmetatable() answers the view. All
+ * raise only on memory errors.
+ */
+void readonly_push(lua_State *L, int idx, const char *name);
+int readonly_is(lua_State *L, int idx);
+void readonly_protect_metatable(lua_State *L, const char *tname, const char *name);
 
 /*
  * Open async, http, jobs, json and log in L: each is a global and in package.loaded,

@@ -11,12 +11,16 @@
  * The sandbox is a fresh table per script and per lib module: copies of
  * the safe base functions (pcall and coroutine are the runtime's patched
  * versions, read from the globals), copies of the safe libraries, a
- * reduced os, awaitd's module tables themselves, and a require that only
- * reads DIR/lib/. getmetatable answers nil for non-tables, so the string
- * metatable (whose __index is the state's one string table) stays out of
- * reach. Lib modules are cached per generation (one per reload): the
- * cache is an upvalue of every require closure of that generation, so
- * old job tables keep their own modules alive while runs finish.
+ * reduced os (no getenv: the daemon's environment holds its secrets),
+ * read-only views of awaitd's modules (bindings/readonly.c: no script can
+ * replace async.timeout for another, or for the job runner), and a
+ * require that only reads DIR/lib/. rawset refuses those views, since it
+ * would write past their __newindex. getmetatable answers nil for
+ * non-tables, so the string metatable (whose __index is the state's one
+ * string table) stays out of reach. Lib modules are cached per script
+ * load: the cache is an upvalue of that script's require closures, so two
+ * scripts never share a module table (one cannot rewrite the other's
+ * helpers), and an old job table keeps its own modules while runs finish.
  *
  * Top-level code runs on the scheduler's main thread with the memory cap
  * on (sched->in_task) and a count hook that fails it after
@@ -42,6 +46,7 @@
 
 #include "errval.h"
 #include "cron.h"
+#include "modules.h"
 #include "scripts.h"
 #include "sched.h"
 
@@ -70,18 +75,17 @@ struct script_load {
 struct load_ctx {
 	struct scripts *ss;
 	const char *path;
-	int *cache_ref; /* the generation's lib cache: created by the first load */
 	struct script_load *out;
 };
 
 static const char *const base_names[] = {
     "assert",   "error",    "ipairs", "next",     "pairs",  "pcall",  "xpcall",
-    "print",    "rawequal", "rawget", "rawlen",   "rawset", "select", "setmetatable",
+    "print",    "rawequal", "rawget", "rawlen",   "select", "setmetatable",
     "tonumber", "tostring", "type",   "_VERSION", NULL,
 };
 static const char *const lib_names[] = {"coroutine", "math", "string", "table", "utf8", NULL};
-static const char *const os_names[] = {"clock", "date", "time", "difftime", "getenv", NULL};
-/* awaitd's modules, shared as they are; jobs and http when they exist (SPEC 4) */
+static const char *const os_names[] = {"clock", "date", "time", "difftime", NULL};
+/* awaitd's modules, seen through read-only views; jobs and http when they exist (SPEC 4) */
 static const char *const module_names[] = {"async", "json", "log", "jobs", "http", NULL};
 static const char *const field_names[] = {"run",     "description", "concurrency", "timeout",
                                           "retries", "backoff",     "schedule",    NULL};
@@ -242,6 +246,30 @@ static int sandbox_getmetatable(lua_State *L)
 	return 1;
 }
 
+/* rawset that refuses the read-only views of the daemon's tables. */
+static int sandbox_rawset(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	luaL_checkany(L, 2);
+	luaL_checkany(L, 3);
+	if (readonly_is(L, 1))
+		return luaL_error(L, "rawset: the daemon's modules are read-only");
+	lua_settop(L, 3);
+	lua_rawset(L, 1);
+	return 1;
+}
+
+/* Push the read-only view of awaitd's module `name` (nil when it is not open). */
+static void push_module(lua_State *L, const char *name)
+{
+	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	if (lua_getfield(L, -1, name) == LUA_TTABLE) {
+		readonly_push(L, -1, name);
+		lua_replace(L, -2);
+	}
+	lua_remove(L, -2);
+}
+
 static int sandbox_require(lua_State *L);
 
 /* t[name] = src[name] for each name, raw, when present (t, src at indexes). */
@@ -264,7 +292,7 @@ static void copy_fields(lua_State *L, int t, int src, const char *const *names)
 static void sandbox_push(lua_State *L, int cache_idx, int libdir_idx)
 {
 	const char *const *name;
-	int env, g, loaded;
+	int env, g;
 
 	lua_createtable(L, 0, 32); /* env */
 	env = lua_gettop(L);
@@ -273,6 +301,8 @@ static void sandbox_push(lua_State *L, int cache_idx, int libdir_idx)
 	copy_fields(L, env, g, base_names);
 	lua_pushcfunction(L, sandbox_getmetatable);
 	lua_setfield(L, env, "getmetatable");
+	lua_pushcfunction(L, sandbox_rawset);
+	lua_setfield(L, env, "rawset");
 	for (name = lib_names; *name; name++) {
 		lua_pushstring(L, *name);
 		if (lua_rawget(L, g) != LUA_TTABLE) { /* env G lib */
@@ -295,9 +325,13 @@ static void sandbox_push(lua_State *L, int cache_idx, int libdir_idx)
 		copy_fields(L, lua_gettop(L) - 1, lua_gettop(L), os_names);
 	lua_pop(L, 1);
 	lua_setfield(L, env, "os");
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* env G loaded */
-	loaded = lua_gettop(L);
-	copy_fields(L, env, loaded, module_names);
+	for (name = module_names; *name; name++) {
+		push_module(L, *name); /* env G view */
+		if (lua_isnil(L, -1))
+			lua_pop(L, 1);
+		else
+			lua_setfield(L, env, *name);
+	}
 	lua_pushvalue(L, cache_idx);
 	lua_pushvalue(L, libdir_idx);
 	lua_pushcclosure(L, sandbox_require, 2);
@@ -350,15 +384,14 @@ static int sandbox_require(lua_State *L)
 	luaL_Buffer b;
 
 	lua_settop(L, 1);
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* name loaded */
 	for (i = 0; module_names[i]; i++) {
 		if (strcmp(name, module_names[i]) == 0) {
-			if (lua_getfield(L, 2, name) != LUA_TNIL)
+			push_module(L, name);
+			if (!lua_isnil(L, -1))
 				return 1;
 			lua_pop(L, 1);
 		}
 	}
-	lua_settop(L, 1);
 	if (!modname_ok(name, n) || strlen(name) != n)
 		return luaL_error(L, "module '%s' not found: require only loads modules from %s/",
 		                  name, libdir);
@@ -639,11 +672,7 @@ static int load_protected(lua_State *L)
 	long len;
 
 	lua_settop(L, 0);
-	if (*ctx->cache_ref == LUA_NOREF) {
-		lua_newtable(L);
-		*ctx->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, *ctx->cache_ref); /* cache */
+	lua_newtable(L); /* cache: this script's own lib modules */
 	cache = lua_gettop(L);
 	lua_pushfstring(L, "%s/lib", ss->dir); /* cache libdir */
 	libdir = lua_gettop(L);
@@ -695,11 +724,11 @@ static int load_protected(lua_State *L)
  * Load the script at path into out (defaults first). The caller's hook
  * on L is put back afterwards. Memory errors become out->error.
  */
-static void load_one(struct scripts *ss, const char *path, int *cache_ref, struct script_load *out)
+static void load_one(struct scripts *ss, const char *path, struct script_load *out)
 {
 	lua_State *L = ss->L;
 	struct sched *s = sched_of(L);
-	struct load_ctx ctx = {ss, path, cache_ref, out};
+	struct load_ctx ctx = {ss, path, out};
 	lua_Hook hook = lua_gethook(L);
 	int mask = lua_gethookmask(L), count = lua_gethookcount(L);
 	int in_task = s->in_task, top = lua_gettop(L);
@@ -882,7 +911,7 @@ int scripts_reload(struct scripts *ss)
 	struct script_load *loads = NULL;
 	struct script **v = NULL;
 	unsigned char *fresh = NULL; /* v[i] was made by this reload */
-	int cache_ref = LUA_NOREF, nfailed = 0, rc = -1;
+	int nfailed = 0, rc = -1;
 
 	if (list_dir(ss->dir, &names, &nnames, &why) < 0)
 		goto out;
@@ -903,7 +932,7 @@ int scripts_reload(struct scripts *ss)
 			load_fail(&loads[i], "%s: script name is longer than %d characters", path,
 			          SCRIPTS_NAME_MAX);
 		else
-			load_one(ss, path, &cache_ref, &loads[i]);
+			load_one(ss, path, &loads[i]);
 		free(path);
 	}
 	/* phase 2: every allocation the swap needs */
@@ -970,7 +999,6 @@ out:
 		load_free(L, &loads[i]);
 	for (i = 0; i < nnames; i++)
 		free(names[i]);
-	luaL_unref(L, LUA_REGISTRYINDEX, cache_ref); /* require closures keep it alive */
 	free(why);
 	free(fresh);
 	free(v);

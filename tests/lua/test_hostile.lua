@@ -53,9 +53,32 @@ T.test("spawn with very many arguments", function()
 end)
 
 T.test("a forged task handle is refused", function()
-  local ok, err = pcall(function() return setmetatable({}, async.Task).id end)
+  -- async.Task is a read-only view: a table given it as metatable gets no
+  -- task behaviour, and the task functions refuse it
+  local forged = setmetatable({}, async.Task)
+  T.eq(forged.id, nil)
+  local ok, err = pcall(async.await, forged)
   T.eq(ok, false)
   T.ok(tostring(err):find("task expected", 1, true), tostring(err))
+  ok, err = pcall(function() async.Task.__index = function() return 1 end end)
+  T.eq(ok, false)
+  T.ok(tostring(err):find("read-only", 1, true), tostring(err))
+  T.eq(async.spawn(function() end).id ~= nil, true)
+end)
+
+-- (the module tables themselves are read-only in the daemon's sandboxes:
+-- tests/unit/test_scripts.c and tests/e2e/test_isolation.py)
+T.test("the async module hides its internals; Error is read-only", function()
+  for _, k in ipairs({ "_park", "_start", "_cancel_all", "_port", "_watch" }) do
+    T.eq(async[k], nil, k)
+  end
+  local t = async.spawn(function() end)
+  T.eq(t._result, nil)
+  T.eq(t._wait, nil)
+  local ok = pcall(function() getmetatable(async.error("x", "y")).__tostring = print end)
+  T.eq(ok, false)
+  T.eq(tostring(async.error("x", "y")), "x: y")
+  T.eq(getmetatable(async.error("x", "y")), async.Error)
 end)
 
 T.test("a <close> handler raising during cancellation does not resurrect the task", function()

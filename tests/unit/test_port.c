@@ -52,8 +52,10 @@ static void test_watch_outlives_handle(void **state)
 	struct task *t;
 
 	(void)state;
+	lua_getfield(fx->s->L, LUA_REGISTRYINDEX, ASYNC_PRIVATE);
+	lua_setglobal(fx->s->L, "P");
 	t = fx_run(fx, "local t = async.spawn(function() async.sleep(5) return 1 end)\n"
-	               "do local p = async._port(); async._watch(t, p, 1) end\n"
+	               "do local p = P.port(); P.watch(t, p, 1) end\n"
 	               "collectgarbage() collectgarbage()\n"
 	               "return t:await()");
 	assert_int_equal(t->state, TASK_DONE);

@@ -418,6 +418,57 @@ static void test_require_lib_modules(void **state)
 	assert_string_equal(call_run(sx, "other", 0, buf, sizeof buf), "8");
 }
 
+/*
+ * One script cannot change what another sees: the daemon's modules are
+ * read-only views (writes, rawset and the metatables behind error values
+ * all refuse), lib modules are each script's own, os.getenv is gone.
+ */
+static void test_scripts_cannot_touch_each_other(void **state)
+{
+	struct sx *sx = *state;
+	char buf[2048];
+
+	put(sx, "lib/shared.lua", "return {f = function() return 'lib' end, n = 0}");
+	put(sx, "a_attack.lua",
+	    "local out = {}\n"
+	    "local function try(what, f) local ok, e = pcall(f)\n"
+	    "  out[#out + 1] = what .. '=' .. (ok and 'ok' or 'refused') end\n"
+	    "local evil = function() return 'pwned' end\n"
+	    "try('assign', function() async.timeout = evil end)\n"
+	    "try('rawset', function() rawset(async, 'all', evil) end)\n"
+	    "try('json', function() json.encode = evil end)\n"
+	    "try('log', function() log.info = evil end)\n"
+	    "try('jobs', function() jobs.enqueue = evil end)\n"
+	    "try('http', function() http.request = evil end)\n"
+	    "try('require', function() require('async').sleep = evil end)\n"
+	    "try('Error', function() async.Error.__tostring = evil end)\n"
+	    "try('errmt', function() getmetatable(async.error('a', 'b')).__index = evil end)\n"
+	    "try('setmt', function() setmetatable(async, {}) end)\n"
+	    "try('insert', function() table.insert(json, evil) end)\n"
+	    "try('pairs', function() local _, t = pairs(async); t.sleep = evil end)\n"
+	    "local lib = require 'shared'; lib.f = evil; lib.n = 99\n"
+	    "return {run = function() return table.concat(out, ' ') end}");
+	put(sx, "b_victim.lua",
+	    "local lib = require 'shared'\n"
+	    "local n = 0 for k in pairs(async) do n = n + 1 end\n"
+	    "return {run = function()\n"
+	    "  local hidden = async._park == nil and async._start == nil\n"
+	    "  return tostring(async.error('c', 'm')) .. '|' .. json.encode({1}) .. '|' ..\n"
+	    "    lib.f() .. lib.n .. '|' .. tostring(hidden) .. '|' .. tostring(n > 10) .. '|' ..\n"
+	    "    tostring(os.getenv) .. '|' .. tostring(getmetatable(async.error('x', 'y')) == "
+	    "async.Error) .. '|' .. type(async.timeout)\n"
+	    "end}");
+	open_dir(sx);
+	assert_null(scripts_find(&sx->ss, "a_attack")->error);
+	assert_null(scripts_find(&sx->ss, "b_victim")->error);
+	assert_string_equal(call_run(sx, "a_attack", 0, buf, sizeof buf),
+	                    "assign=refused rawset=refused json=refused log=refused "
+	                    "jobs=refused http=refused require=refused Error=refused "
+	                    "errmt=refused setmt=refused insert=refused pairs=refused");
+	assert_string_equal(call_run(sx, "b_victim", 0, buf, sizeof buf),
+	                    "c: m|[1]|lib0|true|true|nil|true|function");
+}
+
 static void test_endless_top_level_is_stopped(void **state)
 {
 	struct sx *sx = *state;
@@ -630,6 +681,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bytecode_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sandbox_hides_the_unsafe, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_require_lib_modules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scripts_cannot_touch_each_other, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_endless_top_level_is_stopped, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_memory_cap_applies_to_top_level, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reload_swaps_atomically, setup, teardown),
