@@ -9,6 +9,7 @@
  * {changes, last_id}. Parameters bind nil/boolean/integer/float/string;
  * a table (or any other type) is refused with an "invalid" error value.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +135,8 @@ static void park_release(struct db_guard *g)
 	g->p = NULL;
 	if (p->out && !(p->withdraw && p->withdraw(p->r, p->ud))) {
 		p->abandoned = 1;
+		/* nobody waits for it now: a statement of it that runs may stop */
+		__atomic_store_n(&p->r->cancelled, 1, __ATOMIC_RELAXED);
 		return;
 	}
 	store_req_free(p->r);
@@ -414,6 +417,11 @@ static int sql_call(lua_State *L, db_push_fn *push)
 	}
 	r->tx = h->tx;
 	r->job_id = h->job_id;
+	{
+		struct task *t = task_current(L);
+		if (t && t->deadline != HUGE_VAL)
+			r->deadline = t->deadline; /* the store stops the statement then */
+	}
 	if (read_params(L, 3, r) < 0) {
 		store_req_free(r);
 		return 2;

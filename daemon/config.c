@@ -67,6 +67,7 @@ static const struct config_key keys[] = {
     KEY("socket_mode", KIND_MODE, socket_mode, 0, 0777),
     KEY("synchronous", KIND_SYNC, synchronous, 0, 0),
     KEY("tx_timeout_ms", KIND_MS, tx_timeout_ms, 1, 3600000),
+    KEY("max_statement_ms", KIND_MS, max_statement_ms, 1, 3600000),
     KEY("keep_jobs_ms", KIND_MS, keep_jobs_ms, 0, 3153600000000.0),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -308,6 +309,7 @@ void config_init(struct config *c)
 	c->socket_mode = 0660;
 	c->synchronous = strdup("full");
 	c->tx_timeout_ms = 5000;
+	c->max_statement_ms = 1000;
 	c->keep_jobs_ms = 7 * 86400000.0;
 }
 

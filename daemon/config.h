@@ -37,6 +37,7 @@ struct config {
 	int socket_mode;            /* permission bits of the socket; default 0660 */
 	char *synchronous;          /* SQLite synchronous: "full" (default), "normal", "off" */
 	double tx_timeout_ms;       /* ms a db:tx may hold the writer; default 5000 */
+	double max_statement_ms;    /* ms one ctx.db statement may run; default 1000 */
 	double keep_jobs_ms;        /* ms finished jobs are kept; 0 = forever; default 7 days */
 };
 

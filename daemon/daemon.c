@@ -114,6 +114,7 @@ static void store_cfg(const struct config *cfg, struct store_config *sc)
 	sc->migrations_dir = cfg->migrations_dir;
 	sc->synchronous = cfg->synchronous;
 	sc->tx_timeout_ms = cfg->tx_timeout_ms;
+	sc->max_statement_ms = cfg->max_statement_ms;
 }
 
 static void sched_cfg(const struct config *cfg, struct sched_config *sc)

@@ -50,6 +50,7 @@ struct stmt_slot {
 	char *sql;
 	sqlite3_stmt *stmt;
 	uint64_t used; /* for eviction: least recently used goes */
+	int user;      /* prepared as application SQL (under the authorizer's rules) */
 };
 
 struct store {
@@ -86,7 +87,11 @@ struct store {
 	int64_t dead_tx[DEAD_TX];
 	int ndead;
 	int64_t lease_seq;
-	int user_sql; /* preparing application SQL: transaction control is refused */
+	int user_sql;         /* running application SQL: the authorizer's rules apply */
+	const char *denied;   /* why the authorizer refused it (static text), or NULL */
+	char denied_name[64]; /* the table, pragma or function it named */
+	struct store_req *cur; /* the request whose statement runs (progress handler) */
+	double stmt_deadline;  /* ms, monotonic: when cur's statement is stopped; 0 none */
 	struct stmt_slot stmts[STMT_CACHE];
 	uint64_t stmt_clock;
 };
@@ -114,6 +119,7 @@ void store_config_defaults(struct store_config *cfg)
 	cfg->migrations_dir = "migrations";
 	cfg->synchronous = "full";
 	cfg->tx_timeout_ms = 5000;
+	cfg->max_statement_ms = 1000;
 	cfg->max_batch = 4096;
 	cfg->max_batch_ms = 50;
 }
@@ -261,7 +267,7 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct store_req *r)
 
 	for (int i = 0; i < STMT_CACHE; i++) {
 		struct stmt_slot *e = &st->stmts[i];
-		if (e->sql && strcmp(e->sql, sql) == 0) {
+		if (e->sql && e->user == st->user_sql && strcmp(e->sql, sql) == 0) {
 			e->used = ++st->stmt_clock;
 			sqlite3_reset(e->stmt);
 			sqlite3_clear_bindings(e->stmt);
@@ -283,6 +289,7 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct store_req *r)
 	victim->sql = strdup(sql);
 	victim->stmt = victim->sql ? s : NULL;
 	victim->used = ++st->stmt_clock;
+	victim->user = st->user_sql;
 	if (!victim->sql) {
 		sqlite3_finalize(s);
 		store_fail(r, "out_of_memory", "out of memory");
@@ -373,45 +380,204 @@ int store_collect(struct store *st, sqlite3_stmt *s, struct store_req *r)
 /* ---- user SQL and transactions -------------------------------------------------- */
 
 /*
- * Application SQL must not end or reshape the store's own transaction
- * (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE): db:tx is the way. The
- * authorizer is installed once at open (installing one expires every
- * prepared statement) and refuses only while user SQL is prepared.
+ * The boundary between the daemon's data and the application's. One file
+ * and one connection hold both (a db:tx step journals in the same
+ * transaction as the writes it made, which a second database file in WAL
+ * mode could not promise), so application SQL runs under an authorizer,
+ * installed once at open (installing one expires every prepared
+ * statement) and in force while st->user_sql is set, which run_sql keeps
+ * over prepare and step (a statement re-prepared inside sqlite3_step is
+ * checked again). It refuses:
+ *  - the daemon's tables (store_reserved, and any name starting with
+ *    awaitd_): no read, write, index, trigger, view or drop can name them,
+ *    also through a view or a trigger (SQLite's own sqlite_master cannot
+ *    be written directly either: DEFENSIVE, and writable_schema refused);
+ *  - transaction control (db:tx is the way), ATTACH and DETACH (and so
+ *    VACUUM, which attaches), temporary objects (they would shadow the
+ *    daemon's tables on the shared connection), every PRAGMA but a short
+ *    read-only list, load_extension and fts3_tokenizer, and the
+ *    introspection tables that show other scripts' SQL or pages.
+ * Application statements and the daemon's own never share a cache slot.
  */
+static const char *const store_reserved[] = {
+    "jobs", "steps", "schedules", "executor", "schema_migrations", NULL,
+};
+static const char *const allowed_pragmas[] = {
+    "table_info",  "table_xinfo",      "index_list",   "index_info", "index_xinfo",
+    "foreign_key_list", "collation_list", "function_list", NULL,
+};
+
+static int in_list(const char *const *list, const char *name)
+{
+	for (; *list; list++)
+		if (sqlite3_stricmp(*list, name) == 0)
+			return 1;
+	return 0;
+}
+
+int store_is_reserved(const char *table)
+{
+	return table && (in_list(store_reserved, table) || sqlite3_strnicmp(table, "awaitd_", 7) == 0);
+}
+
+static int deny(struct store *st, const char *why, const char *name)
+{
+	if (!st->denied) {
+		st->denied = why;
+		snprintf(st->denied_name, sizeof st->denied_name, "%s", name ? name : "");
+	}
+	return SQLITE_DENY;
+}
+
 static int authorize(void *arg, int action, const char *a, const char *b, const char *c,
                      const char *d)
 {
 	struct store *st = arg;
+	const char *table = NULL;
 
-	(void)a;
-	(void)b;
 	(void)c;
 	(void)d;
-	return st->user_sql && (action == SQLITE_TRANSACTION || action == SQLITE_SAVEPOINT)
-	           ? SQLITE_DENY
-	           : SQLITE_OK;
+	if (!st->user_sql)
+		return SQLITE_OK;
+	switch (action) {
+	case SQLITE_TRANSACTION:
+	case SQLITE_SAVEPOINT:
+		return deny(st,
+		            "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is "
+		            "refused in application SQL: use db:tx",
+		            NULL);
+	case SQLITE_ATTACH:
+	case SQLITE_DETACH:
+		return deny(st, "ATTACH, DETACH and VACUUM are refused in application SQL", NULL);
+	case SQLITE_CREATE_TEMP_TABLE:
+	case SQLITE_CREATE_TEMP_INDEX:
+	case SQLITE_CREATE_TEMP_TRIGGER:
+	case SQLITE_CREATE_TEMP_VIEW:
+	case SQLITE_DROP_TEMP_TABLE:
+	case SQLITE_DROP_TEMP_INDEX:
+	case SQLITE_DROP_TEMP_TRIGGER:
+	case SQLITE_DROP_TEMP_VIEW:
+		return deny(st,
+		            "temporary tables, indexes, triggers and views are refused in "
+		            "application SQL (they live on the daemon's shared connection)",
+		            NULL);
+	case SQLITE_PRAGMA:
+		if (a && in_list(allowed_pragmas, a))
+			return SQLITE_OK;
+		return deny(st, "is refused in application SQL (allowed: table_info, table_xinfo, "
+		                "index_list, index_info, index_xinfo, foreign_key_list, "
+		                "collation_list, function_list)",
+		            a);
+	case SQLITE_FUNCTION:
+		if (b && (sqlite3_stricmp(b, "load_extension") == 0 ||
+		          sqlite3_stricmp(b, "fts3_tokenizer") == 0))
+			return deny(st, "is refused in application SQL", b);
+		return SQLITE_OK;
+	case SQLITE_READ:
+		table = a;
+		if (table && (sqlite3_stricmp(table, "sqlite_stmt") == 0 ||
+		              sqlite3_stricmp(table, "dbstat") == 0 ||
+		              sqlite3_stricmp(table, "sqlite_dbpage") == 0))
+			return deny(st, "is out of reach of application SQL", table);
+		break;
+	case SQLITE_INSERT:
+	case SQLITE_UPDATE:
+	case SQLITE_DELETE:
+	case SQLITE_CREATE_TABLE:
+	case SQLITE_DROP_TABLE:
+	case SQLITE_CREATE_VIEW:
+	case SQLITE_DROP_VIEW:
+	case SQLITE_ANALYZE:
+	case SQLITE_CREATE_VTABLE:
+	case SQLITE_DROP_VTABLE:
+		table = a;
+		break;
+	case SQLITE_CREATE_INDEX:
+	case SQLITE_DROP_INDEX:
+	case SQLITE_CREATE_TRIGGER:
+	case SQLITE_DROP_TRIGGER:
+	case SQLITE_ALTER_TABLE:
+		table = b;
+		break;
+	default:
+		return SQLITE_OK;
+	}
+	if (store_is_reserved(table))
+		return deny(st, "is one of the daemon's own tables, out of reach of application SQL",
+		            table);
+	return SQLITE_OK;
+}
+
+/*
+ * The progress handler: stops the statement of st->cur once its deadline
+ * passes or its waiter went away. Daemon statements run with no deadline.
+ */
+static int progress(void *arg)
+{
+	struct store *st = arg;
+
+	if (!st->cur)
+		return 0;
+	if (__atomic_load_n(&st->cur->cancelled, __ATOMIC_RELAXED))
+		return 1;
+	return st->stmt_deadline > 0 && mono_ms() > st->stmt_deadline;
+}
+
+/* Fail r after the authorizer refused its SQL, naming what and why. */
+static int fail_denied(struct store *st, struct store_req *r)
+{
+	if (st->denied_name[0] && strncmp(st->denied, "is ", 3) == 0)
+		return store_fail(r, "invalid", "\"%s\" %s", st->denied_name, st->denied);
+	return store_fail(r, "invalid", "%s", st->denied);
+}
+
+/* Fail r after its statement was stopped by the progress handler. */
+static int fail_stopped(struct store *st, struct store_req *r, double limit, double started)
+{
+	if (__atomic_load_n(&r->cancelled, __ATOMIC_RELAXED))
+		return store_fail(r, "cancelled", "the statement was stopped: its task was cancelled");
+	return store_fail(r, "timeout",
+	                  "the statement was stopped after %.0f ms (%s)", mono_ms() - started,
+	                  limit == st->cfg.max_statement_ms ? "max_statement_ms"
+	                  : r->tx                           ? "the job's deadline or tx_timeout_ms"
+	                                                    : "the job's deadline");
 }
 
 static int run_sql(struct store *st, struct store_req *r)
 {
 	int64_t before = sqlite3_total_changes64(st->db);
+	double started = mono_ms(), limit = st->cfg.max_statement_ms, deadline;
 	sqlite3_stmt *s;
 	int rc;
 
-	st->user_sql = 1;
-	s = store_stmt(st, r->sql, r);
-	st->user_sql = 0;
-	if (!s) {
-		if (sqlite3_errcode(st->db) == SQLITE_AUTH)
-			store_fail(
-			    r, "invalid",
-			    "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE)"
-			    " is refused in application SQL: use db:tx");
-		return -1;
+	deadline = started + limit;
+	if (r->deadline > 0 && r->deadline < deadline) {
+		deadline = r->deadline;
+		limit = -1;
 	}
-	if (sqlite3_bind_parameter_count(s) != r->nparams)
-		return store_fail(r, "invalid", "the statement has %d parameters, %d values given",
-		                  sqlite3_bind_parameter_count(s), r->nparams);
+	if (r->tx && st->tx_started + st->cfg.tx_timeout_ms < deadline) {
+		deadline = st->tx_started + st->cfg.tx_timeout_ms;
+		limit = -1;
+	}
+	st->user_sql = 1;
+	st->denied = NULL;
+	st->cur = r;
+	st->stmt_deadline = deadline;
+	s = store_stmt(st, r->sql, r);
+	if (!s) {
+		rc = -1;
+		if (st->denied) /* SQLITE_AUTH, or a table-valued function's own error */
+			fail_denied(st, r);
+		else if (sqlite3_errcode(st->db) == SQLITE_INTERRUPT)
+			fail_stopped(st, r, limit, started);
+		goto out;
+	}
+	rc = -1;
+	if (sqlite3_bind_parameter_count(s) != r->nparams) {
+		store_fail(r, "invalid", "the statement has %d parameters, %d values given",
+		           sqlite3_bind_parameter_count(s), r->nparams);
+		goto out;
+	}
 	for (int i = 0; i < r->nparams; i++) {
 		struct store_val *v = &r->params[i];
 		switch (v->type) {
@@ -433,11 +599,22 @@ static int run_sql(struct store *st, struct store_req *r)
 		}
 	}
 	rc = store_collect(st, s, r);
+	if (rc < 0 && sqlite3_errcode(st->db) == SQLITE_INTERRUPT) {
+
+		fail_stopped(st, r, limit, started);
+	} else if (rc < 0 && st->denied) {
+		/* refused at a re-prepare inside sqlite3_step */
+		fail_denied(st, r);
+	}
 	/* sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE of any request */
 	if (rc == 0 && sqlite3_total_changes64(st->db) == before)
 		r->rows.changes = 0;
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
+out:
+	st->user_sql = 0;
+	st->cur = NULL;
+	st->stmt_deadline = 0;
 	return rc;
 }
 
@@ -987,6 +1164,12 @@ static int open_db(struct store *st, int64_t *requeued, char *err, size_t errlen
 	}
 	sqlite3_extended_result_codes(st->db, 0);
 	sqlite3_set_authorizer(st->db, authorize, st);
+	sqlite3_progress_handler(st->db, 1000, progress, st);
+	/* beyond the authorizer: no schema edits by PRAGMA, no extensions, no ATTACH at all */
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, NULL);
+	sqlite3_limit(st->db, SQLITE_LIMIT_ATTACHED, 0);
 	/* WAL: readers never block the writer; one fsync per commit at most */
 	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW)

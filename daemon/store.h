@@ -119,6 +119,8 @@ struct store_req {
 	char *name, *key, *sql, *text, *text2; /* malloc'd, freed with the request */
 	struct store_val *params;
 	int nparams;
+	double deadline; /* STORE_SQL: ms, CLOCK_MONOTONIC, when its task must be done; 0 none */
+	int cancelled;   /* atomic: the waiter is gone, a statement of it may stop */
 	/* outputs */
 	int rc; /* 0 or -1 with err */
 	struct store_err err;
@@ -142,11 +144,19 @@ struct store_config {
 	const char *migrations_dir; /* NNNN_name.sql */
 	const char *synchronous;    /* "full", "normal" or "off" */
 	double tx_timeout_ms;       /* how long a user transaction may hold the writer */
+	double max_statement_ms;    /* how long one application statement may run */
 	int max_batch;              /* requests per group commit */
 	double max_batch_ms;        /* age of a batch before it commits anyway */
 };
 
 void store_config_defaults(struct store_config *cfg);
+
+/*
+ * Whether table names one of the daemon's own tables (jobs, steps,
+ * schedules, executor, schema_migrations, or any awaitd_* name), which
+ * application SQL cannot read, write, index, trigger on or drop.
+ */
+int store_is_reserved(const char *table);
 
 /*
  * Open (creating) the database: lock its directory against a second

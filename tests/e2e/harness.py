@@ -7,6 +7,8 @@ line per check; finish() prints "N passed, M failed" and exits 1 if any
 check failed.
 """
 import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -43,3 +45,38 @@ def poll(cond, deadline, step=0.02):
 def finish():
     print("%d passed, %d failed" % (_counts["passed"], _counts["failed"]))
     sys.exit(1 if _counts["failed"] else 0)
+
+
+class Daemon:
+    """A daemon on ROOT/{awaitd.conf,scripts,migrations}, socket ROOT/s, db ROOT/awaitd.db."""
+
+    def __init__(self, root):
+        self.dir = root
+        self.sock = os.path.join(root, "s")
+        self.db = os.path.join(root, "awaitd.db")
+        self.log = open(os.path.join(root, "log"), "a+")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            WRAP + [AWAITD, "-c", os.path.join(self.dir, "awaitd.conf"), "--scripts",
+                    os.path.join(self.dir, "scripts"), "--db", self.db, "--migrations",
+                    os.path.join(self.dir, "migrations"), "--socket", self.sock],
+            stdout=self.log, stderr=self.log)
+        end = time.monotonic() + 10 * SLOW
+        while time.monotonic() < end and self.proc.poll() is None:
+            if self.ctl("ping")[0] == 0:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def ctl(self, *args, timeout=60):
+        r = subprocess.run([AWAITCTL, "-s", self.sock] + list(args), capture_output=True,
+                           text=True, timeout=timeout * SLOW)
+        return r.returncode, r.stdout, r.stderr
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            return self.proc.wait(30 * SLOW)
+        return None

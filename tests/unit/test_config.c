@@ -31,7 +31,7 @@
 #define KNOWN_KEYS                                                                                 \
 	"scripts_dir, db_path, socket_path, migrations_dir, log_level, max_slice_ms, "             \
 	"max_memory_mb, cancel_grace_ms, shutdown_timeout_ms, max_line, output_cap, max_clients, " \
-	"socket_mode, synchronous, tx_timeout_ms, keep_jobs_ms"
+	"socket_mode, synchronous, tx_timeout_ms, max_statement_ms, keep_jobs_ms"
 
 struct fx {
 	struct config c;
@@ -547,6 +547,7 @@ static void test_dump_defaults(void **state)
 	                         "socket_mode = 0660\n"
 	                         "synchronous = full\n"
 	                         "tx_timeout_ms = 5000\n"
+	                         "max_statement_ms = 1000\n"
 	                         "keep_jobs_ms = 604800000\n");
 }
 

@@ -288,6 +288,26 @@ static int64_t q_int(struct fx *fx, const char *text)
 	return q_int_tx(fx, 0, text);
 }
 
+/*
+ * An integer read from the daemon's own tables, which application SQL
+ * cannot reach: through a second, read-only connection to the file (it
+ * sees what the store committed, and every answered request is).
+ */
+static int64_t peek_int(struct fx *fx, const char *text)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int64_t v;
+
+	assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, text, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
 /* SQL that must fail with code and exactly msg (msg NULL: any). */
 static void sql_fails(struct fx *fx, int64_t tx, const char *text, const char *code,
                       const char *msg)
@@ -484,20 +504,17 @@ static void counts(struct fx *fx, int64_t out[STORE_NSTATES])
 static void test_open_wal_and_epochs(void **state)
 {
 	struct fx *fx = *state;
-	struct store_req *r;
 	sqlite3 *db;
 	sqlite3_stmt *s;
 
 	assert_int_equal(store_epoch(fx->st), 1);
 	assert_int_equal(fx->requeued, 0);
 	assert_int_equal(store_pending(fx->st), 0);
-	r = sql(fx, 0, "PRAGMA journal_mode");
-	assert_int_equal(r->rows.nrows, 1);
-	assert_int_equal(cell(r, 0, 0)->type, STORE_TEXT);
-	assert_string_equal(cell(r, 0, 0)->p, "wal");
-	store_req_free(r);
-	assert_int_equal(q_int(fx, "PRAGMA foreign_keys"), 1);
-	assert_int_equal(q_int(fx, "SELECT pid FROM executor"), (int64_t)getpid());
+	/* the boundary: application SQL reaches neither PRAGMAs nor the daemon's tables */
+	sql_fails(fx, 0, "PRAGMA journal_mode", "invalid", NULL);
+	sql_fails(fx, 0, "SELECT pid FROM executor", "invalid",
+	          "\"executor\" is one of the daemon's own tables, out of reach of application SQL");
+	assert_int_equal(peek_int(fx, "SELECT pid FROM executor"), (int64_t)getpid());
 
 	fx_reopen(fx);
 	assert_int_equal(store_epoch(fx->st), 2);
@@ -1918,7 +1935,7 @@ static void test_prune(void **state)
 	store_req_free(r);
 	snprintf(sql_a, sizeof sql_a, "SELECT count(*) FROM steps WHERE job_id = %lld",
 	         (long long)a);
-	assert_int_equal(q_int(fx, sql_a), 0);
+	assert_int_equal(peek_int(fx, sql_a), 0);
 	counts(fx, c);
 	assert_int_equal(c[STORE_QUEUED], 1);
 	assert_int_equal(c[STORE_CANCELLED], 1);
@@ -1929,6 +1946,49 @@ static void test_prune(void **state)
 	r = by_id(fx, STORE_PRUNE, 0, T0);
 	assert_int_equal(r->changed, 0);
 	store_req_free(r);
+}
+
+/* Every table the core migration makes is out of application SQL's reach. */
+static void test_core_tables_are_reserved(void **state)
+{
+	char path[512], *sql = NULL;
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	FILE *f;
+	long n;
+	int ntables = 0;
+
+	(void)state;
+	snprintf(path, sizeof path, "%s/migrations/0001_core.sql", AWAITD_SOURCE_DIR);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	sql = calloc(1, (size_t)n + 1);
+	assert_non_null(sql);
+	assert_int_equal(fread(sql, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type = 'table'", -1, &s, NULL),
+	    SQLITE_OK);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(s, 0);
+		if (!store_is_reserved(t))
+			fail_msg("core table %s is not reserved (store_reserved in daemon/store.c)", t);
+		ntables++;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	free(sql);
+	assert_true(ntables >= 4);
+	assert_true(store_is_reserved("schema_migrations"));
+	assert_true(store_is_reserved("JOBS"));
+	assert_true(store_is_reserved("awaitd_signals"));
+	assert_false(store_is_reserved("accounts"));
+	assert_false(store_is_reserved("jobs2"));
 }
 
 /* ---- crash recovery ---------------------------------------------------------------------- */
@@ -2178,6 +2238,7 @@ int main(void)
 	    T(test_next_due),
 	    T(test_schedule_and_fire),
 	    T(test_prune),
+	    cmocka_unit_test(test_core_tables_are_reserved),
 	    T(test_orphans_requeued_at_open),
 	    T(test_group_commit),
 	    T(test_close_answers_submitted),
