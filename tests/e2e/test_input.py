@@ -74,12 +74,22 @@ return {
 '''
 
 
+# a script whose backoff is far beyond any int64 of ms (scripts accept any number >= 0)
+HUGE_BACKOFF = r'''
+return {
+  retries = 1,
+  backoff = 1e300,
+  run = function(ctx, args) return nil, async.error("nope", "fails on purpose") end,
+}
+'''
+
+
 class Daemon:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="awaitd-input-")
         self.scripts = os.path.join(self.dir, "scripts")
         shutil.copytree(SCRIPTS, self.scripts, ignore=shutil.ignore_patterns("examples"))
-        for name, text in (("badopts", BADOPTS), ("stamp", STAMP)):
+        for name, text in (("badopts", BADOPTS), ("stamp", STAMP), ("hugebackoff", HUGE_BACKOFF)):
             with open(os.path.join(self.scripts, name + ".lua"), "w") as f:
                 f.write(text)
         self.sock = os.path.join(self.dir, "awaitd.sock")
@@ -230,6 +240,17 @@ def test_socket(d):
     # the numbers are checked as sent, not as python would print them
     resp = d.request(None, None, raw='{"id":1,"cmd":"enqueue","args":{"name":"hello","delay":1e19}}')
     check("socket: delay 1e19 (raw) refused", refused(resp, "delay"), resp)
+    resp = d.request("wait", {"id": 1, "timeout": 1e300})
+    check("socket: wait with timeout 1e300 refused, naming timeout", refused(resp, "timeout"), resp)
+
+    # a retry of a script with backoff 1e300 is due within 10 years, not at an overflowed time
+    resp = d.request("enqueue", {"name": "hugebackoff"})
+    jid = (resp or {}).get("result", {}).get("id")
+    job = poll(lambda: (lambda r: r[1] if r[0] == 0 and r[1].get("state") == "failed" else None)(
+        d.cjson("show", jid)), 20) if jid else None
+    run_at = (job or {}).get("run_at") or 0
+    check("socket: a huge backoff retries at most 10 years ahead",
+          job is not None and now < run_at <= now + 3650 * 86400000 + 600000, job)
     resp = d.request("enqueue", {"name": "hello", "delay_ms": 5})
     check("socket: an unknown key is named in the message",
           refused(resp, '"delay_ms"'), resp)
@@ -312,7 +333,7 @@ def test_after(d, t_flood, sent):
     names = [j.get("name") for j in (v or {}).get("jobs", v if isinstance(v, list) else [])] \
         if rc == 0 else []
     check("after: awaitctl jobs lists the jobs of every part",
-          rc == 0 and {"hello", "badopts", "stamp"} <= set(names)
+          rc == 0 and {"hello", "badopts", "stamp", "hugebackoff"} <= set(names)
           and names.count("stamp") == 4, (rc, out[-2000:]))
 
     # the flood's count comes with the first refusal after the interval
