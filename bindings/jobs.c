@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 
 #include "db.h"
+#include "enqueue-opts.h"
 #include "errval.h"
 #include "jobs.h"
 #include "json.h"
@@ -40,47 +41,71 @@ static int push_id(lua_State *L, struct store_req *r)
 	return 1;
 }
 
-/* Optional integer field of the options table at idx. */
-static int opt_int(lua_State *L, int idx, const char *key, lua_Integer *out)
+/* The value at idx as the shared checker sees it (enqueue-opts.h). */
+static void enqueue_val_of(lua_State *L, int idx, struct enqueue_val *out)
 {
-	int t = idx ? lua_getfield(L, idx, key) : LUA_TNIL;
-	int ok = t != LUA_TNIL;
-
-	if (ok && !lua_isinteger(L, -1)) {
-		if (lua_type(L, -1) != LUA_TNUMBER)
-			return luaL_error(L, "jobs.enqueue: opts.%s must be a number", key);
-		*out = (lua_Integer)lua_tonumber(L, -1);
-	} else if (ok) {
-		*out = lua_tointeger(L, -1);
+	memset(out, 0, sizeof *out);
+	if (lua_isinteger(L, idx)) {
+		out->type = ENQUEUE_V_INTEGER;
+		out->i = (int64_t)lua_tointeger(L, idx);
+	} else if (lua_type(L, idx) == LUA_TNUMBER) {
+		out->type = ENQUEUE_V_REAL;
+		out->d = (double)lua_tonumber(L, idx);
+	} else if (lua_type(L, idx) == LUA_TSTRING) {
+		out->type = ENQUEUE_V_STRING;
+		out->s = lua_tolstring(L, idx, &out->len); /* a string: no conversion */
+	} else {
+		out->type = ENQUEUE_V_OTHER;
+		out->tname = luaL_typename(L, idx);
 	}
-	if (idx)
-		lua_pop(L, 1);
-	return ok;
 }
 
-/* jobs.enqueue(name, args [, {key, delay, at, priority}]) -> id | nil, err */
+/*
+ * Check the options table at idx (0: none) into o; a bad option is the
+ * caller's bug and raises, with the message the socket gives. Nothing C
+ * owns is alive yet. The key in o is borrowed from the table, which stays
+ * on the stack until enqueue_opts_apply has copied it.
+ */
+static void enqueue_opts_of(lua_State *L, int idx, struct enqueue_opts *o)
+{
+	struct enqueue_val v;
+	const char *name;
+	size_t namelen;
+	char msg[512];
+
+	enqueue_opts_init(o, store_now());
+	if (!idx)
+		return;
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (lua_type(L, -2) != LUA_TSTRING)
+			luaL_error(L, "jobs.enqueue: option names must be strings, not %s",
+			           luaL_typename(L, -2));
+		name = lua_tolstring(L, -2, &namelen);
+		enqueue_val_of(L, -1, &v);
+		if (enqueue_opts_set(o, name, namelen, &v, msg, sizeof msg) < 0)
+			luaL_error(L, "jobs.enqueue: %s", msg);
+		lua_pop(L, 1); /* the value; the key stays for lua_next */
+	}
+	if (enqueue_opts_check(o, msg, sizeof msg) < 0)
+		luaL_error(L, "jobs.enqueue: %s", msg);
+}
+
+/* jobs.enqueue(name, args [, {key, delay, at, priority, timeout}]) -> id | nil, err */
 static int jobs_l_enqueue(lua_State *L)
 {
 	struct jobs *j = db_jobs(L);
 	const char *name = luaL_checkstring(L, 1);
 	int opts = lua_isnoneornil(L, 3) ? 0 : 3;
-	lua_Integer delay = 0, at = 0, prio = 0;
+	struct enqueue_opts o;
 	struct store_req *r;
 	struct store_err err;
 	char msg[256];
 	json_t *args = NULL;
-	const char *key = NULL;
 
 	if (opts)
 		luaL_checktype(L, 3, LUA_TTABLE);
-	if (opts && lua_getfield(L, opts, "key") != LUA_TNIL) {
-		if (lua_type(L, -1) != LUA_TSTRING)
-			return luaL_error(L, "jobs.enqueue: opts.key must be a string");
-		key = lua_tostring(L, -1); /* stays on the stack */
-	}
-	opt_int(L, opts, "delay", &delay);
-	opt_int(L, opts, "at", &at);
-	opt_int(L, opts, "priority", &prio);
+	enqueue_opts_of(L, opts, &o);
 	if (!j)
 		return no_engine(L);
 	if (!lua_isnoneornil(L, 2) && !(args = json_from_lua(L, 2, msg, sizeof msg))) {
@@ -92,15 +117,12 @@ static int jobs_l_enqueue(lua_State *L)
 	if (r) {
 		r->name = strdup(name);
 		r->text = args ? json_dumps(args, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-		r->key = key ? strdup(key) : NULL;
 	}
 	json_decref(args);
-	if (!r || !r->name || (args && !r->text) || (key && !r->key)) {
+	if (!r || !r->name || (args && !r->text) || enqueue_opts_apply(&o, r) < 0) {
 		store_req_free(r);
 		return luaL_error(L, "out of memory");
 	}
-	r->run_at = at ? (int64_t)at : delay > 0 ? store_now() + (int64_t)delay : 0;
-	r->priority = prio;
 	r->tx = db_open_tx(L); /* inside db:tx the job commits (or not) with it */
 	if (!task_current(L)) {
 		store_req_free(r);

@@ -39,6 +39,7 @@ _Static_assert(sizeof(json_int_t) == sizeof(lua_Integer),
 #define JSON_GUARD_MT   "awaitd.json.guard"
 #define JSON_ERRLEN     512 /* bytes for messages, path included */
 #define JSON_KEYSHOW    48  /* bytes of a key shown in a path */
+#define JSON_PATH_ENDS  3   /* steps shown at each end of a deep path */
 #define JSON_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 #define JSON_LOAD_FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
@@ -140,7 +141,27 @@ static int json_is_identifier(const char *s, size_t len)
 	return 1;
 }
 
-/* Fill e->err with "<what> at <path of the value being encoded>". */
+/* Append one step of a path: ".name", "[3]" or ["odd key"]. */
+static void json_step_add(struct json_buf *b, const struct json_step *st)
+{
+	if (!st->key) {
+		json_buf_add(b, "[%lld]", (long long)st->index);
+	} else if (json_is_identifier(st->key, st->keylen)) {
+		json_buf_add(b, ".%.*s", (int)st->keylen, st->key);
+	} else {
+		size_t n = st->keylen < JSON_KEYSHOW ? st->keylen : JSON_KEYSHOW;
+
+		json_buf_add(b, "[\"");
+		json_buf_add_escaped(b, st->key, n, 1);
+		json_buf_add(b, "%s\"]", n < st->keylen ? "..." : "");
+	}
+}
+
+/*
+ * Fill e->err with "<what> at <path of the value being encoded>". A deep
+ * path shows its first and last JSON_PATH_ENDS steps around the depth:
+ * ".a[1][1]...(200 levels)...[1][1].b", not 200 steps cut off mid-way.
+ */
 static void json_enc_fail(struct json_enc *e, const char *what)
 {
 	struct json_buf b;
@@ -150,19 +171,12 @@ static void json_enc_fail(struct json_enc *e, const char *what)
 	if (e->depth == 0)
 		json_buf_add(&b, "top level");
 	for (int d = 0; d < e->depth; d++) {
-		const struct json_step *st = &e->steps[d];
-
-		if (!st->key) {
-			json_buf_add(&b, "[%lld]", (long long)st->index);
-		} else if (json_is_identifier(st->key, st->keylen)) {
-			json_buf_add(&b, ".%.*s", (int)st->keylen, st->key);
-		} else {
-			size_t n = st->keylen < JSON_KEYSHOW ? st->keylen : JSON_KEYSHOW;
-
-			json_buf_add(&b, "[\"");
-			json_buf_add_escaped(&b, st->key, n, 1);
-			json_buf_add(&b, "%s\"]", n < st->keylen ? "..." : "");
+		if (e->depth > 2 * JSON_PATH_ENDS + 1 && d == JSON_PATH_ENDS) {
+			json_buf_add(&b, "...(%d levels)...", e->depth);
+			d = e->depth - JSON_PATH_ENDS - 1;
+			continue;
 		}
+		json_step_add(&b, &e->steps[d]);
 	}
 }
 

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "enqueue-opts.h"
 #include "proto.h"
 #include "view.h"
 
@@ -382,43 +383,47 @@ static int ctl_wait(const struct client_opts *o, json_t *result)
 	return state && strcmp(state, "succeeded") != 0 ? CLIENT_EXIT_FAILED : CLIENT_EXIT_OK;
 }
 
-static const struct client_arg ctl_args_none[] = {{NULL, NULL, CLIENT_ARG_STRING}};
+static const struct client_arg ctl_args_none[] = {{NULL, NULL, CLIENT_ARG_STRING, 0, 0}};
 
 static const struct client_arg ctl_args_run[] = {
-    {NULL, "name", CLIENT_ARG_STRING},
-    {NULL, "args", CLIENT_ARG_JSON},
-    {"--timeout", "timeout", CLIENT_ARG_UINT},
-    {NULL, NULL, CLIENT_ARG_STRING},
+    {NULL, "name", CLIENT_ARG_STRING, 0, 0},
+    {NULL, "args", CLIENT_ARG_JSON, 0, 0},
+    {"--timeout", "timeout", CLIENT_ARG_UINT, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 
+/* the daemon's ranges (enqueue-opts.h), so a bad value is a usage error here */
 static const struct client_arg ctl_args_enqueue[] = {
-    {NULL, "name", CLIENT_ARG_STRING},          {NULL, "args", CLIENT_ARG_JSON},
-    {"--key", "key", CLIENT_ARG_STRING},        {"--delay", "delay", CLIENT_ARG_UINT},
-    {"--priority", "priority", CLIENT_ARG_INT}, {NULL, NULL, CLIENT_ARG_STRING},
+    {NULL, "name", CLIENT_ARG_STRING, 0, 0},
+    {NULL, "args", CLIENT_ARG_JSON, 0, 0},
+    {"--key", "key", CLIENT_ARG_STRING, 0, 0},
+    {"--delay", "delay", CLIENT_ARG_UINT, 0, ENQUEUE_MAX_DELAY_MS},
+    {"--priority", "priority", CLIENT_ARG_INT, ENQUEUE_MIN_PRIORITY, ENQUEUE_MAX_PRIORITY},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 
 static const struct client_arg ctl_args_jobs[] = {
-    {"--state", "state", CLIENT_ARG_STRING},
-    {"--name", "name", CLIENT_ARG_STRING},
-    {"--limit", "limit", CLIENT_ARG_UINT},
-    {NULL, NULL, CLIENT_ARG_STRING},
+    {"--state", "state", CLIENT_ARG_STRING, 0, 0},
+    {"--name", "name", CLIENT_ARG_STRING, 0, 0},
+    {"--limit", "limit", CLIENT_ARG_UINT, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 
 static const struct client_arg ctl_args_id[] = {
-    {NULL, "id", CLIENT_ARG_ID},
-    {NULL, NULL, CLIENT_ARG_STRING},
+    {NULL, "id", CLIENT_ARG_ID, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 
 static const struct client_arg ctl_args_wait[] = {
-    {NULL, "id", CLIENT_ARG_ID},
-    {"--timeout", "timeout", CLIENT_ARG_UINT},
-    {NULL, NULL, CLIENT_ARG_STRING},
+    {NULL, "id", CLIENT_ARG_ID, 0, 0},
+    {"--timeout", "timeout", CLIENT_ARG_UINT, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 
 static const struct client_arg ctl_args_logs[] = {
-    {"-f", "follow", CLIENT_ARG_FLAG}, {"--follow", "follow", CLIENT_ARG_FLAG},
-    {"-n", "lines", CLIENT_ARG_UINT},  {"--lines", "lines", CLIENT_ARG_UINT},
-    {NULL, NULL, CLIENT_ARG_STRING},
+    {"-f", "follow", CLIENT_ARG_FLAG, 0, 0}, {"--follow", "follow", CLIENT_ARG_FLAG, 0, 0},
+    {"-n", "lines", CLIENT_ARG_UINT, 0, 0},  {"--lines", "lines", CLIENT_ARG_UINT, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 
 static const struct client_cmd ctl_cmds[] = {

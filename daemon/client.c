@@ -379,8 +379,16 @@ static json_t *client_arg_value(const struct client_cmd *cmd, const struct clien
 		break;
 	case CLIENT_ARG_UINT:
 	case CLIENT_ARG_INT:
-		if (client_parse_int(s, a->type == CLIENT_ARG_UINT ? 0 : INT_MIN, INT_MAX, &x) <
-		    0) {
+		if (a->max > a->min) {
+			if (client_parse_int(s, a->min, a->max, &x) < 0) {
+				errbuf_set(
+				    err, errlen,
+				    "%s: %s must be an integer from %lld to %lld, not \"%s\"",
+				    cmd->name, what, a->min, a->max, s);
+				break;
+			}
+		} else if (client_parse_int(s, a->type == CLIENT_ARG_UINT ? 0 : INT_MIN, INT_MAX,
+		                            &x) < 0) {
 			errbuf_set(err, errlen, "%s: %s must be %s integer, not \"%s\"", cmd->name,
 			           what, a->type == CLIENT_ARG_UINT ? "a non-negative" : "an", s);
 			break;

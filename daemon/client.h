@@ -96,6 +96,8 @@ struct client_arg {
 	const char *opt; /* "--timeout", "-f"; NULL for a positional argument */
 	const char *key; /* the key it fills in the request's args */
 	enum client_arg_type type;
+	long long min,
+	    max; /* UINT, INT: the range when max > min (the daemon's); else the type's */
 };
 
 struct client_opts;

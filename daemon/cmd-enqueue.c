@@ -2,12 +2,15 @@
  * cmd-enqueue.c: `enqueue NAME [ARGS] [--key K] [--delay MS] [--priority N]`:
  * queue a durable job; the answer {id, created} comes once it is committed.
  * With a key that names a job already, that job's id (created false).
+ * The options (also `run`'s) are checked by enqueue-opts.c; an unknown
+ * key is refused rather than ignored.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "daemon.h"
+#include "enqueue-opts.h"
 #include "jobs.h"
 #include "server.h"
 #include "store.h"
@@ -21,46 +24,75 @@ static void enqueued(struct cmd_later *l, struct store_req *r)
 		        json_pack("{sI sb}", "id", (json_int_t)r->out_id, "created", r->created));
 }
 
+/* v as the shared checker sees it (enqueue-opts.h). */
+static void enqueue_val_of(const json_t *v, struct enqueue_val *out)
+{
+	static const char *const names[] = {
+	    [JSON_OBJECT] = "object", [JSON_ARRAY] = "array", [JSON_TRUE] = "boolean",
+	    [JSON_FALSE] = "boolean", [JSON_NULL] = "null",
+	};
+
+	memset(out, 0, sizeof *out);
+	if (json_is_integer(v)) {
+		out->type = ENQUEUE_V_INTEGER;
+		out->i = json_integer_value(v);
+	} else if (json_is_real(v)) {
+		out->type = ENQUEUE_V_REAL;
+		out->d = json_real_value(v);
+	} else if (json_is_string(v)) {
+		out->type = ENQUEUE_V_STRING;
+		out->s = json_string_value(v);
+		out->len = json_string_length(v);
+	} else {
+		out->type = ENQUEUE_V_OTHER;
+		out->tname = names[json_typeof(v)];
+	}
+}
+
+/*
+ * Fill r from the request's args: name and args are the command's own,
+ * every other key is an option for enqueue_opts_set. 0, or -1 answered.
+ */
 static int enqueue_args(struct cmd_ctx *ctx, struct store_req *r)
 {
 	const char *name = json_string_value(json_object_get(ctx->args, "name"));
 	json_t *args = json_object_get(ctx->args, "args");
-	json_t *key = json_object_get(ctx->args, "key");
-	json_t *delay = json_object_get(ctx->args, "delay");
-	json_t *at = json_object_get(ctx->args, "at");
-	json_t *prio = json_object_get(ctx->args, "priority");
-	json_t *timeout = json_object_get(ctx->args, "timeout");
-	const char *bad = NULL;
+	struct enqueue_opts o;
+	struct enqueue_val v;
+	const char *k;
+	size_t klen;
+	json_t *val;
+	char msg[512];
 
-	if (!name)
-		bad = "args.name must be the script's name";
-	else if (key && !json_is_string(key))
-		bad = "args.key must be a string";
-	else if (delay && (!json_is_number(delay) || json_number_value(delay) < 0))
-		bad = "args.delay must be a number of ms >= 0";
-	else if (at && !json_is_integer(at))
-		bad = "args.at must be a time in unix epoch ms";
-	else if (prio && !json_is_integer(prio))
-		bad = "args.priority must be an integer";
-	else if (timeout && (!json_is_number(timeout) || json_number_value(timeout) <= 0))
-		bad = "args.timeout must be a number of ms > 0";
-	if (bad) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request", "%s", bad);
+	if (!name) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request",
+		           "args.name must be the script's name");
+		return -1;
+	}
+	enqueue_opts_init(&o, store_now());
+	json_object_keylen_foreach(ctx->args, k, klen, val)
+	{
+		if ((klen == 4 && memcmp(k, "name", 4) == 0) ||
+		    (klen == 4 && memcmp(k, "args", 4) == 0))
+			continue;
+		enqueue_val_of(val, &v);
+		if (enqueue_opts_set(&o, k, klen, &v, msg, sizeof msg) < 0) {
+			conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request", "%s", msg);
+			return -1;
+		}
+	}
+	if (enqueue_opts_check(&o, msg, sizeof msg) < 0) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request", "%s", msg);
 		return -1;
 	}
 	r->name = strdup(name);
 	r->text =
 	    args && !json_is_null(args) ? json_dumps(args, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-	r->key = key ? strdup(json_string_value(key)) : NULL;
-	if (!r->name || (args && !json_is_null(args) && !r->text) || (key && !r->key)) {
+	if (!r->name || (args && !json_is_null(args) && !r->text) ||
+	    enqueue_opts_apply(&o, r) < 0) {
 		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
 		return -1;
 	}
-	r->run_at = at      ? json_integer_value(at)
-	            : delay ? store_now() + (int64_t)json_number_value(delay)
-	                    : 0;
-	r->priority = prio ? json_integer_value(prio) : 0;
-	r->timeout_ms = timeout ? (int64_t)json_number_value(timeout) : 0;
 	return 0;
 }
 

@@ -2,6 +2,8 @@
 #include "cmd.h"
 #include "server.h"
 
+#define WAIT_MAX_MS (3650 * 86400000.0) /* ms; 0 waits for ever */
+
 static void cmd_wait(struct cmd_ctx *ctx)
 {
 	json_t *timeout = json_object_get(ctx->args, "timeout");
@@ -10,9 +12,12 @@ static void cmd_wait(struct cmd_ctx *ctx)
 
 	if (id < 0)
 		return;
-	if (timeout && (!json_is_number(timeout) || json_number_value(timeout) < 0)) {
+	/* bounded before cmd_wait_job makes a timeval of it: 1e300 s is no time_t */
+	if (timeout && (!json_is_number(timeout) || !(json_number_value(timeout) >= 0) ||
+	                json_number_value(timeout) > WAIT_MAX_MS)) {
 		conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request",
-		           "args.timeout must be a number of ms >= 0");
+		           "args.timeout must be a number of ms from 0 to %.0f (10 years)",
+		           WAIT_MAX_MS);
 		return;
 	}
 	l = cmd_later_new(ctx);

@@ -32,6 +32,7 @@
 #include "daemon.h"
 #include "db.h"
 #include "errval.h"
+#include "enqueue-opts.h"
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
@@ -118,6 +119,17 @@ struct jobs {
 };
 
 /* ---- helpers ----------------------------------------------------------------------- */
+
+/*
+ * A script's backoff as the int64 ms a job row keeps. scripts.c accepts
+ * any number >= 0 (1e300, inf): bounded here, where it becomes an
+ * integer, since a double out of int64's range cast to it is undefined.
+ */
+static int64_t backoff_of(const struct script *s)
+{
+	return s->backoff_ms < (double)ENQUEUE_MAX_DELAY_MS ? (int64_t)s->backoff_ms
+	                                                    : ENQUEUE_MAX_DELAY_MS;
+}
 
 static struct timeval tv_ms(double ms)
 {
@@ -610,7 +622,11 @@ static int run_finish(lua_State *L)
 	r->name = strdup(state);
 	if (strcmp(state, "failed") == 0) {
 		double delay = (double)run->backoff_ms * pow(2.0, (double)(run->attempt - 1));
-		r->run_at = r->now + (int64_t)(delay * jitter(j));
+
+		/* doubling outgrows int64 after ~50 attempts: no retry waits over 10 years */
+		delay *= jitter(j);
+		r->run_at = r->now + (delay < (double)ENQUEUE_MAX_DELAY_MS ? (int64_t)delay
+		                                                           : ENQUEUE_MAX_DELAY_MS);
 	}
 	if (run->trace) {
 		/* the root span ends with the attempt (its task is still unwinding) */
@@ -810,7 +826,7 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 	}
 	r->op = STORE_ENQUEUE;
 	r->max_attempts = 1 + s->retries;
-	r->backoff_ms = (int64_t)s->backoff_ms;
+	r->backoff_ms = backoff_of(s);
 	r->now = store_now();
 	store_submit(j->st, r);
 	/* a claim made from now on queues behind the enqueue in the store: it sees the job */
@@ -884,7 +900,7 @@ static void schedule_fire(evutil_socket_t fd, short what, void *arg)
 	r->n = next;
 	r->now = now;
 	r->max_attempts = 1 + s->retries;
-	r->backoff_ms = (int64_t)s->backoff_ms;
+	r->backoff_ms = backoff_of(s);
 	r->done = fire_answered;
 	r->arg = sc->j;
 	store_submit(sc->j->st, r);

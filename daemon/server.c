@@ -24,6 +24,9 @@
  * shut down writing) nobody can read an answer, so it closes at once; a
  * reset or any socket error closes it at once too.
  *
+ * Refusals (permission, max_clients) are logged at most once per
+ * SERVER_WARN_EVERY_MS per reason, with a count of the ones left out.
+ *
  * Accepting: accept4 until EAGAIN. Out of fds (EMFILE, ENFILE, ENOBUFS,
  * ENOMEM) the listener is paused for SERVER_ACCEPT_BACKOFF_MS rather than
  * woken again at once by the same pending connection.
@@ -52,7 +55,18 @@
 #include "server.h"
 
 #define SERVER_ACCEPT_BACKOFF_MS 100
-#define SERVER_MSG_SIZE          512 /* room for a proto_parse or refusal message */
+#define SERVER_MSG_SIZE          512   /* room for a proto_parse or refusal message */
+#define SERVER_WARN_EVERY_MS     10000 /* at most one refusal warning per reason this often */
+
+/*
+ * A warning a local client could repeat at will (a refused connection):
+ * written at most once per SERVER_WARN_EVERY_MS of loop time, the next
+ * one counting those left out meanwhile, so a flood cannot fill the log.
+ */
+struct server_ratelog {
+	int64_t last;     /* ms, the loop's clock, of the last warning written; 0: never */
+	uint64_t nmissed; /* refusals not written since then */
+};
 
 struct server {
 	struct event_base *base;
@@ -66,6 +80,7 @@ struct server {
 	size_t nclients;    /* open conns in the list */
 	uint64_t nrequests; /* request lines received */
 	uint64_t next_id;   /* numbers conns in the log */
+	struct server_ratelog warn_denied, warn_busy; /* refusals, one per reason */
 };
 
 /*
@@ -450,6 +465,35 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	conn_maybe_free(c);
 }
 
+/*
+ * Whether a refusal counted in rl is written now: 1 with more filled ("",
+ * or " (312 more refused in the last 10 s)"), or 0 when it is only
+ * counted. Time is the loop's cached clock; no extra syscall or thread.
+ */
+static int server_ratelog_due(struct server *srv, struct server_ratelog *rl, char *more,
+                              size_t morelen)
+{
+	struct timeval tv;
+	int64_t now;
+
+	more[0] = '\0';
+	if (event_base_gettimeofday_cached(srv->base, &tv) < 0)
+		return 1; /* no clock: better a line too many than none */
+	now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+	/* a clock stepped back counts as the interval having passed */
+	if (rl->last && now >= rl->last && now - rl->last < SERVER_WARN_EVERY_MS) {
+		rl->nmissed++;
+		return 0;
+	}
+	if (rl->nmissed)
+		snprintf(more, morelen, " (%llu more refused in the last %lld s)",
+		         (unsigned long long)rl->nmissed,
+		         (long long)(now >= rl->last ? (now - rl->last + 500) / 1000 : 0));
+	rl->last = now ? now : 1;
+	rl->nmissed = 0;
+	return 1;
+}
+
 /* Write one refusal line to a just-accepted fd and close it. */
 static void server_refuse(int fd, const char *code, const char *msg)
 {
@@ -466,13 +510,14 @@ static void server_refuse(int fd, const char *code, const char *msg)
 /* Take an accepted fd on as a connection (or refuse it). */
 static void server_admit(struct server *srv, int fd)
 {
-	char msg[SERVER_MSG_SIZE];
+	char msg[SERVER_MSG_SIZE], more[80];
 	struct conn *c;
 	int rc;
 
 	rc = listen_peer_allowed(fd, srv->lim.allow_gid, msg, sizeof msg);
 	if (rc != 1) {
-		log_warn("control: connection refused: %s", msg);
+		if (server_ratelog_due(srv, &srv->warn_denied, more, sizeof more))
+			log_warn("control: connection refused: %s%s", msg, more);
 		server_refuse(fd, SERVER_E_PERMISSION_DENIED,
 		              rc == 0 ? "permission denied: not root, the daemon's user or an "
 		                        "allowed group"
@@ -480,8 +525,9 @@ static void server_admit(struct server *srv, int fd)
 		return;
 	}
 	if (srv->nclients >= (size_t)srv->lim.max_clients) {
-		log_warn("control: connection refused: %d clients already (max_clients)",
-		         srv->lim.max_clients);
+		if (server_ratelog_due(srv, &srv->warn_busy, more, sizeof more))
+			log_warn("control: connection refused: %d clients already (max_clients)%s",
+			         srv->lim.max_clients, more);
 		snprintf(msg, sizeof msg, "too many clients (%d)", srv->lim.max_clients);
 		server_refuse(fd, SERVER_E_BUSY, msg);
 		return;

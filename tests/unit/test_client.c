@@ -433,26 +433,26 @@ static void test_exit_codes(void **state)
 }
 
 /* A table shaped like awaitctl's. */
-static const struct client_arg args_none[] = {{NULL, NULL, CLIENT_ARG_STRING}};
+static const struct client_arg args_none[] = {{NULL, NULL, CLIENT_ARG_STRING, 0, 0}};
 static const struct client_arg args_run[] = {
-    {NULL, "name", CLIENT_ARG_STRING},
-    {NULL, "args", CLIENT_ARG_JSON},
-    {"--timeout", "timeout", CLIENT_ARG_UINT},
-    {NULL, NULL, CLIENT_ARG_STRING},
+    {NULL, "name", CLIENT_ARG_STRING, 0, 0},
+    {NULL, "args", CLIENT_ARG_JSON, 0, 0},
+    {"--timeout", "timeout", CLIENT_ARG_UINT, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 static const struct client_arg args_enqueue[] = {
-    {NULL, "name", CLIENT_ARG_STRING},          {NULL, "args", CLIENT_ARG_JSON},
-    {"--key", "key", CLIENT_ARG_STRING},        {"--delay", "delay", CLIENT_ARG_UINT},
-    {"--priority", "priority", CLIENT_ARG_INT}, {NULL, NULL, CLIENT_ARG_STRING},
+    {NULL, "name", CLIENT_ARG_STRING, 0, 0},          {NULL, "args", CLIENT_ARG_JSON, 0, 0},
+    {"--key", "key", CLIENT_ARG_STRING, 0, 0},        {"--delay", "delay", CLIENT_ARG_UINT, 0, 0},
+    {"--priority", "priority", CLIENT_ARG_INT, 0, 0}, {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 static const struct client_arg args_show[] = {
-    {NULL, "id", CLIENT_ARG_ID},
-    {NULL, NULL, CLIENT_ARG_STRING},
+    {NULL, "id", CLIENT_ARG_ID, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 static const struct client_arg args_logs[] = {
-    {"-f", "follow", CLIENT_ARG_FLAG},
-    {"-n", "lines", CLIENT_ARG_UINT},
-    {NULL, NULL, CLIENT_ARG_STRING},
+    {"-f", "follow", CLIENT_ARG_FLAG, 0, 0},
+    {"-n", "lines", CLIENT_ARG_UINT, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 static const struct client_cmd cmds[] = {
     {"ping", 0, 0, args_none, NULL, "ping", NULL},

@@ -486,6 +486,31 @@ static void test_depth_limit(void **state)
 	json_decref(root);
 }
 
+/* A deep path shows its ends and its depth, not every step cut off mid-way. */
+static void test_path_collapse(void **state)
+{
+	lua_State *L = ((struct fixture *)*state)->L;
+
+	run(L, "local function nest(n) local t = {1} for i = 2, n do t = {t} end return t end\n"
+	       "return fails(json.encode(nest(201)))");
+	assert_string_equal(lua_tostring(L, 2),
+	                    "nesting deeper than 200 at [1][1][1]...(200 levels)...[1][1][1]");
+
+	/* keys at both ends survive, the middle is counted */
+	run(L, "local leaf = {f = print}\n"
+	       "local t = leaf for i = 1, 20 do t = {x = t} end\n"
+	       "return fails(json.encode({top = {['a b'] = t}}))");
+	assert_string_equal(lua_tostring(L, 2),
+	                    "cannot encode function at .top[\"a b\"].x...(23 levels)....x.x.f");
+
+	/* at most 2 * 3 + 1 steps: shown whole */
+	run(L, "local t = {f = print} for i = 1, 6 do t = {t} end return fails(json.encode(t))");
+	assert_string_equal(lua_tostring(L, 2), "cannot encode function at [1][1][1][1][1][1].f");
+	run(L, "local t = {f = print} for i = 1, 7 do t = {t} end return fails(json.encode(t))");
+	assert_string_equal(lua_tostring(L, 2),
+	                    "cannot encode function at [1][1][1]...(8 levels)...[1][1].f");
+}
+
 static void test_malformed(void **state)
 {
 	lua_State *L = ((struct fixture *)*state)->L;
@@ -646,6 +671,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_functions_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nan_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_depth_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_path_collapse, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_big_integers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_push_direct, setup, teardown),
