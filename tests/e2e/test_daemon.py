@@ -11,6 +11,7 @@ and "N passed, N failed"; exits 1 if anything failed.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -486,6 +487,23 @@ def test_install():
         shutil.rmtree(dest, ignore_errors=True)
 
 
+MAX_EXPOSURE = 1.5  # issue 11: the unit's exposure score must stay at or below this
+
+
+def check_security_score(analyze, unit):
+    """systemd-analyze security --offline scores the hardened unit; assert the score."""
+    r = subprocess.run([analyze, "security", "--offline=true", "--no-pager", unit],
+                       capture_output=True, text=True)
+    out = r.stdout + r.stderr
+    m = re.search(r"Overall exposure level for awaitd\.service: (\d+\.\d+)", out)
+    check("systemd-analyze security scores awaitd.service", m is not None, out)
+    if m:
+        score = float(m.group(1))
+        print("     exposure level %.1f (at most %.1f allowed)" % (score, MAX_EXPOSURE))
+        check("awaitd.service exposure level %.1f <= %.1f" % (score, MAX_EXPOSURE),
+              score <= MAX_EXPOSURE, "\n".join(l for l in out.splitlines() if "\u2717" in l))
+
+
 def test_check_and_unit_files():
     r = subprocess.run([AWAITD, "check", "--scripts", SCRIPTS], capture_output=True, text=True)
     check("awaitd check on the example scripts: exit 0", r.returncode == 0, r.stdout + r.stderr)
@@ -509,8 +527,10 @@ def test_check_and_unit_files():
                                capture_output=True, text=True)
             check("systemd-analyze verify: the unit files are clean",
                   r.returncode == 0 and r.stderr.strip() == "", r.stderr)
+            check_security_score(analyze, os.path.join(tmp, "awaitd.service"))
         else:
-            print("skip systemd-analyze verify (not installed)")
+            skip("systemd-analyze verify and security",
+                 "systemd-analyze not installed; .ci/deps installs it (package systemd)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
