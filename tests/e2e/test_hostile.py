@@ -718,6 +718,12 @@ def main():
         shutil.rmtree(outside, ignore_errors=True)
 
 
+def on_term(signum, frame):
+    """A SIGTERM (ctest's timeout) unwinds through main's finally: no daemon is left behind."""
+    raise SystemExit(1)
+
+
+signal.signal(signal.SIGTERM, on_term)
 try:
     main()
 except Exception as e:  # a crash in the harness is a failure, not an abort
