@@ -598,10 +598,10 @@ static int run_finish(lua_State *L)
 				/* stored, it would be in every view of the job for a week */
 				char size[32];
 				size_t len = strlen(text);
-				json_t *e = json_pack(
-				    "{ss ss}", "code", "too_large", "message",
-				    too_large_msg(msg, sizeof msg, "the job's result", len,
-				                  j->d->cfg.max_result_bytes));
+				json_t *e =
+				    json_pack("{ss ss}", "code", "too_large", "message",
+				              too_large_msg(msg, sizeof msg, "the job's result",
+				                            len, j->d->cfg.max_result_bytes));
 				free(text);
 				text = e ? json_dumps(e, JSON_COMPACT) : NULL;
 				json_decref(e);

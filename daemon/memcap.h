@@ -14,9 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MEMCAP_DEFAULT_MAX      ((size_t)4 << 30)   /* bytes: 4 GiB */
-#define MEMCAP_DEFAULT_MIN      ((size_t)64 << 20)  /* bytes: 64 MiB */
-#define MEMCAP_DEFAULT_UNKNOWN  ((size_t)1 << 30)   /* bytes, when RAM cannot be read */
+#define MEMCAP_DEFAULT_MAX     ((size_t)4 << 30)  /* bytes: 4 GiB */
+#define MEMCAP_DEFAULT_MIN     ((size_t)64 << 20) /* bytes: 64 MiB */
+#define MEMCAP_DEFAULT_UNKNOWN ((size_t)1 << 30)  /* bytes, when RAM cannot be read */
 
 /*
  * The default cap for a machine with phys bytes of physical memory (0:

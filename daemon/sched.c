@@ -142,8 +142,8 @@ const char *sched_oom_message(const struct sched *s, char *buf, size_t len)
 	memcap_format(s->oom_size, want, sizeof want);
 	memcap_format(s->oom_inuse, used, sizeof used);
 	if (!s->oom_system)
-		snprintf(buf, len, "allocation of %s would pass max_memory_mb = %g (in use %s)", want,
-		         cap_mb, used);
+		snprintf(buf, len, "allocation of %s would pass max_memory_mb = %g (in use %s)",
+		         want, cap_mb, used);
 	else if (s->cfg.max_memory)
 		snprintf(buf, len,
 		         "allocation of %s failed: the system is out of memory (in use %s, under "

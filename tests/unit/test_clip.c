@@ -89,8 +89,9 @@ static void test_error_code_without_parsing(void **state)
 	char buf[64];
 
 	(void)state;
-	assert_string_equal(clip_error_code("{\"code\":\"too_large\",\"message\":\"x", buf, sizeof buf),
-	                    "too_large");
+	assert_string_equal(
+	    clip_error_code("{\"code\":\"too_large\",\"message\":\"x", buf, sizeof buf),
+	    "too_large");
 	assert_string_equal(clip_error_code(" { \"code\" : \"db\" }", buf, sizeof buf), "db");
 	assert_null(clip_error_code("{\"message\":\"x\",\"code\":\"db\"}", buf, sizeof buf));
 	assert_null(clip_error_code("{\"code\":\"a\\\"b\"}", buf, sizeof buf));

@@ -540,24 +540,25 @@ static void test_dump_defaults(void **state)
 	assert_non_null(f);
 	config_dump(&fx->c, f);
 	assert_int_equal(fclose(f), 0);
-	snprintf(want, sizeof want, "scripts_dir = ./scripts\n"
-	                         "db_path = ./awaitd.db\n"
-	                         "socket_path = ./awaitd.sock\n"
-	                         "migrations_dir = ./migrations\n"
-	                         "log_level = info\n"
-	                         "max_slice_ms = 100\n"
-	                         "max_memory_mb = %zu\n"
-	                         "cancel_grace_ms = 1000\n"
-	                         "shutdown_timeout_ms = 30000\n"
-	                         "max_line = 1048576\n"
-	                         "output_cap = 8388608\n"
-	                         "max_clients = 1024\n"
-	                         "socket_mode = 0660\n"
-	                         "synchronous = full\n"
-	                         "tx_timeout_ms = 5000\n"
-	                         "keep_jobs_ms = 604800000\n"
-	                         "max_result_bytes = 1048576\n"
-	                         "max_args_bytes = 1048576\n",
+	snprintf(want, sizeof want,
+	         "scripts_dir = ./scripts\n"
+	         "db_path = ./awaitd.db\n"
+	         "socket_path = ./awaitd.sock\n"
+	         "migrations_dir = ./migrations\n"
+	         "log_level = info\n"
+	         "max_slice_ms = 100\n"
+	         "max_memory_mb = %zu\n"
+	         "cancel_grace_ms = 1000\n"
+	         "shutdown_timeout_ms = 30000\n"
+	         "max_line = 1048576\n"
+	         "output_cap = 8388608\n"
+	         "max_clients = 1024\n"
+	         "socket_mode = 0660\n"
+	         "synchronous = full\n"
+	         "tx_timeout_ms = 5000\n"
+	         "keep_jobs_ms = 604800000\n"
+	         "max_result_bytes = 1048576\n"
+	         "max_args_bytes = 1048576\n",
 	         memcap_default() >> 20);
 	assert_string_equal(out, want);
 }

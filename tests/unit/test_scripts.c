@@ -467,7 +467,9 @@ static void test_memory_cap_applies_to_top_level(void **state)
 	big = scripts_find(&sx->ss, "big");
 	assert_non_null(big);
 	assert_non_null(big->error);
-	in_dir(sx, "big.lua: out of memory: allocation of 256.0 MiB would pass max_memory_mb = 64 (in use ",
+	in_dir(sx,
+	       "big.lua: out of memory: allocation of 256.0 MiB would pass max_memory_mb = 64 (in "
+	       "use ",
 	       want, sizeof want);
 	if (strncmp(big->error, want, strlen(want)) != 0)
 		fail_msg("error '%s' does not start with '%s'", big->error, want);

@@ -814,10 +814,10 @@ static void test_single_response_over_cap(void **state)
 	client_sends(fx, cl, "{\"id\":1,\"cmd\":\"big\"}\n");
 	client_line(fx, cl, got, sizeof got);
 	capture_end(&cap, log, sizeof log); /* before asserting: a failure's text is not captured */
-	assert_string_equal(got,
-	            "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"too_large\",\"message\":\"the "
-	            "response is 100031 bytes, over the daemon's output_cap of 65536 bytes per "
-	            "connection: not sent (raise output_cap, or ask for less)\"}}");
+	assert_string_equal(
+	    got, "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"too_large\",\"message\":\"the "
+	         "response is 100031 bytes, over the daemon's output_cap of 65536 bytes per "
+	         "connection: not sent (raise output_cap, or ask for less)\"}}");
 	assert_non_null(strstr(log, "a response of 100031 bytes is over output_cap = 65536 bytes"));
 	assert_null(strstr(log, "does not read"));
 	client_sends(fx, cl, "{\"id\":2,\"cmd\":\"echo\"}\n");
