@@ -631,7 +631,7 @@ static int run_finish(lua_State *L)
 		if (mlen > JOBS_ERROR_MESSAGE_MAX) {
 			/* error(string.rep("x", 1e8)) must not be stored whole either */
 			json_t *cut = clip_preview(m, mlen, JOBS_ERROR_MESSAGE_MAX);
-			e = json_pack("{ss s+ sI}", "code", code, "message",
+			e = json_pack("{ss ss+ sI}", "code", code, "message",
 			              cut ? json_string_value(cut) : "", " [message truncated]",
 			              "message_bytes", (json_int_t)mlen);
 			json_decref(cut);

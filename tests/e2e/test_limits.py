@@ -35,6 +35,9 @@ from harness import AWAITD, AWAITCTL, MIGRATIONS, SLOW, WRAP, check, finish, pol
 BIG = """
 return { run = function(ctx, args) return string.rep("x", 5 * 1000 * 1000) end }
 """
+LOUD = """
+return { run = function(ctx, args) error(string.rep("e", 3 * 1000 * 1000), 0) end }
+"""
 OK = """
 return { run = function(ctx, args) return { ok = true, n = args and args.n } end }
 """
@@ -164,6 +167,7 @@ def test_big_result():
         e.script("big", BIG)
         e.script("ok", OK)
         e.script("steps", STEPS)
+        e.script("loud", LOUD)
         check("result: daemon becomes ready", e.start(), e.log())
         jid = e.cjson("enqueue", "big", "{}")[1]["id"]
         rc, out, err = e.ctl("wait", jid, "--timeout", 20000)
@@ -212,6 +216,14 @@ def test_big_result():
         sizes = sqlite3.connect("file:%s?mode=ro" % e.db, uri=True, timeout=10).execute(
             "SELECT max(length(result)) FROM steps").fetchone()
         check("steps: no big journal row was written", (sizes[0] or 0) < 1000, repr(sizes))
+        lid = e.cjson("enqueue", "loud", "{}")[1]["id"]
+        e.ctl("wait", lid, "--timeout", 20000)
+        j = e.job(lid)
+        stored = sqlite3.connect("file:%s?mode=ro" % e.db, uri=True, timeout=10).execute(
+            "SELECT length(error) FROM jobs WHERE id = ?", (lid,)).fetchone()
+        check("result: a 3 MB error message is cut before it is stored, with its size",
+              j and j["state"] == "dead" and j["error"].get("message_bytes") == 3000000
+              and stored[0] < 20000, repr(stored))
         check("result: the log does not blame a client that does not read",
               "does not read" not in e.log(), e.log()[-3000:])
     finally:
