@@ -112,10 +112,11 @@ void errval_wrap(lua_State *L, int idx)
 		return;
 	if (lua_type(L, idx) == LUA_TSTRING) {
 		const char *s = lua_tostring(L, idx);
-		if (strcmp(s, memerr) == 0)
-			errval_push(L, "out_of_memory",
-			            "%s (the Lua state is over its memory limit)", s);
-		else
+		if (strcmp(s, memerr) == 0) {
+			char msg[256];
+			errval_push(L, "out_of_memory", "%s",
+			            sched_oom_describe(L, msg, sizeof msg));
+		} else
 			errval_push(L, "error", "%s", s);
 	} else {
 		errval_push(L, "error", "%s", describe(L, idx));

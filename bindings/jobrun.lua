@@ -40,12 +40,21 @@ local function decode(text)
   return unpack(r, 1, r.n)
 end
 
--- Journal text for r, or nil, err when a result is not JSON.
-local function journal(r, what)
+-- Journal text for r, or nil, err when a result is not JSON or its JSON
+-- is over max_bytes (max_result_bytes: a journal row is shown and replayed
+-- like a result, and must not be bigger than one).
+local function journal(r, what, max_bytes)
   local ok, text = pcall(encode, r)
-  if ok then return text end
-  return nil, aerror("invalid", what .. ": its results must be JSON-serialisable: "
-    .. tostring(text))
+  if not ok then
+    return nil, aerror("invalid", what .. ": its results must be JSON-serialisable: "
+      .. tostring(text))
+  end
+  if max_bytes and #text > max_bytes then
+    return nil, aerror("too_large", string.format(
+      "%s: its results are %d bytes of JSON, over max_result_bytes = %d",
+      what, #text, max_bytes), { bytes = #text, limit = max_bytes })
+  end
+  return text
 end
 
 local function next_seq(st, name, what)
@@ -100,7 +109,7 @@ function db.methods.tx(self, fn, opts)
   r = pack(unpack(r, 2, r.n))
   local jtext, jerr
   if step then
-    jtext, jerr = journal(r, "db:tx step " .. step)
+    jtext, jerr = journal(r, "db:tx step " .. step, st.max_bytes)
     if not jtext then
       trace.close(span, "failed")
       return nil, jerr
@@ -133,7 +142,7 @@ local function make_step(st)
       trace.close(span, "failed")
       return unpack(r, 1, r.n)
     end
-    local jtext, jerr = journal(r, "ctx.step " .. name)
+    local jtext, jerr = journal(r, "ctx.step " .. name, st.max_bytes)
     if not jtext then
       trace.close(span, "failed")
       return nil, jerr
@@ -145,7 +154,7 @@ local function make_step(st)
   end
 end
 
-return function(job, name, id, attempt, args, timeout_ms, token, journaled)
+return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_bytes)
   local finished = false
   local guard <close> = setmetatable({}, { __close = function(_, e)
     if not finished then
@@ -159,7 +168,7 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled)
     logs[name] = log
   end
   local h = db.handle(id)
-  local st = { job_id = id, seq = 0, journaled = journaled }
+  local st = { job_id = id, seq = 0, journaled = journaled, max_bytes = max_bytes }
   runs[h] = st
   local ctx = {
     job = { id = id, name = name, attempt = attempt, args = args },

@@ -4,6 +4,7 @@
  * the store answers (db_await). Without an engine (`awaitd run`) every
  * call answers nil, not_available.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,7 +150,7 @@ static int push_job(lua_State *L, struct store_req *r)
 		lua_pushnil(L);
 		return 1;
 	}
-	o = jobs_job_json(&r->jobs[0]);
+	o = jobs_job_json(&r->jobs[0], SIZE_MAX);
 	if (!o)
 		return luaL_error(L, "out of memory");
 	if (json_push(L, o, msg, sizeof msg) < 0) {

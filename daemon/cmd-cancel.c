@@ -26,7 +26,7 @@ static void cancelled(struct cmd_later *l, struct store_req *r)
 	}
 	if (r->changed) {
 		jobs_finished(l->d->jobs, job->id);
-		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job));
+		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->d)));
 		return;
 	}
 	if (strcmp(job->state, "running") == 0 && jobs_cancel_running(l->d->jobs, job->id)) {

@@ -18,7 +18,7 @@ static void listed(struct cmd_later *l, struct store_req *r)
 	}
 	arr = json_array();
 	for (size_t i = 0; arr && i < r->njobs; i++)
-		json_array_append_new(arr, jobs_job_json(&r->jobs[i]));
+		json_array_append_new(arr, jobs_job_json(&r->jobs[i], JOBS_LIST_PREVIEW));
 	conn_ok(l->c, l->id, l->has_id, json_pack("{so}", "jobs", arr ? arr : json_array()));
 }
 

@@ -22,7 +22,7 @@ static void retried(struct cmd_later *l, struct store_req *r)
 		           (long long)job->id, job->state);
 	else {
 		jobs_kick(l->d->jobs);
-		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job));
+		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->d)));
 	}
 }
 

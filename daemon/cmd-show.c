@@ -1,29 +1,54 @@
-/* cmd-show.c: `show ID`: one job with its args, attempts, steps, result or error. */
+/*
+ * cmd-show.c: `show ID`: one job with its args, attempts, steps, result or error.
+ *
+ * Every stored value goes through clip.h: one bigger than cmd_value_max
+ * (a row written before max_result_bytes, or under a higher limit) is
+ * shown as a preview with its real size, and the step journals share one
+ * budget (output_cap / 4) after which they are previewed too, so no job
+ * can make its own `show` fail.
+ */
+#include <string.h>
+
 #include <jansson.h>
 
+#include "clip.h"
 #include "cmd.h"
+#include "daemon.h"
 #include "jobs.h"
 #include "server.h"
 #include "store.h"
 
-static json_t *step_json(const struct store_rows *rows, size_t i)
+/* One journal row; *budget is what the steps may still show whole (bytes). */
+static json_t *step_json(const struct store_rows *rows, size_t i, size_t max, size_t *budget)
 {
 	const struct store_val *v = rows->vals + i * (size_t)rows->ncols;
-	json_t *res = v[3].type == STORE_TEXT ? json_loads(v[3].p, JSON_DECODE_ANY, NULL) : NULL;
+	const char *text = v[3].type == STORE_TEXT ? v[3].p : NULL;
+	size_t len = text ? strlen(text) : 0;
+	int clipped = 0;
+	json_t *res, *o;
 
+	res = clip_json(text, len <= *budget ? max : CLIP_PREVIEW_MAX, &clipped);
+	if (!clipped)
+		*budget -= len <= *budget ? len : *budget;
 	/* the journal holds {n, v}: show the values */
-	if (json_is_object(res)) {
+	if (!clipped && json_is_object(res)) {
 		json_t *vals = json_incref(json_object_get(res, "v"));
 		json_decref(res);
 		res = vals;
 	}
-	return json_pack("{sI ss ss sI so}", "seq", (json_int_t)v[0].i, "name",
-	                 v[1].p ? v[1].p : "", "kind", v[2].p ? v[2].p : "", "at",
-	                 (json_int_t)v[4].i, "result", res ? res : json_null());
+	o = json_pack("{sI ss ss sI so}", "seq", (json_int_t)v[0].i, "name", v[1].p ? v[1].p : "",
+	              "kind", v[2].p ? v[2].p : "", "at", (json_int_t)v[4].i, "result",
+	              res ? res : json_null());
+	if (o && clipped) {
+		json_object_set_new(o, "result_truncated", json_true());
+		json_object_set_new(o, "result_bytes", json_integer((json_int_t)len));
+	}
+	return o;
 }
 
 static void shown(struct cmd_later *l, struct store_req *r)
 {
+	size_t max = cmd_value_max(l->d), budget = l->d->cfg.output_cap / 4;
 	json_t *job, *steps;
 
 	if (r->rc) {
@@ -34,10 +59,10 @@ static void shown(struct cmd_later *l, struct store_req *r)
 		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
 		return;
 	}
-	job = jobs_job_json(&r->jobs[0]);
+	job = jobs_job_json(&r->jobs[0], max);
 	steps = json_array();
 	for (size_t i = 0; steps && r->rows.ncols == 5 && i < r->rows.nrows; i++)
-		json_array_append_new(steps, step_json(&r->rows, i));
+		json_array_append_new(steps, step_json(&r->rows, i, max, &budget));
 	if (job && steps)
 		json_object_set_new(job, "steps", steps);
 	else

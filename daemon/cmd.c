@@ -9,9 +9,11 @@
 
 #include <event2/event.h>
 
+#include "clip.h"
 #include "cmd.h"
 #include "daemon.h"
 #include "jobs.h"
+#include "log.h"
 #include "proto.h"
 #include "server.h"
 #include "store.h"
@@ -147,11 +149,17 @@ static void reply_final(struct cmd_later *l, struct store_req *r)
 		return;
 	}
 	if (!l->want_result) {
-		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job));
+		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->d)));
 		return;
 	}
 	if (strcmp(job->state, "succeeded") == 0) {
-		v = job->result ? json_loads(job->result, JSON_DECODE_ANY, NULL) : NULL;
+		/* a result too big for a response (an old row) comes as its preview */
+		int clipped;
+		v = clip_json(job->result, cmd_value_max(l->d), &clipped);
+		if (clipped)
+			log_warn("job %lld: its result is %zu bytes, more than a response shows "
+			         "(output_cap / 8): answered with a preview",
+			         (long long)job->id, strlen(job->result));
 		conn_ok(l->c, l->id, l->has_id, v ? v : json_null());
 		return;
 	}
@@ -228,4 +236,9 @@ void cmd_dispatch(struct conn *c, const struct proto_request *req, void *arg)
 	ctx.has_id = req->has_id;
 	ctx.args = req->args;
 	e->fn(&ctx);
+}
+
+size_t cmd_value_max(const struct daemon *d)
+{
+	return d->cfg.output_cap / 8;
 }

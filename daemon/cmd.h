@@ -9,6 +9,7 @@
 #ifndef AWAITD_CMD_H
 #define AWAITD_CMD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -98,6 +99,13 @@ void cmd_store_job(struct cmd_ctx *ctx, enum store_op op, int flag,
  * (`run`); otherwise with the job object (`wait`). Takes l.
  */
 void cmd_wait_job(struct cmd_later *l, int64_t id, double timeout_ms, int want_result);
+
+/*
+ * Bytes of one stored value (args, result, error, a step's journal) that a
+ * response shows whole: output_cap / 8, so a job's values together stay
+ * well under one response's limit; longer ones are previewed (clip.h).
+ */
+size_t cmd_value_max(const struct daemon *d);
 
 /* The command named name, or NULL. */
 const struct cmd_entry *cmd_find(const char *name);

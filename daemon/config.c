@@ -24,6 +24,7 @@
 #include "errbuf.h"
 #include "config.h"
 #include "log.h"
+#include "memcap.h"
 
 #define CONFIG_LINE_MAX 4096 /* bytes per line, newline excluded */
 #define MIB             (1024.0 * 1024.0)
@@ -69,6 +70,8 @@ static const struct config_key keys[] = {
     KEY("tx_timeout_ms", KIND_MS, tx_timeout_ms, 1, 3600000),
     KEY("max_statement_ms", KIND_MS, max_statement_ms, 1, 3600000),
     KEY("keep_jobs_ms", KIND_MS, keep_jobs_ms, 0, 3153600000000.0),
+    KEY("max_result_bytes", KIND_BYTES, max_result_bytes, 1024, 1024 * MIB),
+    KEY("max_args_bytes", KIND_BYTES, max_args_bytes, 1024, 1024 * MIB),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -243,9 +246,14 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 	case KIND_MS:
 	case KIND_MIB:
 		unit = k->kind == KIND_MS ? " ms" : " MiB";
+		if (k->kind == KIND_MIB && strcasecmp(value, "auto") == 0) {
+			c->max_memory = memcap_default(); /* the machine's share, see memcap.h */
+			return 0;
+		}
 		if (parse_number(value, &d) < 0) {
-			errbuf_set(err, errlen, "%s: '%s' is not a number of%s", k->name,
-			           shown(value, buf, sizeof buf), unit);
+			errbuf_set(err, errlen, "%s: '%s' is not a number of%s%s", k->name,
+			           shown(value, buf, sizeof buf), unit,
+			           k->kind == KIND_MIB ? " or auto" : "");
 			return -1;
 		}
 		if (d < k->min || d > k->max) {
@@ -300,7 +308,7 @@ void config_init(struct config *c)
 	c->migrations_dir = strdup("./migrations");
 	c->log_level = LOG_LEVEL_INFO;
 	c->max_slice_ms = 100;
-	c->max_memory = 0;
+	c->max_memory = memcap_default();
 	c->cancel_grace_ms = 1000;
 	c->shutdown_timeout_ms = 30000;
 	c->max_line = 1024 * 1024;
@@ -311,6 +319,8 @@ void config_init(struct config *c)
 	c->tx_timeout_ms = 5000;
 	c->max_statement_ms = 1000;
 	c->keep_jobs_ms = 7 * 86400000.0;
+	c->max_result_bytes = 1024 * 1024;
+	c->max_args_bytes = 1024 * 1024;
 }
 
 void config_fini(struct config *c)

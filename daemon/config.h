@@ -28,7 +28,8 @@ struct config {
 	char *migrations_dir;       /* NNNN_name.sql files; default "./migrations" */
 	int log_level;              /* enum log_level (log.h); default LOG_LEVEL_INFO */
 	double max_slice_ms;        /* ms a task may run without suspending; default 100 */
-	size_t max_memory;          /* bytes, key max_memory_mb; 0 = no cap; default 0 */
+	size_t max_memory;          /* bytes, key max_memory_mb; 0 = no cap; default a
+	                             * quarter of RAM, 64 MiB to 4 GiB (memcap.h) */
 	double cancel_grace_ms;     /* ms a cancelled task may still await; default 1000 */
 	double shutdown_timeout_ms; /* ms running jobs get on SIGTERM; default 30000 */
 	size_t max_line;            /* bytes, longest control request line; default 1 MiB */
@@ -39,6 +40,8 @@ struct config {
 	double tx_timeout_ms;       /* ms a db:tx may hold the writer; default 5000 */
 	double max_statement_ms;    /* ms one ctx.db statement may run; default 1000 */
 	double keep_jobs_ms;        /* ms finished jobs are kept; 0 = forever; default 7 days */
+	size_t max_result_bytes;    /* bytes of a job result's or step's JSON; default 1 MiB */
+	size_t max_args_bytes;      /* bytes of a job's args JSON at enqueue; default 1 MiB */
 };
 
 /*

@@ -23,6 +23,7 @@
 #include "jobs.h"
 #include "listen.h"
 #include "log.h"
+#include "memcap.h"
 #include "modules.h"
 #include "notify.h"
 #include "sched.h"
@@ -123,6 +124,27 @@ static void sched_cfg(const struct config *cfg, struct sched_config *sc)
 	sc->max_slice_ms = cfg->max_slice_ms;
 	sc->max_memory = cfg->max_memory;
 	sc->cancel_grace_ms = cfg->cancel_grace_ms;
+}
+
+/*
+ * `awaitd check` names the memory cap in effect, so that the machine's
+ * default (memcap.h) is visible: "max_memory_mb = 4096 (default: ...)".
+ */
+static void print_memory_cap(const struct config *cfg)
+{
+	char phys[32];
+	size_t def = memcap_default();
+
+	printf("max_memory_mb = %g", (double)cfg->max_memory / (1024.0 * 1024.0));
+	if (cfg->max_memory == 0)
+		printf(" (no cap)\n");
+	else if (cfg->max_memory == def)
+		printf(" (default: a quarter of %s of RAM, 64 MiB to 4 GiB)\n",
+		       memcap_format(memcap_phys(), phys, sizeof phys));
+	else
+		printf("\n");
+	printf("max_result_bytes = %zu\nmax_args_bytes = %zu\n", cfg->max_result_bytes,
+	       cfg->max_args_bytes);
 }
 
 static int open_modules(lua_State *L)
@@ -455,6 +477,7 @@ int daemon_check_main(int argc, char **argv)
 	if (rc)
 		goto out;
 	printf("config: ok\n");
+	print_memory_cap(&cfg);
 	sched_cfg(&cfg, &sc);
 	base = sched_base_new();
 	s = base ? sched_new(base, &sc) : NULL;

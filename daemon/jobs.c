@@ -28,6 +28,7 @@
 #include <event2/event.h>
 #include <lauxlib.h>
 
+#include "clip.h"
 #include "cron.h"
 #include "daemon.h"
 #include "db.h"
@@ -36,6 +37,7 @@
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
+#include "memcap.h"
 #include "modules.h"
 #include "sched.h"
 #include "store.h"
@@ -177,19 +179,27 @@ static int final_state(const char *state)
 	                 strcmp(state, "cancelled") == 0);
 }
 
-static json_t *parse_or_null(const char *text)
-{
-	json_t *v = text ? json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
-
-	return v ? v : json_null();
-}
-
 static json_t *opt_int(int64_t v)
 {
 	return v ? json_integer(v) : json_null();
 }
 
-json_t *jobs_job_json(const struct store_job *job)
+/* o.field = text as JSON, or its preview with field_truncated and field_bytes. */
+static void set_clipped(json_t *o, const char *field, const char *text, size_t max)
+{
+	char name[32];
+	int clipped;
+
+	json_object_set_new(o, field, clip_json(text, max, &clipped));
+	if (!clipped)
+		return;
+	snprintf(name, sizeof name, "%s_truncated", field);
+	json_object_set_new(o, name, json_true());
+	snprintf(name, sizeof name, "%s_bytes", field);
+	json_object_set_new(o, name, json_integer((json_int_t)strlen(text)));
+}
+
+json_t *jobs_job_json(const struct store_job *job, size_t max_value)
 {
 	json_t *o = json_object();
 
@@ -198,7 +208,7 @@ json_t *jobs_job_json(const struct store_job *job)
 	json_object_set_new(o, "id", json_integer(job->id));
 	json_object_set_new(o, "name", json_string(job->name ? job->name : ""));
 	json_object_set_new(o, "state", json_string(job->state ? job->state : ""));
-	json_object_set_new(o, "args", parse_or_null(job->args));
+	set_clipped(o, "args", job->args, max_value);
 	json_object_set_new(o, "key", job->key ? json_string(job->key) : json_null());
 	json_object_set_new(o, "priority", json_integer(job->priority));
 	json_object_set_new(o, "attempt", json_integer(job->attempt));
@@ -207,15 +217,16 @@ json_t *jobs_job_json(const struct store_job *job)
 	json_object_set_new(o, "created_at", json_integer(job->created_at));
 	json_object_set_new(o, "started_at", opt_int(job->started_at));
 	json_object_set_new(o, "finished_at", opt_int(job->finished_at));
-	json_object_set_new(o, "result", parse_or_null(job->result));
-	json_object_set_new(o, "error", parse_or_null(job->error));
+	set_clipped(o, "result", job->result, max_value);
+	json_object_set_new(o, "error", clip_error(job->error, max_value));
 	return o;
 }
 
 void jobs_job_failure(const struct store_job *job, char *code, size_t codelen, char *msg,
                       size_t msglen)
 {
-	json_t *e = job->error ? json_loads(job->error, 0, NULL) : NULL;
+	/* msg is a few hundred bytes: an error bigger than this is not parsed for it */
+	json_t *e = clip_error(job->error, JOBS_FAILURE_PARSE_MAX);
 	const char *c = json_string_value(json_object_get(e, "code"));
 	const char *m = json_string_value(json_object_get(e, "message"));
 
@@ -564,6 +575,16 @@ static void finish_answered(struct store_req *r)
 	run_free(run);
 }
 
+/* "WHAT is N bytes (H), over LIMIT_NAME = L" into buf. */
+static const char *too_large_msg(char *buf, size_t len, const char *what, size_t n, size_t limit)
+{
+	char size[32];
+
+	snprintf(buf, len, "%s is %zu bytes (%s) of JSON, over max_result_bytes = %zu", what, n,
+	         memcap_format(n, size, sizeof size), limit);
+	return buf;
+}
+
 /* Lua: finish(token, value, err), exactly once per attempt (jobrun.lua). */
 static int run_finish(lua_State *L)
 {
@@ -585,6 +606,24 @@ static int run_finish(lua_State *L)
 			state = "succeeded";
 			text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 			json_decref(v);
+			if (text && strlen(text) > j->d->cfg.max_result_bytes) {
+				/* stored, it would be in every view of the job for a week */
+				char size[32];
+				size_t len = strlen(text);
+				json_t *e =
+				    json_pack("{ss ss}", "code", "too_large", "message",
+				              too_large_msg(msg, sizeof msg, "the job's result",
+				                            len, j->d->cfg.max_result_bytes));
+				free(text);
+				text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+				json_decref(e);
+				state = run->attempt < run->max_attempts ? "failed" : "dead";
+				log_warn("job %lld %s attempt %lld/%lld failed (%s): too_large: "
+				         "result of %s",
+				         (long long)run->id, run->name, (long long)run->attempt,
+				         (long long)run->max_attempts, state,
+				         memcap_format(len, size, sizeof size));
+			}
 		} else {
 			json_t *e = json_pack("{ss ss+}", "code", "invalid", "message",
 			                      "the job's result is not JSON: ", msg);
@@ -595,11 +634,22 @@ static int run_finish(lua_State *L)
 	} else {
 		const char *code;
 		json_t *e;
+		size_t mlen = 0;
+		const char *m;
 		errval_wrap(L, 3);
 		code = errval_code(L, 3);
 		lua_getfield(L, 3, "message");
-		e = json_pack("{ss ss}", "code", code, "message",
-		              lua_isstring(L, -1) ? lua_tostring(L, -1) : "failed");
+		m = lua_isstring(L, -1) ? lua_tolstring(L, -1, &mlen) : "failed";
+		if (mlen > JOBS_ERROR_MESSAGE_MAX) {
+			/* error(string.rep("x", 1e8)) must not be stored whole either */
+			json_t *cut = clip_preview(m, mlen, JOBS_ERROR_MESSAGE_MAX);
+			e = json_pack("{ss ss+ sI}", "code", code, "message",
+			              cut ? json_string_value(cut) : "", " [message truncated]",
+			              "message_bytes", (json_int_t)mlen);
+			json_decref(cut);
+		} else {
+			e = json_pack("{ss ss}", "code", code, "message", m);
+		}
 		lua_pop(L, 1);
 		if (run->cancel == CANCEL_REQUEST && strcmp(code, "cancelled") == 0)
 			state = "cancelled";
@@ -692,8 +742,9 @@ static int spawn_run(lua_State *L)
 	lua_pushnumber(L, timeout);
 	lua_pushlightuserdata(L, run);
 	lua_pushboolean(L, journaled);
+	lua_pushinteger(L, (lua_Integer)j->d->cfg.max_result_bytes); /* bound of a step's journal */
 	j->d->s->spawn_trace = run->trace;
-	t = task_spawn(L, 8, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
+	t = task_spawn(L, 9, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
 	j->d->s->spawn_trace = NULL;
 	if (run->trace && run->trace->n > 0)
 		snprintf(run->trace->spans[0].where, sizeof run->trace->spans[0].where, "%s.lua",
@@ -822,6 +873,15 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 		snprintf(err->code, sizeof err->code, "invalid");
 		snprintf(err->msg, sizeof err->msg, "script '%s' did not load: %s", r->name,
 		         s->error ? s->error : "unknown error");
+		return -1;
+	}
+	if (r->text && strlen(r->text) > j->d->cfg.max_args_bytes) {
+		char size[32];
+		size_t n = strlen(r->text);
+		snprintf(err->code, sizeof err->code, "too_large");
+		snprintf(err->msg, sizeof err->msg,
+		         "the args of '%s' are %zu bytes (%s) of JSON, over max_args_bytes = %zu",
+		         r->name, n, memcap_format(n, size, sizeof size), j->d->cfg.max_args_bytes);
 		return -1;
 	}
 	r->op = STORE_ENQUEUE;

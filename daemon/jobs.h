@@ -55,7 +55,8 @@ size_t jobs_running(const struct jobs *j);
  * Enqueue r (STORE_ENQUEUE with name, text, key, run_at, priority,
  * timeout_ms set by the caller; attempts and backoff come from the
  * script), and claim soon. Returns 0 (r->done runs when the job is durable), or -1 with
- * err filled (no_such_script, invalid, stopping) and r untouched.
+ * err filled (no_such_script, invalid, stopping, too_large: args JSON over
+ * max_args_bytes) and r untouched.
  */
 int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err);
 
@@ -77,8 +78,23 @@ void jobs_finished(struct jobs *j, int64_t id);
 /* Cancel the running attempt of job id here (1) or say it does not run here (0). */
 int jobs_cancel_running(struct jobs *j, int64_t id);
 
-/* The job as the protocol's JSON object (store.h's row; steps when given). */
-json_t *jobs_job_json(const struct store_job *job);
+/*
+ * The job as the protocol's JSON object (store.h's row). Args, result and
+ * error whose stored JSON is longer than max_value bytes are shown as a
+ * preview (clip.h) with "args_truncated"/"result_truncated": true and
+ * "args_bytes"/"result_bytes" (an error gets "truncated" and "bytes"), so
+ * that no stored value can make a response too big; SIZE_MAX shows all.
+ */
+json_t *jobs_job_json(const struct store_job *job, size_t max_value);
+
+/* Bytes of a stored value a list view (`jobs`) shows, at most. */
+#define JOBS_LIST_PREVIEW 200
+
+/* Errors longer than this are not parsed for jobs_job_failure's message. */
+#define JOBS_FAILURE_PARSE_MAX (64 * 1024)
+
+/* Longest error message stored for an attempt; longer ones are cut, with their size. */
+#define JOBS_ERROR_MESSAGE_MAX (16 * 1024)
 
 /*
  * Why a finished job did not succeed: code (its error's, else its state)

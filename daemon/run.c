@@ -22,12 +22,19 @@
 #include "modules.h"
 #include "run.h"
 #include "sched.h"
+#include "memcap.h"
 #include "task.h"
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: awaitd run [--max-slice-ms MS] [--max-memory MB] "
-	             "[--log-level LEVEL] FILE.lua [ARGS_JSON]\n");
+	char cap[32];
+
+	fprintf(out,
+	        "usage: awaitd run [--max-slice-ms MS] [--max-memory MB] "
+	        "[--log-level LEVEL] FILE.lua [ARGS_JSON]\n"
+	        "  --max-memory MB  cap of the Lua state; 0 = no cap; default %s here "
+	        "(a quarter of RAM, 64 MiB to 4 GiB)\n",
+	        memcap_format(memcap_default(), cap, sizeof cap));
 }
 
 /* Protected part of start-up: modules and package.path (can raise). */

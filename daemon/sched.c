@@ -8,8 +8,14 @@
  *
  * Memory: the Lua allocator counts every byte of the state. While task
  * code runs (in_task) an allocation that would cross cfg.max_memory is
- * refused, which Lua raises as a memory error in the allocating task.
- * The runtime's own allocations (settling, reporting) are never refused.
+ * refused before anything is allocated or copied (a concat of two 1 GiB
+ * strings asks for 2 GiB once, and is refused at once), which Lua raises
+ * as a memory error in the allocating task. The runtime's own allocations
+ * (settling, reporting) are never refused. Every refusal, by the cap or by
+ * malloc, is remembered (oom_*) so the error names the real cause, and it
+ * asks for a full collection and malloc_trim at the next loop turn, when
+ * no task runs, so the garbage of the failed task is handed back to the
+ * system instead of staying resident.
  *
  * Time: a periodic tick (see tick_handler) sets a count hook on the thread
  * that is running; the hook compares the time since the task's resume with
@@ -18,8 +24,10 @@
  */
 #define _GNU_SOURCE /* SIGEV_THREAD_ID's _tid */
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +40,7 @@
 #include <lualib.h>
 
 #include "errval.h"
+#include "memcap.h"
 #include "sched.h"
 #include "task.h"
 
@@ -41,7 +50,7 @@
 void sched_config_defaults(struct sched_config *cfg)
 {
 	cfg->max_slice_ms = 100;
-	cfg->max_memory = 0;
+	cfg->max_memory = memcap_default();
 	cfg->cancel_grace_ms = 1000;
 }
 
@@ -74,8 +83,9 @@ static void *sched_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		s->stats.mem -= old;
 		return NULL;
 	}
+	/* mem >= old always; written so that a huge nsize cannot wrap around */
 	if (nsize > old && s->in_task && s->cfg.max_memory &&
-	    s->stats.mem - old + nsize > s->cfg.max_memory) {
+	    (nsize > s->cfg.max_memory || s->stats.mem - old > s->cfg.max_memory - nsize)) {
 		/*
 		 * The allocating task is marked, and the hook stops it at its
 		 * next instruction even if it catches the memory error with
@@ -89,14 +99,23 @@ static void *sched_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 		}
 		s->refused_ptr = ptr;
 		s->refused_size = nsize;
+		s->oom_size = nsize;
+		s->oom_inuse = s->stats.mem;
+		s->oom_system = 0;
+		s->collect_pending = 1;
 		return NULL;
 	}
 	if (s->refused_size && ptr == s->refused_ptr && nsize == s->refused_size && s->current)
 		s->current->oom = 0; /* the retry after the emergency collection won */
 	s->refused_size = 0;
 	p = realloc(ptr, nsize);
-	if (!p)
+	if (!p) {
+		s->oom_size = nsize;
+		s->oom_inuse = s->stats.mem;
+		s->oom_system = 1;
+		s->collect_pending = 1;
 		return NULL;
+	}
 	s->stats.mem = s->stats.mem - old + nsize;
 	if (s->stats.mem > s->stats.mem_peak)
 		s->stats.mem_peak = s->stats.mem;
@@ -109,6 +128,66 @@ struct sched *sched_of(lua_State *L)
 
 	lua_getallocf(L, &ud);
 	return ud;
+}
+
+const char *sched_oom_message(const struct sched *s, char *buf, size_t len)
+{
+	char want[32], used[32];
+	double cap_mb = (double)s->cfg.max_memory / (1024.0 * 1024.0);
+
+	if (!s->oom_size) {
+		snprintf(buf, len, "not enough memory");
+		return buf;
+	}
+	memcap_format(s->oom_size, want, sizeof want);
+	memcap_format(s->oom_inuse, used, sizeof used);
+	if (!s->oom_system)
+		snprintf(buf, len, "allocation of %s would pass max_memory_mb = %g (in use %s)",
+		         want, cap_mb, used);
+	else if (s->cfg.max_memory)
+		snprintf(buf, len,
+		         "allocation of %s failed: the system is out of memory (in use %s, under "
+		         "max_memory_mb = %g)",
+		         want, used, cap_mb);
+	else
+		snprintf(buf, len,
+		         "allocation of %s failed: the system is out of memory (in use %s; "
+		         "max_memory_mb = 0: no cap)",
+		         want, used);
+	return buf;
+}
+
+const char *sched_oom_describe(lua_State *L, char *buf, size_t len)
+{
+	void *ud;
+
+	if (lua_getallocf(L, &ud) != sched_alloc || !ud) {
+		snprintf(buf, len, "not enough memory");
+		return buf;
+	}
+	return sched_oom_message(ud, buf, len);
+}
+
+void sched_collect_soon(struct sched *s)
+{
+	static const struct timeval zero = {0, 0};
+
+	if (s->collect_pending && s->ready && !s->closing)
+		evtimer_add(s->ready, &zero);
+}
+
+/*
+ * After a refusal: a full collection frees what the failed task left, and
+ * malloc_trim hands the freed pages back (chunks under glibc's mmap
+ * threshold stay in the heap otherwise). Only on the loop, between tasks.
+ */
+static void collect_now(struct sched *s)
+{
+	if (!s->collect_pending || s->current || s->closing)
+		return;
+	s->collect_pending = 0;
+	lua_gc(s->L, LUA_GCCOLLECT);
+	malloc_trim(0);
 }
 
 static void slice_hook(lua_State *co, lua_Debug *ar)
@@ -142,10 +221,11 @@ static void slice_hook(lua_State *co, lua_Debug *ar)
 		return;
 	}
 	s->in_task = 0;
-	if (t->oom)
-		errval_push(co, "out_of_memory",
-		            "task %lld: the Lua state is over its memory limit", (long long)t->id);
-	else
+	if (t->oom) {
+		char msg[256];
+		errval_push(co, "out_of_memory", "task %lld: %s", (long long)t->id,
+		            sched_oom_message(s, msg, sizeof msg));
+	} else
 		errval_push(co, "blocked_loop",
 		            "task %lld ran for more than %g ms without suspending",
 		            (long long)t->id, s->cfg.max_slice_ms);
@@ -266,6 +346,7 @@ static void ready_cb(evutil_socket_t fd, short what, void *arg)
 		if (s->between)
 			s->between(s->between_arg);
 	}
+	collect_now(s);
 	if (s->rq_head) {
 		static const struct timeval zero = {0, 0};
 		evtimer_add(s->ready, &zero);

@@ -71,6 +71,10 @@ struct sched {
 	volatile sig_atomic_t in_task; /* 1 while task code runs: memory cap, slice */
 	void *refused_ptr;             /* last allocation refused by the cap (see sched_alloc) */
 	size_t refused_size;
+	size_t oom_size;     /* bytes of the last refused allocation (cap or malloc), 0: none */
+	size_t oom_inuse;    /* bytes the state held when it was refused */
+	int oom_system;      /* 1: malloc failed, 0: the cap refused it */
+	int collect_pending; /* a refusal happened: full GC + malloc_trim at the next turn */
 	timer_t tick; /* the slice tick, see sched.c */
 	int has_tick;
 	volatile sig_atomic_t tick_on;
@@ -89,7 +93,10 @@ struct sched {
 /* An event_base with the precise monotonic timer the scheduler needs. */
 struct event_base *sched_base_new(void);
 
-/* Defaults: 100 ms slice, no memory cap, 1000 ms cancel grace. */
+/*
+ * Defaults: 100 ms slice, the machine's default memory cap (memcap.h: a
+ * quarter of RAM, 64 MiB to 4 GiB), 1000 ms cancel grace.
+ */
 void sched_config_defaults(struct sched_config *cfg);
 
 /*
@@ -104,6 +111,20 @@ void sched_free(struct sched *s);
 
 /* The scheduler that owns L (any thread of the state). */
 struct sched *sched_of(lua_State *L);
+
+/*
+ * The cause of the last refused allocation, in buf (len bytes), e.g.
+ * "allocation of 2.0 GiB would pass max_memory_mb = 512 (in use 1.1 GiB)",
+ * or that malloc failed (naming the cap only as what it is); "not enough
+ * memory" when nothing was refused. Returns buf.
+ */
+const char *sched_oom_message(const struct sched *s, char *buf, size_t len);
+
+/* sched_oom_message for the state of L, or "not enough memory" when no sched owns L. */
+const char *sched_oom_describe(lua_State *L, char *buf, size_t len);
+
+/* After a refusal: run the full collection and malloc_trim on the next loop turn. */
+void sched_collect_soon(struct sched *s);
 
 /* Put t at the tail of the run queue; it is resumed on a later loop turn. */
 void sched_enqueue(struct sched *s, struct task *t);

@@ -707,10 +707,11 @@ static int load_protected(lua_State *L)
 	if (status != LUA_OK) {
 		if (ss->guard.expired)
 			load_fail(out, "%s: took too long to load", ctx->path);
-		else if (status == LUA_ERRMEM)
-			load_fail(out, "%s: out of memory (the Lua state is over its memory limit)",
-			          ctx->path);
-		else
+		else if (status == LUA_ERRMEM) {
+			char msg[256];
+			load_fail(out, "%s: out of memory: %s", ctx->path,
+			          sched_oom_message(s, msg, sizeof msg));
+		} else
 			record_run_error(L, ctx->path, out);
 		return 0;
 	}

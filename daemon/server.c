@@ -160,7 +160,7 @@ static void conn_maybe_finish(struct conn *c)
 static void conn_write(struct conn *c, char *line, size_t len)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t pending, sent = 0;
+	size_t earlier = evbuffer_get_length(out), pending, sent = 0;
 
 	/*
 	 * Nothing queued: try the socket at once. A reply that fits (the
@@ -188,9 +188,12 @@ static void conn_write(struct conn *c, char *line, size_t len)
 	free(line);
 	pending = evbuffer_get_length(out);
 	if (pending > c->srv->lim.output_cap) {
-		log_warn("control: client %llu: %zu bytes of output pending, over the cap of %zu "
-		         "bytes (a client that does not read): closed",
-		         (unsigned long long)c->id, pending, c->srv->lim.output_cap);
+		/* a single response never gets here (conn_fits refused it): this is a backlog */
+		log_warn("control: client %llu: %zu bytes of output pending (%zu of them from "
+		         "earlier responses it has not read, %zu of a new one), over output_cap = "
+		         "%zu bytes: closed, the client does not read its answers",
+		         (unsigned long long)c->id, pending, earlier, len - sent,
+		         c->srv->lim.output_cap);
 		conn_close(c, "output cap");
 	}
 }
@@ -214,6 +217,20 @@ static void conn_error_str(struct conn *c, json_int_t id, int has_id, const char
 	conn_write(c, line, len);
 }
 
+/*
+ * Whether one encoded response of len bytes may be queued: one bigger than
+ * output_cap alone would pass the cap with a client that reads perfectly
+ * well, and be blamed on it. Logs and returns 0 when it may not.
+ */
+static int conn_fits(struct conn *c, const char *what, size_t len)
+{
+	if (len <= c->srv->lim.output_cap)
+		return 1;
+	log_warn("control: client %llu: %s of %zu bytes is over output_cap = %zu bytes: not sent",
+	         (unsigned long long)c->id, what, len, c->srv->lim.output_cap);
+	return 0;
+}
+
 void conn_ok(struct conn *c, json_int_t id, int has_id, json_t *result)
 {
 	size_t len;
@@ -229,6 +246,16 @@ void conn_ok(struct conn *c, json_int_t id, int has_id, json_t *result)
 		          "UTF-8)",
 		          (unsigned long long)c->id);
 		conn_error_str(c, id, has_id, SERVER_E_INTERNAL, "the result could not be encoded");
+		return;
+	}
+	if (!conn_fits(c, "a response", len)) {
+		char msg[SERVER_MSG_SIZE];
+		free(line);
+		snprintf(msg, sizeof msg,
+		         "the response is %zu bytes, over the daemon's output_cap of %zu bytes per "
+		         "connection: not sent (raise output_cap, or ask for less)",
+		         len, c->srv->lim.output_cap);
+		conn_error_str(c, id, has_id, PROTO_E_TOO_LARGE, msg);
 		return;
 	}
 	conn_write(c, line, len);
@@ -277,6 +304,10 @@ void conn_event(struct conn *c, json_int_t id, json_t *event)
 		log_error("control: client %llu: cannot encode an event (out of memory or invalid "
 		          "UTF-8): dropped",
 		          (unsigned long long)c->id);
+		return;
+	}
+	if (!conn_fits(c, "an event", len)) {
+		free(line); /* an event is not an answer: the final response still comes */
 		return;
 	}
 	conn_write(c, line, len);

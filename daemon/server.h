@@ -91,7 +91,12 @@ size_t server_pending_output(const struct server *srv);
  * encoded (out of memory, invalid UTF-8 from json_string_nocheck) is
  * logged, and for conn_ok replaced by an "internal" error, so the client
  * is not left waiting; when even that fails the connection is closed.
- * A write that takes the pending output past output_cap closes c.
+ * One response longer than output_cap by itself is not sent: conn_ok
+ * answers "too_large" naming its size and the cap instead (an event that
+ * long is dropped and logged), so a client that reads is never closed for
+ * it. A write that takes the pending output past output_cap (a backlog:
+ * earlier responses not read) closes c, and the log says how many bytes
+ * were pending.
  */
 void conn_ok(struct conn *c, json_int_t id, int has_id, json_t *result);
 void conn_error(struct conn *c, json_int_t id, int has_id, const char *code, const char *fmt, ...)

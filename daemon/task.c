@@ -681,10 +681,10 @@ static void resume(struct task *t, int nargs)
 		prev->slice_start += sched_coarse_now() - t->slice_start;
 	if (t->blocked || t->oom) {
 		/* killed, or flagged and ended before the hook could stop it */
+		char msg[256];
 		if (t->oom)
-			errval_push(s->L, "out_of_memory",
-			            "task %lld: the Lua state is over its memory limit",
-			            (long long)t->id);
+			errval_push(s->L, "out_of_memory", "task %lld: %s", (long long)t->id,
+			            sched_oom_message(s, msg, sizeof msg));
 		else
 			errval_push(s->L, "blocked_loop",
 			            "task %lld ran for more than %g ms without suspending",
@@ -713,6 +713,8 @@ static void resume(struct task *t, int nargs)
 	s->current = prev;
 	s->running = prev_running;
 	s->in_task = prev_in;
+	if (!prev)
+		sched_collect_soon(s); /* a refusal in this resume: give the memory back */
 }
 
 void task_resume(struct task *t)

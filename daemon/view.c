@@ -245,6 +245,31 @@ int view_enqueue(FILE *f, json_t *result, const struct view_opts *vo)
 	return 0;
 }
 
+/*
+ * job[field] as JSON text (malloc'd, NULL when out of memory); when the
+ * daemon sent a preview of a value too big to show (field_truncated), with
+ * the size it has stored.
+ */
+static char *view_clipped(json_t *job, const char *field)
+{
+	char name[32], *s, *out;
+	double n = 0;
+	size_t len;
+
+	s = view_json(json_object_get(job, field));
+	snprintf(name, sizeof name, "%s_truncated", field);
+	if (!s || !json_is_true(json_object_get(job, name)))
+		return s;
+	snprintf(name, sizeof name, "%s_bytes", field);
+	view_num(job, name, &n);
+	len = strlen(s) + 64;
+	out = malloc(len);
+	if (out)
+		snprintf(out, len, "%s [truncated: %.0f bytes stored]", s, n);
+	free(s);
+	return out;
+}
+
 /* A job's row of the jobs table: ID NAME STATE ATTEMPT CREATED DURATION RESULT. */
 static int view_job_row(char **row, json_t *job, json_int_t now)
 {
@@ -391,14 +416,18 @@ int view_show(FILE *f, json_t *job, const struct view_opts *vo)
 		view_dur(buf, sizeof buf, b - a, 0);
 		view_field(f, "took", buf);
 	}
-	s = view_json(json_object_get(job, "args"));
+	s = view_clipped(job, "args");
 	view_field(f, "args", s);
 	free(s);
 	if (json_is_object(err)) {
-		fprintf(f, "error:    %s: %s\n", view_str(err, "code", "error"),
+		double n;
+		fprintf(f, "error:    %s: %s", view_str(err, "code", "error"),
 		        view_str(err, "message", ""));
+		if (json_is_true(json_object_get(err, "truncated")) && view_num(err, "bytes", &n))
+			fprintf(f, " [truncated: %.0f bytes stored]", n);
+		putc('\n', f);
 	} else {
-		s = view_json(json_object_get(job, "result"));
+		s = view_clipped(job, "result");
 		view_field(f, "result", s);
 		free(s);
 	}

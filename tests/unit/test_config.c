@@ -23,6 +23,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "memcap.h"
 
 #ifndef AWAITD_SOURCE_DIR
 #error "AWAITD_SOURCE_DIR must name the source tree (it holds etc/awaitd.conf)"
@@ -31,7 +32,8 @@
 #define KNOWN_KEYS                                                                                 \
 	"scripts_dir, db_path, socket_path, migrations_dir, log_level, max_slice_ms, "             \
 	"max_memory_mb, cancel_grace_ms, shutdown_timeout_ms, max_line, output_cap, max_clients, " \
-	"socket_mode, synchronous, tx_timeout_ms, max_statement_ms, keep_jobs_ms"
+	"socket_mode, synchronous, tx_timeout_ms, max_statement_ms, keep_jobs_ms, max_result_bytes, "  \
+	"max_args_bytes"
 
 struct fx {
 	struct config c;
@@ -91,7 +93,10 @@ static void assert_defaults(const struct config *c)
 	assert_string_equal(c->migrations_dir, "./migrations");
 	assert_int_equal(c->log_level, LOG_LEVEL_INFO);
 	assert_true(c->max_slice_ms == 100);
-	assert_int_equal(c->max_memory, 0);
+	assert_int_equal(c->max_memory, memcap_default());
+	assert_true(c->max_memory > 0); /* no cap is a choice, never the default */
+	assert_int_equal(c->max_result_bytes, 1024 * 1024);
+	assert_int_equal(c->max_args_bytes, 1024 * 1024);
 	assert_true(c->cancel_grace_ms == 1000);
 	assert_true(c->shutdown_timeout_ms == 30000);
 	assert_int_equal(c->max_line, 1024 * 1024);
@@ -117,6 +122,8 @@ static void assert_config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->max_clients, b->max_clients);
 	assert_int_equal(a->socket_mode, b->socket_mode);
 	assert_string_equal(a->synchronous, b->synchronous);
+	assert_int_equal(a->max_result_bytes, b->max_result_bytes);
+	assert_int_equal(a->max_args_bytes, b->max_args_bytes);
 }
 
 /* Set a key that must be accepted. */
@@ -145,6 +152,8 @@ static void set_all_non_default(struct config *c)
 	set_ok(c, "max_clients", "16");
 	set_ok(c, "socket_mode", "0600");
 	set_ok(c, "synchronous", "normal");
+	set_ok(c, "max_result_bytes", "4096");
+	set_ok(c, "max_args_bytes", "2048");
 }
 
 static void test_defaults(void **state)
@@ -352,7 +361,7 @@ static const struct bad bad_files[] = {
     {"shutdown_timeout_ms = 86400001\n",
      "1: shutdown_timeout_ms: 86400001 is out of range (0 to 86400000 ms)"},
     {"max_memory_mb = 1048577\n", "1: max_memory_mb: 1048577 is out of range (0 to 1048576 MiB)"},
-    {"max_memory_mb = 64M\n", "1: max_memory_mb: '64M' is not a number of MiB"},
+    {"max_memory_mb = 64M\n", "1: max_memory_mb: '64M' is not a number of MiB or auto"},
     {"max_line = 1023\n", "1: max_line: 1023 is out of range (1024 to 67108864 bytes)"},
     {"max_line = 67108865\n", "1: max_line: 67108865 is out of range (1024 to 67108864 bytes)"},
     {"max_line = -1\n", "1: max_line: -1 is out of range (1024 to 67108864 bytes)"},
@@ -526,29 +535,51 @@ static void test_config_set_for_flags(void **state)
 static void test_dump_defaults(void **state)
 {
 	struct fx *fx = *state;
-	char out[2048];
+	char out[2048], want[2048];
 	FILE *f = fmemopen(out, sizeof out, "w");
 
 	assert_non_null(f);
 	config_dump(&fx->c, f);
 	assert_int_equal(fclose(f), 0);
-	assert_string_equal(out, "scripts_dir = ./scripts\n"
-	                         "db_path = ./awaitd.db\n"
-	                         "socket_path = ./awaitd.sock\n"
-	                         "migrations_dir = ./migrations\n"
-	                         "log_level = info\n"
-	                         "max_slice_ms = 100\n"
-	                         "max_memory_mb = 0\n"
-	                         "cancel_grace_ms = 1000\n"
-	                         "shutdown_timeout_ms = 30000\n"
-	                         "max_line = 1048576\n"
-	                         "output_cap = 8388608\n"
-	                         "max_clients = 1024\n"
-	                         "socket_mode = 0660\n"
-	                         "synchronous = full\n"
-	                         "tx_timeout_ms = 5000\n"
-	                         "max_statement_ms = 1000\n"
-	                         "keep_jobs_ms = 604800000\n");
+	snprintf(want, sizeof want,
+	         "scripts_dir = ./scripts\n"
+	         "db_path = ./awaitd.db\n"
+	         "socket_path = ./awaitd.sock\n"
+	         "migrations_dir = ./migrations\n"
+	         "log_level = info\n"
+	         "max_slice_ms = 100\n"
+	         "max_memory_mb = %zu\n"
+	         "cancel_grace_ms = 1000\n"
+	         "shutdown_timeout_ms = 30000\n"
+	         "max_line = 1048576\n"
+	         "output_cap = 8388608\n"
+	         "max_clients = 1024\n"
+	         "socket_mode = 0660\n"
+	         "synchronous = full\n"
+	         "tx_timeout_ms = 5000\n"
+	         "max_statement_ms = 1000\n"
+	         "keep_jobs_ms = 604800000\n"
+	         "max_result_bytes = 1048576\n"
+	         "max_args_bytes = 1048576\n",
+	         memcap_default() >> 20);
+	assert_string_equal(out, want);
+}
+
+/* max_memory_mb: "auto" is the machine's default, 0 is no cap, both by choice. */
+static void test_memory_cap_auto_and_zero(void **state)
+{
+	struct fx *fx = *state;
+	char err[512] = "";
+
+	set_ok(&fx->c, "max_memory_mb", "0");
+	assert_int_equal(fx->c.max_memory, 0);
+	set_ok(&fx->c, "max_memory_mb", "AUTO");
+	assert_int_equal(fx->c.max_memory, memcap_default());
+	set_ok(&fx->c, "max_memory_mb", "256");
+	assert_int_equal(fx->c.max_memory, 256u << 20);
+	assert_int_equal(config_set(&fx->c, "max_memory_mb", "automatic", err, sizeof err), -1);
+	assert_string_equal(err, "max_memory_mb: 'automatic' is not a number of MiB or auto");
+	assert_int_equal(fx->c.max_memory, 256u << 20);
 }
 
 /* Dump c to a temporary file, load it over fresh defaults, compare. */
@@ -609,6 +640,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),
 	    cmocka_unit_test_setup_teardown(test_etc_conf_is_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_memory_cap_auto_and_zero, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_every_key_from_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_range_limits_accepted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_comments_blanks_quotes, setup, teardown),

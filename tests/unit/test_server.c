@@ -176,6 +176,14 @@ static void on_request(struct conn *c, const struct proto_request *req, void *ar
 	if (strcmp(req->cmd, "echo") == 0) {
 		conn_ok(c, req->id, req->has_id,
 		        json_pack("{s:s,s:O}", "cmd", req->cmd, "args", req->args));
+	} else if (strcmp(req->cmd, "big") == 0) {
+		/* one result of 100000 bytes of text, more than a 64 KiB output_cap */
+		char *text = malloc(100001);
+		assert_non_null(text);
+		memset(text, 'x', 100000);
+		text[100000] = 0;
+		conn_ok(c, req->id, req->has_id, json_string(text));
+		free(text);
 	} else if (strcmp(req->cmd, "later") == 0) {
 		pending_new(fx, c, req->id, later_cb, 0, 50);
 	} else if (strcmp(req->cmd, "stream") == 0) {
@@ -774,8 +782,9 @@ static void test_output_cap(void **state)
 	capture_end(&cap, log, sizeof log);
 	/* past what the socket holds, then past the cap */
 	assert_true(fx->stream_events * 1024 > 64 * 1024);
-	assert_non_null(strstr(log, "over the cap of 65536 bytes"));
-	assert_int_equal(count_substr(log, "over the cap"), 1);
+	assert_non_null(strstr(log, "over output_cap = 65536 bytes: closed, the client does not "
+	                            "read its answers"));
+	assert_int_equal(count_substr(log, "over output_cap"), 1);
 	assert_int_equal(server_nclients(fx->srv), 1);
 	client_sends(fx, other, "{\"id\":2,\"cmd\":\"echo\"}\n");
 	expect_line(fx, other, "{\"id\":2,\"ok\":true,\"result\":{\"cmd\":\"echo\",\"args\":{}}}");
@@ -783,6 +792,38 @@ static void test_output_cap(void **state)
 	expect_eof(fx, slow);
 	client_free(slow);
 	client_free(other);
+}
+
+/*
+ * One response bigger than output_cap by itself: the client is not closed
+ * nor blamed for not reading; it gets too_large naming the size and the
+ * cap, and the connection goes on.
+ */
+static void test_single_response_over_cap(void **state)
+{
+	struct sfx *fx = *state;
+	struct client *cl;
+	struct capture cap;
+	char log[8192], got[4096];
+
+	fx->lim.output_cap = 64 * 1024;
+	start(fx, 0600);
+	cl = client_new(fx);
+	log_set_level(LOG_LEVEL_WARN);
+	capture_begin(&cap);
+	client_sends(fx, cl, "{\"id\":1,\"cmd\":\"big\"}\n");
+	client_line(fx, cl, got, sizeof got);
+	capture_end(&cap, log, sizeof log); /* before asserting: a failure's text is not captured */
+	assert_string_equal(
+	    got, "{\"id\":1,\"ok\":false,\"error\":{\"code\":\"too_large\",\"message\":\"the "
+	         "response is 100031 bytes, over the daemon's output_cap of 65536 bytes per "
+	         "connection: not sent (raise output_cap, or ask for less)\"}}");
+	assert_non_null(strstr(log, "a response of 100031 bytes is over output_cap = 65536 bytes"));
+	assert_null(strstr(log, "does not read"));
+	client_sends(fx, cl, "{\"id\":2,\"cmd\":\"echo\"}\n");
+	expect_line(fx, cl, "{\"id\":2,\"ok\":true,\"result\":{\"cmd\":\"echo\",\"args\":{}}}");
+	assert_int_equal(server_nclients(fx->srv), 1);
+	client_free(cl);
 }
 
 static void test_stop_accepting(void **state)
@@ -975,6 +1016,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_async_after_hangup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_max_clients, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_output_cap, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_single_response_over_cap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_accepting, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_with_held_conn, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_on_close, setup, teardown),

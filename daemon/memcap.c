@@ -1,0 +1,59 @@
+/*
+ * memcap.c: the default memory cap and human sizes (see memcap.h).
+ *
+ * The default is computed from sysconf(_SC_PHYS_PAGES), not from a cgroup
+ * limit: under systemd, MemoryMax= is the knob for the unit and the cap
+ * here only has to keep one runaway script from taking the whole host.
+ */
+#include <stdio.h>
+#include <unistd.h>
+
+#include "memcap.h"
+
+#define MIB ((uint64_t)1 << 20)
+
+size_t memcap_default_for(uint64_t phys)
+{
+	uint64_t cap;
+
+	if (phys == 0)
+		return MEMCAP_DEFAULT_UNKNOWN;
+	cap = phys / 4;
+	if (cap > MEMCAP_DEFAULT_MAX)
+		cap = MEMCAP_DEFAULT_MAX;
+	if (cap < MEMCAP_DEFAULT_MIN)
+		cap = MEMCAP_DEFAULT_MIN;
+	return (size_t)(cap / MIB * MIB);
+}
+
+uint64_t memcap_phys(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+
+	if (pages <= 0 || size <= 0)
+		return 0;
+	return (uint64_t)pages * (uint64_t)size;
+}
+
+size_t memcap_default(void)
+{
+	return memcap_default_for(memcap_phys());
+}
+
+const char *memcap_format(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	double v = (double)bytes;
+	int u = -1;
+
+	if (bytes < 1024) {
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+		return buf;
+	}
+	while (v >= 1024.0 && u < 5) {
+		v /= 1024.0;
+		u++;
+	}
+	snprintf(buf, len, "%.1f %s", v, units[u]);
+	return buf;
+}
