@@ -90,6 +90,7 @@ struct store {
 	int user_sql;         /* running application SQL: the authorizer's rules apply */
 	const char *denied;   /* why the authorizer refused it (static text), or NULL */
 	char denied_name[64]; /* the table, pragma or function it named */
+	char ddl_table[128];  /* the table a CREATE/ALTER TABLE being run makes, or "" */
 	struct store_req *cur; /* the request whose statement runs (progress handler) */
 	double stmt_deadline;  /* ms, monotonic: when cur's statement is stopped; 0 none */
 	struct stmt_slot stmts[STMT_CACHE];
@@ -398,6 +399,10 @@ int store_collect(struct store *st, sqlite3_stmt *s, struct store_req *r)
  *    read-only list, load_extension and fts3_tokenizer, and the
  *    introspection tables that show other scripts' SQL or pages.
  * Application statements and the daemon's own never share a cache slot.
+ * A foreign key is the one reference the authorizer does not see: a table
+ * made or altered by application SQL is checked after its statement ran
+ * (in a savepoint, undone when it references a daemon table, which would
+ * let a script block the daemon's own deletes).
  */
 static const char *const store_reserved[] = {
     "jobs", "steps", "schedules", "executor", "schema_migrations", NULL,
@@ -480,10 +485,17 @@ static int authorize(void *arg, int action, const char *a, const char *b, const 
 		              sqlite3_stricmp(table, "sqlite_dbpage") == 0))
 			return deny(st, "is out of reach of application SQL", table);
 		break;
+	case SQLITE_CREATE_TABLE:
+		snprintf(st->ddl_table, sizeof st->ddl_table, "%s", a ? a : "");
+		table = a;
+		break;
+	case SQLITE_ALTER_TABLE:
+		snprintf(st->ddl_table, sizeof st->ddl_table, "%s", b ? b : "");
+		table = b;
+		break;
 	case SQLITE_INSERT:
 	case SQLITE_UPDATE:
 	case SQLITE_DELETE:
-	case SQLITE_CREATE_TABLE:
 	case SQLITE_DROP_TABLE:
 	case SQLITE_CREATE_VIEW:
 	case SQLITE_DROP_VIEW:
@@ -496,7 +508,6 @@ static int authorize(void *arg, int action, const char *a, const char *b, const 
 	case SQLITE_DROP_INDEX:
 	case SQLITE_CREATE_TRIGGER:
 	case SQLITE_DROP_TRIGGER:
-	case SQLITE_ALTER_TABLE:
 		table = b;
 		break;
 	default:
@@ -543,12 +554,55 @@ static int fail_stopped(struct store *st, struct store_req *r, double limit, dou
 	                                                    : "the job's deadline");
 }
 
+static int exec_simple(struct store *st, const char *sql);
+
+/*
+ * Take s out of the statement cache, for the caller to finalize: a DDL
+ * statement is authorized (and its foreign keys checked) at every run.
+ */
+static void stmt_forget(struct store *st, sqlite3_stmt *s)
+{
+	for (int i = 0; i < STMT_CACHE; i++) {
+		struct stmt_slot *e = &st->stmts[i];
+		if (e->stmt == s) {
+			free(e->sql);
+			memset(e, 0, sizeof *e);
+			return;
+		}
+	}
+}
+
+/*
+ * 1 when st->ddl_table has a foreign key to a daemon table (its name in
+ * buf), 0 when not, -1 when the check itself failed.
+ */
+static int ddl_references_reserved(struct store *st, char *buf, size_t len)
+{
+	sqlite3_stmt *s;
+	int rc, found = 0;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT \"table\" FROM pragma_foreign_key_list(?)", -1, &s,
+	                       NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, st->ddl_table, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(s, 0);
+		if (store_is_reserved(t)) {
+			snprintf(buf, len, "%s", t);
+			found = 1;
+			break;
+		}
+	}
+	sqlite3_finalize(s);
+	return found ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
 static int run_sql(struct store *st, struct store_req *r)
 {
 	int64_t before = sqlite3_total_changes64(st->db);
 	double started = mono_ms(), limit = st->cfg.max_statement_ms, deadline;
 	sqlite3_stmt *s;
-	int rc;
+	int rc, ddl;
 
 	deadline = started + limit;
 	if (r->deadline > 0 && r->deadline < deadline) {
@@ -561,6 +615,7 @@ static int run_sql(struct store *st, struct store_req *r)
 	}
 	st->user_sql = 1;
 	st->denied = NULL;
+	st->ddl_table[0] = 0;
 	st->cur = r;
 	st->stmt_deadline = deadline;
 	s = store_stmt(st, r->sql, r);
@@ -572,10 +627,15 @@ static int run_sql(struct store *st, struct store_req *r)
 			fail_stopped(st, r, limit, started);
 		goto out;
 	}
+	ddl = st->ddl_table[0] != 0;
+	if (ddl)
+		stmt_forget(st, s);
 	rc = -1;
 	if (sqlite3_bind_parameter_count(s) != r->nparams) {
 		store_fail(r, "invalid", "the statement has %d parameters, %d values given",
 		           sqlite3_bind_parameter_count(s), r->nparams);
+		if (ddl)
+			sqlite3_finalize(s);
 		goto out;
 	}
 	for (int i = 0; i < r->nparams; i++) {
@@ -598,19 +658,45 @@ static int run_sql(struct store *st, struct store_req *r)
 			break;
 		}
 	}
+	if (ddl) {
+		st->user_sql = 0;
+		if (exec_simple(st, "SAVEPOINT ddl") < 0) {
+			store_fail_db(st, r, "checking a table's foreign keys");
+			sqlite3_finalize(s);
+			goto out;
+		}
+		st->user_sql = 1;
+	}
 	rc = store_collect(st, s, r);
-	if (rc < 0 && sqlite3_errcode(st->db) == SQLITE_INTERRUPT) {
-
+	if (rc < 0 && sqlite3_errcode(st->db) == SQLITE_INTERRUPT)
 		fail_stopped(st, r, limit, started);
-	} else if (rc < 0 && st->denied) {
-		/* refused at a re-prepare inside sqlite3_step */
+	else if (rc < 0 && st->denied) /* refused at a re-prepare inside sqlite3_step */
 		fail_denied(st, r);
+	if (ddl) {
+		char ref[128];
+		int bad;
+		st->user_sql = 0;
+		bad = rc == 0 ? ddl_references_reserved(st, ref, sizeof ref) : 0;
+		if (bad != 0 || rc < 0)
+			exec_simple(st, "ROLLBACK TO ddl");
+		exec_simple(st, "RELEASE ddl");
+		if (bad > 0)
+			rc = store_fail(r, "invalid",
+			                "table \"%s\" would reference \"%s\", one of the daemon's own "
+			                "tables, out of reach of application SQL",
+			                st->ddl_table, ref);
+		else if (bad < 0)
+			rc = store_fail_db(st, r, "checking a table's foreign keys");
 	}
 	/* sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE of any request */
 	if (rc == 0 && sqlite3_total_changes64(st->db) == before)
 		r->rows.changes = 0;
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	if (ddl) {
+		sqlite3_finalize(s);
+	} else {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
 out:
 	st->user_sql = 0;
 	st->cur = NULL;

@@ -117,6 +117,12 @@ ATTACKS = [
     ("other scripts' SQL", "SELECT sql FROM sqlite_stmt", '"sqlite_stmt"'),
     ("sqlite_master write", "DELETE FROM sqlite_master", "may not be modified", "db"),
     ("transaction control", "COMMIT", "use db:tx"),
+    ("a foreign key to jobs", "CREATE TABLE mine (j INTEGER REFERENCES jobs (id))",
+     'table "mine" would reference "jobs"'),
+    ("... twice (no cached statement skips the check)",
+     "CREATE TABLE mine (j INTEGER REFERENCES jobs (id))", 'table "mine" would reference "jobs"'),
+    ("a foreign key added later", "ALTER TABLE notes ADD COLUMN j INTEGER REFERENCES \"Jobs\"",
+     'table "notes" would reference "Jobs"'),
 ]
 
 
@@ -194,6 +200,11 @@ def main():
         health("a reload")
 
         # findings 2 and 3
+        rc, res, err = run_json(d, "own", json.dumps({"body": "hi"}))
+        health.ran()
+        check("scripts keep full SQL over their own tables",
+              rc == 0 and res and res.get("body") == "hi" and res.get("columns") == 2
+              and isinstance(res.get("accounts"), int), (res, err))
         paths = {"attach": os.path.join(root, "outside", "x.db"),
                  "vacuum": os.path.join(root, "outside", "y.db")}
         os.mkdir(os.path.join(root, "outside"))
@@ -209,11 +220,10 @@ def main():
         check("no file was written outside the state directory",
               os.listdir(os.path.join(root, "outside")) == [], os.listdir(os.path.join(root, "outside")))
         health("the SQL attacks")
-        rc, res, err = run_json(d, "own", json.dumps({"body": "hi"}))
+        rc, res, err = run_json(d, "own", json.dumps({"body": "again"}))
         health.ran()
-        check("scripts keep full SQL over their own tables",
-              rc == 0 and res and res.get("body") == "hi" and res.get("columns") == 2
-              and isinstance(res.get("accounts"), int), (res, err))
+        check("... and still after the attacks (the refused ALTER left notes as it was)",
+              rc == 0 and res and res.get("body") == "again" and res.get("columns") == 2, (res, err))
 
         # finding 4
         t0 = time.monotonic()
@@ -257,7 +267,7 @@ def main():
         db.close()
         check("the daemon's tables are intact and WAL mode kept",
               {"jobs", "steps", "schedules", "executor", "schema_migrations"} <= tables
-              and "notes" in tables and mode == "wal", (tables, mode))
+              and "notes" in tables and "mine" not in tables and mode == "wal", (tables, mode))
         d = Daemon(root)
         check("the daemon restarts on the same database", d.start(), open(d.log.name).read())
         health.d = d
