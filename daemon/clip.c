@@ -9,36 +9,9 @@
 #include <string.h>
 
 #include "clip.h"
+#include "utf8.h"
 
 #define ELLIPSIS "\xE2\x80\xA6" /* U+2026 */
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t need, i;
-	unsigned c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		need = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		need = 4;
-	else
-		return 0;
-	if (n < need)
-		return 0;
-	for (i = 1; i < need; i++)
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-	/* overlongs, surrogates and past U+10FFFF */
-	if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
-	    (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F))
-		return 0;
-	return need;
-}
 
 json_t *clip_preview(const char *text, size_t len, size_t max)
 {
@@ -51,7 +24,7 @@ json_t *clip_preview(const char *text, size_t len, size_t max)
 	if (!out)
 		return NULL;
 	while (i < keep) {
-		seq = u[i] ? utf8_seq(u + i, len - i) : 0; /* a NUL shows as '?' too */
+		seq = u[i] ? utf8_seq(u + i, len - i, NULL) : 0; /* a NUL shows as '?' too */
 		if (seq == 0) {
 			out[o++] = '?';
 			i++;

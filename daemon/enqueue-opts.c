@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "enqueue-opts.h"
+#include "utf8.h"
 #include "errbuf.h"
 #include "store.h"
 
@@ -24,49 +25,6 @@ struct enqueue_range {
 	int64_t lo, hi;
 	const char *what;
 };
-
-/* s (len bytes) is well-formed UTF-8: no overlongs, surrogates or NUL. */
-static int enqueue_utf8_ok(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = s[i];
-		size_t n;
-		uint32_t cp;
-
-		if (c == 0)
-			return 0;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (len - i - 1 < n)
-			return 0;
-		for (size_t k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += n + 1;
-	}
-	return 1;
-}
 
 /* Append s (len bytes, at most show of them) as printable ASCII, \xNN otherwise. */
 static void enqueue_escape(char *buf, size_t cap, const char *s, size_t len, size_t show)
@@ -156,7 +114,7 @@ int enqueue_opts_set(struct enqueue_opts *o, const char *name, size_t namelen,
 #define IS(s) (namelen == sizeof(s) - 1 && memcmp(name, s, namelen) == 0)
 	if (IS("key")) {
 		if (v->type == ENQUEUE_V_STRING && v->len > 0 && v->len <= ENQUEUE_MAX_KEY &&
-		    enqueue_utf8_ok((const unsigned char *)v->s, v->len)) {
+		    utf8_valid((const unsigned char *)v->s, v->len)) {
 			o->key = v->s;
 			o->keylen = v->len;
 			return 0;

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "utf8.h"
 
 /* A growable output buffer for json_dump_callback. */
 struct proto_buf {
@@ -250,47 +251,6 @@ void proto_request_fini(struct proto_request *req)
 	memset(req, 0, sizeof *req);
 }
 
-/*
- * Length of the valid UTF-8 sequence at s[0..n), or 0 when invalid; then
- * *skip is the length of its maximal valid prefix (at least 1), the bytes
- * one U+FFFD stands for (Unicode's "maximal subpart" practice).
- */
-static size_t proto_utf8_seq(const unsigned char *s, size_t n, size_t *skip)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xBF;
-	size_t need, i;
-
-	*skip = 1;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		need = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		need = 4;
-	else
-		return 0;
-	/* the second byte's range excludes overlongs, surrogates and > U+10FFFF */
-	if (c == 0xE0)
-		lo = 0xA0;
-	else if (c == 0xED)
-		hi = 0x9F;
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	for (i = 1; i < need; i++) {
-		if (i >= n || s[i] < lo || s[i] > hi) {
-			*skip = i;
-			return 0;
-		}
-		lo = 0x80;
-		hi = 0xBF;
-	}
-	return need;
-}
-
 /* s as a JSON string with invalid UTF-8 replaced by U+FFFD; NULL when out of memory. */
 static json_t *proto_string_repaired(const char *s)
 {
@@ -306,7 +266,7 @@ static json_t *proto_string_repaired(const char *s)
 	if (!fixed)
 		goto out;
 	while (i < n) {
-		seq = proto_utf8_seq(u + i, n - i, &skip);
+		seq = utf8_seq(u + i, n - i, &skip);
 		if (seq) {
 			memcpy(fixed + o, u + i, seq);
 			o += seq;
