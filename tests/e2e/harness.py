@@ -6,6 +6,7 @@ under that wrapper; SLOW then stretches the deadlines. check() prints one
 line per check; finish() prints "N passed, M failed" and exits 1 if any
 check failed.
 """
+import json
 import os
 import signal
 import subprocess
@@ -47,7 +48,31 @@ def finish():
     sys.exit(1 if _counts["failed"] else 0)
 
 
-class Daemon:
+class Ctl:
+    """awaitctl on self.sock: what every e2e daemon wrapper shares."""
+
+    def ctl(self, *args, timeout=60):
+        """(rc, stdout, stderr) of the real awaitctl; rc -1 when it did not
+        answer within timeout seconds (times SLOW)."""
+        try:
+            r = subprocess.run([AWAITCTL, "-s", self.sock] + [str(a) for a in args],
+                               capture_output=True, text=True, errors="replace",
+                               timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            return -1, "", "awaitctl timed out"
+        return r.returncode, r.stdout, r.stderr
+
+    def cjson(self, *args, timeout=60):
+        """(rc, the last line of --json output decoded or None, stdout + stderr)."""
+        rc, out, err = self.ctl("--json", *args, timeout=timeout)
+        try:
+            v = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
+        except ValueError:
+            v = None
+        return rc, v, out + err
+
+
+class Daemon(Ctl):
     """A daemon on ROOT/{awaitd.conf,scripts,migrations}, socket ROOT/s, db ROOT/awaitd.db."""
 
     def __init__(self, root):
@@ -70,10 +95,6 @@ class Daemon:
             time.sleep(0.02)
         return False
 
-    def ctl(self, *args, timeout=60):
-        r = subprocess.run([AWAITCTL, "-s", self.sock] + list(args), capture_output=True,
-                           text=True, timeout=timeout * SLOW)
-        return r.returncode, r.stdout, r.stderr
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc and self.proc.poll() is None:

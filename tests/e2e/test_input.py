@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import AWAITD, AWAITCTL, MIGRATIONS, SCRIPTS, SLOW, WRAP, check, finish, poll
+from harness import AWAITCTL, AWAITD, check, Ctl, finish, MIGRATIONS, poll, SCRIPTS, SLOW, WRAP
 
 MAX_CLIENTS = 4
 FLOOD = 300
@@ -84,7 +84,7 @@ return {
 '''
 
 
-class Daemon:
+class Daemon(Ctl):
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="awaitd-input-")
         self.scripts = os.path.join(self.dir, "scripts")
@@ -109,21 +109,7 @@ class Daemon:
         return bool(poll(lambda: self.proc.poll() is not None or self.ctl("ping", timeout=5)[0] == 0,
                          15)) and self.proc.poll() is None
 
-    def ctl(self, *args, timeout=30):
-        try:
-            r = subprocess.run([AWAITCTL, "-s", self.sock] + [str(a) for a in args],
-                               capture_output=True, text=True, timeout=timeout * SLOW)
-        except subprocess.TimeoutExpired:
-            return -1, "", "awaitctl timed out"
-        return r.returncode, r.stdout, r.stderr
 
-    def cjson(self, *args, timeout=30):
-        rc, out, err = self.ctl("--json", *args, timeout=timeout)
-        try:
-            v = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
-        except ValueError:
-            v = None
-        return rc, v, out + err
 
     def connect(self):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

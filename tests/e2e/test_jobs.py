@@ -26,14 +26,14 @@ import tempfile
 import threading
 import time
 
-from harness import AWAITD, AWAITCTL, MIGRATIONS, SCRIPTS, SLOW, WRAP, check, finish, poll, skip
+from harness import AWAITCTL, AWAITD, check, Ctl, finish, MIGRATIONS, poll, SCRIPTS, skip, SLOW, WRAP
 
 
 
 
 
 
-class Env:
+class Env(Ctl):
     """One test's directory: scripts, migrations, database, socket, log; one daemon at a time."""
 
     def __init__(self, name):
@@ -75,21 +75,7 @@ class Env:
         return bool(poll(lambda: self.proc.poll() is not None or self.ctl("ping", timeout=5)[0] == 0,
                          15)) and self.proc.poll() is None
 
-    def ctl(self, *args, timeout=60):
-        try:
-            r = subprocess.run([AWAITCTL, "-s", self.sock] + [str(a) for a in args],
-                               capture_output=True, text=True, timeout=timeout * SLOW)
-        except subprocess.TimeoutExpired:
-            return -1, "", "awaitctl timed out"
-        return r.returncode, r.stdout, r.stderr
 
-    def cjson(self, *args, timeout=60):
-        rc, out, err = self.ctl("--json", *args, timeout=timeout)
-        try:
-            v = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
-        except ValueError:
-            v = None
-        return rc, v, out + err
 
     def status_jobs(self):
         rc, v, _ = self.cjson("status", timeout=10)

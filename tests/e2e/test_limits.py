@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 
-from harness import AWAITD, AWAITCTL, MIGRATIONS, SLOW, WRAP, check, finish, poll
+from harness import AWAITCTL, AWAITD, check, Ctl, finish, MIGRATIONS, poll, SLOW, WRAP
 
 BIG = """
 return { run = function(ctx, args) return string.rep("x", 5 * 1000 * 1000) end }
@@ -66,7 +66,7 @@ end }
 """
 
 
-class Env:
+class Env(Ctl):
     """One test's directory: scripts, config, database, socket, log; one daemon at a time."""
 
     def __init__(self, name, conf=""):
@@ -95,21 +95,7 @@ class Env:
         return bool(poll(lambda: self.proc.poll() is not None or self.ctl("ping", timeout=5)[0] == 0,
                          15)) and self.proc.poll() is None
 
-    def ctl(self, *args, timeout=60):
-        try:
-            r = subprocess.run([AWAITCTL, "-s", self.sock] + [str(a) for a in args],
-                               capture_output=True, text=True, timeout=timeout * SLOW)
-        except subprocess.TimeoutExpired:
-            return -1, "", "awaitctl timed out"
-        return r.returncode, r.stdout, r.stderr
 
-    def cjson(self, *args, timeout=60):
-        rc, out, err = self.ctl("--json", *args, timeout=timeout)
-        try:
-            v = json.loads(out.strip().splitlines()[-1]) if out.strip() else None
-        except ValueError:
-            v = None
-        return rc, v, (out + err)[-2000:]
 
     def job(self, jid):
         rc, v, _ = self.cjson("show", jid, timeout=20)
