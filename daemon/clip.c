@@ -45,18 +45,21 @@ json_t *clip_preview(const char *text, size_t len, size_t max)
 	return j;
 }
 
+/* text (len bytes, NULL: none) decoded whole; JSON null when none or not JSON. */
+static json_t *load_whole(const char *text, size_t len)
+{
+	json_t *v = text ? json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
+
+	return v ? v : json_null();
+}
+
 json_t *clip_json(const char *text, size_t max, int *clipped)
 {
 	size_t len = text ? strlen(text) : 0;
-	json_t *v;
 
 	*clipped = 0;
-	if (!text)
-		return json_null();
-	if (len <= max) {
-		v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-		return v ? v : json_null();
-	}
+	if (!text || len <= max)
+		return load_whole(text, len);
 	*clipped = 1;
 	return clip_preview(text, len, max < CLIP_PREVIEW_MAX ? max : CLIP_PREVIEW_MAX);
 }
@@ -103,12 +106,8 @@ json_t *clip_error(const char *text, size_t max)
 	char code[64];
 	json_t *v;
 
-	if (!text)
-		return json_null();
-	if (len <= max) {
-		v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-		return v ? v : json_null();
-	}
+	if (!text || len <= max)
+		return load_whole(text, len);
 	v = json_pack("{ss so sb sI}", "code",
 	              clip_error_code(text, code, sizeof code) ? code : "error", "message",
 	              clip_preview(text, len, max < CLIP_PREVIEW_MAX ? max : CLIP_PREVIEW_MAX),
