@@ -2,6 +2,9 @@
  * modules.h: awaitd's Lua modules and how a state gets them. Each
  * bindings/<module>.c exports its luaopen_<module> (declared here, so
  * modules.c needs no other header) and nothing else but what is below.
+ *
+ * Part bindings (bindings/): the Lua face, one file per module, and the
+ * embedded Lua sources. It may call store, runtime and base.
  */
 #ifndef AWAITD_MODULES_H
 #define AWAITD_MODULES_H

@@ -9,6 +9,10 @@
  * A run is in `runs` from its claim's answer until its FINISH (or REQUEUE)
  * is durable, so `jobs_running() == 0` means nothing is left to record;
  * its concurrency slot is free as soon as the attempt has ended.
+ *
+ * Part jobs (daemon/jobs/): the job engine, job scripts and their sandboxes,
+ * cron strings, enqueue options. It may call bindings, store, runtime and
+ * base; the control plane and the service call it.
  */
 #ifndef AWAITD_JOBS_H
 #define AWAITD_JOBS_H

@@ -10,6 +10,10 @@
  * and requeued; the loop ends and
  * the process exits 0. SIGHUP (or reload, or a file change) reloads the
  * scripts.
+ *
+ * Part service (daemon/service/): main (wiring only), the daemon's life,
+ * config, systemd notify, and `awaitd run`. It may call every other part;
+ * nothing calls it.
  */
 #ifndef AWAITD_DAEMON_H
 #define AWAITD_DAEMON_H

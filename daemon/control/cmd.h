@@ -5,6 +5,12 @@
  * A command answers with conn_ok/conn_error on ctx->c, now or later (it
  * then holds the connection with conn_hold and releases it after its
  * reply). ctx is valid only during the call; args is borrowed.
+ *
+ * Part control (daemon/control/): the control socket (listening, peer
+ * credentials, socket activation), the wire protocol, the server and one
+ * file per command. It may call jobs, store, runtime and base; the service
+ * wires it. (The commands still reach into daemon.h: tests/layout lists
+ * those includes until a narrow command context replaces them.)
  */
 #ifndef AWAITD_CMD_H
 #define AWAITD_CMD_H

@@ -14,6 +14,9 @@
  * the request key each one fills, so a new command is one table entry and
  * one output function. Errors are written into the caller's err buffer
  * (errlen bytes; err may be NULL when errlen is 0).
+ *
+ * Part ctl (daemon/ctl/): awaitctl, its client and its views. It may call
+ * control (the protocol), jobs (the enqueue limits it checks) and base.
  */
 #ifndef AWAITD_CLIENT_H
 #define AWAITD_CLIENT_H

@@ -23,6 +23,10 @@
  * or rolls back; other requests wait until then. A transaction that holds
  * the writer longer than tx_timeout_ms is rolled back by the store thread,
  * and its later requests fail with "timeout".
+ *
+ * Part store (daemon/store/): the interface of requests, the SQLite driver on
+ * its thread, migrations. It may call base only: jobs and the control plane
+ * call it, it calls no one.
  */
 #ifndef AWAITD_STORE_H
 #define AWAITD_STORE_H

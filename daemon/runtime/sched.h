@@ -11,6 +11,10 @@
  *    synchronously by task_spawn; never from an arbitrary libevent callback.
  *  - The run queue holds each task at most once (task->queued, checked
  *    by sched_enqueue), and never a settled task.
+ *
+ * Part runtime (daemon/runtime/): the loop and the Lua tasks: the scheduler,
+ * tasks, completion ports, error values, trace spans. It may call base only;
+ * the Lua modules (bindings/) are built on it, never the reverse.
  */
 #ifndef AWAITD_SCHED_H
 #define AWAITD_SCHED_H
