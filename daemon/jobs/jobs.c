@@ -30,7 +30,7 @@
 
 #include "clip.h"
 #include "cron.h"
-#include "daemon.h"
+#include "scripts.h"
 #include "db.h"
 #include "errval.h"
 #include "enqueue-opts.h"
@@ -95,7 +95,7 @@ struct schedule {
 };
 
 struct jobs {
-	struct daemon *d;
+	struct jobs_env env;
 	struct store *st;
 	lua_State *L;
 	int runner_ref;
@@ -443,7 +443,7 @@ static void claim_answered(struct store_req *r)
 
 static void dispatch(struct jobs *j)
 {
-	struct scripts *ss = &j->d->scripts;
+	struct scripts *ss = j->env.scripts;
 
 	if (j->draining || j->closing)
 		return;
@@ -543,7 +543,7 @@ static void finish_answered(struct store_req *r)
 		          (long long)run->id, RETRY_STORE_MS, r->err.msg);
 		run->pending = r;
 		if (!run->retry)
-			run->retry = evtimer_new(j->d->base, retry_cb, run);
+			run->retry = evtimer_new(j->env.base, retry_cb, run);
 		if (run->retry)
 			evtimer_add(run->retry, &tv);
 		return;
@@ -606,14 +606,14 @@ static int run_finish(lua_State *L)
 			state = "succeeded";
 			text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 			json_decref(v);
-			if (text && strlen(text) > j->d->cfg.max_result_bytes) {
+			if (text && strlen(text) > j->env.max_result_bytes) {
 				/* stored, it would be in every view of the job for a week */
 				char size[32];
 				size_t len = strlen(text);
 				json_t *e =
 				    json_pack("{ss ss}", "code", "too_large", "message",
 				              too_large_msg(msg, sizeof msg, "the job's result",
-				                            len, j->d->cfg.max_result_bytes));
+				                            len, j->env.max_result_bytes));
 				free(text);
 				text = e ? json_dumps(e, JSON_COMPACT) : NULL;
 				json_decref(e);
@@ -726,7 +726,7 @@ static int spawn_run(lua_State *L)
 
 	lua_settop(L, 0);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, j->runner_ref);
-	scripts_push_job(&j->d->scripts, s);
+	scripts_push_job(j->env.scripts, s);
 	lua_pushstring(L, run->name);
 	lua_pushinteger(L, run->id);
 	lua_pushinteger(L, run->attempt);
@@ -742,10 +742,10 @@ static int spawn_run(lua_State *L)
 	lua_pushnumber(L, timeout);
 	lua_pushlightuserdata(L, run);
 	lua_pushboolean(L, journaled);
-	lua_pushinteger(L, (lua_Integer)j->d->cfg.max_result_bytes); /* bound of a step's journal */
-	j->d->s->spawn_trace = run->trace;
+	lua_pushinteger(L, (lua_Integer)j->env.max_result_bytes); /* bound of a step's journal */
+	j->env.s->spawn_trace = run->trace;
 	t = task_spawn(L, 9, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
-	j->d->s->spawn_trace = NULL;
+	j->env.s->spawn_trace = NULL;
 	if (run->trace && run->trace->n > 0)
 		snprintf(run->trace->spans[0].where, sizeof run->trace->spans[0].where, "%s.lua",
 		         run->name);
@@ -771,10 +771,10 @@ static void finish_now(lua_State *L, struct run *run, const char *code, const ch
 
 static void start_run(struct jobs *j, const struct store_job *job)
 {
-	const struct script *s = scripts_find(&j->d->scripts, job->name);
+	const struct script *s = scripts_find(j->env.scripts, job->name);
 	struct slot *sl = slot_get(j, job->name);
 	struct run *run = calloc(1, sizeof *run);
-	lua_State *L = j->d->s->L;
+	lua_State *L = j->env.s->L;
 
 	if (!run || !sl || !(run->name = strdup(job->name))) {
 		free(run);
@@ -830,7 +830,7 @@ int jobs_cancel_running(struct jobs *j, int64_t id)
 		if (run->id == id && run->root) {
 			if (run->cancel == CANCEL_NONE)
 				run->cancel = CANCEL_REQUEST;
-			task_cancel(j->d->s->L, run->root, "cancelled by request");
+			task_cancel(j->env.s->L, run->root, "cancelled by request");
 			return 1;
 		} else if (run->id == id) {
 			return 1; /* finishing: its outcome is being recorded */
@@ -843,7 +843,7 @@ void jobs_cancel_all(struct jobs *j)
 	for (struct run *run = j->runs; run; run = run->next) {
 		run->cancel = CANCEL_SHUTDOWN;
 		if (run->root)
-			task_cancel(j->d->s->L, run->root, "the daemon is stopping");
+			task_cancel(j->env.s->L, run->root, "the daemon is stopping");
 	}
 }
 
@@ -856,7 +856,7 @@ size_t jobs_running(const struct jobs *j)
 
 int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 {
-	const struct script *s = scripts_find(&j->d->scripts, r->name);
+	const struct script *s = scripts_find(j->env.scripts, r->name);
 
 	if (j->draining) {
 		snprintf(err->code, sizeof err->code, "stopping");
@@ -866,7 +866,7 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 	if (!s) {
 		snprintf(err->code, sizeof err->code, "no_such_script");
 		snprintf(err->msg, sizeof err->msg, "no script '%s' in %s", r->name,
-		         j->d->scripts.dir);
+		         j->env.scripts->dir);
 		return -1;
 	}
 	if (!s->version) {
@@ -875,13 +875,13 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 		         s->error ? s->error : "unknown error");
 		return -1;
 	}
-	if (r->text && strlen(r->text) > j->d->cfg.max_args_bytes) {
+	if (r->text && strlen(r->text) > j->env.max_args_bytes) {
 		char size[32];
 		size_t n = strlen(r->text);
 		snprintf(err->code, sizeof err->code, "too_large");
 		snprintf(err->msg, sizeof err->msg,
 		         "the args of '%s' are %zu bytes (%s) of JSON, over max_args_bytes = %zu",
-		         r->name, n, memcap_format(n, size, sizeof size), j->d->cfg.max_args_bytes);
+		         r->name, n, memcap_format(n, size, sizeof size), j->env.max_args_bytes);
 		return -1;
 	}
 	r->op = STORE_ENQUEUE;
@@ -936,7 +936,7 @@ static void fire_answered(struct store_req *r)
 static void schedule_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct schedule *sc = arg;
-	const struct script *s = scripts_find(&sc->j->d->scripts, sc->name);
+	const struct script *s = scripts_find(sc->j->env.scripts, sc->name);
 	struct store_req *r;
 	int64_t now = store_now(), next;
 
@@ -996,7 +996,7 @@ static void schedules_free(struct jobs *j)
 /* (Re)build the schedules from the loaded scripts. */
 static void schedules_load(struct jobs *j)
 {
-	struct scripts *ss = &j->d->scripts;
+	struct scripts *ss = j->env.scripts;
 	int64_t now = store_now();
 
 	schedules_free(j);
@@ -1022,7 +1022,7 @@ static void schedules_load(struct jobs *j)
 		sc->j = j;
 		sc->name = strdup(s->name);
 		sc->expr = strdup(s->schedule);
-		sc->timer = evtimer_new(j->d->base, schedule_fire, sc);
+		sc->timer = evtimer_new(j->env.base, schedule_fire, sc);
 		sc->next_s = j->schedules;
 		j->schedules = sc;
 		r = store_req_new(STORE_SCHEDULE);
@@ -1058,11 +1058,11 @@ static void prune_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (j->draining || j->closing || j->d->cfg.keep_jobs_ms <= 0)
+	if (j->draining || j->closing || j->env.keep_jobs_ms <= 0)
 		return;
 	r = store_req_new(STORE_PRUNE);
 	if (r) {
-		r->now = store_now() - (int64_t)j->d->cfg.keep_jobs_ms;
+		r->now = store_now() - (int64_t)j->env.keep_jobs_ms;
 		r->done = prune_answered;
 		store_submit(j->st, r);
 	}
@@ -1130,16 +1130,16 @@ static int load_runner(lua_State *L)
 	return 1;
 }
 
-struct jobs *jobs_new(struct daemon *d, struct store *st, char *err, size_t errlen)
+struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, size_t errlen)
 {
 	struct jobs *j = calloc(1, sizeof *j);
-	lua_State *L = d->s->L;
+	lua_State *L = env->s->L;
 
 	if (!j) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	j->d = d;
+	j->env = *env;
 	j->st = st;
 	j->L = L;
 	j->runner_ref = LUA_NOREF;
@@ -1153,9 +1153,9 @@ struct jobs *jobs_new(struct daemon *d, struct store *st, char *err, size_t errl
 	}
 	j->runner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	db_set_store(L, st, j);
-	j->kick_ev = evtimer_new(d->base, kick_cb, j);
-	j->poll_ev = evtimer_new(d->base, poll_cb, j);
-	j->prune_ev = evtimer_new(d->base, prune_cb, j);
+	j->kick_ev = evtimer_new(env->base, kick_cb, j);
+	j->poll_ev = evtimer_new(env->base, poll_cb, j);
+	j->prune_ev = evtimer_new(env->base, prune_cb, j);
 	if (!j->kick_ev || !j->poll_ev || !j->prune_ev) {
 		snprintf(err, errlen, "cannot create the job engine's timers");
 		jobs_close_lua(j);

@@ -22,7 +22,9 @@
 
 #include <jansson.h>
 
-struct daemon;
+struct event_base;
+struct sched;
+struct scripts;
 struct store;
 struct store_req;
 struct store_job;
@@ -31,11 +33,25 @@ struct store_err;
 struct jobs;
 
 /*
- * The engine for d (its sched, scripts and config) on st: loads the job
- * runner into d's Lua state and registers st for ctx.db and jobs.*.
- * Nothing runs until jobs_start. NULL with err on failure.
+ * What the engine runs on, filled by its owner (the service). The
+ * pointers are borrowed and outlive the engine; scripts is read at every
+ * claim, so a reload's new versions are used from then on.
  */
-struct jobs *jobs_new(struct daemon *d, struct store *st, char *err, size_t errlen);
+struct jobs_env {
+	struct event_base *base;
+	struct sched *s;
+	struct scripts *scripts;
+	double keep_jobs_ms;     /* finished jobs are pruned after this; 0 = never */
+	size_t max_result_bytes; /* a result's or a step's JSON */
+	size_t max_args_bytes;   /* args' JSON at enqueue */
+};
+
+/*
+ * The engine on env (copied) and st: loads the job runner into env->s's
+ * Lua state and registers st for ctx.db and jobs.*. Nothing runs until
+ * jobs_start. NULL with err on failure.
+ */
+struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, size_t errlen);
 
 /* Start claiming, the schedules and the pruning. */
 void jobs_start(struct jobs *j);

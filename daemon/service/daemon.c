@@ -35,6 +35,16 @@
 #define RELOAD_DEBOUNCE_MS 200 /* editors write a file in several steps */
 #define DRAIN_POLL_MS      20
 
+void daemon_jobs_env(struct daemon *d, struct jobs_env *env)
+{
+	env->base = d->base;
+	env->s = d->s;
+	env->scripts = &d->scripts;
+	env->keep_jobs_ms = d->cfg.keep_jobs_ms;
+	env->max_result_bytes = d->cfg.max_result_bytes;
+	env->max_args_bytes = d->cfg.max_args_bytes;
+}
+
 double daemon_wall(void)
 {
 	struct timespec ts;
@@ -304,6 +314,7 @@ static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
 
 static int daemon_open(struct daemon *d, char *err, size_t errlen)
 {
+	struct jobs_env env;
 	struct sched_config sc;
 	struct server_limits lim;
 	struct store_config stc;
@@ -334,7 +345,8 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 	if (d->orphans)
 		log_warn("%lld jobs were left running by an earlier start (a crash?): requeued",
 		         (long long)d->orphans);
-	d->jobs = jobs_new(d, d->st, err, errlen);
+	daemon_jobs_env(d, &env);
+	d->jobs = jobs_new(&env, d->st, err, errlen);
 	if (!d->jobs)
 		return -1;
 	if (scripts_open(&d->scripts, L, d->cfg.scripts_dir, err, errlen) < 0)

@@ -30,6 +30,7 @@ struct server;
 struct conn;
 struct store;
 struct jobs;
+struct jobs_env;
 
 /* Lines kept for `awaitctl logs`. */
 #define DAEMON_LOG_LINES 1000
@@ -82,6 +83,9 @@ void daemon_drain(struct daemon *d, const char *why);
 
 /* `awaitd migrate [-c CONFIG] [--db PATH] ...`: apply migrations; exit 0/1. */
 int daemon_migrate_main(int argc, char **argv);
+
+/* What the job engine runs on: d's loop, scheduler, scripts and limits. */
+void daemon_jobs_env(struct daemon *d, struct jobs_env *env);
 
 /* Wall-clock seconds. */
 double daemon_wall(void);

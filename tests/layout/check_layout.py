@@ -55,7 +55,6 @@ KNOWN = {
     ("daemon/control/cmd-stats.c", "daemon.h"),
     ("daemon/control/cmd-status.c", "daemon.h"),
     ("daemon/control/cmd.c", "daemon.h"),
-    ("daemon/jobs/jobs.c", "daemon.h"),
     ("bindings/jobs.c", "jobs.h"),
     ("bindings/jobs.c", "enqueue-opts.h"),
 }

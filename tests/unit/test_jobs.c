@@ -202,6 +202,7 @@ static void boot(struct jx *jx)
 	struct daemon *d = &jx->d;
 	struct sched_config sc;
 	struct store_config stc;
+	struct jobs_env env;
 	struct timeval tv = {0, 5000};
 	char err[1024];
 
@@ -225,7 +226,8 @@ static void boot(struct jx *jx)
 		fail_msg("store_open: %s", err);
 	d->s->between = store_poll;
 	d->s->between_arg = d->st;
-	d->jobs = jobs_new(d, d->st, err, sizeof err);
+	daemon_jobs_env(d, &env);
+	d->jobs = jobs_new(&env, d->st, err, sizeof err);
 	if (!d->jobs)
 		fail_msg("jobs_new: %s", err);
 	if (scripts_open(&d->scripts, d->s->L, jx->scripts, err, sizeof err) < 0)
