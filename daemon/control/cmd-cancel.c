@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "daemon.h"
 #include "jobs.h"
 #include "server.h"
 #include "store.h"
@@ -25,11 +24,11 @@ static void cancelled(struct cmd_later *l, struct store_req *r)
 		return;
 	}
 	if (r->changed) {
-		jobs_finished(l->d->jobs, job->id);
-		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->d)));
+		jobs_finished(l->env->jobs, job->id);
+		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->env)));
 		return;
 	}
-	if (strcmp(job->state, "running") == 0 && jobs_cancel_running(l->d->jobs, job->id)) {
+	if (strcmp(job->state, "running") == 0 && jobs_cancel_running(l->env->jobs, job->id)) {
 		w = cmd_later_again(l); /* the answer comes when the attempt has ended */
 		if (w)
 			cmd_wait_job(w, job->id, 0, 0);

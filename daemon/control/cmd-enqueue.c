@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "daemon.h"
 #include "enqueue-opts.h"
 #include "jobs.h"
 #include "server.h"
@@ -116,7 +115,7 @@ void cmd_enqueue_start(struct cmd_ctx *ctx, int64_t priority,
 	l->answer = answer;
 	r->done = cmd_store_answered;
 	r->arg = l;
-	if (jobs_enqueue(ctx->d->jobs, r, &err) < 0) {
+	if (jobs_enqueue(ctx->env->jobs, r, &err) < 0) {
 		conn_error(ctx->c, ctx->id, ctx->has_id, err.code, "%s", err.msg);
 		store_req_free(r);
 		cmd_later_free(l);

@@ -3,7 +3,6 @@
  * queued to run now, with one more attempt if it had spent them all.
  */
 #include "cmd.h"
-#include "daemon.h"
 #include "jobs.h"
 #include "server.h"
 #include "store.h"
@@ -21,8 +20,8 @@ static void retried(struct cmd_later *l, struct store_req *r)
 		           "job %lld is %s: only dead, cancelled or failed jobs can be retried",
 		           (long long)job->id, job->state);
 	else {
-		jobs_kick(l->d->jobs);
-		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->d)));
+		jobs_kick(l->env->jobs);
+		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->env)));
 	}
 }
 

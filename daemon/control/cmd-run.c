@@ -8,7 +8,6 @@
  * goes away the job still finishes; its reply is dropped.
  */
 #include "cmd.h"
-#include "daemon.h"
 #include "server.h"
 #include "store.h"
 

@@ -1,6 +1,6 @@
 /* cmd-scripts.c: `scripts`: each job script, its settings, version and load error. */
 #include "cmd.h"
-#include "daemon.h"
+#include "scripts.h"
 #include "server.h"
 
 static json_t *nullable(const char *s)
@@ -10,7 +10,7 @@ static json_t *nullable(const char *s)
 
 static void cmd_scripts(struct cmd_ctx *ctx)
 {
-	struct scripts *ss = &ctx->d->scripts;
+	struct scripts *ss = ctx->env->scripts;
 	json_t *list = json_array();
 
 	for (size_t i = 0; list && i < ss->n; i++) {

@@ -13,7 +13,6 @@
 
 #include "clip.h"
 #include "cmd.h"
-#include "daemon.h"
 #include "jobs.h"
 #include "server.h"
 #include "store.h"
@@ -48,7 +47,7 @@ static json_t *step_json(const struct store_rows *rows, size_t i, size_t max, si
 
 static void shown(struct cmd_later *l, struct store_req *r)
 {
-	size_t max = cmd_value_max(l->d), budget = l->d->cfg.output_cap / 4;
+	size_t max = cmd_value_max(l->env), budget = l->env->output_cap / 4;
 	json_t *job, *steps;
 
 	if (r->rc) {

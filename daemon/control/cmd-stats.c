@@ -1,7 +1,6 @@
 /* cmd-stats.c: `stats`: scheduler, memory, request and job and store counters, job latency
  * percentiles. */
 #include "cmd.h"
-#include "daemon.h"
 #include "sched.h"
 #include "jobs.h"
 #include "server.h"
@@ -9,11 +8,11 @@
 
 static void cmd_stats(struct cmd_ctx *ctx)
 {
-	struct daemon *d = ctx->d;
-	const struct sched_stats *st = &d->s->stats;
+	const struct cmd_env *e = ctx->env;
+	const struct sched_stats *st = &e->s->stats;
 	struct store_stats ss;
 
-	store_get_stats(d->st, &ss);
+	store_get_stats(e->st, &ss);
 	conn_ok(ctx->c, ctx->id, ctx->has_id,
 	        json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}, "
 	                  "s:o, s:{s:I, s:I, s:I}, s:I}",
@@ -22,11 +21,11 @@ static void cmd_stats(struct cmd_ctx *ctx)
 	                  "live", (json_int_t)st->live, "resumes", (json_int_t)st->resumes,
 	                  "memory", "lua_bytes", (json_int_t)st->mem, "lua_peak",
 	                  (json_int_t)st->mem_peak, "requests", "total",
-	                  (json_int_t)server_nrequests(d->srv), "clients",
-	                  (json_int_t)server_nclients(d->srv), "jobs", jobs_stats_json(d->jobs),
+	                  (json_int_t)server_nrequests(e->srv), "clients",
+	                  (json_int_t)server_nclients(e->srv), "jobs", jobs_stats_json(e->jobs),
 	                  "store", "commits", (json_int_t)ss.commits, "requests",
 	                  (json_int_t)ss.requests, "failed_commits", (json_int_t)ss.failed_commits,
-	                  "reloads", (json_int_t)d->reloads));
+	                  "reloads", (json_int_t)*e->reloads));
 }
 
 const struct cmd_entry cmd_stats_entry = {"stats", cmd_stats};

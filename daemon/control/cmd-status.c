@@ -2,19 +2,19 @@
 #include <unistd.h>
 
 #include "cmd.h"
-#include "daemon.h"
 #include "sched.h"
+#include "scripts.h"
 #include "server.h"
 #include "store.h"
 
 static void status_reply(struct cmd_later *l, struct store_req *r)
 {
-	struct daemon *d = l->d;
+	const struct cmd_env *e = l->env;
 	size_t failed = 0;
 	json_t *jobs = json_object();
 
-	for (size_t i = 0; i < d->scripts.n; i++)
-		failed += d->scripts.v[i]->error != NULL;
+	for (size_t i = 0; i < e->scripts->n; i++)
+		failed += e->scripts->v[i]->error != NULL;
 	for (int i = 0; jobs && r->rc == 0 && i < STORE_NSTATES; i++)
 		json_object_set_new(jobs, store_state_name((enum store_state)i),
 		                    json_integer(r->counts[i]));
@@ -23,12 +23,12 @@ static void status_reply(struct cmd_later *l, struct store_req *r)
 	conn_ok(l->c, l->id, l->has_id,
 	        json_pack("{s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:o, s:s, s:I, s:b}", "version",
 	                  AWAITD_VERSION, "pid", (json_int_t)getpid(), "uptime_s",
-	                  (sched_now() - d->started_mono) / 1e3, "scripts",
-	                  (json_int_t)d->scripts.n, "scripts_failed", (json_int_t)failed,
-	                  "tasks_running", (json_int_t)d->s->stats.live, "clients",
-	                  (json_int_t)server_nclients(d->srv), "jobs", jobs ? jobs : json_null(),
-	                  "database", d->cfg.db_path, "epoch", (json_int_t)store_epoch(d->st),
-	                  "draining", d->draining));
+	                  (sched_now() - e->started_mono) / 1e3, "scripts",
+	                  (json_int_t)e->scripts->n, "scripts_failed", (json_int_t)failed,
+	                  "tasks_running", (json_int_t)e->s->stats.live, "clients",
+	                  (json_int_t)server_nclients(e->srv), "jobs", jobs ? jobs : json_null(),
+	                  "database", e->db_path, "epoch", (json_int_t)store_epoch(e->st),
+	                  "draining", *e->draining));
 }
 
 static void cmd_status(struct cmd_ctx *ctx)

@@ -34,7 +34,7 @@ static void traced(struct cmd_later *l, struct store_req *r)
 		p += len + (nl != NULL);
 	}
 	conn_ok(l->c, l->id, l->has_id,
-	        json_pack("{so so}", "job", jobs_job_json(&r->jobs[0], cmd_value_max(l->d)), "spans",
+	        json_pack("{so so}", "job", jobs_job_json(&r->jobs[0], cmd_value_max(l->env)), "spans",
 	                  spans ? spans : json_array()));
 }
 

@@ -11,7 +11,6 @@
 
 #include "clip.h"
 #include "cmd.h"
-#include "daemon.h"
 #include "jobs.h"
 #include "log.h"
 #include "proto.h"
@@ -41,7 +40,7 @@ struct cmd_later *cmd_later_new(const struct cmd_ctx *ctx)
 		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
 		return NULL;
 	}
-	l->d = ctx->d;
+	l->env = ctx->env;
 	l->c = conn_hold(ctx->c);
 	l->id = ctx->id;
 	l->has_id = ctx->has_id;
@@ -56,7 +55,7 @@ struct cmd_later *cmd_later_again(const struct cmd_later *l)
 		conn_error(l->c, l->id, l->has_id, "out_of_memory", "out of memory");
 		return NULL;
 	}
-	w->d = l->d;
+	w->env = l->env;
 	w->c = conn_hold(l->c);
 	w->id = l->id;
 	w->has_id = l->has_id;
@@ -110,7 +109,7 @@ void cmd_store(struct cmd_ctx *ctx, struct store_req *r,
 	l->answer = answer;
 	r->done = cmd_store_answered;
 	r->arg = l;
-	store_submit(ctx->d->st, r);
+	store_submit(ctx->env->st, r);
 }
 
 void cmd_store_job(struct cmd_ctx *ctx, enum store_op op, int flag,
@@ -149,13 +148,13 @@ static void reply_final(struct cmd_later *l, struct store_req *r)
 		return;
 	}
 	if (!l->want_result) {
-		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->d)));
+		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->env)));
 		return;
 	}
 	if (strcmp(job->state, "succeeded") == 0) {
 		/* a result too big for a response (an old row) comes as its preview */
 		int clipped;
-		v = clip_json(job->result, cmd_value_max(l->d), &clipped);
+		v = clip_json(job->result, cmd_value_max(l->env), &clipped);
 		if (clipped)
 			log_warn("job %lld: its result is %zu bytes, more than a response shows "
 			         "(output_cap / 8): answered with a preview",
@@ -186,7 +185,7 @@ static void wait_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (jobs_withdraw(l->r, l->d->jobs)) {
+	if (jobs_withdraw(l->r, l->env->jobs)) {
 		conn_error(l->c, l->id, l->has_id, "timeout", "job %lld is not finished yet",
 		           (long long)l->r->id);
 		store_req_free(l->r);
@@ -214,11 +213,11 @@ void cmd_wait_job(struct cmd_later *l, int64_t id, double timeout_ms, int want_r
 		struct timeval tv;
 		tv.tv_sec = (time_t)(timeout_ms / 1000);
 		tv.tv_usec = (suseconds_t)((timeout_ms - (double)tv.tv_sec * 1000) * 1000);
-		l->timer = evtimer_new(l->d->base, wait_timeout, l);
+		l->timer = evtimer_new(l->env->base, wait_timeout, l);
 		if (l->timer)
 			evtimer_add(l->timer, &tv);
 	}
-	jobs_wait(r, l->d->jobs);
+	jobs_wait(r, l->env->jobs);
 }
 
 void cmd_dispatch(struct conn *c, const struct proto_request *req, void *arg)
@@ -230,7 +229,7 @@ void cmd_dispatch(struct conn *c, const struct proto_request *req, void *arg)
 		conn_error(c, req->id, req->has_id, "unknown_command", "no command '%s'", req->cmd);
 		return;
 	}
-	ctx.d = arg;
+	ctx.env = arg;
 	ctx.c = c;
 	ctx.id = req->id;
 	ctx.has_id = req->has_id;
@@ -238,7 +237,7 @@ void cmd_dispatch(struct conn *c, const struct proto_request *req, void *arg)
 	e->fn(&ctx);
 }
 
-size_t cmd_value_max(const struct daemon *d)
+size_t cmd_value_max(const struct cmd_env *env)
 {
-	return d->cfg.output_cap / 8;
+	return env->output_cap / 8;
 }

@@ -9,8 +9,7 @@
  * Part control (daemon/control/): the control socket (listening, peer
  * credentials, socket activation), the wire protocol, the server and one
  * file per command. It may call jobs, store, runtime and base; the service
- * wires it. (The commands still reach into daemon.h: tests/layout lists
- * those includes until a narrow command context replaces them.)
+ * wires it, and gives the commands what they may use as a struct cmd_env.
  */
 #ifndef AWAITD_CMD_H
 #define AWAITD_CMD_H
@@ -21,11 +20,40 @@
 #include <jansson.h>
 
 struct conn;
-struct daemon;
+struct event_base;
+struct jobs;
+struct logbook;
 struct proto_request;
+struct sched;
+struct scripts;
+struct server;
+struct store;
+
+/*
+ * What the commands may read and do, filled by the service, which owns
+ * everything behind the pointers: the commands never see the daemon's
+ * own struct. reload and drain are the service's (svc their argument).
+ */
+struct cmd_env {
+	struct event_base *base;
+	struct sched *s;
+	struct store *st;
+	struct jobs *jobs;
+	struct scripts *scripts;
+	struct server *srv;
+	struct logbook *logs;
+	const char *db_path;
+	size_t output_cap;     /* bytes of one response */
+	double started_mono;   /* ms, monotonic: when the daemon started */
+	const int *draining;   /* the service's: a graceful stop is under way */
+	const uint64_t *reloads;
+	int (*reload)(void *svc, const char *why); /* scripts that failed to load */
+	void (*drain)(void *svc, const char *why);
+	void *svc;
+};
 
 struct cmd_ctx {
-	struct daemon *d;
+	const struct cmd_env *env;
 	struct conn *c;
 	json_int_t id;
 	int has_id;
@@ -46,7 +74,7 @@ extern const struct cmd_entry cmd_ping_entry, cmd_version_entry, cmd_status_entr
 
 /* A reply that comes later: the held connection and the request's id. */
 struct cmd_later {
-	struct daemon *d;
+	const struct cmd_env *env;
 	struct conn *c;
 	json_int_t id;
 	int has_id;
@@ -111,12 +139,12 @@ void cmd_wait_job(struct cmd_later *l, int64_t id, double timeout_ms, int want_r
  * response shows whole: output_cap / 8, so a job's values together stay
  * well under one response's limit; longer ones are previewed (clip.h).
  */
-size_t cmd_value_max(const struct daemon *d);
+size_t cmd_value_max(const struct cmd_env *env);
 
 /* The command named name, or NULL. */
 const struct cmd_entry *cmd_find(const char *name);
 
-/* server_request_fn: dispatch a request to its command (arg: the daemon). */
+/* server_request_fn: dispatch a request to its command (arg: the struct cmd_env). */
 void cmd_dispatch(struct conn *c, const struct proto_request *req, void *arg);
 
 #endif

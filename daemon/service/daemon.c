@@ -35,6 +35,36 @@
 #define RELOAD_DEBOUNCE_MS 200 /* editors write a file in several steps */
 #define DRAIN_POLL_MS      20
 
+static int cmd_reload_cb(void *svc, const char *why)
+{
+	return daemon_reload(svc, why);
+}
+
+static void cmd_drain_cb(void *svc, const char *why)
+{
+	daemon_drain(svc, why);
+}
+
+void daemon_cmd_env(struct daemon *d, struct cmd_env *env)
+{
+	memset(env, 0, sizeof *env);
+	env->base = d->base;
+	env->s = d->s;
+	env->st = d->st;
+	env->jobs = d->jobs;
+	env->scripts = &d->scripts;
+	env->srv = d->srv;
+	env->logs = &d->logs;
+	env->db_path = d->cfg.db_path;
+	env->output_cap = d->cfg.output_cap;
+	env->started_mono = d->started_mono;
+	env->draining = &d->draining;
+	env->reloads = &d->reloads;
+	env->reload = cmd_reload_cb;
+	env->drain = cmd_drain_cb;
+	env->svc = d;
+}
+
 void daemon_jobs_env(struct daemon *d, struct jobs_env *env)
 {
 	env->base = d->base;
@@ -168,18 +198,9 @@ static int open_modules(lua_State *L)
 static void log_sink(enum log_level level, const char *line, size_t len, void *arg)
 {
 	struct daemon *d = arg;
-	char *copy = strndup(line, len);
 
 	(void)level;
-	if (!copy)
-		return;
-	free(d->logs[d->log_head]);
-	d->logs[d->log_head] = copy;
-	d->log_head = (d->log_head + 1) % DAEMON_LOG_LINES;
-	if (d->log_count < DAEMON_LOG_LINES)
-		d->log_count++;
-	for (struct daemon_follower *f = d->followers; f; f = f->next)
-		conn_event(f->conn, f->id, json_pack("{s:s}", "line", copy));
+	logbook_add(&d->logs, line, len);
 }
 
 /* ---- reload ---------------------------------------------------------- */
@@ -368,7 +389,9 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 	lim.output_cap = d->cfg.output_cap;
 	lim.max_clients = d->cfg.max_clients;
 	lim.allow_gid = -1;
-	d->srv = server_new(d->base, d->listen_fd, &lim, cmd_dispatch, d, err, errlen);
+	daemon_cmd_env(d, &d->cmd);
+	d->srv = server_new(d->base, d->listen_fd, &lim, cmd_dispatch, &d->cmd, err, errlen);
+	d->cmd.srv = d->srv;
 	if (!d->srv)
 		return -1;
 
@@ -400,12 +423,7 @@ static void daemon_close(struct daemon *d)
 
 	log_set_sink(NULL, NULL);
 	jobs_fail_waiters(d->jobs); /* their clients get an answer while they can */
-	while (d->followers) {
-		struct daemon_follower *f = d->followers;
-		d->followers = f->next;
-		conn_release(f->conn);
-		free(f);
-	}
+	logbook_fini(&d->logs);
 	server_free(d->srv);
 	if (d->listen_fd >= 0) {
 		close(d->listen_fd);
@@ -426,8 +444,6 @@ static void daemon_close(struct daemon *d)
 	jobs_free(d->jobs);
 	if (d->base)
 		event_base_free(d->base);
-	for (size_t i = 0; i < DAEMON_LOG_LINES; i++)
-		free(d->logs[i]);
 	config_fini(&d->cfg);
 }
 

@@ -20,7 +20,9 @@
 
 #include <stdint.h>
 
+#include "cmd.h"
 #include "config.h"
+#include "logbook.h"
 #include "scripts.h"
 
 struct event;
@@ -31,15 +33,6 @@ struct conn;
 struct store;
 struct jobs;
 struct jobs_env;
-
-/* Lines kept for `awaitctl logs`. */
-#define DAEMON_LOG_LINES 1000
-
-struct daemon_follower {
-	struct conn *conn;
-	int64_t id;
-	struct daemon_follower *next;
-};
 
 struct daemon {
 	struct config cfg;
@@ -63,10 +56,8 @@ struct daemon {
 	struct jobs *jobs;  /* the job engine */
 	int64_t orphans;    /* jobs requeued at start-up: an older epoch left them running */
 	uint64_t reloads;
-	char *logs[DAEMON_LOG_LINES]; /* ring of recent log lines */
-	size_t log_head;              /* next slot to write */
-	size_t log_count;
-	struct daemon_follower *followers; /* `logs -f` connections */
+	struct logbook logs;  /* recent lines, `logs -f` followers */
+	struct cmd_env cmd;   /* what the control commands get */
 };
 
 /* `awaitd [-c CONFIG] [--scripts DIR] [--db PATH] [--socket PATH] [--log-level L]` */
@@ -83,6 +74,9 @@ void daemon_drain(struct daemon *d, const char *why);
 
 /* `awaitd migrate [-c CONFIG] [--db PATH] ...`: apply migrations; exit 0/1. */
 int daemon_migrate_main(int argc, char **argv);
+
+/* What the control commands get: d's parts, limits, reload and drain. */
+void daemon_cmd_env(struct daemon *d, struct cmd_env *env);
 
 /* What the job engine runs on: d's loop, scheduler, scripts and limits. */
 void daemon_jobs_env(struct daemon *d, struct jobs_env *env);

@@ -43,18 +43,6 @@ MAY = {
 
 # wrong-way includes still to be removed: (file, header)
 KNOWN = {
-    ("daemon/control/cmd-cancel.c", "daemon.h"),
-    ("daemon/control/cmd-enqueue.c", "daemon.h"),
-    ("daemon/control/cmd-logs.c", "daemon.h"),
-    ("daemon/control/cmd-reload.c", "daemon.h"),
-    ("daemon/control/cmd-retry.c", "daemon.h"),
-    ("daemon/control/cmd-run.c", "daemon.h"),
-    ("daemon/control/cmd-scripts.c", "daemon.h"),
-    ("daemon/control/cmd-show.c", "daemon.h"),
-    ("daemon/control/cmd-shutdown.c", "daemon.h"),
-    ("daemon/control/cmd-stats.c", "daemon.h"),
-    ("daemon/control/cmd-status.c", "daemon.h"),
-    ("daemon/control/cmd.c", "daemon.h"),
     ("bindings/jobs.c", "jobs.h"),
     ("bindings/jobs.c", "enqueue-opts.h"),
 }
