@@ -25,6 +25,7 @@
 
 static const char store_key = 's'; /* registry: light userdata, the store */
 static const char jobs_key = 'j';  /* registry: light userdata, the job engine */
+static const char ops_key = 'o';   /* registry: light userdata, its db_jobs_ops */
 
 struct db_handle {
 	int64_t job_id;
@@ -51,12 +52,14 @@ struct db_guard {
 	struct db_park *p;
 };
 
-void db_set_store(lua_State *L, struct store *st, struct jobs *j)
+void db_set_store(lua_State *L, struct store *st, struct jobs *j, const struct db_jobs_ops *ops)
 {
 	lua_pushlightuserdata(L, st);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &store_key);
 	lua_pushlightuserdata(L, j);
 	lua_rawsetp(L, LUA_REGISTRYINDEX, &jobs_key);
+	lua_pushlightuserdata(L, (void *)ops);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &ops_key);
 }
 
 static void *registry_ptr(lua_State *L, const char *key)
@@ -77,6 +80,11 @@ struct store *db_store(lua_State *L)
 struct jobs *db_jobs(lua_State *L)
 {
 	return registry_ptr(L, &jobs_key);
+}
+
+const struct db_jobs_ops *db_jobs_ops(lua_State *L)
+{
+	return registry_ptr(L, &ops_key);
 }
 
 void db_push_error(lua_State *L, const struct store_req *r)

@@ -12,10 +12,13 @@
 #ifndef AWAITD_DB_H
 #define AWAITD_DB_H
 
+#include <jansson.h>
 #include <lua.h>
 
 struct store;
 struct store_req;
+struct store_err;
+struct store_job;
 struct jobs;
 
 /*
@@ -48,12 +51,30 @@ int64_t db_open_tx(lua_State *L);
 /* db_await on the store of L (store_submit), or answer nil, not_available. */
 int db_await_store(lua_State *L, struct store_req *r, db_push_fn *push);
 
-/* Make st (NULL: none) the store of L's scripts and jobs the engine of jobs.* (registry). */
-void db_set_store(lua_State *L, struct store *st, struct jobs *j);
+/*
+ * What the jobs module needs of the job engine, which stands above the
+ * bindings: the engine hands these in with db_set_store, so no binding
+ * includes the engine (the same functions as jobs.h's of those names).
+ */
+struct db_jobs_ops {
+	int (*enqueue)(struct jobs *j, struct store_req *r, struct store_err *err);
+	json_t *(*job_json)(const struct store_job *job, size_t max_value);
+	void (*job_failure)(const struct store_job *job, char *code, size_t codelen, char *msg,
+	                    size_t msglen);
+	void (*wait)(struct store_req *r, void *j);   /* a JOB_WAIT request: answered when done */
+	int (*withdraw)(struct store_req *r, void *j); /* 1: taken back unanswered */
+};
 
-/* The store and job engine registered in L, or NULL. */
+/*
+ * Make st (NULL: none) the store of L's scripts, and j with ops (both NULL:
+ * none) the engine behind jobs.* (registry).
+ */
+void db_set_store(lua_State *L, struct store *st, struct jobs *j, const struct db_jobs_ops *ops);
+
+/* The store, the job engine and its operations registered in L, or NULL. */
 struct store *db_store(lua_State *L);
 struct jobs *db_jobs(lua_State *L);
+const struct db_jobs_ops *db_jobs_ops(lua_State *L);
 
 /* Push a value as an error value {code = r->err.code, message = r->err.msg}. */
 void db_push_error(lua_State *L, const struct store_req *r);

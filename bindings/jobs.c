@@ -13,7 +13,6 @@
 #include "db.h"
 #include "enqueue-opts.h"
 #include "errval.h"
-#include "jobs.h"
 #include "json.h"
 #include "modules.h"
 #include "store.h"
@@ -131,7 +130,7 @@ static int jobs_l_enqueue(lua_State *L)
 	}
 	/* db_await sets done/arg, then "submits": jobs_enqueue below already did */
 	r->done = NULL;
-	if (jobs_enqueue(j, r, &err) < 0) {
+	if (db_jobs_ops(L)->enqueue(j, r, &err) < 0) {
 		store_req_free(r);
 		lua_pushnil(L);
 		errval_push(L, err.code, "%s", err.msg);
@@ -150,7 +149,7 @@ static int push_job(lua_State *L, struct store_req *r)
 		lua_pushnil(L);
 		return 1;
 	}
-	o = jobs_job_json(&r->jobs[0], SIZE_MAX);
+	o = db_jobs_ops(L)->job_json(&r->jobs[0], SIZE_MAX);
 	if (!o)
 		return luaL_error(L, "out of memory");
 	if (json_push(L, o, msg, sizeof msg) < 0) {
@@ -198,20 +197,10 @@ static int push_result(lua_State *L, struct store_req *r)
 		json_decref(v);
 		return 1;
 	}
-	jobs_job_failure(job, code, sizeof code, msg, sizeof msg);
+	db_jobs_ops(L)->job_failure(job, code, sizeof code, msg, sizeof msg);
 	lua_pushnil(L);
 	errval_push(L, code, "%s", msg);
 	return 2;
-}
-
-static void submit_wait(struct store_req *r, void *ud)
-{
-	jobs_wait(r, ud);
-}
-
-static int withdraw_wait(struct store_req *r, void *ud)
-{
-	return jobs_withdraw(r, ud);
 }
 
 /* jobs.wait(id [, timeout_ms]) -> result | nil, err */
@@ -236,7 +225,8 @@ static int jobs_l_wait(lua_State *L)
 		return luaL_error(L, "out of memory");
 	r->id = id;
 	lua_settop(L, 0);
-	return db_await(L, r, timeout, submit_wait, withdraw_wait, j, push_result);
+	return db_await(L, r, timeout, db_jobs_ops(L)->wait, db_jobs_ops(L)->withdraw, j,
+	                push_result);
 }
 
 int luaopen_jobs(lua_State *L)

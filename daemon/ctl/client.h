@@ -16,7 +16,7 @@
  * (errlen bytes; err may be NULL when errlen is 0).
  *
  * Part ctl (daemon/ctl/): awaitctl, its client and its views. It may call
- * control (the protocol), jobs (the enqueue limits it checks) and base.
+ * control (the protocol), store (the enqueue limits it checks) and base.
  */
 #ifndef AWAITD_CLIENT_H
 #define AWAITD_CLIENT_H

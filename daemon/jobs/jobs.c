@@ -1130,6 +1130,11 @@ static int load_runner(lua_State *L)
 	return 1;
 }
 
+/* What the Lua jobs module calls (it may not include this part: bindings/db.h). */
+static const struct db_jobs_ops lua_ops = {
+    jobs_enqueue, jobs_job_json, jobs_job_failure, jobs_wait, jobs_withdraw,
+};
+
 struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, size_t errlen)
 {
 	struct jobs *j = calloc(1, sizeof *j);
@@ -1152,7 +1157,7 @@ struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, s
 		return NULL;
 	}
 	j->runner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	db_set_store(L, st, j);
+	db_set_store(L, st, j, &lua_ops);
 	j->kick_ev = evtimer_new(env->base, kick_cb, j);
 	j->poll_ev = evtimer_new(env->base, poll_cb, j);
 	j->prune_ev = evtimer_new(env->base, prune_cb, j);
@@ -1257,7 +1262,7 @@ void jobs_close_lua(struct jobs *j)
 			run->root_ref = LUA_NOREF;
 			run->root = NULL;
 		}
-	db_set_store(j->L, NULL, NULL);
+	db_set_store(j->L, NULL, NULL, NULL);
 }
 
 void jobs_free(struct jobs *j)

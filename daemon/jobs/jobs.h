@@ -11,7 +11,7 @@
  * its concurrency slot is free as soon as the attempt has ended.
  *
  * Part jobs (daemon/jobs/): the job engine, job scripts and their sandboxes,
- * cron strings, enqueue options. It may call bindings, store, runtime and
+ * cron strings. It may call bindings, store, runtime and
  * base; the control plane and the service call it.
  */
 #ifndef AWAITD_JOBS_H

@@ -25,7 +25,7 @@
  * and its later requests fail with "timeout".
  *
  * Part store (daemon/store/): the interface of requests, the SQLite driver on
- * its thread, migrations. It may call base only: jobs and the control plane
+ * its thread, migrations, the check of enqueue options (enqueue-opts.h). It may call base only: jobs and the control plane
  * call it, it calls no one.
  */
 #ifndef AWAITD_STORE_H
