@@ -483,6 +483,22 @@ def test_install():
             unit = f.read()
         check("the unit points the daemon at the installed migrations",
               "/share/awaitd/migrations " in unit, unit)
+        # the man pages are built only when cmake found scdoc (AWAITD_SCDOC in the cache)
+        scdoc = ""
+        cache = os.path.join(build, "CMakeCache.txt")
+        if os.path.exists(cache):
+            with open(cache) as f:
+                m = re.search(r"^AWAITD_SCDOC:FILEPATH=(.*)$", f.read(), re.M)
+            scdoc = m.group(1) if m and not m.group(1).endswith("NOTFOUND") else ""
+        if scdoc:
+            pages = ["usr/share/man/man8/awaitd.8", "usr/share/man/man1/awaitctl.1",
+                     "usr/share/man/man5/awaitd.conf.5"]
+            missing = [p for p in pages if not os.path.exists(os.path.join(dest, p))]
+            check("cmake --install puts the man pages awaitd(8), awaitctl(1), awaitd.conf(5) "
+                  "in place", not missing, "missing: " + repr(missing))
+        else:
+            skip("cmake --install puts the man pages in place",
+                 "scdoc was not found when the build was configured: apt-get install scdoc")
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 
