@@ -180,7 +180,8 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_
       return "awaitd-" .. id .. "-" .. tostring(step)
     end,
   }
-  local v, err = timeout(timeout_ms, job.run, ctx, args)
+  local run = job.run -- a local: the trace names the task after it ("run purchase.lua:7")
+  local v, err = timeout(timeout_ms, run, ctx, args)
   finished = true
   finish(token, v, err)
 end

@@ -729,13 +729,60 @@ void task_resume(struct task *t)
 	resume(t, 0);
 }
 
+/*
+ * The label of a traced task's span: name gets the name under which the
+ * spawning code holds fn (a local or an upvalue of the nearest frame of
+ * user code: "fetch_user"), else "<fn>"; where gets fn's definition,
+ * "dashboard.lua:12". Lua's getinfo "n" names only a function being
+ * called, not one passed as a value, hence the lookup. Frames of C and of
+ * async.lua (which wraps spawn in async.fn, timeout, queues) are passed
+ * over, or every task would be named "f"; jobrun.lua's frame is not, so
+ * the job's run function is "run". Bounded (a few frames, the first
+ * locals and upvalues), and only for traced tasks, so untraced spawning
+ * pays nothing.
+ */
+static void spawn_label(lua_State *L, int fn, char *name, size_t nlen, char *where, size_t wlen)
+{
+	const char *found = NULL, *k;
+	lua_Debug ar;
+	int level, i;
+
+	snprintf(name, nlen, "<fn>");
+	lua_pushvalue(L, fn);
+	if (lua_getinfo(L, ">S", &ar))
+		snprintf(where, wlen, "%s:%d", ar.short_src, ar.linedefined);
+	for (level = 1; level <= 4 && lua_getstack(L, level, &ar); level++) {
+		if (!lua_getinfo(L, "Sf", &ar)) /* pushes the frame's function */
+			break;
+		if (ar.what[0] == 'C' || strcmp(ar.source, "=async.lua") == 0) {
+			lua_pop(L, 1);
+			continue;
+		}
+		for (i = 1; !found && i <= 32 && (k = lua_getlocal(L, &ar, i)); i++) {
+			if (k[0] != '(' && lua_rawequal(L, -1, fn))
+				found = k;
+			lua_pop(L, 1);
+		}
+		for (i = 1; !found && i <= 32 && (k = lua_getupvalue(L, -1, i)); i++) {
+			if (lua_rawequal(L, -1, fn))
+				found = k;
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1); /* the frame's function */
+		break;        /* only the nearest frame of user code */
+	}
+	/* local and upvalue names are strings of fn's prototype, alive while fn is */
+	if (found && *found)
+		snprintf(name, nlen, "%s", found);
+}
+
 struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double deadline,
                         unsigned flags)
 {
 	struct sched *s = sched_of(L);
 	int deferred = (flags & TASK_SPAWN_DEFERRED) != 0;
 	struct trace *tr = parent ? parent->trace : s->spawn_trace;
-	char where[80] = "";
+	char where[80] = "", name[48] = "task";
 	struct task *t;
 	lua_State *co = NULL;
 
@@ -744,7 +791,9 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 		luaL_error(L, "async: the runtime is shutting down");
 	if (nargs > 100000) /* a thread's stack is bounded (LUAI_MAXSTACK) */
 		luaL_error(L, "async.spawn: too many arguments (%d)", nargs);
-	if (tr) {
+	if (tr && parent) /* a root span is the job's run function: "run" */
+		spawn_label(L, lua_absindex(L, -(nargs + 1)), name, sizeof name, where, sizeof where);
+	else if (tr) {
 		lua_Debug ar;
 		lua_pushvalue(L, -(nargs + 1));
 		if (lua_getinfo(L, ">S", &ar))
@@ -800,8 +849,8 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	if (tr) {
 		t->trace = tr;
 		trace_ref(tr);
-		t->span = trace_open(tr, t->id, parent ? parent->id : 0, parent ? "task" : "run",
-		                     where, sched_now());
+		t->span = trace_open(tr, t->id, parent ? parent->id : 0, parent ? name : "run", where,
+		                     sched_now());
 	}
 	s->stats.spawned++;
 	s->stats.live++;
@@ -813,6 +862,12 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 		resume(t, nargs + 1);
 	}
 	return t;
+}
+
+void task_set_name(struct task *t, const char *name)
+{
+	if (t->trace)
+		trace_rename(t->trace, t->span, name);
 }
 
 int task_start(struct task *t)
