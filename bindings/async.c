@@ -101,6 +101,22 @@ static int async_waiting_start(lua_State *L)
 	return 1;
 }
 
+/*
+ * async.name(str): name the calling task in its job's trace ("fetch user
+ * 42"), in place of the name found at spawn. Works however the task was
+ * started (spawn, all, map, a queue), unlike an option of one spawning
+ * call. Outside a traced task it does nothing.
+ */
+static int async_name(lua_State *L)
+{
+	const char *name = luaL_checkstring(L, 1);
+	struct task *t = task_current(L);
+
+	if (t)
+		task_set_name(t, name);
+	return 0;
+}
+
 static int async_detach(lua_State *L)
 {
 	luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -548,7 +564,7 @@ static const luaL_Reg async_funcs[] = {
     {"spawn", async_spawn},     {"detach", async_detach},     {"await", task_await},
     {"cancel", task_cancel_m},  {"status", task_status},      {"sleep", async_sleep},
     {"now", async_now},         {"error", async_error},       {"current", async_current},
-    {"deadline", async_deadline}, {NULL, NULL},
+    {"deadline", async_deadline}, {"name", async_name},           {NULL, NULL},
 };
 
 /* The building blocks only async.lua gets (its second argument). */

@@ -1,4 +1,4 @@
--- jobrun.lua: runs one attempt of a durable job (daemon/jobs.c) and builds
+-- jobrun.lua: runs one attempt of a durable job (daemon/jobs/jobs.c) and builds
 -- its ctx: job, log, deadline, db (with db:tx), step, step_key.
 --
 -- Loaded once by the daemon with (finish, make_log, db, trace); returns
@@ -180,7 +180,8 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_
       return "awaitd-" .. id .. "-" .. tostring(step)
     end,
   }
-  local v, err = timeout(timeout_ms, job.run, ctx, args)
+  local run = job.run -- a local: the trace names the task after it ("run purchase.lua:7")
+  local v, err = timeout(timeout_ms, run, ctx, args)
   finished = true
   finish(token, v, err)
 end

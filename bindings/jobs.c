@@ -1,6 +1,6 @@
 /*
  * jobs.c: the Lua "jobs" module (SPEC section 4): enqueue, get, wait on
- * the daemon's job engine (daemon/jobs.c). Each call parks the task until
+ * the daemon's job engine (daemon/jobs/jobs.c). Each call parks the task until
  * the store answers (db_await). Without an engine (`awaitd run`) every
  * call answers nil, not_available.
  */

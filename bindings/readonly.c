@@ -23,7 +23,7 @@
  *    and do not change afterwards.
  *
  * rawset bypasses __newindex, so the sandbox's rawset asks readonly_is
- * first (daemon/scripts.c).
+ * first (daemon/jobs/scripts.c).
  */
 #include <lauxlib.h>
 

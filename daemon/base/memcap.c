@@ -1,11 +1,10 @@
 /*
- * memcap.c: the default memory cap and human sizes (see memcap.h).
+ * memcap.c: the default memory cap (see memcap.h); human sizes are humanfmt_bytes.
  *
  * The default is computed from sysconf(_SC_PHYS_PAGES), not from a cgroup
  * limit: under systemd, MemoryMax= is the knob for the unit and the cap
  * here only has to keep one runaway script from taking the whole host.
  */
-#include <stdio.h>
 #include <unistd.h>
 
 #include "memcap.h"
@@ -38,22 +37,4 @@ uint64_t memcap_phys(void)
 size_t memcap_default(void)
 {
 	return memcap_default_for(memcap_phys());
-}
-
-const char *memcap_format(uint64_t bytes, char *buf, size_t len)
-{
-	static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-	double v = (double)bytes;
-	int u = -1;
-
-	if (bytes < 1024) {
-		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
-		return buf;
-	}
-	while (v >= 1024.0 && u < 5) {
-		v /= 1024.0;
-		u++;
-	}
-	snprintf(buf, len, "%.1f %s", v, units[u]);
-	return buf;
 }

@@ -1,6 +1,5 @@
 /*
- * memcap.h: the default memory cap of the Lua state (max_memory_mb) and
- * the human sizes its messages use.
+ * memcap.h: the default memory cap of the Lua state (max_memory_mb).
  *
  * With no cap a single script can take the host into the OOM killer (a
  * string doubled 40 times asks for a terabyte), so the default is a share
@@ -31,11 +30,5 @@ uint64_t memcap_phys(void);
 
 /* memcap_default_for(memcap_phys()): the built-in max_memory. */
 size_t memcap_default(void);
-
-/*
- * Write bytes as a short human size ("512 B", "1.5 KiB", "2.0 GiB") into
- * buf (len bytes, cut if smaller); returns buf.
- */
-const char *memcap_format(uint64_t bytes, char *buf, size_t len);
 
 #endif

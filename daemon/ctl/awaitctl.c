@@ -30,6 +30,7 @@
 
 #include "client.h"
 #include "enqueue-opts.h"
+#include "humanfmt.h"
 #include "proto.h"
 #include "view.h"
 
@@ -99,28 +100,81 @@ fail:
 	return -1;
 }
 
-/* Flatten obj into kvs, nested keys joined with '.' after prefix (NULL at the top). */
-static int ctl_flatten(struct ctl_kvs *kvs, const char *prefix, json_t *obj)
+/* What a number under a key measures, from the key's suffix (the daemon's naming habit). */
+enum ctl_unit { CTL_UNIT_NONE, CTL_UNIT_MS, CTL_UNIT_S, CTL_UNIT_BYTES };
+
+/*
+ * The unit that key k names ("uptime_s", "latency_ms", "lua_bytes"), or
+ * inherited, the unit of its parent (latency_ms.p50). *stem gets how long
+ * the key is without that suffix, so that "uptime: 3h10m" does not also
+ * say "_s". The memory object counts bytes in every field (lua_peak too).
+ */
+static enum ctl_unit ctl_unit_of(const char *prefix, const char *k, enum ctl_unit inherited,
+                                 size_t *stem)
 {
+	static const struct {
+		const char *suffix;
+		enum ctl_unit unit;
+	} units[] = {{"_ms", CTL_UNIT_MS}, {"_s", CTL_UNIT_S}, {"_bytes", CTL_UNIT_BYTES}};
+	size_t n = strlen(k), m;
+
+	*stem = n;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		m = strlen(units[i].suffix);
+		if (n > m && strcmp(k + n - m, units[i].suffix) == 0) {
+			*stem = n - m;
+			return units[i].unit;
+		}
+	}
+	if (prefix && strcmp(prefix, "memory") == 0)
+		return CTL_UNIT_BYTES;
+	return inherited;
+}
+
+/* v as text for a person: a number in unit as a duration or size; else view_text. Malloc'd. */
+static char *ctl_human(json_t *v, enum ctl_unit unit)
+{
+	char buf[HUMANFMT_LEN];
+	double x = json_number_value(v);
+
+	if (!json_is_number(v) || unit == CTL_UNIT_NONE)
+		return view_text(v);
+	if (unit == CTL_UNIT_BYTES)
+		return strdup(humanfmt_bytes(x > 0 ? (uint64_t)x : 0, buf, sizeof buf));
+	return strdup(humanfmt_duration(unit == CTL_UNIT_S ? x * 1000 : x, buf, sizeof buf));
+}
+
+/*
+ * Flatten obj into kvs, nested keys joined with '.' after prefix (NULL at
+ * the top); numbers whose key names a unit (inherited from the parent when
+ * the key itself does not) are shown in it, the key without the suffix.
+ */
+static int ctl_flatten(struct ctl_kvs *kvs, const char *prefix, json_t *obj, enum ctl_unit unit)
+{
+	enum ctl_unit u;
 	const char *k;
 	json_t *v;
 	char *path;
-	size_t n;
+	size_t n, stem;
 
 	json_object_foreach(obj, k, v)
 	{
+		u = ctl_unit_of(prefix, k, unit, &stem);
 		n = (prefix ? strlen(prefix) + 1 : 0) + strlen(k) + 1;
 		path = malloc(n);
 		if (!path)
 			return -1;
-		snprintf(path, n, "%s%s%s", prefix ? prefix : "", prefix ? "." : "", k);
+		/* the suffix is dropped only where the value is shown in its unit */
+		if (!json_is_number(v) && !json_is_object(v) && !json_is_null(v))
+			stem = strlen(k);
+		snprintf(path, n, "%s%s%.*s", prefix ? prefix : "", prefix ? "." : "", (int)stem, k);
 		if (json_is_object(v) && json_object_size(v) > 0) {
-			if (ctl_flatten(kvs, path, v) < 0) {
+			if (ctl_flatten(kvs, path, v, u) < 0) {
 				free(path);
 				return -1;
 			}
 			free(path);
-		} else if (ctl_kvs_add(kvs, path, view_text(v)) < 0) {
+		} else if (ctl_kvs_add(kvs, path, ctl_human(v, u)) < 0) {
 			return -1;
 		}
 	}
@@ -143,7 +197,7 @@ static int ctl_print_kv(json_t *obj, int sorted)
 		ctl_print_generic(obj);
 		return CLIENT_EXIT_OK;
 	}
-	if (ctl_flatten(&kvs, NULL, obj) < 0) {
+	if (ctl_flatten(&kvs, NULL, obj, CTL_UNIT_NONE) < 0) {
 		fprintf(stderr, "awaitctl: out of memory\n");
 		goto out;
 	}
@@ -263,7 +317,19 @@ static int ctl_scripts(const struct client_opts *o, json_t *result)
 	json_array_foreach(result, r, s)
 	{
 		for (c = 0; c < NCOL; c++) {
-			cells[r * NCOL + c] = view_text(json_object_get(s, keys[c]));
+			json_t *v = json_object_get(s, keys[c]);
+			char buf[HUMANFMT_LEN];
+			/* timeout is ms, loaded_at s since the epoch (0: never loaded) */
+			if (c == 3 && json_is_number(v))
+				cells[r * NCOL + c] =
+				    strdup(humanfmt_duration(json_number_value(v), buf, sizeof buf));
+			else if (c == 5 && json_is_number(v) && json_number_value(v) > 0)
+				cells[r * NCOL + c] = strdup(
+				    humanfmt_time(json_number_value(v) * 1000, buf, sizeof buf));
+			else if (c == 5)
+				cells[r * NCOL + c] = strdup("-");
+			else
+				cells[r * NCOL + c] = view_text(v);
 			if (!cells[r * NCOL + c])
 				goto oom;
 		}

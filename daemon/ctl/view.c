@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "humanfmt.h"
 #include "view.h"
 
 #define VIEW_RESULT_CELLS 40 /* characters of a result or error in a table cell */
@@ -160,53 +161,13 @@ static int view_num(json_t *job, const char *key, double *ms)
 	return json_is_number(v);
 }
 
-/* A duration: "12ms" (decimals 0) or "12.5ms" (1), "1.4s", "2m05s", "3h10m". */
-static void view_dur(char *buf, size_t n, double ms, int decimals)
-{
-	long s;
-
-	if (ms < 0)
-		ms = 0;
-	s = (long)(ms / 1000);
-	if (ms < 1000)
-		snprintf(buf, n, "%.*fms", decimals, ms);
-	else if (ms < 60000)
-		snprintf(buf, n, "%.1fs", ms / 1000);
-	else if (s < 3600)
-		snprintf(buf, n, "%ldm%02lds", s / 60, s % 60);
-	else
-		snprintf(buf, n, "%ldh%02ldm", s / 3600, s / 60 % 60);
-}
-
-/* How long ago epoch ms t was at now: "3s ago", "2m ago", "4h ago", "2d ago"; "in 5s" ahead. */
-static void view_age(char *buf, size_t n, double t, json_int_t now)
-{
-	double d = (double)now - t;
-	long s = (long)((d < 0 ? -d : d) / 1000);
-	char v[32];
-
-	if (s < 60)
-		snprintf(v, sizeof v, "%lds", s);
-	else if (s < 3600)
-		snprintf(v, sizeof v, "%ldm", s / 60);
-	else if (s < 86400)
-		snprintf(v, sizeof v, "%ldh", s / 3600);
-	else
-		snprintf(v, sizeof v, "%ldd", s / 86400);
-	snprintf(buf, n, d < 0 ? "in %s" : "%s ago", v);
-}
-
-/* "2024-05-01T12:00:00.020Z (3s ago)" for epoch ms t. */
+/* "2024-05-01 14:00:00 (3s ago)", local time, for epoch ms t. */
 static void view_when(char *buf, size_t n, double t, json_int_t now)
 {
-	time_t sec = (time_t)(t / 1000);
-	char age[40], iso[32] = "?";
-	struct tm tm;
+	char age[HUMANFMT_LEN], when[HUMANFMT_LEN];
 
-	if (t >= 0 && gmtime_r(&sec, &tm))
-		strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &tm);
-	view_age(age, sizeof age, t, now);
-	snprintf(buf, n, "%s.%03dZ (%s)", iso, (int)((json_int_t)t % 1000), age);
+	snprintf(buf, n, "%s (%s)", humanfmt_time(t, when, sizeof when),
+	         humanfmt_age(t, (double)now, age, sizeof age));
 }
 
 char *view_job_counts(json_t *jobs)
@@ -252,7 +213,7 @@ int view_enqueue(FILE *f, json_t *result, const struct view_opts *vo)
  */
 static char *view_clipped(json_t *job, const char *field)
 {
-	char name[32], *s, *out;
+	char name[32], size[HUMANFMT_LEN], *s, *out;
 	double n = 0;
 	size_t len;
 
@@ -265,7 +226,8 @@ static char *view_clipped(json_t *job, const char *field)
 	len = strlen(s) + 64;
 	out = malloc(len);
 	if (out)
-		snprintf(out, len, "%s [truncated: %.0f bytes stored]", s, n);
+		snprintf(out, len, "%s [truncated: %s stored]", s,
+		         humanfmt_bytes(n > 0 ? (uint64_t)n : 0, size, sizeof size));
 	free(s);
 	return out;
 }
@@ -286,11 +248,11 @@ static int view_job_row(char **row, json_t *job, json_int_t now)
 	row[3] = strdup(buf);
 	strcpy(buf, "-");
 	if (view_num(job, "created_at", &a))
-		view_age(buf, sizeof buf, a, now);
+		humanfmt_age(a, (double)now, buf, sizeof buf);
 	row[4] = strdup(buf);
 	strcpy(buf, "-");
 	if (view_num(job, "started_at", &a) && view_num(job, "finished_at", &b))
-		view_dur(buf, sizeof buf, b - a, 0);
+		humanfmt_duration(b - a, buf, sizeof buf);
 	row[5] = strdup(buf);
 	if (json_is_object(err))
 		row[6] = strdup(view_str(err, "code", "error"));
@@ -342,7 +304,7 @@ static void view_field(FILE *f, const char *name, const char *value)
 	fprintf(f, "%s:%*s%s\n", name, (int)(9 - strlen(name)), "", value ? value : "?");
 }
 
-/* A time field of view_show: ISO-8601 UTC and age, or "-". */
+/* A time field of view_show: local time and age, or "-". */
 static void view_time_field(FILE *f, const char *name, json_t *job, const char *key, json_int_t now)
 {
 	char buf[96] = "-";
@@ -413,8 +375,7 @@ int view_show(FILE *f, json_t *job, const struct view_opts *vo)
 	view_time_field(f, "started", job, "started_at", vo->now_ms);
 	view_time_field(f, "finished", job, "finished_at", vo->now_ms);
 	if (view_num(job, "started_at", &a) && view_num(job, "finished_at", &b)) {
-		view_dur(buf, sizeof buf, b - a, 0);
-		view_field(f, "took", buf);
+		view_field(f, "took", humanfmt_duration(b - a, buf, sizeof buf));
 	}
 	s = view_clipped(job, "args");
 	view_field(f, "args", s);
@@ -424,7 +385,8 @@ int view_show(FILE *f, json_t *job, const struct view_opts *vo)
 		fprintf(f, "error:    %s: %s", view_str(err, "code", "error"),
 		        view_str(err, "message", ""));
 		if (json_is_true(json_object_get(err, "truncated")) && view_num(err, "bytes", &n))
-			fprintf(f, " [truncated: %.0f bytes stored]", n);
+			fprintf(f, " [truncated: %s stored]",
+			        humanfmt_bytes(n > 0 ? (uint64_t)n : 0, buf, sizeof buf));
 		putc('\n', f);
 	} else {
 		s = view_clipped(job, "result");
@@ -495,12 +457,18 @@ static void view_span_line(FILE *f, const struct view_span *s, size_t lw, int t,
 	size_t n;
 	int b, e, c;
 
+	/* "fetch_user dashboard.lua:12": the file without its folders, which
+	 * would otherwise take the whole column ("scripts/dashboard.l…") */
+	if (where && strrchr(where, '/'))
+		where = strrchr(where, '/') + 1;
+	if (where && !*where)
+		where = NULL;
 	n = 2 * (size_t)s->depth + strlen(view_str(s->o, "name", "?")) +
-	    (where ? strlen(where) + 2 : 0) + 1;
+	    (where ? strlen(where) + 1 : 0) + 1;
 	label = malloc(n);
 	if (label)
 		snprintf(label, n, "%*s%s%s%s", 2 * s->depth, "", view_str(s->o, "name", "?"),
-		         where ? "  " : "", where ? where : "");
+		         where ? " " : "", where ? where : "");
 	label = view_fit(label, lw);
 	view_pad(f, label ? label : "?", lw);
 	free(label);
@@ -515,7 +483,7 @@ static void view_span_line(FILE *f, const struct view_span *s, size_t lw, int t,
 		e = t;
 	for (c = 0; c < t; c++)
 		fputs(c >= b && c < e ? "█" : " ", f);
-	view_dur(dur, sizeof dur, s->ms, 1);
+	humanfmt_duration(s->ms, dur, sizeof dur);
 	fprintf(f, " %s%s%s\n", s->open ? "" : dur, s->open ? "" : " ",
 	        strcmp(outcome, "done") == 0 ? "ok" : outcome);
 }
@@ -583,7 +551,7 @@ int view_trace(FILE *f, json_t *result, const struct view_opts *vo)
 	t = width - (int)lw - VIEW_INFO_CELLS - 2;
 	if (t < 10)
 		t = 10;
-	view_dur(dur, sizeof dur, total, 1);
+	humanfmt_duration(total, dur, sizeof dur);
 	fprintf(f, "job %s %s: %s, %s\n", id ? id : "?", view_str(job, "name", "?"),
 	        view_str(job, "state", "?"), dur);
 	view_pad(f, "", lw);

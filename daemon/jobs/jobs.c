@@ -37,7 +37,7 @@
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
-#include "memcap.h"
+#include "humanfmt.h"
 #include "modules.h"
 #include "sched.h"
 #include "store.h"
@@ -581,7 +581,7 @@ static const char *too_large_msg(char *buf, size_t len, const char *what, size_t
 	char size[32];
 
 	snprintf(buf, len, "%s is %zu bytes (%s) of JSON, over max_result_bytes = %zu", what, n,
-	         memcap_format(n, size, sizeof size), limit);
+	         humanfmt_bytes(n, size, sizeof size), limit);
 	return buf;
 }
 
@@ -622,7 +622,7 @@ static int run_finish(lua_State *L)
 				         "result of %s",
 				         (long long)run->id, run->name, (long long)run->attempt,
 				         (long long)run->max_attempts, state,
-				         memcap_format(len, size, sizeof size));
+				         humanfmt_bytes(len, size, sizeof size));
 			}
 		} else {
 			json_t *e = json_pack("{ss ss+}", "code", "invalid", "message",
@@ -881,7 +881,7 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 		snprintf(err->code, sizeof err->code, "too_large");
 		snprintf(err->msg, sizeof err->msg,
 		         "the args of '%s' are %zu bytes (%s) of JSON, over max_args_bytes = %zu",
-		         r->name, n, memcap_format(n, size, sizeof size), j->env.max_args_bytes);
+		         r->name, n, humanfmt_bytes(n, size, sizeof size), j->env.max_args_bytes);
 		return -1;
 	}
 	r->op = STORE_ENQUEUE;

@@ -40,6 +40,7 @@
 #include <lualib.h>
 
 #include "errval.h"
+#include "humanfmt.h"
 #include "memcap.h"
 #include "sched.h"
 #include "task.h"
@@ -139,8 +140,8 @@ const char *sched_oom_message(const struct sched *s, char *buf, size_t len)
 		snprintf(buf, len, "not enough memory");
 		return buf;
 	}
-	memcap_format(s->oom_size, want, sizeof want);
-	memcap_format(s->oom_inuse, used, sizeof used);
+	humanfmt_bytes(s->oom_size, want, sizeof want);
+	humanfmt_bytes(s->oom_inuse, used, sizeof used);
 	if (!s->oom_system)
 		snprintf(buf, len, "allocation of %s would pass max_memory_mb = %g (in use %s)",
 		         want, cap_mb, used);

@@ -27,6 +27,8 @@
 
 #include <lua.h>
 
+#include "tasklabel.h"
+
 /* Lua 5.4.6 renamed lua_resetthread(co) to lua_closethread(co, from). */
 #if LUA_VERSION_RELEASE_NUM >= 50406
 #define sched_closethread(co, from) lua_closethread((co), (from))
@@ -89,6 +91,7 @@ struct sched {
 	int pool_ref;               /* registry ref: array of idle threads */
 	int npool;                  /* threads in the pool */
 	struct trace *spawn_trace;  /* given to the next parentless task spawned (jobs.c) */
+	struct tasklabel_slot labels[TASKLABEL_CACHE]; /* traced tasks' names, by definition site */
 	void (*between)(void *arg); /* called between two resumes of a turn (the store's
 	                             * answers, so a db:tx owner need not wait a turn) */
 	void *between_arg;

@@ -30,6 +30,7 @@
 #include "port.h"
 #include "sched.h"
 #include "task.h"
+#include "tasklabel.h"
 #include "trace.h"
 #include "trace.h"
 
@@ -735,7 +736,7 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	struct sched *s = sched_of(L);
 	int deferred = (flags & TASK_SPAWN_DEFERRED) != 0;
 	struct trace *tr = parent ? parent->trace : s->spawn_trace;
-	char where[80] = "";
+	char where[80] = "", name[48] = "task";
 	struct task *t;
 	lua_State *co = NULL;
 
@@ -744,7 +745,9 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 		luaL_error(L, "async: the runtime is shutting down");
 	if (nargs > 100000) /* a thread's stack is bounded (LUAI_MAXSTACK) */
 		luaL_error(L, "async.spawn: too many arguments (%d)", nargs);
-	if (tr) {
+	if (tr && parent) /* a root span is the job's run function: "run" */
+		tasklabel_of(L, -(nargs + 1), s->labels, name, sizeof name, where, sizeof where);
+	else if (tr) {
 		lua_Debug ar;
 		lua_pushvalue(L, -(nargs + 1));
 		if (lua_getinfo(L, ">S", &ar))
@@ -800,8 +803,8 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	if (tr) {
 		t->trace = tr;
 		trace_ref(tr);
-		t->span = trace_open(tr, t->id, parent ? parent->id : 0, parent ? "task" : "run",
-		                     where, sched_now());
+		t->span = trace_open(tr, t->id, parent ? parent->id : 0, parent ? name : "run", where,
+		                     sched_now());
 	}
 	s->stats.spawned++;
 	s->stats.live++;
@@ -813,6 +816,12 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 		resume(t, nargs + 1);
 	}
 	return t;
+}
+
+void task_set_name(struct task *t, const char *name)
+{
+	if (t->trace)
+		trace_rename(t->trace, t->span, name);
 }
 
 int task_start(struct task *t)

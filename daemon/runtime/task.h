@@ -144,6 +144,9 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
  */
 int task_start(struct task *t);
 
+/* Name t in its job's trace (async.name); a task without a trace is left as it is. */
+void task_set_name(struct task *t, const char *name);
+
 /* The task whose thread is L, or NULL when L is not a task thread. */
 struct task *task_current(lua_State *L);
 

@@ -63,6 +63,13 @@ int trace_open(struct trace *tr, int64_t task, int64_t parent, const char *name,
 	return (int)tr->n++;
 }
 
+void trace_rename(struct trace *tr, int i, const char *name)
+{
+	if (i < 0 || (size_t)i >= tr->n)
+		return;
+	snprintf(tr->spans[i].name, sizeof tr->spans[i].name, "%s", name);
+}
+
 void trace_close(struct trace *tr, int i, const char *outcome, double now)
 {
 	if (i < 0 || (size_t)i >= tr->n || tr->spans[i].outcome)

@@ -46,6 +46,9 @@ void trace_unref(struct trace *tr);
 int trace_open(struct trace *tr, int64_t task, int64_t parent, const char *name, const char *where,
                double now);
 
+/* Give span i a new name, cut to fit (ignored for -1): async.name. */
+void trace_rename(struct trace *tr, int i, const char *name);
+
 /* Close span i (ignored for -1 or a closed span). */
 void trace_close(struct trace *tr, int i, const char *outcome, double now);
 

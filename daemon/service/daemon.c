@@ -23,6 +23,7 @@
 #include "jobs.h"
 #include "listen.h"
 #include "log.h"
+#include "humanfmt.h"
 #include "memcap.h"
 #include "modules.h"
 #include "notify.h"
@@ -180,7 +181,7 @@ static void print_memory_cap(const struct config *cfg)
 		printf(" (no cap)\n");
 	else if (cfg->max_memory == def)
 		printf(" (default: a quarter of %s of RAM, 64 MiB to 4 GiB)\n",
-		       memcap_format(memcap_phys(), phys, sizeof phys));
+		       humanfmt_bytes(memcap_phys(), phys, sizeof phys));
 	else
 		printf("\n");
 	printf("max_result_bytes = %zu\nmax_args_bytes = %zu\n", cfg->max_result_bytes,

@@ -22,6 +22,7 @@
 #include "modules.h"
 #include "run.h"
 #include "sched.h"
+#include "humanfmt.h"
 #include "memcap.h"
 #include "task.h"
 
@@ -34,7 +35,7 @@ static void usage(FILE *out)
 	        "[--log-level LEVEL] FILE.lua [ARGS_JSON]\n"
 	        "  --max-memory MB  cap of the Lua state; 0 = no cap; default %s here "
 	        "(a quarter of RAM, 64 MiB to 4 GiB)\n",
-	        memcap_format(memcap_default(), cap, sizeof cap));
+	        humanfmt_bytes(memcap_default(), cap, sizeof cap));
 }
 
 /* Protected part of start-up: modules and package.path (can raise). */

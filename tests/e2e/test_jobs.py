@@ -727,6 +727,19 @@ CLEANUP = """return {
 }
 """
 
+# line 1: fetch_user; line 5: an anonymous function; line 6: a task that names itself
+NAMED = """local function fetch_user(id) async.sleep(5) return id end
+return {
+  run = function(ctx, args)
+    local a = async.spawn(fetch_user, 1)
+    local b = async.spawn(function() async.sleep(5) end)
+    local c = async.spawn(function() async.name("load orders") async.sleep(5) end)
+    a:await(); b:await(); c:await()
+    return true
+  end,
+}
+"""
+
 
 def test_job_commands():
     e = Env("cmds")
@@ -734,7 +747,27 @@ def test_job_commands():
         e.script("flaky", FLAKY)
         e.script("doomed", DOOMED)
         e.script("cleanup", CLEANUP)
+        e.script("named", NAMED)
         check("cmds: daemon becomes ready", e.start(), e.log())
+        nid = e.cjson("enqueue", "named", "{}")[1]["id"]
+        rc, out, err = e.ctl("wait", nid)
+        rc, v, out = e.cjson("trace", nid)
+        labels = {(s.get("name"), os.path.basename(s.get("where", "")))
+                  for s in (v.get("spans", []) if rc == 0 and isinstance(v, dict) else [])}
+        check("trace --json: a task is named by its function and line, or by async.name",
+              {("run", "named.lua:3"), ("fetch_user", "named.lua:1"), ("<fn>", "named.lua:5"),
+               ("load orders", "named.lua:6")} <= labels, out)
+        cols = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = "100"  # room for the labels whatever the terminal
+        rc, out, err = e.ctl("trace", nid)
+        if cols is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = cols
+        check("trace: rows read 'fetch_user named.lua:1', '<fn> named.lua:5', 'load orders ...'",
+              rc == 0 and all(s in out for s in ("  run named.lua:3 ", "    fetch_user named.lua:1 ",
+                                                 "    <fn> named.lua:5 ",
+                                                 "    load orders named.lua:6 ")), out + err)
         jid = e.cjson("enqueue", "flaky", "{}")[1]["id"]
         rc, out, err = e.ctl("wait", jid)
         check("flaky: wait exits 0 and prints the result",

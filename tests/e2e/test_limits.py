@@ -257,11 +257,11 @@ def test_big_row():
               rc == 0 and v["result_truncated"] is True and v["result_bytes"] == 100000002
               and v["result"].startswith('"xxxx'), out)
         rc, out, err = e.ctl("show", a, timeout=60)
-        check("row: awaitctl show prints the preview and the size",
-              rc == 0 and "truncated: 100000002 bytes stored" in out, (out + err)[-2000:])
+        check("row: awaitctl show prints the preview and the size (100000002 bytes)",
+              rc == 0 and "truncated: 95 MiB stored" in out, (out + err)[-2000:])
         rc, out, err = e.ctl("show", b, timeout=60)
         check("row: show of the job with a 20 MB error and 3 MB args succeeds",
-              rc == 0 and "boom" in out and "3000008 bytes stored" in out, (out + err)[-2000:])
+              rc == 0 and "boom" in out and "2.9 MiB stored" in out, (out + err)[-2000:])
         rc, out, err = e.ctl("wait", a, "--timeout", 20000, timeout=60)
         check("row: wait on it exits 0 with a preview", rc == 0 and len(out) < 10000,
               "%d %s %s" % (rc, out[-2000:], err))

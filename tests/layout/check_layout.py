@@ -49,13 +49,14 @@ LONG = {
     "daemon/store/store.c": 1357,
     "daemon/jobs/jobs.c": 1287,
     "daemon/jobs/scripts.c": 1049,
-    "daemon/runtime/task.c": 894,
+    "daemon/runtime/task.c": 903,
     "bindings/http.c": 831,
     "daemon/control/server.c": 729,
     "bindings/db.c": 675,
-    "bindings/async.c": 622,
+    "bindings/async.c": 638,
     "bindings/json.c": 622,
     "daemon/ctl/view.c": 618,
+    "daemon/ctl/awaitctl.c": 642,
     "daemon/service/config.c": 613,
 }
 

@@ -1,8 +1,7 @@
 /*
  * test_memcap.c: the default memory cap (a quarter of RAM within
  * [64 MiB, 4 GiB], whole MiB, a fixed fallback when RAM is unknown), this
- * machine's default being a real cap, and the human sizes of the
- * out_of_memory messages.
+ * machine's default being a real cap (human sizes: test_humanfmt.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,28 +42,11 @@ static void test_this_machine_has_a_cap(void **state)
 	assert_true(def <= memcap_phys() / 4 || def == MEMCAP_DEFAULT_MIN);
 }
 
-static void test_format(void **state)
-{
-	char buf[32];
-
-	(void)state;
-	assert_string_equal(memcap_format(0, buf, sizeof buf), "0 B");
-	assert_string_equal(memcap_format(1023, buf, sizeof buf), "1023 B");
-	assert_string_equal(memcap_format(1536, buf, sizeof buf), "1.5 KiB");
-	assert_string_equal(memcap_format(256 * MIB, buf, sizeof buf), "256.0 MiB");
-	assert_string_equal(memcap_format(2 * GIB, buf, sizeof buf), "2.0 GiB");
-	assert_string_equal(memcap_format((uint64_t)1 << 40, buf, sizeof buf), "1.0 TiB");
-	assert_string_equal(memcap_format(UINT64_MAX, buf, sizeof buf), "16.0 EiB");
-	/* a short buffer is cut, never overrun */
-	assert_string_equal(memcap_format(2 * GIB, buf, 4), "2.0");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_default_is_a_quarter_within_bounds),
 	    cmocka_unit_test(test_this_machine_has_a_cap),
-	    cmocka_unit_test(test_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -519,7 +519,7 @@ static void test_memory_cap_applies_to_top_level(void **state)
 	assert_non_null(big);
 	assert_non_null(big->error);
 	in_dir(sx,
-	       "big.lua: out of memory: allocation of 256.0 MiB would pass max_memory_mb = 64 (in "
+	       "big.lua: out of memory: allocation of 256 MiB would pass max_memory_mb = 64 (in "
 	       "use ",
 	       want, sizeof want);
 	if (strncmp(big->error, want, strlen(want)) != 0)

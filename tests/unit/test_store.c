@@ -1977,7 +1977,7 @@ static void test_core_tables_are_reserved(void **state)
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(s, 0);
 		if (!store_is_reserved(t))
-			fail_msg("core table %s is not reserved (store_reserved in daemon/store.c)", t);
+			fail_msg("core table %s is not reserved (store_reserved in daemon/store/store.c)", t);
 		ntables++;
 	}
 	sqlite3_finalize(s);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "view.h"
@@ -149,26 +150,35 @@ static void test_show(void **state)
 	                    "attempt:  2/4\n"
 	                    "priority: 0\n"
 	                    "key:      order-7\n"
-	                    "created:  2024-05-01T12:00:00.000Z (4h ago)\n"
-	                    "started:  2024-05-01T12:00:00.005Z (4h ago)\n"
-	                    "finished: 2024-05-01T12:00:00.017Z (4h ago)\n"
+	                    "created:  2024-05-01 12:00:00 (4h ago)\n"
+	                    "started:  2024-05-01 12:00:00 (4h ago)\n"
+	                    "finished: 2024-05-01 12:00:00 (4h ago)\n"
 	                    "took:     12ms\n"
 	                    "args:     {\"order\":7}\n"
 	                    "error:    http_error: 502 from payments\n"
 	                    "steps:\n"
-	                    "    1  tx    debit       2024-05-01T12:00:00.009Z (4h ago)  "
+	                    "    1  tx    debit       2024-05-01 12:00:00 (4h ago)  "
 	                    "{\"balance\":880}\n"
-	                    "    2  step  notify_all  2024-05-01T12:00:00.015Z (4h ago)  -\n");
+	                    "    2  step  notify_all  2024-05-01 12:00:00 (4h ago)  -\n");
 	free(j);
 
 	/* queued later: run at ahead of now, nothing started, no steps */
 	j = job("13", "\"state\": \"queued\", \"run_at\": 1714564805000, \"started_at\": null, "
 	              "\"finished_at\": null, \"result\": null, \"steps\": []");
 	assert_int_equal(render(fx, view_show, j, T0, 100), 0);
-	assert_non_null(strstr(fx->out, "\nrun at:   2024-05-01T12:00:05.000Z (in 5s)\n"));
+	assert_non_null(strstr(fx->out, "\nrun at:   2024-05-01 12:00:05 (in 5s)\n"));
 	assert_non_null(strstr(fx->out, "\nstarted:  -\nfinished: -\nargs:"));
 	assert_non_null(strstr(fx->out, "\nresult:   -\nsteps:    none\n"));
 	assert_null(strstr(fx->out, "took:"));
+	free(j);
+
+	/* a value too big to show: its stored size as a size, not a byte count */
+	j = job("14", "\"args_truncated\": true, \"args_bytes\": 1234567, \"result\": null, "
+	              "\"error\": {\"code\": \"x\", \"message\": \"m\", \"truncated\": true, "
+	              "\"bytes\": 2048}, \"steps\": []");
+	assert_int_equal(render(fx, view_show, j, T0, 100), 0);
+	assert_non_null(strstr(fx->out, "\nargs:     {\"order\":7} [truncated: 1.2 MiB stored]\n"));
+	assert_non_null(strstr(fx->out, "\nerror:    x: m [truncated: 2.0 KiB stored]\n"));
 	free(j);
 	assert_int_equal(render(fx, view_show, "\"nope\"", T0, 100), -1);
 }
@@ -212,7 +222,7 @@ static void test_job_counts(void **state)
 /* A span of a trace document. */
 #define SPAN(task, parent, name, start, ms, outcome, attempt)                                      \
 	"{\"task\": " #task ", \"parent\": " #parent ", \"name\": \"" name                         \
-	"\", \"where\": \"purchase.lua:1\", \"start\": " #start ", \"ms\": " #ms                   \
+	"\", \"where\": \"scripts/purchase.lua:1\", \"start\": " #start ", \"ms\": " #ms                   \
 	", \"outcome\": \"" outcome "\", \"attempt\": " #attempt "}"
 
 /* {"job": job, "spans": [spans...]} into buf; spans ends at NULL. */
@@ -249,14 +259,15 @@ static void test_trace_waterfall(void **state)
 	char *j = job("12", NULL), doc[4096];
 
 	assert_int_equal(render(fx, view_trace, trace_doc(doc, sizeof doc, j, spans), T0, 60), 0);
-	assert_string_equal(fx->out, "job 12 purchase: succeeded, 100.0ms\n"
-	                             "                   0──────────────100.0ms\n"
-	                             "run  purchase.lua… ██████████████████████ 100.0ms ok\n"
-	                             "  step debit  pur… ████                   19.5ms ok\n"
-	                             "    tx  purchase.… ████                   19.0ms ok\n"
-	                             "  http a  purchas…     █████████          40.0ms ok\n"
-	                             "  http b  purchas…     ██████████████████ 80.0ms ok\n"
-	                             "  http c  purchas…     █████              20.0ms failed\n");
+	/* the label shows the file without its folder (scripts/) */
+	assert_string_equal(fx->out, "job 12 purchase: succeeded, 100ms\n"
+	                             "                   0────────────────100ms\n"
+	                             "run purchase.lua:1 ██████████████████████ 100ms ok\n"
+	                             "  step debit purc… ████                   20ms ok\n"
+	                             "    tx purchase.l… ████                   19ms ok\n"
+	                             "  http a purchase…     █████████          40ms ok\n"
+	                             "  http b purchase…     ██████████████████ 80ms ok\n"
+	                             "  http c purchase…     █████              20ms failed\n");
 	free(j);
 }
 
@@ -274,14 +285,14 @@ static void test_trace_attempts(void **state)
 	char *j = job("11", "\"state\": \"running\""), doc[4096];
 
 	assert_int_equal(render(fx, view_trace, trace_doc(doc, sizeof doc, j, spans), T0, 60), 0);
-	assert_string_equal(fx->out, "job 11 purchase: running, 100.0ms\n"
-	                             "                   0──────────────100.0ms\n"
+	assert_string_equal(fx->out, "job 11 purchase: running, 100ms\n"
+	                             "                   0────────────────100ms\n"
 	                             "attempt 1\n"
-	                             "run  purchase.lua… ██                     10.0ms failed\n"
-	                             "  tick  purchase.… █                      0.0ms ok\n"
+	                             "run purchase.lua:1 ██                     10ms failed\n"
+	                             "  tick purchase.l… █                      <0.1ms ok\n"
 	                             "attempt 2\n"
-	                             "run  purchase.lua…              █████████ running\n"
-	                             "  sleep  purchase…              █████████ 39.0ms ok\n");
+	                             "run purchase.lua:1              █████████ running\n"
+	                             "  sleep purchase.…              █████████ 39ms ok\n");
 	free(j);
 }
 
@@ -301,12 +312,12 @@ static void test_trace_bad_parents(void **state)
 	for (p = fx->out; (p = strstr(p, "purchase.lua:1")); p++)
 		n++;
 	assert_int_equal(n, 5);
-	assert_non_null(strstr(fx->out, "\nself  purchase.lua:1"));
-	assert_non_null(strstr(fx->out, "\na  purchase.lua:1"));
-	assert_non_null(strstr(fx->out, "\n  b  purchase.lua:1")); /* b's parent a comes first */
-	assert_non_null(strstr(fx->out, "\norphan  purchase.lua:1"));
+	assert_non_null(strstr(fx->out, "\nself purchase.lua:1"));
+	assert_non_null(strstr(fx->out, "\na purchase.lua:1"));
+	assert_non_null(strstr(fx->out, "\n  b purchase.lua:1")); /* b's parent a comes first */
+	assert_non_null(strstr(fx->out, "\norphan purchase.lua:1"));
 	/* a parent of another attempt does not count */
-	assert_non_null(strstr(fx->out, "\nattempt 2\nlate  purchase.lua:1"));
+	assert_non_null(strstr(fx->out, "\nattempt 2\nlate purchase.lua:1"));
 	free(j);
 }
 
@@ -354,5 +365,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_columns, setup, teardown),
 	};
 
+	/* times are shown in local time: pin it */
+	setenv("TZ", "UTC", 1);
+	tzset();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
