@@ -121,6 +121,9 @@ int store_exec(struct store *st, const char *sql);
 void store_bind_text(sqlite3_stmt *s, int i, const char *v);
 void store_bind_opt(sqlite3_stmt *s, int i, int64_t v);
 
+/* Bind vals[0..n-1] to parameters 1..n of s, SQLITE_STATIC: vals outlives the run. */
+void store_bind_vals(sqlite3_stmt *s, const struct store_val *vals, int n);
+
 /* A malloc'd copy of a text column, NULL for NULL (or out of memory). */
 char *store_col_text(sqlite3_stmt *s, int i);
 

@@ -248,26 +248,7 @@ int store_run_sql(struct store *st, struct store_req *r)
 			sqlite3_finalize(s);
 		goto out;
 	}
-	for (int i = 0; i < r->nparams; i++) {
-		struct store_val *v = &r->params[i];
-		switch (v->type) {
-		case STORE_NULL:
-			sqlite3_bind_null(s, i + 1);
-			break;
-		case STORE_INT:
-			sqlite3_bind_int64(s, i + 1, v->i);
-			break;
-		case STORE_REAL:
-			sqlite3_bind_double(s, i + 1, v->d);
-			break;
-		case STORE_TEXT:
-			sqlite3_bind_text64(s, i + 1, v->p, v->n, SQLITE_STATIC, SQLITE_UTF8);
-			break;
-		case STORE_BLOB:
-			sqlite3_bind_blob64(s, i + 1, v->p, v->n, SQLITE_STATIC);
-			break;
-		}
-	}
+	store_bind_vals(s, r->params, r->nparams);
 	if (ddl) {
 		st->user_sql = 0;
 		if (store_exec(st, "SAVEPOINT ddl") < 0) {

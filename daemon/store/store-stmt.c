@@ -29,6 +29,34 @@ void store_bind_opt(sqlite3_stmt *s, int i, int64_t v)
 		sqlite3_bind_null(s, i);
 }
 
+/*
+ * Bind vals[0..n-1] to parameters 1..n of s. Text and blobs are bound
+ * SQLITE_STATIC: vals must outlive the statement's run.
+ */
+void store_bind_vals(sqlite3_stmt *s, const struct store_val *vals, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct store_val *v = &vals[i];
+		switch (v->type) {
+		case STORE_NULL:
+			sqlite3_bind_null(s, i + 1);
+			break;
+		case STORE_INT:
+			sqlite3_bind_int64(s, i + 1, v->i);
+			break;
+		case STORE_REAL:
+			sqlite3_bind_double(s, i + 1, v->d);
+			break;
+		case STORE_TEXT:
+			sqlite3_bind_text64(s, i + 1, v->p, v->n, SQLITE_STATIC, SQLITE_UTF8);
+			break;
+		case STORE_BLOB:
+			sqlite3_bind_blob64(s, i + 1, v->p, v->n, SQLITE_STATIC);
+			break;
+		}
+	}
+}
+
 char *store_col_text(sqlite3_stmt *s, int i)
 {
 	const unsigned char *t = sqlite3_column_text(s, i);
