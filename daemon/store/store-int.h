@@ -154,6 +154,13 @@ int store_tx_is_dead(struct store *st, int64_t tx, int forget);
 /* Roll the open user transaction back (its owner is late or gone). */
 void store_tx_abandon(struct store *st);
 
+/* 1 when r names a user transaction that is not open (r answered at once), else 0. */
+int store_tx_gone(struct store *st, struct store_req *r);
+
+/* TX_BEGIN / TX_END of r. Return 1 when r is answered at once, 0 after the commit. */
+int store_tx_begin(struct store *st, struct store_req *r);
+int store_tx_end(struct store *st, struct store_req *r);
+
 /* ---- store-jobs.c ---------------------------------------------------------- */
 
 /* Execute one job operation (every op but SQL and TX_*). Returns 0 or -1 (r->err set). */

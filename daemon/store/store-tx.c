@@ -2,15 +2,15 @@
  * store-tx.c: user transactions (db:tx) and the step journal.
  *
  * A user transaction is the savepoint "u" inside the batch transaction,
- * opened by TX_BEGIN and ended by TX_END (store.c's run_one); while it is
- * open it holds the writer. One that held it past tx_timeout_ms with no
- * request of its owner waiting, or that SQLite dropped with its batch, is
- * rolled back and its token remembered (the last DEAD_TX), so the owner's
- * next request fails with "timeout" rather than "no such open
- * transaction". The step journal (table steps) holds one row per (job,
- * seq), names unique per job, with the result of a finished step or
- * db:tx; a replay must meet the same names in the same order, else
- * "nondeterministic".
+ * opened by store_tx_begin and ended by store_tx_end; while it is open it
+ * holds the writer, and store.c defers every other request. One that held
+ * it past tx_timeout_ms with no request of its owner waiting, or that
+ * SQLite dropped with its batch, is rolled back and its token remembered
+ * (the last DEAD_TX), so the owner's next request fails with "timeout"
+ * rather than "no such open transaction". The step journal (table steps)
+ * holds one row per (job, seq), names unique per job, with the result of
+ * a finished step or db:tx; a replay must meet the same names in the same
+ * order, else "nondeterministic".
  */
 #include <string.h>
 
@@ -97,4 +97,76 @@ void store_tx_abandon(struct store *st)
 		memmove(st->dead_tx, st->dead_tx + 1, (DEAD_TX - 1) * sizeof st->dead_tx[0]);
 	st->dead_tx[st->ndead < DEAD_TX ? st->ndead++ : DEAD_TX - 1] = st->open_tx;
 	st->open_tx = 0;
+}
+
+/*
+ * 1 when r belongs to a user transaction that is not open: r failed, or,
+ * a rollback of one that timed out, done (it is rolled back already);
+ * either way r is answered at once. 0 when r may run.
+ */
+int store_tx_gone(struct store *st, struct store_req *r)
+{
+	if (!(r->tx && r->op != STORE_TX_BEGIN && r->tx != st->open_tx))
+		return 0;
+	if (store_tx_is_dead(st, r->tx, r->op == STORE_TX_END)) {
+		if (r->op != STORE_TX_END || r->flag)
+			store_fail(r, "timeout",
+			           "the transaction held the writer longer than %.0f ms and "
+			           "was rolled back",
+			           st->cfg.tx_timeout_ms);
+	} else {
+		store_fail(r, "invalid", "no such open transaction");
+	}
+	return 1;
+}
+
+/*
+ * TX_BEGIN: open the savepoint and hold the writer for r->tx; a named
+ * transaction journaled already is not opened (r->journaled, r->out_text).
+ * 1 when the transaction is open (answer at once), 0 when not (journaled,
+ * or failed: the answer waits for the batch's commit).
+ */
+int store_tx_begin(struct store *st, struct store_req *r)
+{
+	int rc;
+
+	if (r->name) {
+		rc = store_journal_get(st, r);
+		if (rc != 0) { /* journaled, or an error: no transaction */
+			r->journaled = rc > 0;
+			return 0;
+		}
+	}
+	if (store_exec(st, "SAVEPOINT u") < 0) {
+		store_fail_db(st, r, "beginning the transaction");
+		return 0;
+	}
+	st->open_tx = r->tx;
+	st->tx_started = store_mono_ms();
+	return 1;
+}
+
+/*
+ * TX_END: commit (r->flag; journaled with it when named) or roll back the
+ * open transaction, and give the writer back. 1 for a rollback (answer at
+ * once), 0 for a commit, done or failed (answered after the batch's
+ * COMMIT).
+ */
+int store_tx_end(struct store *st, struct store_req *r)
+{
+	int now_answer = 0;
+
+	if (r->flag && r->name && store_journal_put(st, r, "tx") < 0) {
+		store_exec(st, "ROLLBACK TO u");
+		store_exec(st, "RELEASE u");
+	} else if (r->flag) {
+		if (store_exec(st, "RELEASE u") < 0)
+			store_fail_db(st, r, "committing the transaction");
+	} else {
+		store_exec(st, "ROLLBACK TO u");
+		store_exec(st, "RELEASE u");
+		now_answer = 1;
+	}
+	st->open_tx = 0;
+	return now_answer;
 }

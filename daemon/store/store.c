@@ -202,17 +202,7 @@ static void run_one(struct store *st, struct store_req *r)
 {
 	int now_answer = 0, rc;
 
-	if (r->tx && r->op != STORE_TX_BEGIN && r->tx != st->open_tx) {
-		if (store_tx_is_dead(st, r->tx, r->op == STORE_TX_END)) {
-			if (r->op != STORE_TX_END || r->flag)
-				store_fail(
-				    r, "timeout",
-				    "the transaction held the writer longer than %.0f ms and "
-				    "was rolled back",
-				    st->cfg.tx_timeout_ms);
-		} else {
-			store_fail(r, "invalid", "no such open transaction");
-		}
+	if (store_tx_gone(st, r)) {
 		answer(st, r);
 		return;
 	}
@@ -227,34 +217,10 @@ static void run_one(struct store *st, struct store_req *r)
 		now_answer = r->tx != 0;
 		break;
 	case STORE_TX_BEGIN:
-		if (r->name) {
-			rc = store_journal_get(st, r);
-			if (rc != 0) { /* journaled, or an error: no transaction */
-				r->journaled = rc > 0;
-				break;
-			}
-		}
-		if (store_exec(st, "SAVEPOINT u") < 0) {
-			store_fail_db(st, r, "beginning the transaction");
-			break;
-		}
-		st->open_tx = r->tx;
-		st->tx_started = store_mono_ms();
-		now_answer = 1;
+		now_answer = store_tx_begin(st, r);
 		break;
 	case STORE_TX_END:
-		if (r->flag && r->name && store_journal_put(st, r, "tx") < 0) {
-			store_exec(st, "ROLLBACK TO u");
-			store_exec(st, "RELEASE u");
-		} else if (r->flag) {
-			if (store_exec(st, "RELEASE u") < 0)
-				store_fail_db(st, r, "committing the transaction");
-		} else {
-			store_exec(st, "ROLLBACK TO u");
-			store_exec(st, "RELEASE u");
-			now_answer = 1;
-		}
-		st->open_tx = 0;
+		now_answer = store_tx_end(st, r);
 		break;
 	case STORE_STEP_GET:
 		rc = store_journal_get(st, r);
