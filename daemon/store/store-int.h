@@ -15,8 +15,9 @@
  *
  * Threads: `mu` guards the fields under "shared"; the loop thread alone
  * touches those under "loop thread only"; the store thread alone touches
- * the connection and everything under "store thread only" (every store_*
- * function below but store_mono_ms runs on the store thread).
+ * the connection and everything under "store thread only": every store_*
+ * function below runs on it, but store_mono_ms (any thread) and
+ * store_open_db (before the thread starts).
  */
 #ifndef AWAITD_STORE_INT_H
 #define AWAITD_STORE_INT_H

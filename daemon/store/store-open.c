@@ -5,8 +5,8 @@
  * authorizer and progress handler of store-sql.c, DEFENSIVE, no
  * extensions, no ATTACH), the pragmas (WAL, synchronous, foreign keys),
  * the migrations, and a new epoch that requeues the jobs the last
- * executor left running. Every failure is a start-up error with a
- * message naming the file.
+ * executor left running. Every failure is a start-up error, described
+ * in err (naming the database or its directory where one is at fault).
  */
 #include <errno.h>
 #include <fcntl.h>
