@@ -1,19 +1,90 @@
 /*
- * store-int.h: what store.c (the thread, batching, user SQL) shares with
- * store-jobs.c (the job operations). Only the store thread touches these.
+ * store-int.h: what the files of the SQLite store share; not part of
+ * store.h. The files, by concern:
+ *
+ *   store.c       the store thread, its group commit, the answer path to
+ *                 the loop, opening and closing the struct
+ *   store-req.c   requests: allocating, freeing, failing; job-state names
+ *   store-open.c  opening the database: the directory lock, pragmas,
+ *                 migrations, the new epoch
+ *   store-stmt.c  the statement cache, binding, collecting rows
+ *   store-sql.c   application SQL and its boundary: the authorizer, the
+ *                 progress handler, the DDL foreign-key check
+ *   store-tx.c    user transactions (db:tx) and the step journal
+ *   store-jobs.c  the job operations
+ *
+ * Threads: `mu` guards the fields under "shared"; the loop thread alone
+ * touches those under "loop thread only"; the store thread alone touches
+ * the connection and everything under "store thread only": every store_*
+ * function below runs on it, but store_mono_ms (any thread) and
+ * store_open_db (before the thread starts).
  */
 #ifndef AWAITD_STORE_INT_H
 #define AWAITD_STORE_INT_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "store.h"
 
-/* A prepared statement for sql (static text or copied), reset and unbound. NULL with err. */
-sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct store_req *r);
+#define STMT_CACHE 64   /* prepared statements kept */
+#define DEAD_TX    64   /* timed-out transactions remembered */
 
-/* Fail r with SQLite's message for what. Returns -1. */
-int store_fail_db(struct store *st, struct store_req *r, const char *what);
+struct stmt_slot {
+	char *sql;
+	sqlite3_stmt *stmt;
+	uint64_t used; /* for eviction: least recently used goes */
+	int user;      /* prepared as application SQL (under the authorizer's rules) */
+};
+
+struct store {
+	struct store_config cfg;
+	char *path, *migrations_dir, *synchronous;
+	sqlite3 *db;
+	int lock_fd; /* the locked database directory */
+	int64_t epoch;
+	pthread_t thread;
+	int thread_on;
+
+	/* shared, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct store_req *queue, *queue_tail;
+	struct store_req *answered, *answered_tail;
+	int stopping;
+	struct store_stats stats;
+
+	/* loop thread only */
+	int efd;         /* eventfd: answers are waiting */
+	int has_answers; /* atomic: set with `answered`, cleared when taken (store_poll) */
+	struct event *ev;
+	size_t pending;
+
+	/* store thread only */
+	struct store_req *acks, *acks_tail;   /* answered at the next commit */
+	struct store_req *later, *later_tail; /* deferred while a user tx is open */
+	int in_batch;
+	int batch_n;
+	double batch_started; /* ms, monotonic */
+	int64_t open_tx;      /* token of the user transaction holding the writer, 0 none */
+	double tx_started;    /* ms, monotonic */
+	int64_t dead_tx[DEAD_TX];
+	int ndead;
+	int64_t lease_seq;
+	int user_sql;         /* running application SQL: the authorizer's rules apply */
+	const char *denied;   /* why the authorizer refused it (static text), or NULL */
+	char denied_name[64]; /* the table, pragma or function it named */
+	char ddl_table[128];  /* the table a CREATE/ALTER TABLE being run makes, or "" */
+	struct store_req *cur; /* the request whose statement runs (progress handler) */
+	double stmt_deadline;  /* ms, monotonic: when cur's statement is stopped; 0 none */
+	struct stmt_slot stmts[STMT_CACHE];
+	uint64_t stmt_clock;
+};
+
+/* ---- store.c --------------------------------------------------------------- */
+
+/* Milliseconds on the monotonic clock (any thread). */
+double store_mono_ms(void);
 
 /* The database handle of st. */
 sqlite3 *store_db(struct store *st);
@@ -21,17 +92,79 @@ sqlite3 *store_db(struct store *st);
 /* A new lease, unique across epochs. */
 int64_t store_new_lease(struct store *st);
 
-/* Execute one job operation (every op but SQL and TX_*). Returns 0 or -1 (r->err set). */
-int store_jobs_exec(struct store *st, struct store_req *r);
+/* ---- store-req.c ----------------------------------------------------------- */
+
+/* Fail r with SQLite's message for what. Returns -1. */
+int store_fail_db(struct store *st, struct store_req *r, const char *what);
+
+/* ---- store-open.c ---------------------------------------------------------- */
+
+/*
+ * Lock st->path's directory, open and configure the connection, apply the
+ * migrations and take a new epoch (*requeued: orphans put back, may be
+ * NULL). Returns 0, or -1 with err; st->db and st->lock_fd, when set, are
+ * for store_close to release.
+ */
+int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen);
+
+/* ---- store-stmt.c ---------------------------------------------------------- */
+
+/* A prepared statement for sql (static text or copied), reset and unbound. NULL with err. */
+sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct store_req *r);
+
+/* Take s out of the statement cache, for the caller to finalize. */
+void store_stmt_forget(struct store *st, sqlite3_stmt *s);
+
+/* Run sql with no result rows and no error record. Returns 0 or -1. */
+int store_exec(struct store *st, const char *sql);
 
 /* Bind a nullable string / an int64 that is NULL when 0. */
 void store_bind_text(sqlite3_stmt *s, int i, const char *v);
 void store_bind_opt(sqlite3_stmt *s, int i, int64_t v);
+
+/* Bind vals[0..n-1] to parameters 1..n of s, SQLITE_STATIC: vals outlives the run. */
+void store_bind_vals(sqlite3_stmt *s, const struct store_val *vals, int n);
 
 /* A malloc'd copy of a text column, NULL for NULL (or out of memory). */
 char *store_col_text(sqlite3_stmt *s, int i);
 
 /* Collect every remaining row of s into r->rows. Returns 0 or -1 (r->err set). */
 int store_collect(struct store *st, sqlite3_stmt *s, struct store_req *r);
+
+/* ---- store-sql.c ----------------------------------------------------------- */
+
+/* The authorizer and the progress handler, installed once at open (arg: st). */
+int store_authorize(void *arg, int action, const char *a, const char *b, const char *c,
+                    const char *d);
+int store_progress(void *arg);
+
+/* Run r->sql with r->params under the boundary; rows into r->rows. Returns 0 or -1. */
+int store_run_sql(struct store *st, struct store_req *r);
+
+/* ---- store-tx.c ------------------------------------------------------------ */
+
+/* The journal for (job, seq, name): 1 found (r->out_text), 0 none, -1 error. */
+int store_journal_get(struct store *st, struct store_req *r);
+
+/* Journal r's step of the given kind ("step", "tx"). Returns 0 or -1 (r->err set). */
+int store_journal_put(struct store *st, struct store_req *r, const char *kind);
+
+/* 1 when tx timed out and was rolled back (forget: drop it from the list), else 0. */
+int store_tx_is_dead(struct store *st, int64_t tx, int forget);
+
+/* Roll the open user transaction back (its owner is late or gone). */
+void store_tx_abandon(struct store *st);
+
+/* 1 when r names a user transaction that is not open (r answered at once), else 0. */
+int store_tx_gone(struct store *st, struct store_req *r);
+
+/* TX_BEGIN / TX_END of r. Return 1 when r is answered at once, 0 after the commit. */
+int store_tx_begin(struct store *st, struct store_req *r);
+int store_tx_end(struct store *st, struct store_req *r);
+
+/* ---- store-jobs.c ---------------------------------------------------------- */
+
+/* Execute one job operation (every op but SQL and TX_*). Returns 0 or -1 (r->err set). */
+int store_jobs_exec(struct store *st, struct store_req *r);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * store-jobs.c: the job operations of the store on SQLite (store.h lists
  * each op's inputs and outputs). Runs on the store thread, inside the
- * batch transaction of store.c.
+ * batch transaction of store.c. The job states' names live here too.
  *
  * State sets are written as OR chains, like the partial indexes of
  * 0001_core.sql they must match (an IN list costs an ephemeral table).
@@ -22,6 +22,23 @@
 	" run_at, created_at, started_at, finished_at, lease, result, error"
 
 #define PRUNE_MAX 10000 /* jobs removed per prune: the writer is not held for long */
+
+static const char *const state_names[STORE_NSTATES] = {
+    "queued", "running", "succeeded", "failed", "dead", "cancelled",
+};
+
+const char *store_state_name(enum store_state s)
+{
+	return (unsigned)s < STORE_NSTATES ? state_names[s] : "?";
+}
+
+int store_state_parse(const char *name)
+{
+	for (int i = 0; i < STORE_NSTATES; i++)
+		if (name && strcmp(name, state_names[i]) == 0)
+			return i;
+	return -1;
+}
 
 static int64_t col_i64(sqlite3_stmt *s, int i)
 {

@@ -1,0 +1,175 @@
+/*
+ * store-open.c: opening the database of the store, once, before the store
+ * thread starts: the config's defaults, the lock on the database's
+ * directory (one awaitd per database), the connection and its limits (the
+ * authorizer and progress handler of store-sql.c, DEFENSIVE, no
+ * extensions, no ATTACH), the pragmas (WAL, synchronous, foreign keys),
+ * the migrations, and a new epoch that requeues the jobs the last
+ * executor left running. Every failure is a start-up error, described
+ * in err (naming the database or its directory where one is at fault).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "errbuf.h"
+#include "migrate.h"
+#include "store-int.h"
+
+void store_config_defaults(struct store_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->path = "awaitd.db";
+	cfg->migrations_dir = "migrations";
+	cfg->synchronous = "full";
+	cfg->tx_timeout_ms = 5000;
+	cfg->max_statement_ms = 1000;
+	cfg->max_batch = 4096;
+	cfg->max_batch_ms = 50;
+}
+
+static int lock_dir(struct store *st, char *err, size_t errlen)
+{
+	char *copy = strdup(st->path);
+	const char *dir;
+	int rc = -1;
+
+	if (!copy) {
+		errbuf_set(err, errlen, "out of memory");
+		return -1;
+	}
+	dir = dirname(copy);
+	st->lock_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (st->lock_fd < 0)
+		errbuf_set(err, errlen, "database directory %s: %s", dir, strerror(errno));
+	else if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		errbuf_set(err, errlen,
+		           "database directory %s is locked: %s (is another awaitd using %s?)", dir,
+		           errno == EWOULDBLOCK ? "held by another process" : strerror(errno),
+		           st->path);
+	else
+		rc = 0;
+	free(copy);
+	return rc;
+}
+
+static int open_exec(struct store *st, const char *sql, const char *what, char *err, size_t errlen)
+{
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+	errbuf_set(err, errlen, "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+	return -1;
+}
+
+/* New epoch and orphan requeue, in one transaction. */
+static int new_epoch(struct store *st, int64_t *requeued, char *err, size_t errlen)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t now = store_now();
+	int rc = -1;
+
+	if (open_exec(st, "BEGIN IMMEDIATE", "taking a new epoch", err, errlen) < 0)
+		return -1;
+	if (sqlite3_prepare_v2(st->db,
+	                       "UPDATE executor SET epoch = epoch + 1, started_at = ?, pid = ?"
+	                       " WHERE id = 1 RETURNING epoch",
+	                       -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, (int64_t)getpid());
+	if (sqlite3_step(s) != SQLITE_ROW)
+		goto fail;
+	st->epoch = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_prepare_v2(st->db,
+	                       "UPDATE jobs SET state = 'queued', run_at = ?, lease = NULL"
+	                       " WHERE state = 'running' AND epoch < ?",
+	                       -1, &s, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, st->epoch);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto fail;
+	if (requeued)
+		*requeued = sqlite3_changes64(st->db);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (open_exec(st, "COMMIT", "taking a new epoch", err, errlen) < 0)
+		goto out;
+	rc = 0;
+	goto out;
+fail:
+	errbuf_set(err, errlen, "%s: taking a new epoch: %s", st->path, sqlite3_errmsg(st->db));
+out:
+	sqlite3_finalize(s);
+	if (rc < 0 && !sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen)
+{
+	char sql[128], *mode = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (strcmp(st->synchronous, "full") != 0 && strcmp(st->synchronous, "normal") != 0 &&
+	    strcmp(st->synchronous, "off") != 0) {
+		errbuf_set(err, errlen, "synchronous must be full, normal or off, not \"%s\"",
+		           st->synchronous);
+		return -1;
+	}
+	if (lock_dir(st, err, errlen) < 0)
+		return -1;
+	rc =
+	    sqlite3_open_v2(st->path, &st->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		errbuf_set(err, errlen, "%s: %s", st->path,
+		           st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		return -1;
+	}
+	if (sqlite3_db_readonly(st->db, "main") == 1) {
+		errbuf_set(err, errlen,
+		           "%s: the database is read-only (check the file's permissions)",
+		           st->path);
+		return -1;
+	}
+	sqlite3_extended_result_codes(st->db, 0);
+	sqlite3_set_authorizer(st->db, store_authorize, st);
+	sqlite3_progress_handler(st->db, 1000, store_progress, st);
+	/* beyond the authorizer: no schema edits by PRAGMA, no extensions, no ATTACH at all */
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, NULL);
+	sqlite3_limit(st->db, SQLITE_LIMIT_ATTACHED, 0);
+	/* WAL: readers never block the writer; one fsync per commit at most */
+	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		mode = store_col_text(s, 0);
+	sqlite3_finalize(s);
+	if (!mode || strcmp(mode, "wal") != 0) {
+		errbuf_set(err, errlen, "%s: cannot use WAL mode: %s", st->path,
+		           mode ? mode : sqlite3_errmsg(st->db));
+		free(mode);
+		return -1;
+	}
+	free(mode);
+	snprintf(sql, sizeof sql, "PRAGMA synchronous = %s", st->synchronous);
+	if (open_exec(st, sql, "synchronous", err, errlen) < 0 ||
+	    open_exec(st, "PRAGMA foreign_keys = ON", "foreign keys", err, errlen) < 0 ||
+	    open_exec(st, "PRAGMA busy_timeout = 5000", "busy timeout", err, errlen) < 0 ||
+	    open_exec(st, "PRAGMA cache_size = -65536", "cache size", err, errlen) < 0 ||
+	    /* RETURNING and IN (subquery) use ephemeral tables: keep them off disk */
+	    open_exec(st, "PRAGMA temp_store = MEMORY", "temp store", err, errlen) < 0)
+		return -1;
+	if (migrate_apply(st->db, st->migrations_dir, store_now(), err, errlen) < 0)
+		return -1;
+	return new_epoch(st, requeued, err, errlen);
+}

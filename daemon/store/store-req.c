@@ -1,0 +1,78 @@
+/*
+ * store-req.c: the request of store.h, the one object that crosses from
+ * the loop thread to the store thread and back: allocating it, failing it
+ * (code and message in r->err, r->rc = -1), freeing it with everything it
+ * holds. A request is owned by whoever holds it: the caller until
+ * store_submit, the store until the answer, then the done callback.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store-int.h"
+
+struct store_req *store_req_new(enum store_op op)
+{
+	struct store_req *r = calloc(1, sizeof *r);
+
+	if (r)
+		r->op = op;
+	return r;
+}
+
+static void vals_free(struct store_val *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].p);
+	free(v);
+}
+
+void store_job_fini(struct store_job *j)
+{
+	free(j->name);
+	free(j->state);
+	free(j->args);
+	free(j->key);
+	free(j->result);
+	free(j->error);
+	memset(j, 0, sizeof *j);
+}
+
+void store_req_free(struct store_req *r)
+{
+	if (!r)
+		return;
+	free(r->name);
+	free(r->key);
+	free(r->sql);
+	free(r->text);
+	free(r->text2);
+	vals_free(r->params, (size_t)r->nparams);
+	for (int i = 0; i < r->rows.ncols; i++)
+		free(r->rows.cols[i]);
+	free(r->rows.cols);
+	vals_free(r->rows.vals, r->rows.nrows * (size_t)r->rows.ncols);
+	for (size_t i = 0; i < r->njobs; i++)
+		store_job_fini(&r->jobs[i]);
+	free(r->jobs);
+	free(r->out_text);
+	free(r);
+}
+
+int store_fail(struct store_req *r, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->rc = -1;
+	snprintf(r->err.code, sizeof r->err.code, "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(r->err.msg, sizeof r->err.msg, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int store_fail_db(struct store *st, struct store_req *r, const char *what)
+{
+	return store_fail(r, "db", "%s: %s", what, sqlite3_errmsg(st->db));
+}
