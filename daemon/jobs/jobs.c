@@ -16,9 +16,7 @@
  * record it (a full disk), the same request is tried again every second;
  * the run stays in `runs` until it is durable.
  *
- * Waiters (jobs.wait, `awaitctl wait`/`run`) hold a GET request; it is
- * submitted when the job reaches a final state here, and re-parked if the
- * job turned out not to be final.
+ * Waiters are jobs-wait.c's; what the files share is in jobs-int.h.
  */
 #include <math.h>
 #include <stdio.h>
@@ -35,6 +33,7 @@
 #include "errval.h"
 #include "enqueue-opts.h"
 #include "jobs.h"
+#include "jobs-int.h"
 #include "json.h"
 #include "log.h"
 #include "memcap.h"
@@ -45,44 +44,7 @@
 #include "trace.h"
 
 #define POLL_MS        1000 /* safety poll for ready jobs */
-#define RETRY_STORE_MS 1000 /* a FINISH the store could not record is tried again */
 #define PRUNE_EVERY_MS 3600000.0
-#define NLAT           4096 /* latencies kept for percentiles */
-
-enum cancel_why { CANCEL_NONE, CANCEL_REQUEST, CANCEL_SHUTDOWN };
-
-struct slot {
-	char *name;
-	int running;    /* attempts of this name in runs */
-	int claiming;   /* a CLAIM is in flight */
-	int idle;       /* its last claim found nothing ready: not asked again until
-	                 * something may be (an enqueue of it, a retry, a timer) */
-	uint64_t wakes; /* +1 at each wake: a claim sent before one cannot idle it */
-};
-
-struct run {
-	struct jobs *j;
-	int64_t id, lease, attempt, max_attempts, backoff_ms;
-	char *name;
-	struct task *root; /* NULL once settled */
-	int root_ref;      /* registry ref keeping root's handle while it runs */
-	struct trace *trace;
-	enum cancel_why cancel;
-	double started;            /* ms, monotonic */
-	int64_t started_at;        /* ms, wall */
-	int64_t run_at;            /* ms, wall: when it became ready */
-	double t0_offset;          /* ms between the job's first start and this attempt's */
-	struct store_req *pending; /* FINISH/REQUEUE waiting to be retried */
-	struct event *retry;
-	struct run *prev, *next;
-};
-
-struct waiter {
-	struct store_req *r;
-	store_done_fn *done; /* the waiter's own completion */
-	void *arg;
-	struct waiter *next;
-};
 
 struct schedule {
 	char *name;
@@ -92,32 +54,6 @@ struct schedule {
 	struct event *timer;
 	struct jobs *j;
 	struct schedule *next_s;
-};
-
-struct jobs {
-	struct jobs_env env;
-	struct store *st;
-	lua_State *L;
-	int runner_ref;
-	struct slot *slots;
-	size_t nslots;
-	struct run *runs;
-	size_t nruns;
-	struct waiter *waiters;
-	struct schedule *schedules;
-	struct event *kick_ev; /* zero-timeout: coalesces dispatches */
-	struct event *poll_ev;
-	double poll_at; /* ms, monotonic: when poll_ev fires next */
-	struct event *prune_ev;
-	int kicked;
-	int started;
-	int draining;
-	int closing;
-	uint64_t rng;
-	/* stats */
-	uint64_t completed, failed, retried, dead, cancelled, requeued;
-	double lat[NLAT], wait[NLAT];
-	size_t nlat;
 };
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -173,98 +109,10 @@ static struct slot *slot_get(struct jobs *j, const char *name)
 	return ns;
 }
 
-static int final_state(const char *state)
+int jobs_final_state(const char *state)
 {
 	return state && (strcmp(state, "succeeded") == 0 || strcmp(state, "dead") == 0 ||
 	                 strcmp(state, "cancelled") == 0);
-}
-
-/* ---- waiters ------------------------------------------------------------------------- */
-
-static void waiter_answered(struct store_req *r);
-
-static void waiter_park(struct jobs *j, struct store_req *r)
-{
-	struct waiter *w = r->arg; /* waiter_answered left it here */
-
-	w->next = j->waiters;
-	j->waiters = w;
-}
-
-static void waiter_answered(struct store_req *r)
-{
-	struct waiter *w = r->arg;
-	struct jobs *j = (struct jobs *)r->now; /* stashed by jobs_wait */
-	int final = r->rc != 0 || r->njobs == 0 || final_state(r->jobs[0].state);
-
-	if (!final && !j->closing) {
-		/* not finished yet: wait for its final state */
-		for (size_t i = 0; i < r->njobs; i++)
-			store_job_fini(&r->jobs[i]);
-		free(r->jobs);
-		r->jobs = NULL;
-		r->njobs = 0;
-		waiter_park(j, r);
-		return;
-	}
-	r->done = w->done;
-	r->arg = w->arg;
-	free(w);
-	r->done(r);
-}
-
-void jobs_wait(struct store_req *r, void *ud)
-{
-	struct jobs *j = ud;
-	struct waiter *w = calloc(1, sizeof *w);
-
-	if (!w) {
-		store_fail(r, "out_of_memory", "out of memory");
-		r->done(r);
-		return;
-	}
-	w->r = r;
-	w->done = r->done;
-	w->arg = r->arg;
-	r->op = STORE_GET;
-	r->done = waiter_answered;
-	r->arg = w;
-	r->now = (int64_t)(intptr_t)j;
-	store_submit(j->st, r);
-}
-
-int jobs_withdraw(struct store_req *r, void *ud)
-{
-	struct jobs *j = ud;
-
-	for (struct waiter **pw = &j->waiters; *pw; pw = &(*pw)->next) {
-		struct waiter *w = *pw;
-		if (w->r == r) {
-			*pw = w->next;
-			r->done = w->done;
-			r->arg = w->arg;
-			free(w);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* Job id reached a final state: hand its waiters to the store to read it. */
-static void wake_waiters(struct jobs *j, int64_t id)
-{
-	struct waiter **pw = &j->waiters;
-
-	while (*pw) {
-		struct waiter *w = *pw;
-		if (w->r->id == id) {
-			*pw = w->next;
-			w->next = NULL;
-			store_submit(j->st, w->r);
-		} else {
-			pw = &w->next;
-		}
-	}
 }
 
 /* ---- dispatch -------------------------------------------------------------------------- */
@@ -308,11 +156,6 @@ void jobs_kick(struct jobs *j)
 {
 	wake_all(j);
 	dispatch_soon(j);
-}
-
-void jobs_finished(struct jobs *j, int64_t id)
-{
-	wake_waiters(j, id);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -512,8 +355,8 @@ static void finish_answered(struct store_req *r)
 	sl = slot_get(j, run->name);
 	if (sl && r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0)
 		wake_name(j, run->name); /* its claim finds the retry's time and arms the timer */
-	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && final_state(r->name))
-		wake_waiters(j, run->id);
+	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && jobs_final_state(r->name))
+		jobs_wait_wake(j, run->id);
 	store_req_free(r);
 	run_free(run);
 }
@@ -1175,20 +1018,6 @@ json_t *jobs_stats_json(struct jobs *j)
 	                 "retried", (json_int_t)j->retried, "dead", (json_int_t)j->dead,
 	                 "cancelled", (json_int_t)j->cancelled, "requeued", (json_int_t)j->requeued,
 	                 "latency_ms", percentiles(j->lat, n), "wait_ms", percentiles(j->wait, n));
-}
-
-void jobs_fail_waiters(struct jobs *j)
-{
-	while (j && j->waiters) {
-		struct waiter *w = j->waiters;
-		struct store_req *r = w->r;
-		j->waiters = w->next;
-		r->done = w->done;
-		r->arg = w->arg;
-		free(w);
-		store_fail(r, "stopping", "the daemon stopped before the job finished");
-		r->done(r);
-	}
 }
 
 void jobs_close_lua(struct jobs *j)
