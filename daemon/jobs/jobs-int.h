@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/time.h>
+
 #include <lua.h>
 
 #include "jobs.h"
@@ -83,8 +85,31 @@ struct jobs {
 
 /* ---- jobs.c ---- */
 
+/*
+ * A script's backoff as the int64 ms a job row keeps (bounded by
+ * ENQUEUE_MAX_DELAY_MS).
+ */
+int64_t jobs_backoff_ms(const struct script *s);
+
+/* ms (negative: 0) as a timeval for event_add. */
+struct timeval jobs_tv_ms(double ms);
+
 /* Is state one a job does not leave (succeeded, dead, cancelled)? NULL is not. */
 int jobs_final_state(const char *state);
+
+/* Jobs of name may be ready: wake its slot and dispatch soon. */
+void jobs_wake_name(struct jobs *j, const char *name);
+
+/* ---- jobs-schedule.c ---- */
+
+/* (Re)build the schedules from the loaded scripts (frees the old ones). */
+void jobs_schedule_load(struct jobs *j);
+
+/* Stop every schedule's timer (the drain). */
+void jobs_schedule_stop(struct jobs *j);
+
+/* Free every schedule. */
+void jobs_schedule_free(struct jobs *j);
 
 /* ---- jobs-wait.c ---- */
 

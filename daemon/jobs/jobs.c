@@ -16,7 +16,8 @@
  * record it (a full disk), the same request is tried again every second;
  * the run stays in `runs` until it is durable.
  *
- * Waiters are jobs-wait.c's; what the files share is in jobs-int.h.
+ * Schedules are jobs-schedule.c's, waiters jobs-wait.c's; what the files
+ * share is in jobs-int.h.
  */
 #include <math.h>
 #include <stdio.h>
@@ -27,7 +28,6 @@
 #include <lauxlib.h>
 
 #include "clip.h"
-#include "cron.h"
 #include "scripts.h"
 #include "db.h"
 #include "errval.h"
@@ -46,16 +46,6 @@
 #define POLL_MS        1000 /* safety poll for ready jobs */
 #define PRUNE_EVERY_MS 3600000.0
 
-struct schedule {
-	char *name;
-	char *expr;
-	struct cron cron;
-	int64_t next; /* ms, wall */
-	struct event *timer;
-	struct jobs *j;
-	struct schedule *next_s;
-};
-
 /* ---- helpers ----------------------------------------------------------------------- */
 
 /*
@@ -63,13 +53,13 @@ struct schedule {
  * any number >= 0 (1e300, inf): bounded here, where it becomes an
  * integer, since a double out of int64's range cast to it is undefined.
  */
-static int64_t backoff_of(const struct script *s)
+int64_t jobs_backoff_ms(const struct script *s)
 {
 	return s->backoff_ms < (double)ENQUEUE_MAX_DELAY_MS ? (int64_t)s->backoff_ms
 	                                                    : ENQUEUE_MAX_DELAY_MS;
 }
 
-static struct timeval tv_ms(double ms)
+struct timeval jobs_tv_ms(double ms)
 {
 	struct timeval tv;
 
@@ -141,7 +131,7 @@ static void wake_all(struct jobs *j)
 }
 
 /* Jobs of name may be ready. */
-static void wake_name(struct jobs *j, const char *name)
+void jobs_wake_name(struct jobs *j, const char *name)
 {
 	struct slot *sl = slot_get(j, name);
 
@@ -171,7 +161,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 /* Arm poll_ev (the safety poll, and the due timer of every name) to fire in ms. */
 static void poll_arm(struct jobs *j, double ms)
 {
-	struct timeval tv = tv_ms(ms);
+	struct timeval tv = jobs_tv_ms(ms);
 
 	j->poll_at = sched_now() + ms;
 	event_add(j->poll_ev, &tv);
@@ -321,7 +311,7 @@ static void finish_answered(struct store_req *r)
 	struct run *run = r->arg;
 	struct jobs *j = run->j;
 	struct slot *sl;
-	struct timeval tv = tv_ms(RETRY_STORE_MS);
+	struct timeval tv = jobs_tv_ms(RETRY_STORE_MS);
 
 	if (r->rc && !j->closing && strcmp(r->err.code, "stopping") != 0) {
 		/* not durable: keep the outcome and try again */
@@ -354,7 +344,7 @@ static void finish_answered(struct store_req *r)
 	}
 	sl = slot_get(j, run->name);
 	if (sl && r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0)
-		wake_name(j, run->name); /* its claim finds the retry's time and arms the timer */
+		jobs_wake_name(j, run->name); /* its claim finds the retry's time and arms the timer */
 	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && jobs_final_state(r->name))
 		jobs_wait_wake(j, run->id);
 	store_req_free(r);
@@ -672,157 +662,12 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 	}
 	r->op = STORE_ENQUEUE;
 	r->max_attempts = 1 + s->retries;
-	r->backoff_ms = backoff_of(s);
+	r->backoff_ms = jobs_backoff_ms(s);
 	r->now = store_now();
 	store_submit(j->st, r);
 	/* a claim made from now on queues behind the enqueue in the store: it sees the job */
-	wake_name(j, r->name);
+	jobs_wake_name(j, r->name);
 	return 0;
-}
-
-/* ---- schedules ------------------------------------------------------------------------------ */
-
-static void schedule_arm(struct schedule *sc)
-{
-	struct timeval tv = tv_ms((double)(sc->next - store_now()));
-
-	evtimer_add(sc->timer, &tv);
-}
-
-/* The schedule of name now (a reload may have replaced the one a request was for). */
-static struct schedule *schedule_find(struct jobs *j, const char *name)
-{
-	for (struct schedule *sc = j->schedules; sc; sc = sc->next_s)
-		if (strcmp(sc->name, name) == 0)
-			return sc;
-	return NULL;
-}
-
-static void fire_answered(struct store_req *r)
-{
-	struct jobs *j = r->arg;
-	struct schedule *sc = j->closing ? NULL : schedule_find(j, r->name);
-
-	if (r->rc)
-		log_error("schedule %s: %s", r->name, r->err.msg);
-	else if (r->created)
-		log_info("schedule %s: job %lld queued", r->name, (long long)r->out_id);
-	if (sc) {
-		if (r->rc == 0)
-			sc->next = r->n;
-		else
-			sc->next = store_now() + RETRY_STORE_MS;
-		schedule_arm(sc);
-	}
-	if (!j->closing)
-		wake_name(j, r->name);
-	store_req_free(r);
-}
-
-static void schedule_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct schedule *sc = arg;
-	const struct script *s = scripts_find(sc->j->env.scripts, sc->name);
-	struct store_req *r;
-	int64_t now = store_now(), next;
-
-	(void)fd;
-	(void)what;
-	if (sc->j->draining || !s)
-		return;
-	if (now < sc->next) { /* the clock moved: not yet */
-		schedule_arm(sc);
-		return;
-	}
-	next = cron_next(&sc->cron, sc->next);
-	if (next >= 0 && next <= now) /* missed fires (the daemon was down): one catch-up */
-		next = cron_next(&sc->cron, now);
-	r = store_req_new(STORE_FIRE);
-	if (!r || !(r->name = strdup(sc->name)) || next < 0) {
-		store_req_free(r);
-		return;
-	}
-	r->run_at = sc->next;
-	r->n = next;
-	r->now = now;
-	r->max_attempts = 1 + s->retries;
-	r->backoff_ms = backoff_of(s);
-	r->done = fire_answered;
-	r->arg = sc->j;
-	store_submit(sc->j->st, r);
-}
-
-static void schedule_answered(struct store_req *r)
-{
-	struct jobs *j = r->arg;
-	struct schedule *sc = j->closing ? NULL : schedule_find(j, r->name);
-
-	if (r->rc) {
-		log_error("schedule %s: %s", r->name, r->err.msg);
-	} else if (sc) {
-		sc->next = r->out_id;
-		schedule_arm(sc);
-	}
-	store_req_free(r);
-}
-
-static void schedules_free(struct jobs *j)
-{
-	while (j->schedules) {
-		struct schedule *sc = j->schedules;
-		j->schedules = sc->next_s;
-		if (sc->timer)
-			event_free(sc->timer);
-		free(sc->name);
-		free(sc->expr);
-		free(sc);
-	}
-}
-
-/* (Re)build the schedules from the loaded scripts. */
-static void schedules_load(struct jobs *j)
-{
-	struct scripts *ss = j->env.scripts;
-	int64_t now = store_now();
-
-	schedules_free(j);
-	for (size_t i = 0; i < ss->n; i++) {
-		const struct script *s = ss->v[i];
-		struct schedule *sc;
-		struct store_req *r;
-		char err[256];
-		int64_t next;
-
-		if (!s->version || !s->schedule)
-			continue;
-		sc = calloc(1, sizeof *sc);
-		if (!sc)
-			return;
-		if (cron_parse(&sc->cron, s->schedule, err, sizeof err) < 0 ||
-		    (next = cron_next(&sc->cron, now)) < 0) {
-			log_error("script %s: schedule \"%s\": %s", s->name, s->schedule,
-			          err[0] ? err : "never fires");
-			free(sc);
-			continue;
-		}
-		sc->j = j;
-		sc->name = strdup(s->name);
-		sc->expr = strdup(s->schedule);
-		sc->timer = evtimer_new(j->env.base, schedule_fire, sc);
-		sc->next_s = j->schedules;
-		j->schedules = sc;
-		r = store_req_new(STORE_SCHEDULE);
-		if (!sc->name || !sc->expr || !sc->timer || !r || !(r->name = strdup(s->name)) ||
-		    !(r->text = strdup(s->schedule))) {
-			store_req_free(r);
-			continue;
-		}
-		r->run_at = next;
-		r->flag = 1;
-		r->done = schedule_answered;
-		r->arg = j;
-		store_submit(j->st, r);
-	}
 }
 
 /* ---- pruning ------------------------------------------------------------------------------ */
@@ -839,7 +684,7 @@ static void prune_answered(struct store_req *r)
 static void prune_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct jobs *j = arg;
-	struct timeval tv = tv_ms(PRUNE_EVERY_MS);
+	struct timeval tv = jobs_tv_ms(PRUNE_EVERY_MS);
 	struct store_req *r;
 
 	(void)fd;
@@ -959,7 +804,7 @@ struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, s
 void jobs_start(struct jobs *j)
 {
 	j->started = 1;
-	schedules_load(j);
+	jobs_schedule_load(j);
 	poll_arm(j, POLL_MS);
 	prune_cb(-1, 0, j);
 	jobs_kick(j);
@@ -969,7 +814,7 @@ void jobs_reloaded(struct jobs *j)
 {
 	if (!j->started || j->draining)
 		return;
-	schedules_load(j);
+	jobs_schedule_load(j);
 	jobs_kick(j);
 }
 
@@ -979,8 +824,7 @@ void jobs_drain(struct jobs *j)
 	event_del(j->poll_ev);
 	event_del(j->prune_ev);
 	event_del(j->kick_ev);
-	for (struct schedule *sc = j->schedules; sc; sc = sc->next_s)
-		event_del(sc->timer);
+	jobs_schedule_stop(j);
 }
 
 /* Percentile p of the first n values of v (sorted copy). */
@@ -1042,7 +886,7 @@ void jobs_free(struct jobs *j)
 	if (!j)
 		return;
 	j->closing = 1;
-	schedules_free(j);
+	jobs_schedule_free(j);
 	while (j->runs)
 		run_free(j->runs);
 	jobs_fail_waiters(j);
