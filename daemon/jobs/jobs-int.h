@@ -97,8 +97,30 @@ struct timeval jobs_tv_ms(double ms);
 /* Is state one a job does not leave (succeeded, dead, cancelled)? NULL is not. */
 int jobs_final_state(const char *state);
 
+/* The slot of name, made on first use; NULL when memory runs out. */
+struct slot *jobs_slot_get(struct jobs *j, const char *name);
+
+/* Dispatch on a later turn (coalesced); not before the start nor while draining. */
+void jobs_dispatch_soon(struct jobs *j);
+
 /* Jobs of name may be ready: wake its slot and dispatch soon. */
 void jobs_wake_name(struct jobs *j, const char *name);
+
+/* ---- jobs-run.c ---- */
+
+/*
+ * Start an attempt of job, just claimed: the run joins j->runs and takes
+ * a slot of its name. An attempt that cannot start (draining, no loaded
+ * script, bad args) is finished at once; without memory the job is left
+ * leased and runs again after a restart.
+ */
+void jobs_run_start(struct jobs *j, const struct store_job *job);
+
+/* Unlink run from its engine and free it (its Lua refs are released already). */
+void jobs_run_free(struct run *run);
+
+/* Protected: load jobrun.lua with its primitives; leaves the runner on the stack. */
+int jobs_run_load(lua_State *L);
 
 /* ---- jobs-schedule.c ---- */
 
