@@ -128,8 +128,9 @@ static void finish_answered(struct store_req *r)
 		j->requeued++;
 	}
 	sl = jobs_slot_get(j, run->name);
+	/* a retry: its claim finds the retry's time and arms the timer */
 	if (sl && r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0)
-		jobs_wake_name(j, run->name); /* its claim finds the retry's time and arms the timer */
+		jobs_wake_name(j, run->name);
 	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && jobs_final_state(r->name))
 		jobs_wait_wake(j, run->id);
 	store_req_free(r);

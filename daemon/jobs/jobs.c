@@ -38,8 +38,8 @@
 /* ---- helpers ----------------------------------------------------------------------- */
 
 /*
- * A script's backoff as the int64 ms a job row keeps. scripts.c accepts
- * any number >= 0 (1e300, inf): bounded here, where it becomes an
+ * A script's backoff as the int64 ms a job row keeps. scripts-validate.c
+ * accepts any number >= 0 (1e300, inf): bounded here, where it becomes an
  * integer, since a double out of int64's range cast to it is undefined.
  */
 int64_t jobs_backoff_ms(const struct script *s)
