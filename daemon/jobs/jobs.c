@@ -8,19 +8,13 @@
  * due timer for the earliest future run_at. Enqueues, finished attempts,
  * reloads and a 1 s safety poll call dispatch again.
  *
- * An attempt: jobrun.lua's runner in a detached task with the job's trace;
- * finish() (called exactly once by the runner) turns the outcome into a
- * FINISH fenced by the lease: succeeded, failed (retry at now + backoff *
- * 2^(attempt-1), +-25% jitter), dead (attempts spent) or cancelled (by
- * request); a shutdown cancellation REQUEUEs instead. If the store cannot
- * record it (a full disk), the same request is tried again every second;
- * the run stays in `runs` until it is durable.
+ * It also owns the engine's life (new, start, reload, drain, close, free),
+ * enqueues, the pruning of old jobs and the stats.
  *
- * Waiters (jobs.wait, `awaitctl wait`/`run`) hold a GET request; it is
- * submitted when the job reaches a final state here, and re-parked if the
- * job turned out not to be final.
+ * Running an attempt and recording its outcome is jobs-run.c's, the
+ * schedules are jobs-schedule.c's, waiters jobs-wait.c's, the JSON views
+ * jobs-json.c's; what the files share is in jobs-int.h.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,112 +22,33 @@
 #include <event2/event.h>
 #include <lauxlib.h>
 
-#include "clip.h"
-#include "cron.h"
-#include "scripts.h"
 #include "db.h"
-#include "errval.h"
 #include "enqueue-opts.h"
 #include "jobs.h"
-#include "json.h"
+#include "jobs-int.h"
 #include "log.h"
 #include "humanfmt.h"
-#include "modules.h"
 #include "sched.h"
+#include "scripts.h"
 #include "store.h"
-#include "task.h"
-#include "trace.h"
 
 #define POLL_MS        1000 /* safety poll for ready jobs */
-#define RETRY_STORE_MS 1000 /* a FINISH the store could not record is tried again */
 #define PRUNE_EVERY_MS 3600000.0
-#define NLAT           4096 /* latencies kept for percentiles */
-
-enum cancel_why { CANCEL_NONE, CANCEL_REQUEST, CANCEL_SHUTDOWN };
-
-struct slot {
-	char *name;
-	int running;    /* attempts of this name in runs */
-	int claiming;   /* a CLAIM is in flight */
-	int idle;       /* its last claim found nothing ready: not asked again until
-	                 * something may be (an enqueue of it, a retry, a timer) */
-	uint64_t wakes; /* +1 at each wake: a claim sent before one cannot idle it */
-};
-
-struct run {
-	struct jobs *j;
-	int64_t id, lease, attempt, max_attempts, backoff_ms;
-	char *name;
-	struct task *root; /* NULL once settled */
-	int root_ref;      /* registry ref keeping root's handle while it runs */
-	struct trace *trace;
-	enum cancel_why cancel;
-	double started;            /* ms, monotonic */
-	int64_t started_at;        /* ms, wall */
-	int64_t run_at;            /* ms, wall: when it became ready */
-	double t0_offset;          /* ms between the job's first start and this attempt's */
-	struct store_req *pending; /* FINISH/REQUEUE waiting to be retried */
-	struct event *retry;
-	struct run *prev, *next;
-};
-
-struct waiter {
-	struct store_req *r;
-	store_done_fn *done; /* the waiter's own completion */
-	void *arg;
-	struct waiter *next;
-};
-
-struct schedule {
-	char *name;
-	char *expr;
-	struct cron cron;
-	int64_t next; /* ms, wall */
-	struct event *timer;
-	struct jobs *j;
-	struct schedule *next_s;
-};
-
-struct jobs {
-	struct jobs_env env;
-	struct store *st;
-	lua_State *L;
-	int runner_ref;
-	struct slot *slots;
-	size_t nslots;
-	struct run *runs;
-	size_t nruns;
-	struct waiter *waiters;
-	struct schedule *schedules;
-	struct event *kick_ev; /* zero-timeout: coalesces dispatches */
-	struct event *poll_ev;
-	double poll_at; /* ms, monotonic: when poll_ev fires next */
-	struct event *prune_ev;
-	int kicked;
-	int started;
-	int draining;
-	int closing;
-	uint64_t rng;
-	/* stats */
-	uint64_t completed, failed, retried, dead, cancelled, requeued;
-	double lat[NLAT], wait[NLAT];
-	size_t nlat;
-};
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
 /*
- * A script's backoff as the int64 ms a job row keeps. scripts.c accepts
- * any number >= 0 (1e300, inf): bounded here, where it becomes an
+ * A script's backoff as the int64 ms a job row keeps. scripts-validate.c
+ * accepts any number >= 0 (1e300, inf): bounded here, where it becomes an
  * integer, since a double out of int64's range cast to it is undefined.
  */
-static int64_t backoff_of(const struct script *s)
+int64_t jobs_backoff_ms(const struct script *s)
 {
 	return s->backoff_ms < (double)ENQUEUE_MAX_DELAY_MS ? (int64_t)s->backoff_ms
 	                                                    : ENQUEUE_MAX_DELAY_MS;
 }
 
-static struct timeval tv_ms(double ms)
+struct timeval jobs_tv_ms(double ms)
 {
 	struct timeval tv;
 
@@ -144,16 +59,7 @@ static struct timeval tv_ms(double ms)
 	return tv;
 }
 
-static double jitter(struct jobs *j)
-{
-	/* xorshift64: the spread of retries, not security */
-	j->rng ^= j->rng << 13;
-	j->rng ^= j->rng >> 7;
-	j->rng ^= j->rng << 17;
-	return 0.75 + 0.5 * (double)(j->rng >> 11) / 9007199254740992.0;
-}
-
-static struct slot *slot_get(struct jobs *j, const char *name)
+struct slot *jobs_slot_get(struct jobs *j, const char *name)
 {
 	struct slot *ns;
 
@@ -173,164 +79,17 @@ static struct slot *slot_get(struct jobs *j, const char *name)
 	return ns;
 }
 
-static int final_state(const char *state)
+int jobs_final_state(const char *state)
 {
 	return state && (strcmp(state, "succeeded") == 0 || strcmp(state, "dead") == 0 ||
 	                 strcmp(state, "cancelled") == 0);
 }
 
-static json_t *opt_int(int64_t v)
-{
-	return v ? json_integer(v) : json_null();
-}
-
-/* o.field = text as JSON, or its preview with field_truncated and field_bytes. */
-static void set_clipped(json_t *o, const char *field, const char *text, size_t max)
-{
-	char name[32];
-	int clipped;
-
-	json_object_set_new(o, field, clip_json(text, max, &clipped));
-	if (!clipped)
-		return;
-	snprintf(name, sizeof name, "%s_truncated", field);
-	json_object_set_new(o, name, json_true());
-	snprintf(name, sizeof name, "%s_bytes", field);
-	json_object_set_new(o, name, json_integer((json_int_t)strlen(text)));
-}
-
-json_t *jobs_job_json(const struct store_job *job, size_t max_value)
-{
-	json_t *o = json_object();
-
-	if (!o)
-		return NULL;
-	json_object_set_new(o, "id", json_integer(job->id));
-	json_object_set_new(o, "name", json_string(job->name ? job->name : ""));
-	json_object_set_new(o, "state", json_string(job->state ? job->state : ""));
-	set_clipped(o, "args", job->args, max_value);
-	json_object_set_new(o, "key", job->key ? json_string(job->key) : json_null());
-	json_object_set_new(o, "priority", json_integer(job->priority));
-	json_object_set_new(o, "attempt", json_integer(job->attempt));
-	json_object_set_new(o, "max_attempts", json_integer(job->max_attempts));
-	json_object_set_new(o, "run_at", json_integer(job->run_at));
-	json_object_set_new(o, "created_at", json_integer(job->created_at));
-	json_object_set_new(o, "started_at", opt_int(job->started_at));
-	json_object_set_new(o, "finished_at", opt_int(job->finished_at));
-	set_clipped(o, "result", job->result, max_value);
-	json_object_set_new(o, "error", clip_error(job->error, max_value));
-	return o;
-}
-
-void jobs_job_failure(const struct store_job *job, char *code, size_t codelen, char *msg,
-                      size_t msglen)
-{
-	/* msg is a few hundred bytes: an error bigger than this is not parsed for it */
-	json_t *e = clip_error(job->error, JOBS_FAILURE_PARSE_MAX);
-	const char *c = json_string_value(json_object_get(e, "code"));
-	const char *m = json_string_value(json_object_get(e, "message"));
-
-	snprintf(code, codelen, "%s", c ? c : job->state ? job->state : "failed");
-	snprintf(msg, msglen, "job %lld %s: %s", (long long)job->id, job->state ? job->state : "?",
-	         m ? m : "no error recorded");
-	json_decref(e);
-}
-
-/* ---- waiters ------------------------------------------------------------------------- */
-
-static void waiter_answered(struct store_req *r);
-
-static void waiter_park(struct jobs *j, struct store_req *r)
-{
-	struct waiter *w = r->arg; /* waiter_answered left it here */
-
-	w->next = j->waiters;
-	j->waiters = w;
-}
-
-static void waiter_answered(struct store_req *r)
-{
-	struct waiter *w = r->arg;
-	struct jobs *j = (struct jobs *)r->now; /* stashed by jobs_wait */
-	int final = r->rc != 0 || r->njobs == 0 || final_state(r->jobs[0].state);
-
-	if (!final && !j->closing) {
-		/* not finished yet: wait for its final state */
-		for (size_t i = 0; i < r->njobs; i++)
-			store_job_fini(&r->jobs[i]);
-		free(r->jobs);
-		r->jobs = NULL;
-		r->njobs = 0;
-		waiter_park(j, r);
-		return;
-	}
-	r->done = w->done;
-	r->arg = w->arg;
-	free(w);
-	r->done(r);
-}
-
-void jobs_wait(struct store_req *r, void *ud)
-{
-	struct jobs *j = ud;
-	struct waiter *w = calloc(1, sizeof *w);
-
-	if (!w) {
-		store_fail(r, "out_of_memory", "out of memory");
-		r->done(r);
-		return;
-	}
-	w->r = r;
-	w->done = r->done;
-	w->arg = r->arg;
-	r->op = STORE_GET;
-	r->done = waiter_answered;
-	r->arg = w;
-	r->now = (int64_t)(intptr_t)j;
-	store_submit(j->st, r);
-}
-
-int jobs_withdraw(struct store_req *r, void *ud)
-{
-	struct jobs *j = ud;
-
-	for (struct waiter **pw = &j->waiters; *pw; pw = &(*pw)->next) {
-		struct waiter *w = *pw;
-		if (w->r == r) {
-			*pw = w->next;
-			r->done = w->done;
-			r->arg = w->arg;
-			free(w);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* Job id reached a final state: hand its waiters to the store to read it. */
-static void wake_waiters(struct jobs *j, int64_t id)
-{
-	struct waiter **pw = &j->waiters;
-
-	while (*pw) {
-		struct waiter *w = *pw;
-		if (w->r->id == id) {
-			*pw = w->next;
-			w->next = NULL;
-			store_submit(j->st, w->r);
-		} else {
-			pw = &w->next;
-		}
-	}
-}
-
 /* ---- dispatch -------------------------------------------------------------------------- */
 
 static void dispatch(struct jobs *j);
-static void start_run(struct jobs *j, const struct store_job *job);
 
-/* Dispatch on a later turn (coalesced). */
-static void dispatch_soon(struct jobs *j)
+void jobs_dispatch_soon(struct jobs *j)
 {
 	struct timeval zero = {0, 0};
 
@@ -350,26 +109,21 @@ static void wake_all(struct jobs *j)
 }
 
 /* Jobs of name may be ready. */
-static void wake_name(struct jobs *j, const char *name)
+void jobs_wake_name(struct jobs *j, const char *name)
 {
-	struct slot *sl = slot_get(j, name);
+	struct slot *sl = jobs_slot_get(j, name);
 
 	if (sl) {
 		sl->idle = 0;
 		sl->wakes++;
 	}
-	dispatch_soon(j);
+	jobs_dispatch_soon(j);
 }
 
 void jobs_kick(struct jobs *j)
 {
 	wake_all(j);
-	dispatch_soon(j);
-}
-
-void jobs_finished(struct jobs *j, int64_t id)
-{
-	wake_waiters(j, id);
+	jobs_dispatch_soon(j);
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -385,7 +139,7 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 /* Arm poll_ev (the safety poll, and the due timer of every name) to fire in ms. */
 static void poll_arm(struct jobs *j, double ms)
 {
-	struct timeval tv = tv_ms(ms);
+	struct timeval tv = jobs_tv_ms(ms);
 
 	j->poll_at = sched_now() + ms;
 	event_add(j->poll_ev, &tv);
@@ -406,7 +160,7 @@ static void due_answered(struct store_req *r)
 static void claim_answered(struct store_req *r)
 {
 	struct jobs *j = r->arg;
-	struct slot *sl = slot_get(j, r->name);
+	struct slot *sl = jobs_slot_get(j, r->name);
 	int full = r->rc == 0 && (int64_t)r->njobs == r->n;
 
 	if (sl)
@@ -421,9 +175,9 @@ static void claim_answered(struct store_req *r)
 		log_error("claiming %s jobs: %s", r->name, r->err.msg);
 	else
 		for (size_t i = 0; i < r->njobs; i++)
-			start_run(j, &r->jobs[i]);
+			jobs_run_start(j, &r->jobs[i]);
 	if (full) {
-		dispatch_soon(j);
+		jobs_dispatch_soon(j);
 	} else if (r->rc == 0 && !j->closing) {
 		if (sl && sl->wakes == (uint64_t)r->seq)
 			sl->idle = 1; /* nothing was woken since it was sent */
@@ -454,7 +208,7 @@ static void dispatch(struct jobs *j)
 
 		if (!s->version)
 			continue;
-		sl = slot_get(j, s->name);
+		sl = jobs_slot_get(j, s->name);
 		if (!sl || sl->idle || sl->claiming || sl->running >= s->concurrency)
 			continue;
 		r = store_req_new(STORE_CLAIM);
@@ -482,369 +236,6 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
 	dispatch(j);
 	if (!j->draining && !j->closing)
 		poll_arm(j, POLL_MS);
-}
-
-/* ---- finishing an attempt ------------------------------------------------------------------ */
-
-static void record_latency(struct jobs *j, struct run *run)
-{
-	size_t i = j->nlat++ % NLAT;
-
-	j->lat[i] = sched_now() - run->started;
-	j->wait[i] = (double)(run->started_at - run->run_at);
-	if (j->wait[i] < 0)
-		j->wait[i] = 0;
-}
-
-static void run_free(struct run *run)
-{
-	struct jobs *j = run->j;
-
-	if (run->prev)
-		run->prev->next = run->next;
-	else if (j->runs == run)
-		j->runs = run->next;
-	if (run->next)
-		run->next->prev = run->prev;
-	j->nruns--;
-	trace_unref(run->trace);
-	if (run->retry)
-		event_free(run->retry);
-	store_req_free(run->pending);
-	free(run->name);
-	free(run);
-}
-
-static void finish_answered(struct store_req *r);
-
-static void retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct run *run = arg;
-	struct store_req *r = run->pending;
-
-	(void)fd;
-	(void)what;
-	run->pending = NULL;
-	r->rc = 0;
-	memset(&r->err, 0, sizeof r->err);
-	store_submit(run->j->st, r);
-}
-
-static void finish_answered(struct store_req *r)
-{
-	struct run *run = r->arg;
-	struct jobs *j = run->j;
-	struct slot *sl;
-	struct timeval tv = tv_ms(RETRY_STORE_MS);
-
-	if (r->rc && !j->closing && strcmp(r->err.code, "stopping") != 0) {
-		/* not durable: keep the outcome and try again */
-		log_error("job %lld: recording its outcome failed, trying again in %d ms: %s",
-		          (long long)run->id, RETRY_STORE_MS, r->err.msg);
-		run->pending = r;
-		if (!run->retry)
-			run->retry = evtimer_new(j->env.base, retry_cb, run);
-		if (run->retry)
-			evtimer_add(run->retry, &tv);
-		return;
-	}
-	if (r->rc == 0 && !r->changed)
-		log_warn("job %lld: its lease was taken over; this outcome was not recorded",
-		         (long long)run->id);
-	if (r->rc == 0 && r->changed && r->op == STORE_FINISH) {
-		if (strcmp(r->name, "succeeded") == 0)
-			j->completed++;
-		else if (strcmp(r->name, "failed") == 0)
-			j->retried++;
-		else if (strcmp(r->name, "dead") == 0)
-			j->dead++;
-		else
-			j->cancelled++;
-		if (strcmp(r->name, "failed") == 0 || strcmp(r->name, "dead") == 0)
-			j->failed++;
-		record_latency(j, run);
-	} else if (r->rc == 0 && r->changed) {
-		j->requeued++;
-	}
-	sl = slot_get(j, run->name);
-	if (sl && r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0)
-		wake_name(j, run->name); /* its claim finds the retry's time and arms the timer */
-	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && final_state(r->name))
-		wake_waiters(j, run->id);
-	store_req_free(r);
-	run_free(run);
-}
-
-/* "WHAT is N bytes (H), over LIMIT_NAME = L" into buf. */
-static const char *too_large_msg(char *buf, size_t len, const char *what, size_t n, size_t limit)
-{
-	char size[32];
-
-	snprintf(buf, len, "%s is %zu bytes (%s) of JSON, over max_result_bytes = %zu", what, n,
-	         humanfmt_bytes(n, size, sizeof size), limit);
-	return buf;
-}
-
-/* Lua: finish(token, value, err), exactly once per attempt (jobrun.lua). */
-static int run_finish(lua_State *L)
-{
-	struct run *run = lua_touserdata(L, 1);
-	struct jobs *j = run->j;
-	struct store_req *r;
-	struct slot *sl;
-	char msg[256];
-	const char *state;
-	char *text = NULL;
-
-	r = store_req_new(run->cancel == CANCEL_SHUTDOWN ? STORE_REQUEUE : STORE_FINISH);
-	if (!r)
-		return luaL_error(L, "out of memory");
-	if (lua_isnoneornil(L, 3)) {
-		json_t *v =
-		    lua_isnoneornil(L, 2) ? json_null() : json_from_lua(L, 2, msg, sizeof msg);
-		if (v) {
-			state = "succeeded";
-			text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-			json_decref(v);
-			if (text && strlen(text) > j->env.max_result_bytes) {
-				/* stored, it would be in every view of the job for a week */
-				char size[32];
-				size_t len = strlen(text);
-				json_t *e =
-				    json_pack("{ss ss}", "code", "too_large", "message",
-				              too_large_msg(msg, sizeof msg, "the job's result",
-				                            len, j->env.max_result_bytes));
-				free(text);
-				text = e ? json_dumps(e, JSON_COMPACT) : NULL;
-				json_decref(e);
-				state = run->attempt < run->max_attempts ? "failed" : "dead";
-				log_warn("job %lld %s attempt %lld/%lld failed (%s): too_large: "
-				         "result of %s",
-				         (long long)run->id, run->name, (long long)run->attempt,
-				         (long long)run->max_attempts, state,
-				         humanfmt_bytes(len, size, sizeof size));
-			}
-		} else {
-			json_t *e = json_pack("{ss ss+}", "code", "invalid", "message",
-			                      "the job's result is not JSON: ", msg);
-			state = run->attempt < run->max_attempts ? "failed" : "dead";
-			text = e ? json_dumps(e, JSON_COMPACT) : NULL;
-			json_decref(e);
-		}
-	} else {
-		const char *code;
-		json_t *e;
-		size_t mlen = 0;
-		const char *m;
-		errval_wrap(L, 3);
-		code = errval_code(L, 3);
-		lua_getfield(L, 3, "message");
-		m = lua_isstring(L, -1) ? lua_tolstring(L, -1, &mlen) : "failed";
-		if (mlen > JOBS_ERROR_MESSAGE_MAX) {
-			/* error(string.rep("x", 1e8)) must not be stored whole either */
-			json_t *cut = clip_preview(m, mlen, JOBS_ERROR_MESSAGE_MAX);
-			e = json_pack("{ss ss+ sI}", "code", code, "message",
-			              cut ? json_string_value(cut) : "", " [message truncated]",
-			              "message_bytes", (json_int_t)mlen);
-			json_decref(cut);
-		} else {
-			e = json_pack("{ss ss}", "code", code, "message", m);
-		}
-		lua_pop(L, 1);
-		if (run->cancel == CANCEL_REQUEST && strcmp(code, "cancelled") == 0)
-			state = "cancelled";
-		else if (run->attempt < run->max_attempts)
-			state = "failed";
-		else
-			state = "dead";
-		text = e ? json_dumps(e, JSON_COMPACT) : NULL;
-		json_decref(e);
-		if (strcmp(state, "cancelled") != 0 && run->cancel != CANCEL_SHUTDOWN)
-			log_warn("job %lld %s attempt %lld/%lld failed (%s): %s",
-			         (long long)run->id, run->name, (long long)run->attempt,
-			         (long long)run->max_attempts, state, errval_tostring(L, 3));
-	}
-	r->id = run->id;
-	r->lease = run->lease;
-	r->now = store_now();
-	r->n = run->attempt;
-	r->text = text;
-	r->name = strdup(state);
-	if (strcmp(state, "failed") == 0) {
-		double delay = (double)run->backoff_ms * pow(2.0, (double)(run->attempt - 1));
-
-		/* doubling outgrows int64 after ~50 attempts: no retry waits over 10 years */
-		delay *= jitter(j);
-		r->run_at = r->now + (delay < (double)ENQUEUE_MAX_DELAY_MS ? (int64_t)delay
-		                                                           : ENQUEUE_MAX_DELAY_MS);
-	}
-	if (run->trace) {
-		/* the root span ends with the attempt (its task is still unwinding) */
-		trace_close(run->trace, 0,
-		            strcmp(state, "succeeded") == 0   ? "done"
-		            : strcmp(state, "cancelled") == 0 ? "cancelled"
-		                                              : "failed",
-		            sched_now());
-		r->text2 = trace_json(run->trace, run->t0_offset, run->attempt, sched_now());
-	}
-	r->done = finish_answered;
-	r->arg = run;
-	if (run->root_ref != LUA_NOREF) {
-		luaL_unref(L, LUA_REGISTRYINDEX, run->root_ref);
-		run->root_ref = LUA_NOREF;
-	}
-	run->root = NULL;
-	store_submit(j->st, r);
-	/*
-	 * The attempt has ended: its slot is free now, not when the outcome is
-	 * durable, so the next claim travels with this FINISH (the store runs
-	 * them in order) instead of waiting a commit for it. The run stays in
-	 * `runs` until the outcome is durable (jobs_running, the drain).
-	 */
-	sl = slot_get(j, run->name);
-	if (sl)
-		sl->running--;
-	dispatch_soon(j);
-	return 0;
-}
-
-/*
- * Protected: spawn the runner for run. Stack: run (light), job args JSON
- * (light), script (light), timeout, journaled (does the job have steps?).
- */
-static int spawn_run(lua_State *L)
-{
-	struct run *run = lua_touserdata(L, 1);
-	const char *args = lua_touserdata(L, 2);
-	const struct script *s = lua_touserdata(L, 3);
-	double timeout = lua_tonumber(L, 4);
-	int journaled = lua_toboolean(L, 5);
-	struct jobs *j = run->j;
-	json_t *v = NULL;
-	struct task *t;
-	char msg[256];
-
-	lua_settop(L, 0);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, j->runner_ref);
-	scripts_push_job(j->env.scripts, s);
-	lua_pushstring(L, run->name);
-	lua_pushinteger(L, run->id);
-	lua_pushinteger(L, run->attempt);
-	if (args && !(v = json_loads(args, JSON_DECODE_ANY, NULL)))
-		return luaL_error(L, "the job's args are not valid JSON");
-	if (!v || json_is_null(v))
-		lua_pushnil(L);
-	else if (json_push(L, v, msg, sizeof msg) < 0) {
-		json_decref(v);
-		return luaL_error(L, "args: %s", msg);
-	}
-	json_decref(v);
-	lua_pushnumber(L, timeout);
-	lua_pushlightuserdata(L, run);
-	lua_pushboolean(L, journaled);
-	lua_pushinteger(L, (lua_Integer)j->env.max_result_bytes); /* bound of a step's journal */
-	j->env.s->spawn_trace = run->trace;
-	t = task_spawn(L, 9, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
-	j->env.s->spawn_trace = NULL;
-	if (run->trace && run->trace->n > 0)
-		snprintf(run->trace->spans[0].where, sizeof run->trace->spans[0].where, "%s.lua",
-		         run->name);
-	if (!task_settled(t)) {
-		run->root = t;
-		run->root_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	}
-	return 0;
-}
-
-/* End an attempt that never started, with an error {code, message}. */
-static void finish_now(lua_State *L, struct run *run, const char *code, const char *msg)
-{
-	lua_pushcfunction(L, run_finish);
-	lua_pushlightuserdata(L, run);
-	lua_pushnil(L);
-	errval_push(L, code, "%s", msg);
-	if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
-		log_error("job %lld: %s", (long long)run->id, lua_tostring(L, -1));
-		lua_pop(L, 1);
-	}
-}
-
-static void start_run(struct jobs *j, const struct store_job *job)
-{
-	const struct script *s = scripts_find(j->env.scripts, job->name);
-	struct slot *sl = slot_get(j, job->name);
-	struct run *run = calloc(1, sizeof *run);
-	lua_State *L = j->env.s->L;
-
-	if (!run || !sl || !(run->name = strdup(job->name))) {
-		free(run);
-		log_error("job %lld: out of memory; it runs again after a restart",
-		          (long long)job->id);
-		return;
-	}
-	run->j = j;
-	run->id = job->id;
-	run->lease = job->lease;
-	run->attempt = job->attempt;
-	run->max_attempts = job->max_attempts;
-	run->backoff_ms = job->backoff_ms;
-	run->root_ref = LUA_NOREF;
-	run->started = sched_now();
-	run->started_at = job->started_at;
-	run->run_at = job->run_at;
-	run->trace = trace_new(run->started);
-	run->t0_offset = (double)(job->started_at - job->created_at);
-	run->next = j->runs;
-	if (j->runs)
-		j->runs->prev = run;
-	j->runs = run;
-	j->nruns++;
-	sl->running++;
-	if (j->draining || j->closing) {
-		run->cancel = CANCEL_SHUTDOWN; /* claimed as the drain began: give it back */
-		finish_now(L, run, "cancelled", "the daemon is stopping");
-		return;
-	}
-	if (!s || !s->version) {
-		finish_now(L, run, "no_such_script", "no loaded script");
-		return;
-	}
-	lua_pushcfunction(L, spawn_run);
-	lua_pushlightuserdata(L, run);
-	lua_pushlightuserdata(L, job->args);
-	lua_pushlightuserdata(L, (void *)s);
-	lua_pushnumber(L, job->timeout_ms ? (double)job->timeout_ms : s->timeout_ms);
-	lua_pushboolean(L, job->has_steps);
-	if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
-		/* it never ran: record the reason as a failed attempt */
-		char msg[256];
-		snprintf(msg, sizeof msg, "%s", lua_tostring(L, -1));
-		lua_pop(L, 1);
-		finish_now(L, run, "invalid", msg);
-	}
-}
-
-int jobs_cancel_running(struct jobs *j, int64_t id)
-{
-	for (struct run *run = j->runs; run; run = run->next)
-		if (run->id == id && run->root) {
-			if (run->cancel == CANCEL_NONE)
-				run->cancel = CANCEL_REQUEST;
-			task_cancel(j->env.s->L, run->root, "cancelled by request");
-			return 1;
-		} else if (run->id == id) {
-			return 1; /* finishing: its outcome is being recorded */
-		}
-	return 0;
-}
-
-void jobs_cancel_all(struct jobs *j)
-{
-	for (struct run *run = j->runs; run; run = run->next) {
-		run->cancel = CANCEL_SHUTDOWN;
-		if (run->root)
-			task_cancel(j->env.s->L, run->root, "the daemon is stopping");
-	}
 }
 
 size_t jobs_running(const struct jobs *j)
@@ -886,157 +277,12 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 	}
 	r->op = STORE_ENQUEUE;
 	r->max_attempts = 1 + s->retries;
-	r->backoff_ms = backoff_of(s);
+	r->backoff_ms = jobs_backoff_ms(s);
 	r->now = store_now();
 	store_submit(j->st, r);
 	/* a claim made from now on queues behind the enqueue in the store: it sees the job */
-	wake_name(j, r->name);
+	jobs_wake_name(j, r->name);
 	return 0;
-}
-
-/* ---- schedules ------------------------------------------------------------------------------ */
-
-static void schedule_arm(struct schedule *sc)
-{
-	struct timeval tv = tv_ms((double)(sc->next - store_now()));
-
-	evtimer_add(sc->timer, &tv);
-}
-
-/* The schedule of name now (a reload may have replaced the one a request was for). */
-static struct schedule *schedule_find(struct jobs *j, const char *name)
-{
-	for (struct schedule *sc = j->schedules; sc; sc = sc->next_s)
-		if (strcmp(sc->name, name) == 0)
-			return sc;
-	return NULL;
-}
-
-static void fire_answered(struct store_req *r)
-{
-	struct jobs *j = r->arg;
-	struct schedule *sc = j->closing ? NULL : schedule_find(j, r->name);
-
-	if (r->rc)
-		log_error("schedule %s: %s", r->name, r->err.msg);
-	else if (r->created)
-		log_info("schedule %s: job %lld queued", r->name, (long long)r->out_id);
-	if (sc) {
-		if (r->rc == 0)
-			sc->next = r->n;
-		else
-			sc->next = store_now() + RETRY_STORE_MS;
-		schedule_arm(sc);
-	}
-	if (!j->closing)
-		wake_name(j, r->name);
-	store_req_free(r);
-}
-
-static void schedule_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct schedule *sc = arg;
-	const struct script *s = scripts_find(sc->j->env.scripts, sc->name);
-	struct store_req *r;
-	int64_t now = store_now(), next;
-
-	(void)fd;
-	(void)what;
-	if (sc->j->draining || !s)
-		return;
-	if (now < sc->next) { /* the clock moved: not yet */
-		schedule_arm(sc);
-		return;
-	}
-	next = cron_next(&sc->cron, sc->next);
-	if (next >= 0 && next <= now) /* missed fires (the daemon was down): one catch-up */
-		next = cron_next(&sc->cron, now);
-	r = store_req_new(STORE_FIRE);
-	if (!r || !(r->name = strdup(sc->name)) || next < 0) {
-		store_req_free(r);
-		return;
-	}
-	r->run_at = sc->next;
-	r->n = next;
-	r->now = now;
-	r->max_attempts = 1 + s->retries;
-	r->backoff_ms = backoff_of(s);
-	r->done = fire_answered;
-	r->arg = sc->j;
-	store_submit(sc->j->st, r);
-}
-
-static void schedule_answered(struct store_req *r)
-{
-	struct jobs *j = r->arg;
-	struct schedule *sc = j->closing ? NULL : schedule_find(j, r->name);
-
-	if (r->rc) {
-		log_error("schedule %s: %s", r->name, r->err.msg);
-	} else if (sc) {
-		sc->next = r->out_id;
-		schedule_arm(sc);
-	}
-	store_req_free(r);
-}
-
-static void schedules_free(struct jobs *j)
-{
-	while (j->schedules) {
-		struct schedule *sc = j->schedules;
-		j->schedules = sc->next_s;
-		if (sc->timer)
-			event_free(sc->timer);
-		free(sc->name);
-		free(sc->expr);
-		free(sc);
-	}
-}
-
-/* (Re)build the schedules from the loaded scripts. */
-static void schedules_load(struct jobs *j)
-{
-	struct scripts *ss = j->env.scripts;
-	int64_t now = store_now();
-
-	schedules_free(j);
-	for (size_t i = 0; i < ss->n; i++) {
-		const struct script *s = ss->v[i];
-		struct schedule *sc;
-		struct store_req *r;
-		char err[256];
-		int64_t next;
-
-		if (!s->version || !s->schedule)
-			continue;
-		sc = calloc(1, sizeof *sc);
-		if (!sc)
-			return;
-		if (cron_parse(&sc->cron, s->schedule, err, sizeof err) < 0 ||
-		    (next = cron_next(&sc->cron, now)) < 0) {
-			log_error("script %s: schedule \"%s\": %s", s->name, s->schedule,
-			          err[0] ? err : "never fires");
-			free(sc);
-			continue;
-		}
-		sc->j = j;
-		sc->name = strdup(s->name);
-		sc->expr = strdup(s->schedule);
-		sc->timer = evtimer_new(j->env.base, schedule_fire, sc);
-		sc->next_s = j->schedules;
-		j->schedules = sc;
-		r = store_req_new(STORE_SCHEDULE);
-		if (!sc->name || !sc->expr || !sc->timer || !r || !(r->name = strdup(s->name)) ||
-		    !(r->text = strdup(s->schedule))) {
-			store_req_free(r);
-			continue;
-		}
-		r->run_at = next;
-		r->flag = 1;
-		r->done = schedule_answered;
-		r->arg = j;
-		store_submit(j->st, r);
-	}
 }
 
 /* ---- pruning ------------------------------------------------------------------------------ */
@@ -1053,7 +299,7 @@ static void prune_answered(struct store_req *r)
 static void prune_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct jobs *j = arg;
-	struct timeval tv = tv_ms(PRUNE_EVERY_MS);
+	struct timeval tv = jobs_tv_ms(PRUNE_EVERY_MS);
 	struct store_req *r;
 
 	(void)fd;
@@ -1070,65 +316,6 @@ static void prune_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- life ---------------------------------------------------------------------------------- */
-
-/* Lua: make_log(name) -> the log table tagged with the job's name. */
-static int run_make_log(lua_State *L)
-{
-	luaL_checkstring(L, 1);
-	lua_settop(L, 1);
-	log_push_module(L);
-	return 1;
-}
-
-/* Lua: trace.open(name, level) -> span index or -1 (outside a traced task). */
-static int trace_open_l(lua_State *L)
-{
-	struct task *t = task_current(L);
-	const char *name = luaL_checkstring(L, 1);
-	lua_Debug ar;
-	char where[80] = "";
-
-	if (!t || !t->trace) {
-		lua_pushinteger(L, -1);
-		return 1;
-	}
-	if (lua_getstack(L, (int)luaL_optinteger(L, 2, 1), &ar) && lua_getinfo(L, "Sl", &ar))
-		snprintf(where, sizeof where, "%s:%d", ar.short_src, ar.currentline);
-	lua_pushinteger(L, trace_open(t->trace, ++t->s->next_id, t->id, name, where, sched_now()));
-	return 1;
-}
-
-/* Lua: trace.close(span, outcome) */
-static int trace_close_l(lua_State *L)
-{
-	struct task *t = task_current(L);
-	lua_Integer i = luaL_checkinteger(L, 1);
-	const char *o = luaL_checkstring(L, 2);
-
-	if (t && t->trace)
-		trace_close(t->trace, (int)i, strcmp(o, "done") == 0 ? "done" : "failed",
-		            sched_now());
-	return 0;
-}
-
-#include "jobrun_lua.h"
-
-/* Protected: load jobrun.lua with its primitives; leaves the runner on the stack. */
-static int load_runner(lua_State *L)
-{
-	static const luaL_Reg tr[] = {
-	    {"open", trace_open_l}, {"close", trace_close_l}, {NULL, NULL}};
-
-	if (luaL_loadbufferx(L, (const char *)jobrun_lua, jobrun_lua_len, "=jobrun.lua", "t") !=
-	    LUA_OK)
-		return lua_error(L);
-	lua_pushcfunction(L, run_finish);
-	lua_pushcfunction(L, run_make_log);
-	db_open_internal(L);
-	luaL_newlib(L, tr);
-	lua_call(L, 4, 1);
-	return 1;
-}
 
 /* What the Lua jobs module calls (it may not include this part: bindings/db.h). */
 static const struct db_jobs_ops lua_ops = {
@@ -1149,7 +336,7 @@ struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, s
 	j->L = L;
 	j->runner_ref = LUA_NOREF;
 	j->rng = (uint64_t)store_now() * 2654435761u | 1;
-	lua_pushcfunction(L, load_runner);
+	lua_pushcfunction(L, jobs_run_load);
 	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
 		snprintf(err, errlen, "job runner: %s", lua_tostring(L, -1));
 		lua_pop(L, 1);
@@ -1173,7 +360,7 @@ struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, s
 void jobs_start(struct jobs *j)
 {
 	j->started = 1;
-	schedules_load(j);
+	jobs_schedule_load(j);
 	poll_arm(j, POLL_MS);
 	prune_cb(-1, 0, j);
 	jobs_kick(j);
@@ -1183,7 +370,7 @@ void jobs_reloaded(struct jobs *j)
 {
 	if (!j->started || j->draining)
 		return;
-	schedules_load(j);
+	jobs_schedule_load(j);
 	jobs_kick(j);
 }
 
@@ -1193,8 +380,7 @@ void jobs_drain(struct jobs *j)
 	event_del(j->poll_ev);
 	event_del(j->prune_ev);
 	event_del(j->kick_ev);
-	for (struct schedule *sc = j->schedules; sc; sc = sc->next_s)
-		event_del(sc->timer);
+	jobs_schedule_stop(j);
 }
 
 /* Percentile p of the first n values of v (sorted copy). */
@@ -1234,20 +420,6 @@ json_t *jobs_stats_json(struct jobs *j)
 	                 "latency_ms", percentiles(j->lat, n), "wait_ms", percentiles(j->wait, n));
 }
 
-void jobs_fail_waiters(struct jobs *j)
-{
-	while (j && j->waiters) {
-		struct waiter *w = j->waiters;
-		struct store_req *r = w->r;
-		j->waiters = w->next;
-		r->done = w->done;
-		r->arg = w->arg;
-		free(w);
-		store_fail(r, "stopping", "the daemon stopped before the job finished");
-		r->done(r);
-	}
-}
-
 void jobs_close_lua(struct jobs *j)
 {
 	if (!j)
@@ -1270,9 +442,9 @@ void jobs_free(struct jobs *j)
 	if (!j)
 		return;
 	j->closing = 1;
-	schedules_free(j);
+	jobs_schedule_free(j);
 	while (j->runs)
-		run_free(j->runs);
+		jobs_run_free(j->runs);
 	jobs_fail_waiters(j);
 	if (j->kick_ev)
 		event_free(j->kick_ev);

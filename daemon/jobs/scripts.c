@@ -1,5 +1,6 @@
 /*
- * scripts.c: loading job scripts into sandboxes, and reloading them.
+ * scripts.c: loading job scripts into sandboxes (sandbox.c), and reloading
+ * them; scripts-validate.c checks the table each returns.
  *
  * A load runs in protected mode (load_protected) and never raises for the
  * script's own faults: it records them in the caller's struct script_load
@@ -7,20 +8,6 @@
  * the loader itself escapes, and the caller turns it into the same kind
  * of message. Every malloc'd string is stored in the caller-owned record
  * as soon as it exists, so a longjmp leaks nothing.
- *
- * The sandbox is a fresh table per script and per lib module: copies of
- * the safe base functions (pcall and coroutine are the runtime's patched
- * versions, read from the globals), copies of the safe libraries, a
- * reduced os (no getenv: the daemon's environment holds its secrets),
- * read-only views of awaitd's modules (bindings/readonly.c: no script can
- * replace async.timeout for another, or for the job runner), and a
- * require that only reads DIR/lib/. rawset refuses those views, since it
- * would write past their __newindex. getmetatable answers nil for
- * non-tables, so the string metatable (whose __index is the state's one
- * string table) stays out of reach. Lib modules are cached per script
- * load: the cache is an upvalue of that script's require closures, so two
- * scripts never share a module table (one cannot rewrite the other's
- * helpers), and an old job table keeps its own modules while runs finish.
  *
  * Top-level code runs on the scheduler's main thread with the memory cap
  * on (sched->in_task) and a count hook that fails it after
@@ -33,43 +20,25 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <lauxlib.h>
-#include <lualib.h>
 
 #include "errval.h"
-#include "cron.h"
-#include "modules.h"
-#include "scripts.h"
+#include "sandbox.h"
 #include "sched.h"
+#include "scripts.h"
+#include "scripts-int.h"
 
 #define SCRIPTS_HOOK_COUNT     1000000     /* VM instructions between hook calls */
 #define SCRIPTS_LOAD_MAX_TICKS 50          /* so about 50 million instructions */
-#define SCRIPTS_FILE_MAX       (16u << 20) /* bytes in one script or module */
-#define SCRIPTS_MODNAME_MAX    200         /* characters in a require name */
 
-/* Registry keys (their addresses): the active guard, and "being loaded". */
+/* Registry key (its address): the active guard. */
 static const char guard_key;
-static const char loading_key;
-
-/* A new version of one script, owned by scripts_reload until the swap. */
-struct script_load {
-	char *error;
-	int job_ref; /* registry ref or LUA_NOREF */
-	char *description;
-	int concurrency;
-	double timeout_ms;
-	int retries;
-	double backoff_ms;
-	char *schedule;
-};
 
 /* One load_protected call. */
 struct load_ctx {
@@ -78,19 +47,7 @@ struct load_ctx {
 	struct script_load *out;
 };
 
-static const char *const base_names[] = {
-    "assert",   "error",    "ipairs", "next",     "pairs",  "pcall",  "xpcall",
-    "print",    "rawequal", "rawget", "rawlen",   "select", "setmetatable",
-    "tonumber", "tostring", "type",   "_VERSION", NULL,
-};
-static const char *const lib_names[] = {"coroutine", "math", "string", "table", "utf8", NULL};
-static const char *const os_names[] = {"clock", "date", "time", "difftime", NULL};
-/* awaitd's modules, seen through read-only views; jobs and http when they exist (SPEC 4) */
-static const char *const module_names[] = {"async", "json", "log", "jobs", "http", NULL};
-static const char *const field_names[] = {"run",     "description", "concurrency", "timeout",
-                                          "retries", "backoff",     "schedule",    NULL};
-
-static char *scripts_strdup(const char *s)
+char *scripts_strdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
 	char *p = malloc(n);
@@ -122,9 +79,7 @@ static char *scripts_printf(const char *fmt, ...)
 	return p;
 }
 
-static void load_fail(struct script_load *out, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void load_fail(struct script_load *out, const char *fmt, ...)
+void scripts_load_fail(struct script_load *out, const char *fmt, ...)
 {
 	static const char oom[] = "out of memory while recording a load error";
 	va_list ap;
@@ -182,455 +137,6 @@ static void load_hook(lua_State *L, lua_Debug *ar)
 	lua_error(L);
 }
 
-/* --- reading files ------------------------------------------------------- */
-
-/*
- * Read path into a new userdata pushed on L (GC-owned, so a memory error
- * leaks nothing; the FILE is only open while no Lua call can raise).
- * Returns its length, or -1 with errno (EFBIG: over SCRIPTS_FILE_MAX),
- * having pushed nothing. Raises only on memory errors.
- */
-static long read_file(lua_State *L, const char *path, const char **data)
-{
-	struct stat st;
-	FILE *f;
-	char *buf;
-	size_t n;
-
-	if (stat(path, &st) < 0)
-		return -1;
-	if (!S_ISREG(st.st_mode)) {
-		errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-		return -1;
-	}
-	if ((unsigned long long)st.st_size > SCRIPTS_FILE_MAX) {
-		errno = EFBIG;
-		return -1;
-	}
-	buf = lua_newuserdatauv(L, (size_t)st.st_size + 1, 0); /* buf */
-	f = fopen(path, "rb");
-	if (!f) {
-		int saved = errno;
-		lua_pop(L, 1);
-		errno = saved;
-		return -1;
-	}
-	n = fread(buf, 1, (size_t)st.st_size, f); /* a file that grew is cut at its stat size */
-	fclose(f);
-	buf[n] = 0;
-	*data = buf;
-	return (long)n;
-}
-
-static const char *read_error(int e)
-{
-	return e == EFBIG ? "file too large (more than 16 MiB)" : strerror(e);
-}
-
-static int is_bytecode(const char *data, long n)
-{
-	return n > 0 && data[0] == LUA_SIGNATURE[0];
-}
-
-/* --- the sandbox --------------------------------------------------------- */
-
-/* getmetatable for tables only: see the file header. */
-static int sandbox_getmetatable(lua_State *L)
-{
-	luaL_checkany(L, 1);
-	if (lua_type(L, 1) != LUA_TTABLE || !lua_getmetatable(L, 1)) {
-		lua_pushnil(L);
-		return 1;
-	}
-	luaL_getmetafield(L, 1, "__metatable"); /* a protected metatable answers for itself */
-	return 1;
-}
-
-/* rawset that refuses the read-only views of the daemon's tables. */
-static int sandbox_rawset(lua_State *L)
-{
-	luaL_checktype(L, 1, LUA_TTABLE);
-	luaL_checkany(L, 2);
-	luaL_checkany(L, 3);
-	if (readonly_is(L, 1))
-		return luaL_error(L, "rawset: the daemon's modules are read-only");
-	lua_settop(L, 3);
-	lua_rawset(L, 1);
-	return 1;
-}
-
-/* Push the read-only view of awaitd's module `name` (nil when it is not open). */
-static void push_module(lua_State *L, const char *name)
-{
-	lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-	if (lua_getfield(L, -1, name) == LUA_TTABLE) {
-		readonly_push(L, -1, name);
-		lua_replace(L, -2);
-	}
-	lua_remove(L, -2);
-}
-
-static int sandbox_require(lua_State *L);
-
-/* t[name] = src[name] for each name, raw, when present (t, src at indexes). */
-static void copy_fields(lua_State *L, int t, int src, const char *const *names)
-{
-	for (; *names; names++) {
-		lua_pushstring(L, *names);
-		if (lua_rawget(L, src) != LUA_TNIL)
-			lua_setfield(L, t, *names);
-		else
-			lua_pop(L, 1);
-	}
-}
-
-/*
- * Push a fresh sandbox environment whose require uses the lib cache at
- * cache_idx and the lib directory string at libdir_idx (both absolute).
- * Raises only on memory errors.
- */
-static void sandbox_push(lua_State *L, int cache_idx, int libdir_idx)
-{
-	const char *const *name;
-	int env, g;
-
-	lua_createtable(L, 0, 32); /* env */
-	env = lua_gettop(L);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS); /* env G */
-	g = lua_gettop(L);
-	copy_fields(L, env, g, base_names);
-	lua_pushcfunction(L, sandbox_getmetatable);
-	lua_setfield(L, env, "getmetatable");
-	lua_pushcfunction(L, sandbox_rawset);
-	lua_setfield(L, env, "rawset");
-	for (name = lib_names; *name; name++) {
-		lua_pushstring(L, *name);
-		if (lua_rawget(L, g) != LUA_TTABLE) { /* env G lib */
-			lua_pop(L, 1);
-			continue;
-		}
-		lua_newtable(L); /* env G lib copy */
-		lua_pushnil(L);
-		while (lua_next(L, -3)) { /* env G lib copy k v */
-			lua_pushvalue(L, -2);
-			lua_insert(L, -2);
-			lua_rawset(L, -4);
-		}
-		lua_setfield(L, env, *name);
-		lua_pop(L, 1); /* env G */
-	}
-	lua_newtable(L); /* env G os */
-	lua_pushliteral(L, "os");
-	if (lua_rawget(L, g) == LUA_TTABLE)
-		copy_fields(L, lua_gettop(L) - 1, lua_gettop(L), os_names);
-	lua_pop(L, 1);
-	lua_setfield(L, env, "os");
-	for (name = module_names; *name; name++) {
-		push_module(L, *name); /* env G view */
-		if (lua_isnil(L, -1))
-			lua_pop(L, 1);
-		else
-			lua_setfield(L, env, *name);
-	}
-	lua_pushvalue(L, cache_idx);
-	lua_pushvalue(L, libdir_idx);
-	lua_pushcclosure(L, sandbox_require, 2);
-	lua_setfield(L, env, "require");
-	lua_settop(L, env); /* env */
-}
-
-/* Give the function on top the environment on top: pops the environment. */
-static void sandbox_set(lua_State *L)
-{
-	if (!lua_setupvalue(L, -2, 1)) /* a main chunk always has _ENV first */
-		lua_pop(L, 1);
-}
-
-/* Module names: [A-Za-z0-9_-]+ parts joined by single dots. */
-static int modname_ok(const char *s, size_t n)
-{
-	size_t i, part = 0;
-
-	if (n == 0 || n > SCRIPTS_MODNAME_MAX)
-		return 0;
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '.') {
-			if (part == 0)
-				return 0;
-			part = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		           (c >= '0' && c <= '9') || c == '_' || c == '-') {
-			part++;
-		} else {
-			return 0;
-		}
-	}
-	return part > 0;
-}
-
-/*
- * require(name): awaitd's modules, else DIR/lib/NAME.lua (dots are
- * directories) loaded as text into its own sandbox, once per generation.
- * Upvalues: the generation's cache, the lib directory.
- */
-static int sandbox_require(lua_State *L)
-{
-	size_t n, i;
-	const char *name = luaL_checklstring(L, 1, &n);
-	const char *libdir = lua_tostring(L, lua_upvalueindex(2));
-	const char *path, *data;
-	long len;
-	luaL_Buffer b;
-
-	lua_settop(L, 1);
-	for (i = 0; module_names[i]; i++) {
-		if (strcmp(name, module_names[i]) == 0) {
-			push_module(L, name);
-			if (!lua_isnil(L, -1))
-				return 1;
-			lua_pop(L, 1);
-		}
-	}
-	if (!modname_ok(name, n) || strlen(name) != n)
-		return luaL_error(L, "module '%s' not found: require only loads modules from %s/",
-		                  name, libdir);
-	lua_pushvalue(L, 1);
-	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) { /* name cached */
-		if (lua_touserdata(L, -1) == (void *)&loading_key)
-			return luaL_error(L, "module '%s' requires itself (a require loop)", name);
-		return 1;
-	}
-	lua_pop(L, 1);
-	luaL_buffinit(L, &b); /* name buffer */
-	luaL_addstring(&b, libdir);
-	luaL_addchar(&b, '/');
-	for (i = 0; i < n; i++)
-		luaL_addchar(&b, name[i] == '.' ? '/' : name[i]);
-	luaL_addstring(&b, ".lua");
-	luaL_pushresult(&b); /* name path */
-	path = lua_tostring(L, 2);
-	len = read_file(L, path, &data); /* name path data */
-	if (len < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			return luaL_error(L, "module '%s' not found: no file %s", name, path);
-		return luaL_error(L, "module '%s': %s: %s", name, path, read_error(errno));
-	}
-	if (is_bytecode(data, len))
-		return luaL_error(
-		    L, "%s: precompiled (bytecode) modules are refused, only Lua text", path);
-	lua_pushfstring(L, "@%s", path); /* name path data chunkname */
-	if (luaL_loadbufferx(L, data, (size_t)len, lua_tostring(L, -1), "t") != LUA_OK)
-		return lua_error(L);
-	/* name path data chunkname fn */
-	sandbox_push(L, lua_upvalueindex(1), lua_upvalueindex(2));
-	sandbox_set(L);
-	lua_pushvalue(L, 1);
-	lua_pushlightuserdata(L, (void *)&loading_key);
-	lua_rawset(L, lua_upvalueindex(1)); /* cache[name] = loading */
-	lua_pushvalue(L, 1);
-	lua_pushstring(L, path); /* name path data chunkname fn name path */
-	if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
-		lua_pushvalue(L, 1);
-		lua_pushnil(L);
-		lua_rawset(L, lua_upvalueindex(1)); /* a later require tries again */
-		return lua_error(L);
-	}
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_pushboolean(L, 1);
-	}
-	lua_pushvalue(L, 1);
-	lua_pushvalue(L, -2);
-	lua_rawset(L, lua_upvalueindex(1)); /* name path data chunkname result */
-	return 1;
-}
-
-/* --- validating a script's table ----------------------------------------- */
-
-/* A short rendering of the value at idx for messages: "ten", 5, nil, a table. */
-static void render(lua_State *L, int idx, char *buf, size_t len)
-{
-	lua_Integer i;
-	int isint;
-
-	switch (lua_type(L, idx)) {
-	case LUA_TNIL:
-		snprintf(buf, len, "nil");
-		break;
-	case LUA_TBOOLEAN:
-		snprintf(buf, len, "%s", lua_toboolean(L, idx) ? "true" : "false");
-		break;
-	case LUA_TNUMBER:
-		i = lua_tointegerx(L, idx, &isint);
-		if (lua_isinteger(L, idx) && isint)
-			snprintf(buf, len, "%lld", (long long)i);
-		else
-			snprintf(buf, len, "%.14g", (double)lua_tonumber(L, idx));
-		break;
-	case LUA_TSTRING: {
-		size_t n, k, o = 0;
-		const char *s = lua_tolstring(L, idx, &n);
-		if (len < 8)
-			break;
-		buf[o++] = '"';
-		for (k = 0; k < n && k < 40 && o < len - 5; k++)
-			buf[o++] = (s[k] >= 0x20 && s[k] < 0x7f) ? s[k] : '?';
-		if (k < n && o < len - 5) {
-			memcpy(buf + o, "...", 3);
-			o += 3;
-		}
-		buf[o++] = '"';
-		buf[o] = 0;
-		break;
-	}
-	default:
-		snprintf(buf, len, "a %s", luaL_typename(L, idx));
-		break;
-	}
-}
-
-/*
- * An integer setting at idx (absolute) >= min: 0 and *v, or -1 after
- * recording the failure.
- */
-static int check_int(lua_State *L, int idx, const char *path, const char *field, int min, int *v,
-                     struct script_load *out)
-{
-	char got[64];
-	lua_Integer i = 0;
-	int isint = 0;
-
-	if (lua_type(L, idx) == LUA_TNUMBER)
-		i = lua_tointegerx(L, idx, &isint);
-	if (!isint || i < min) {
-		render(L, idx, got, sizeof got);
-		load_fail(out, "%s: %s must be an integer >= %d, got %s", path, field, min, got);
-		return -1;
-	}
-	if (i > INT_MAX) {
-		load_fail(out, "%s: %s must be at most %d, got %lld", path, field, INT_MAX,
-		          (long long)i);
-		return -1;
-	}
-	*v = (int)i;
-	return 0;
-}
-
-/* A number of ms at idx: > 0 (strict) or >= 0. */
-static int check_ms(lua_State *L, int idx, const char *path, const char *field, int strict,
-                    double *v, struct script_load *out)
-{
-	char got[64];
-	double d = lua_type(L, idx) == LUA_TNUMBER ? (double)lua_tonumber(L, idx) : -1;
-
-	if (lua_type(L, idx) != LUA_TNUMBER || (strict ? !(d > 0) : !(d >= 0))) {
-		render(L, idx, got, sizeof got);
-		load_fail(out, "%s: %s must be a number %s 0 (ms), got %s", path, field,
-		          strict ? ">" : ">=", got);
-		return -1;
-	}
-	*v = d;
-	return 0;
-}
-
-static int check_string(lua_State *L, int idx, const char *path, const char *field, char **v,
-                        struct script_load *out)
-{
-	char got[64];
-
-	if (lua_type(L, idx) != LUA_TSTRING) {
-		render(L, idx, got, sizeof got);
-		load_fail(out, "%s: %s must be a string, got %s", path, field, got);
-		return -1;
-	}
-	*v = scripts_strdup(lua_tostring(L, idx));
-	if (!*v) {
-		load_fail(out, "%s: out of memory", path);
-		return -1;
-	}
-	return 0;
-}
-
-/* Push t[k] (t at the absolute idx) without metamethods: the script owns them. */
-static int rawfield(lua_State *L, int idx, const char *k)
-{
-	lua_pushstring(L, k);
-	return lua_rawget(L, idx);
-}
-
-/* Validate the table at idx (absolute) into out. 0 or -1 (out->error set). */
-static int validate(lua_State *L, int idx, const char *path, struct script_load *out)
-{
-	char got[64];
-	int i, known, top = lua_gettop(L);
-
-	if (lua_type(L, idx) != LUA_TTABLE) {
-		render(L, idx, got, sizeof got);
-		load_fail(out, "%s: must return a table with a run function, got %s", path, got);
-		return -1;
-	}
-	lua_pushnil(L);
-	while (lua_next(L, idx)) { /* k v */
-		known = 0;
-		if (lua_type(L, -2) == LUA_TSTRING)
-			for (i = 0; field_names[i] && !known; i++)
-				known = strcmp(lua_tostring(L, -2), field_names[i]) == 0;
-		if (!known) {
-			render(L, -2, got, sizeof got);
-			load_fail(out,
-			          "%s: unknown field %s%s%s (known: run, description, concurrency, "
-			          "timeout, retries, backoff, schedule)",
-			          path, lua_type(L, -2) == LUA_TSTRING ? "" : "[", got,
-			          lua_type(L, -2) == LUA_TSTRING ? "" : "]");
-			lua_settop(L, top);
-			return -1;
-		}
-		lua_pop(L, 1);
-	}
-	if (rawfield(L, idx, "run") != LUA_TFUNCTION) {
-		render(L, -1, got, sizeof got);
-		load_fail(out, "%s: run must be a function, got %s", path, got);
-		goto fail;
-	}
-	lua_pop(L, 1);
-	if (rawfield(L, idx, "description") != LUA_TNIL &&
-	    check_string(L, lua_gettop(L), path, "description", &out->description, out) < 0)
-		goto fail;
-	lua_pop(L, 1);
-	if (rawfield(L, idx, "concurrency") != LUA_TNIL &&
-	    check_int(L, lua_gettop(L), path, "concurrency", 1, &out->concurrency, out) < 0)
-		goto fail;
-	lua_pop(L, 1);
-	if (rawfield(L, idx, "timeout") != LUA_TNIL &&
-	    check_ms(L, lua_gettop(L), path, "timeout", 1, &out->timeout_ms, out) < 0)
-		goto fail;
-	lua_pop(L, 1);
-	if (rawfield(L, idx, "retries") != LUA_TNIL &&
-	    check_int(L, lua_gettop(L), path, "retries", 0, &out->retries, out) < 0)
-		goto fail;
-	lua_pop(L, 1);
-	if (rawfield(L, idx, "backoff") != LUA_TNIL &&
-	    check_ms(L, lua_gettop(L), path, "backoff", 0, &out->backoff_ms, out) < 0)
-		goto fail;
-	lua_pop(L, 1);
-	if (rawfield(L, idx, "schedule") != LUA_TNIL) {
-		struct cron c;
-		char why[256];
-		if (check_string(L, lua_gettop(L), path, "schedule", &out->schedule, out) < 0)
-			goto fail;
-		if (cron_parse(&c, out->schedule, why, sizeof why) < 0) {
-			load_fail(out, "%s: schedule \"%s\": %s", path, out->schedule, why);
-			goto fail;
-		}
-	}
-	lua_settop(L, top);
-	return 0;
-fail:
-	lua_settop(L, top);
-	return -1;
-}
-
 /* --- loading one script -------------------------------------------------- */
 
 /* The error on top after a failed top-level run, as text naming path. */
@@ -648,13 +154,14 @@ static void record_run_error(lua_State *L, const char *path, struct script_load 
 		lua_pop(L, 1);
 	}
 	if (!msg) {
-		load_fail(out, "%s: error object is a %s value", path, luaL_typename(L, -1));
+		scripts_load_fail(out, "%s: error object is a %s value", path,
+		                  luaL_typename(L, -1));
 		return;
 	}
 	if (strncmp(msg, path, plen) == 0 && msg[plen] == ':')
-		load_fail(out, "%s", msg);
+		scripts_load_fail(out, "%s", msg);
 	else
-		load_fail(out, "%s: %s", path, msg);
+		scripts_load_fail(out, "%s: %s", path, msg);
 }
 
 /*
@@ -676,14 +183,15 @@ static int load_protected(lua_State *L)
 	cache = lua_gettop(L);
 	lua_pushfstring(L, "%s/lib", ss->dir); /* cache libdir */
 	libdir = lua_gettop(L);
-	len = read_file(L, ctx->path, &data); /* cache libdir data */
+	len = sandbox_read_file(L, ctx->path, &data); /* cache libdir data */
 	if (len < 0) {
-		load_fail(out, "%s: cannot read: %s", ctx->path, read_error(errno));
+		scripts_load_fail(out, "%s: cannot read: %s", ctx->path, sandbox_read_error(errno));
 		return 0;
 	}
-	if (is_bytecode(data, len)) {
-		load_fail(out, "%s: precompiled (bytecode) scripts are refused, only Lua text",
-		          ctx->path);
+	if (sandbox_is_bytecode(data, len)) {
+		scripts_load_fail(out,
+		                  "%s: precompiled (bytecode) scripts are refused, only Lua text",
+		                  ctx->path);
 		return 0;
 	}
 	lua_pushfstring(L, "@%s", ctx->path);
@@ -706,16 +214,16 @@ static int load_protected(lua_State *L)
 	ss->guard.active = 0;
 	if (status != LUA_OK) {
 		if (ss->guard.expired)
-			load_fail(out, "%s: took too long to load", ctx->path);
+			scripts_load_fail(out, "%s: took too long to load", ctx->path);
 		else if (status == LUA_ERRMEM) {
 			char msg[256];
-			load_fail(out, "%s: out of memory: %s", ctx->path,
-			          sched_oom_message(s, msg, sizeof msg));
+			scripts_load_fail(out, "%s: out of memory: %s", ctx->path,
+			                  sched_oom_message(s, msg, sizeof msg));
 		} else
 			record_run_error(L, ctx->path, out);
 		return 0;
 	}
-	if (validate(L, lua_gettop(L), ctx->path, out) < 0)
+	if (scripts_validate(L, lua_gettop(L), ctx->path, out) < 0)
 		return 0;
 	out->job_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	return 0;
@@ -739,15 +247,15 @@ static void load_one(struct scripts *ss, const char *path, struct script_load *o
 	out->retries = 0;
 	out->backoff_ms = 1000;
 	if (!lua_checkstack(L, 8)) {
-		load_fail(out, "%s: out of memory (Lua stack)", path);
+		scripts_load_fail(out, "%s: out of memory (Lua stack)", path);
 		return;
 	}
 	lua_pushcfunction(L, load_protected);
 	lua_pushlightuserdata(L, &ctx);
 	if (lua_pcall(L, 1, 0, 0) != LUA_OK)
-		load_fail(out, "%s: %s", path,
-		          lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-		                                         : "out of memory while loading");
+		scripts_load_fail(out, "%s: %s", path,
+		                  lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+		                                                 : "out of memory while loading");
 	s->in_task = in_task;
 	ss->guard.active = 0;
 	lua_sethook(L, hook, mask, count);
@@ -928,10 +436,10 @@ int scripts_reload(struct scripts *ss)
 		char *path = scripts_printf("%s/%s.lua", ss->dir, names[i]);
 		loads[i].job_ref = LUA_NOREF;
 		if (!path)
-			load_fail(&loads[i], "%s/%s.lua: out of memory", ss->dir, names[i]);
+			scripts_load_fail(&loads[i], "%s/%s.lua: out of memory", ss->dir, names[i]);
 		else if (strlen(names[i]) > SCRIPTS_NAME_MAX)
-			load_fail(&loads[i], "%s: script name is longer than %d characters", path,
-			          SCRIPTS_NAME_MAX);
+			scripts_load_fail(&loads[i], "%s: script name is longer than %d characters",
+			                  path, SCRIPTS_NAME_MAX);
 		else
 			load_one(ss, path, &loads[i]);
 		free(path);

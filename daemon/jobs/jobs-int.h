@@ -1,0 +1,141 @@
+/*
+ * jobs-int.h: what the files of the job engine share, and nothing outside
+ * daemon/jobs/ may include: the engine's state (struct jobs), its
+ * concurrency slots and its runs, and the functions one file calls in
+ * another. jobs.c claims and owns the engine's life; jobs-run.c runs one
+ * attempt and records its outcome; jobs-schedule.c fires the scripts'
+ * schedules; jobs-wait.c answers waiters; jobs-json.c shows a job.
+ *
+ * Everything here runs on the loop. A run is in j->runs from its claim's
+ * answer until its FINISH (or REQUEUE) is durable; its slot's running
+ * count drops as soon as the attempt has ended.
+ */
+#ifndef AWAITD_JOBS_INT_H
+#define AWAITD_JOBS_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sys/time.h>
+
+#include <lua.h>
+
+#include "jobs.h"
+
+#define RETRY_STORE_MS 1000 /* a FINISH the store could not record is tried again */
+#define NLAT           4096 /* latencies kept for percentiles */
+
+struct schedule;
+struct script;
+struct waiter;
+
+enum cancel_why { CANCEL_NONE, CANCEL_REQUEST, CANCEL_SHUTDOWN };
+
+struct slot {
+	char *name;
+	int running;    /* attempts of this name in runs */
+	int claiming;   /* a CLAIM is in flight */
+	int idle;       /* its last claim found nothing ready: not asked again until
+	                 * something may be (an enqueue of it, a retry, a timer) */
+	uint64_t wakes; /* +1 at each wake: a claim sent before one cannot idle it */
+};
+
+struct run {
+	struct jobs *j;
+	int64_t id, lease, attempt, max_attempts, backoff_ms;
+	char *name;
+	struct task *root; /* NULL once settled */
+	int root_ref;      /* registry ref keeping root's handle while it runs */
+	struct trace *trace;
+	enum cancel_why cancel;
+	double started;            /* ms, monotonic */
+	int64_t started_at;        /* ms, wall */
+	int64_t run_at;            /* ms, wall: when it became ready */
+	double t0_offset;          /* ms between the job's first start and this attempt's */
+	struct store_req *pending; /* FINISH/REQUEUE waiting to be retried */
+	struct event *retry;
+	struct run *prev, *next;
+};
+
+struct jobs {
+	struct jobs_env env;
+	struct store *st;
+	lua_State *L;
+	int runner_ref;
+	struct slot *slots;
+	size_t nslots;
+	struct run *runs;
+	size_t nruns;
+	struct waiter *waiters;     /* jobs-wait.c's */
+	struct schedule *schedules; /* jobs-schedule.c's */
+	struct event *kick_ev;      /* zero-timeout: coalesces dispatches */
+	struct event *poll_ev;
+	double poll_at; /* ms, monotonic: when poll_ev fires next */
+	struct event *prune_ev;
+	int kicked;
+	int started;
+	int draining;
+	int closing;
+	uint64_t rng;
+	/* stats */
+	uint64_t completed, failed, retried, dead, cancelled, requeued;
+	double lat[NLAT], wait[NLAT];
+	size_t nlat;
+};
+
+/* ---- jobs.c ---- */
+
+/*
+ * A script's backoff as the int64 ms a job row keeps (bounded by
+ * ENQUEUE_MAX_DELAY_MS).
+ */
+int64_t jobs_backoff_ms(const struct script *s);
+
+/* ms (negative: 0) as a timeval for event_add. */
+struct timeval jobs_tv_ms(double ms);
+
+/* Is state one a job does not leave (succeeded, dead, cancelled)? NULL is not. */
+int jobs_final_state(const char *state);
+
+/* The slot of name, made on first use; NULL when memory runs out. */
+struct slot *jobs_slot_get(struct jobs *j, const char *name);
+
+/* Dispatch on a later turn (coalesced); not before the start nor while draining. */
+void jobs_dispatch_soon(struct jobs *j);
+
+/* Jobs of name may be ready: wake its slot and dispatch soon. */
+void jobs_wake_name(struct jobs *j, const char *name);
+
+/* ---- jobs-run.c ---- */
+
+/*
+ * Start an attempt of job, just claimed: the run joins j->runs and takes
+ * a slot of its name. An attempt that cannot start (draining, no loaded
+ * script, bad args) is finished at once; without memory the job is left
+ * leased and runs again after a restart.
+ */
+void jobs_run_start(struct jobs *j, const struct store_job *job);
+
+/* Unlink run from its engine and free it (its Lua refs are released already). */
+void jobs_run_free(struct run *run);
+
+/* Protected: load jobrun.lua with its primitives; leaves the runner on the stack. */
+int jobs_run_load(lua_State *L);
+
+/* ---- jobs-schedule.c ---- */
+
+/* (Re)build the schedules from the loaded scripts (frees the old ones). */
+void jobs_schedule_load(struct jobs *j);
+
+/* Stop every schedule's timer (the drain). */
+void jobs_schedule_stop(struct jobs *j);
+
+/* Free every schedule. */
+void jobs_schedule_free(struct jobs *j);
+
+/* ---- jobs-wait.c ---- */
+
+/* Job id reached a final state: hand its waiters to the store to read it. */
+void jobs_wait_wake(struct jobs *j, int64_t id);
+
+#endif

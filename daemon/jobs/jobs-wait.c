@@ -1,0 +1,128 @@
+/*
+ * jobs-wait.c: waiters (jobs.wait, `awaitctl wait`/`run`) until a job is
+ * finished.
+ *
+ * A waiter holds a GET request; it is submitted when the job reaches a
+ * final state here (jobs_wait_wake, jobs_finished), and re-parked if the
+ * job turned out not to be final. While parked, the request's done and
+ * arg are the waiter's (struct waiter keeps the caller's), so every way
+ * out (answered, withdrawn, failed at shutdown) puts the caller's back
+ * before it runs or returns the request.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "jobs.h"
+#include "jobs-int.h"
+#include "store.h"
+
+struct waiter {
+	struct store_req *r;
+	store_done_fn *done; /* the waiter's own completion */
+	void *arg;
+	struct waiter *next;
+};
+
+static void waiter_answered(struct store_req *r);
+
+static void waiter_park(struct jobs *j, struct store_req *r)
+{
+	struct waiter *w = r->arg; /* waiter_answered left it here */
+
+	w->next = j->waiters;
+	j->waiters = w;
+}
+
+static void waiter_answered(struct store_req *r)
+{
+	struct waiter *w = r->arg;
+	struct jobs *j = (struct jobs *)r->now; /* stashed by jobs_wait */
+	int final = r->rc != 0 || r->njobs == 0 || jobs_final_state(r->jobs[0].state);
+
+	if (!final && !j->closing) {
+		/* not finished yet: wait for its final state */
+		for (size_t i = 0; i < r->njobs; i++)
+			store_job_fini(&r->jobs[i]);
+		free(r->jobs);
+		r->jobs = NULL;
+		r->njobs = 0;
+		waiter_park(j, r);
+		return;
+	}
+	r->done = w->done;
+	r->arg = w->arg;
+	free(w);
+	r->done(r);
+}
+
+void jobs_wait(struct store_req *r, void *ud)
+{
+	struct jobs *j = ud;
+	struct waiter *w = calloc(1, sizeof *w);
+
+	if (!w) {
+		store_fail(r, "out_of_memory", "out of memory");
+		r->done(r);
+		return;
+	}
+	w->r = r;
+	w->done = r->done;
+	w->arg = r->arg;
+	r->op = STORE_GET;
+	r->done = waiter_answered;
+	r->arg = w;
+	r->now = (int64_t)(intptr_t)j;
+	store_submit(j->st, r);
+}
+
+int jobs_withdraw(struct store_req *r, void *ud)
+{
+	struct jobs *j = ud;
+
+	for (struct waiter **pw = &j->waiters; *pw; pw = &(*pw)->next) {
+		struct waiter *w = *pw;
+		if (w->r == r) {
+			*pw = w->next;
+			r->done = w->done;
+			r->arg = w->arg;
+			free(w);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+void jobs_wait_wake(struct jobs *j, int64_t id)
+{
+	struct waiter **pw = &j->waiters;
+
+	while (*pw) {
+		struct waiter *w = *pw;
+		if (w->r->id == id) {
+			*pw = w->next;
+			w->next = NULL;
+			store_submit(j->st, w->r);
+		} else {
+			pw = &w->next;
+		}
+	}
+}
+
+void jobs_finished(struct jobs *j, int64_t id)
+{
+	jobs_wait_wake(j, id);
+}
+
+void jobs_fail_waiters(struct jobs *j)
+{
+	while (j && j->waiters) {
+		struct waiter *w = j->waiters;
+		struct store_req *r = w->r;
+		j->waiters = w->next;
+		r->done = w->done;
+		r->arg = w->arg;
+		free(w);
+		store_fail(r, "stopping", "the daemon stopped before the job finished");
+		r->done(r);
+	}
+}

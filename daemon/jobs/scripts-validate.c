@@ -1,0 +1,207 @@
+/*
+ * scripts-validate.c: checking the table a job script returns. It must
+ * have a run function and nothing but the known fields (run, description,
+ * concurrency, timeout, retries, backoff, schedule); each setting is
+ * checked for its type and range, and a schedule must parse as cron
+ * (cron.h).
+ *
+ * Fields are read raw (the script owns any metatable). A failure is
+ * recorded through scripts_load_fail as "DIR/x.lua: FIELD must be ...,
+ * got VALUE", with the value rendered short; the first failure wins.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "cron.h"
+#include "scripts-int.h"
+
+static const char *const field_names[] = {"run",     "description", "concurrency", "timeout",
+                                          "retries", "backoff",     "schedule",    NULL};
+
+/* A short rendering of the value at idx for messages: "ten", 5, nil, a table. */
+static void render(lua_State *L, int idx, char *buf, size_t len)
+{
+	lua_Integer i;
+	int isint;
+
+	switch (lua_type(L, idx)) {
+	case LUA_TNIL:
+		snprintf(buf, len, "nil");
+		break;
+	case LUA_TBOOLEAN:
+		snprintf(buf, len, "%s", lua_toboolean(L, idx) ? "true" : "false");
+		break;
+	case LUA_TNUMBER:
+		i = lua_tointegerx(L, idx, &isint);
+		if (lua_isinteger(L, idx) && isint)
+			snprintf(buf, len, "%lld", (long long)i);
+		else
+			snprintf(buf, len, "%.14g", (double)lua_tonumber(L, idx));
+		break;
+	case LUA_TSTRING: {
+		size_t n, k, o = 0;
+		const char *s = lua_tolstring(L, idx, &n);
+		if (len < 8)
+			break;
+		buf[o++] = '"';
+		for (k = 0; k < n && k < 40 && o < len - 5; k++)
+			buf[o++] = (s[k] >= 0x20 && s[k] < 0x7f) ? s[k] : '?';
+		if (k < n && o < len - 5) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+		}
+		buf[o++] = '"';
+		buf[o] = 0;
+		break;
+	}
+	default:
+		snprintf(buf, len, "a %s", luaL_typename(L, idx));
+		break;
+	}
+}
+
+/*
+ * An integer setting at idx (absolute) >= min: 0 and *v, or -1 after
+ * recording the failure.
+ */
+static int check_int(lua_State *L, int idx, const char *path, const char *field, int min, int *v,
+                     struct script_load *out)
+{
+	char got[64];
+	lua_Integer i = 0;
+	int isint = 0;
+
+	if (lua_type(L, idx) == LUA_TNUMBER)
+		i = lua_tointegerx(L, idx, &isint);
+	if (!isint || i < min) {
+		render(L, idx, got, sizeof got);
+		scripts_load_fail(out, "%s: %s must be an integer >= %d, got %s", path, field, min,
+		                  got);
+		return -1;
+	}
+	if (i > INT_MAX) {
+		scripts_load_fail(out, "%s: %s must be at most %d, got %lld", path, field, INT_MAX,
+		                  (long long)i);
+		return -1;
+	}
+	*v = (int)i;
+	return 0;
+}
+
+/* A number of ms at idx: > 0 (strict) or >= 0. */
+static int check_ms(lua_State *L, int idx, const char *path, const char *field, int strict,
+                    double *v, struct script_load *out)
+{
+	char got[64];
+	double d = lua_type(L, idx) == LUA_TNUMBER ? (double)lua_tonumber(L, idx) : -1;
+
+	if (lua_type(L, idx) != LUA_TNUMBER || (strict ? !(d > 0) : !(d >= 0))) {
+		render(L, idx, got, sizeof got);
+		scripts_load_fail(out, "%s: %s must be a number %s 0 (ms), got %s", path, field,
+		                  strict ? ">" : ">=", got);
+		return -1;
+	}
+	*v = d;
+	return 0;
+}
+
+static int check_string(lua_State *L, int idx, const char *path, const char *field, char **v,
+                        struct script_load *out)
+{
+	char got[64];
+
+	if (lua_type(L, idx) != LUA_TSTRING) {
+		render(L, idx, got, sizeof got);
+		scripts_load_fail(out, "%s: %s must be a string, got %s", path, field, got);
+		return -1;
+	}
+	*v = scripts_strdup(lua_tostring(L, idx));
+	if (!*v) {
+		scripts_load_fail(out, "%s: out of memory", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* Push t[k] (t at the absolute idx) without metamethods: the script owns them. */
+static int rawfield(lua_State *L, int idx, const char *k)
+{
+	lua_pushstring(L, k);
+	return lua_rawget(L, idx);
+}
+
+int scripts_validate(lua_State *L, int idx, const char *path, struct script_load *out)
+{
+	char got[64];
+	int i, known, top = lua_gettop(L);
+
+	if (lua_type(L, idx) != LUA_TTABLE) {
+		render(L, idx, got, sizeof got);
+		scripts_load_fail(out, "%s: must return a table with a run function, got %s", path,
+		                  got);
+		return -1;
+	}
+	lua_pushnil(L);
+	while (lua_next(L, idx)) { /* k v */
+		known = 0;
+		if (lua_type(L, -2) == LUA_TSTRING)
+			for (i = 0; field_names[i] && !known; i++)
+				known = strcmp(lua_tostring(L, -2), field_names[i]) == 0;
+		if (!known) {
+			render(L, -2, got, sizeof got);
+			scripts_load_fail(
+			    out,
+			    "%s: unknown field %s%s%s (known: run, description, concurrency, "
+			    "timeout, retries, backoff, schedule)",
+			    path, lua_type(L, -2) == LUA_TSTRING ? "" : "[", got,
+			    lua_type(L, -2) == LUA_TSTRING ? "" : "]");
+			lua_settop(L, top);
+			return -1;
+		}
+		lua_pop(L, 1);
+	}
+	if (rawfield(L, idx, "run") != LUA_TFUNCTION) {
+		render(L, -1, got, sizeof got);
+		scripts_load_fail(out, "%s: run must be a function, got %s", path, got);
+		goto fail;
+	}
+	lua_pop(L, 1);
+	if (rawfield(L, idx, "description") != LUA_TNIL &&
+	    check_string(L, lua_gettop(L), path, "description", &out->description, out) < 0)
+		goto fail;
+	lua_pop(L, 1);
+	if (rawfield(L, idx, "concurrency") != LUA_TNIL &&
+	    check_int(L, lua_gettop(L), path, "concurrency", 1, &out->concurrency, out) < 0)
+		goto fail;
+	lua_pop(L, 1);
+	if (rawfield(L, idx, "timeout") != LUA_TNIL &&
+	    check_ms(L, lua_gettop(L), path, "timeout", 1, &out->timeout_ms, out) < 0)
+		goto fail;
+	lua_pop(L, 1);
+	if (rawfield(L, idx, "retries") != LUA_TNIL &&
+	    check_int(L, lua_gettop(L), path, "retries", 0, &out->retries, out) < 0)
+		goto fail;
+	lua_pop(L, 1);
+	if (rawfield(L, idx, "backoff") != LUA_TNIL &&
+	    check_ms(L, lua_gettop(L), path, "backoff", 0, &out->backoff_ms, out) < 0)
+		goto fail;
+	lua_pop(L, 1);
+	if (rawfield(L, idx, "schedule") != LUA_TNIL) {
+		struct cron c;
+		char why[256];
+		if (check_string(L, lua_gettop(L), path, "schedule", &out->schedule, out) < 0)
+			goto fail;
+		if (cron_parse(&c, out->schedule, why, sizeof why) < 0) {
+			scripts_load_fail(out, "%s: schedule \"%s\": %s", path, out->schedule, why);
+			goto fail;
+		}
+	}
+	lua_settop(L, top);
+	return 0;
+fail:
+	lua_settop(L, top);
+	return -1;
+}
