@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "config.h"
 #include "log.h"
 #include "memcap.h"
+#include "numparse.h"
 
 #define CONFIG_LINE_MAX 4096 /* bytes per line, newline excluded */
 #define MIB             (1024.0 * 1024.0)
@@ -78,26 +80,10 @@ static const struct config_key keys[] = {
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static const char *const sync_names[] = {"full", "normal", "off"};
 
-/*
- * Copy value into out (size outlen) for an error message: at most 40
- * bytes, then "...", with non-printable bytes shown as '?', so a hostile
- * value cannot flood or garble the message.
- */
+/* value quoted for an error message (errbuf_shown). */
 static const char *shown(const char *value, char *out, size_t outlen)
 {
-	size_t i, n = 0;
-
-	for (i = 0; value[i] && n + 4 < outlen; i++) {
-		if (i == 40) {
-			memcpy(out + n, "...", 3);
-			n += 3;
-			break;
-		}
-		unsigned char ch = (unsigned char)value[i];
-		out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-	}
-	out[n] = 0;
-	return out;
+	return errbuf_shown(value, strlen(value), out, outlen);
 }
 
 /* Whether the key's field is a char * owned by the config. */
@@ -156,29 +142,18 @@ static int parse_number(const char *value, double *out)
 }
 
 /*
- * Parse a whole number in base 10 or 8 with strtoull, digits only (strtoull
- * itself would accept "-1" and wrap it). Returns 0 and *out, -1 when
- * malformed, -2 when it does not fit or is negative.
+ * Parse a whole number in base 10 or 8, digits only. Returns 0 and *out,
+ * -1 when malformed, -2 when negative. A number past UINT64_MAX reads as
+ * UINT64_MAX, which every range refuses.
  */
-static int parse_whole(const char *value, int base, unsigned long long *out)
+static int parse_whole(const char *value, unsigned base, uint64_t *out)
 {
-	const char *p = value[0] == '-' ? value + 1 : value;
-	char top = base == 8 ? '7' : '9';
-	char *end;
-	unsigned long long v;
+	const char *p = value[0] == '-' ? value + 1 : value, *end = p + strlen(p);
+	uint64_t v;
 
-	if (!*p)
+	if (numparse_digits(&p, end, base, UINT64_MAX, &v) < 0 || p != end)
 		return -1;
-	for (const char *q = p; *q; q++)
-		if (*q < '0' || *q > top)
-			return -1;
-	if (p != value)
-		return -2;
-	errno = 0;
-	v = strtoull(value, &end, base);
-	if (end == value || *end)
-		return -1;
-	if (errno == ERANGE)
+	if (value[0] == '-')
 		return -2;
 	*out = v;
 	return 0;
@@ -190,7 +165,7 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 {
 	char buf[64];
 	const char *unit;
-	unsigned long long u;
+	uint64_t u;
 	double d;
 	int i, prc;
 
