@@ -1,6 +1,6 @@
 /*
- * db.h: how Lua tasks wait for the store (bindings/db.c), shared by the
- * bindings that talk to it (db, jobs).
+ * db.h: how Lua tasks wait for the store (bindings/db-await.c), shared by
+ * the bindings that talk to it (db, jobs).
  *
  * db_await parks the calling task until a store request is answered and
  * then pushes its outcome with `push`. The request belongs to a park

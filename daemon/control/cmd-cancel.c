@@ -12,17 +12,11 @@
 
 static void cancelled(struct cmd_later *l, struct store_req *r)
 {
-	const struct store_job *job = r->njobs ? &r->jobs[0] : NULL;
+	const struct store_job *job = cmd_later_job(l, r);
 	struct cmd_later *w;
 
-	if (r->rc) {
-		cmd_later_error(l, r);
+	if (!job)
 		return;
-	}
-	if (!job) {
-		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
-		return;
-	}
 	if (r->changed) {
 		jobs_finished(l->env->jobs, job->id);
 		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->env)));

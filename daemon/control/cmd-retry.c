@@ -9,13 +9,11 @@
 
 static void retried(struct cmd_later *l, struct store_req *r)
 {
-	const struct store_job *job = r->njobs ? &r->jobs[0] : NULL;
+	const struct store_job *job = cmd_later_job(l, r);
 
-	if (r->rc)
-		cmd_later_error(l, r);
-	else if (!job)
-		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
-	else if (!r->changed)
+	if (!job)
+		return;
+	if (!r->changed)
 		conn_error(l->c, l->id, l->has_id, "invalid",
 		           "job %lld is %s: only dead, cancelled or failed jobs can be retried",
 		           (long long)job->id, job->state);

@@ -47,18 +47,13 @@ static json_t *step_json(const struct store_rows *rows, size_t i, size_t max, si
 
 static void shown(struct cmd_later *l, struct store_req *r)
 {
+	const struct store_job *found = cmd_later_job(l, r);
 	size_t max = cmd_value_max(l->env), budget = l->env->output_cap / 4;
 	json_t *job, *steps;
 
-	if (r->rc) {
-		cmd_later_error(l, r);
+	if (!found)
 		return;
-	}
-	if (!r->njobs) {
-		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
-		return;
-	}
-	job = jobs_job_json(&r->jobs[0], max);
+	job = jobs_job_json(found, max);
 	steps = json_array();
 	for (size_t i = 0; steps && r->rows.ncols == 5 && i < r->rows.nrows; i++)
 		json_array_append_new(steps, step_json(&r->rows, i, max, &budget));

@@ -14,16 +14,11 @@
 
 static void traced(struct cmd_later *l, struct store_req *r)
 {
+	const struct store_job *job = cmd_later_job(l, r);
 	json_t *spans;
 
-	if (r->rc) {
-		cmd_later_error(l, r);
+	if (!job)
 		return;
-	}
-	if (!r->njobs) {
-		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
-		return;
-	}
 	spans = json_array();
 	for (const char *p = r->out_text; spans && p && *p;) {
 		const char *nl = strchr(p, '\n');
@@ -34,7 +29,7 @@ static void traced(struct cmd_later *l, struct store_req *r)
 		p += len + (nl != NULL);
 	}
 	conn_ok(l->c, l->id, l->has_id,
-	        json_pack("{so so}", "job", jobs_job_json(&r->jobs[0], cmd_value_max(l->env)), "spans",
+	        json_pack("{so so}", "job", jobs_job_json(job, cmd_value_max(l->env)), "spans",
 	                  spans ? spans : json_array()));
 }
 

@@ -32,34 +32,31 @@ const struct cmd_entry *cmd_find(const char *name)
 	return NULL;
 }
 
-struct cmd_later *cmd_later_new(const struct cmd_ctx *ctx)
+/* A hold on c for the reply to request id; NULL after an error reply when out of memory. */
+static struct cmd_later *later_new(const struct cmd_env *env, struct conn *c, json_int_t id,
+                                   int has_id)
 {
 	struct cmd_later *l = calloc(1, sizeof *l);
 
 	if (!l) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
+		conn_error(c, id, has_id, "out_of_memory", "out of memory");
 		return NULL;
 	}
-	l->env = ctx->env;
-	l->c = conn_hold(ctx->c);
-	l->id = ctx->id;
-	l->has_id = ctx->has_id;
+	l->env = env;
+	l->c = conn_hold(c);
+	l->id = id;
+	l->has_id = has_id;
 	return l;
+}
+
+struct cmd_later *cmd_later_new(const struct cmd_ctx *ctx)
+{
+	return later_new(ctx->env, ctx->c, ctx->id, ctx->has_id);
 }
 
 struct cmd_later *cmd_later_again(const struct cmd_later *l)
 {
-	struct cmd_later *w = calloc(1, sizeof *w);
-
-	if (!w) {
-		conn_error(l->c, l->id, l->has_id, "out_of_memory", "out of memory");
-		return NULL;
-	}
-	w->env = l->env;
-	w->c = conn_hold(l->c);
-	w->id = l->id;
-	w->has_id = l->has_id;
-	return w;
+	return later_new(l->env, l->c, l->id, l->has_id);
 }
 
 void cmd_later_free(struct cmd_later *l)
@@ -75,6 +72,19 @@ void cmd_later_free(struct cmd_later *l)
 void cmd_later_error(struct cmd_later *l, const struct store_req *r)
 {
 	conn_error(l->c, l->id, l->has_id, r->err.code[0] ? r->err.code : "db", "%s", r->err.msg);
+}
+
+const struct store_job *cmd_later_job(struct cmd_later *l, const struct store_req *r)
+{
+	if (r->rc) {
+		cmd_later_error(l, r);
+		return NULL;
+	}
+	if (!r->njobs) {
+		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
+		return NULL;
+	}
+	return &r->jobs[0];
 }
 
 int64_t cmd_job_id(struct cmd_ctx *ctx)
@@ -135,18 +145,12 @@ void cmd_store_job(struct cmd_ctx *ctx, enum store_op op, int flag,
 
 static void reply_final(struct cmd_later *l, struct store_req *r)
 {
-	const struct store_job *job = r->njobs ? &r->jobs[0] : NULL;
+	const struct store_job *job = cmd_later_job(l, r);
 	char code[64], msg[512];
 	json_t *v;
 
-	if (r->rc) {
-		cmd_later_error(l, r);
+	if (!job)
 		return;
-	}
-	if (!job) {
-		conn_error(l->c, l->id, l->has_id, "no_such_job", "no job %lld", (long long)r->id);
-		return;
-	}
 	if (!l->want_result) {
 		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->env)));
 		return;

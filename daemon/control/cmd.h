@@ -94,6 +94,12 @@ void cmd_later_free(struct cmd_later *l);
 /* Reply with r's error (code and message). */
 void cmd_later_error(struct cmd_later *l, const struct store_req *r);
 
+/*
+ * The job of a store answer about one job (r->jobs[0]), or NULL after
+ * replying with r's error or no_such_job ("no job ID").
+ */
+const struct store_job *cmd_later_job(struct cmd_later *l, const struct store_req *r);
+
 /* args.id as a job id > 0, or -1 after an invalid_request reply. */
 int64_t cmd_job_id(struct cmd_ctx *ctx);
 

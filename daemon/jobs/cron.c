@@ -10,8 +10,8 @@
  *
  * Invariants:
  *  - cron_parse fills a local struct and copies it out only on success.
- *  - Error messages quote user text through shown(): at most 40 bytes,
- *    non-printable bytes as '?'.
+ *  - Error messages quote user text through errbuf_shown(): at most 40
+ *    bytes, non-printable bytes as '?'.
  */
 #define _DEFAULT_SOURCE /* timegm, which strict POSIX hides */
 #include <stdint.h>
@@ -22,6 +22,7 @@
 
 #include "cron.h"
 #include "errbuf.h"
+#include "numparse.h"
 
 #define MINUTE_MS    INT64_C(60000)
 #define SEARCH_YEARS 8       /* Feb 29 can be 8 years apart: 2096, then 2104 */
@@ -61,29 +62,6 @@ static const struct {
 	int64_t ms;
 } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
 
-/* s[0..n) for a message, see the invariants. */
-static const char *shown(const char *s, size_t n, char *out, size_t outlen)
-{
-	size_t i, k = 0;
-
-	for (i = 0; i < n && k + 4 < outlen; i++) {
-		if (i == 40) {
-			memcpy(out + k, "...", 3);
-			k += 3;
-			break;
-		}
-		unsigned char ch = (unsigned char)s[i];
-		out[k++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-	}
-	out[k] = 0;
-	return out;
-}
-
-static int is_digit(char ch)
-{
-	return ch >= '0' && ch <= '9';
-}
-
 static int is_blank(char ch)
 {
 	return ch == ' ' || ch == '\t';
@@ -92,13 +70,11 @@ static int is_blank(char ch)
 /* Digits at *p (at least one) into *out, capped at NUMBER_CAP; -1 when none. */
 static int parse_digits(const char **p, const char *end, int *out)
 {
-	int v = 0;
+	uint64_t v;
 
-	if (*p == end || !is_digit(**p))
+	if (numparse_digits(p, end, 10, NUMBER_CAP, &v) < 0)
 		return -1;
-	for (; *p < end && is_digit(**p); (*p)++)
-		v = v >= NUMBER_CAP ? NUMBER_CAP : v * 10 + (**p - '0');
-	*out = v;
+	*out = (int)v;
 	return 0;
 }
 
@@ -129,7 +105,7 @@ static int parse_item(const struct field *f, const char *s, size_t n, uint64_t *
 	int lo, hi, step = 1, span = f->max - f->min + 1;
 	char buf[64], rest[64];
 
-	shown(s, n, buf, sizeof buf);
+	errbuf_shown(s, n, buf, sizeof buf);
 	if (p < end && *p == '*') {
 		lo = f->min;
 		hi = f->max;
@@ -156,7 +132,7 @@ static int parse_item(const struct field *f, const char *s, size_t n, uint64_t *
 	}
 	if (p != end) {
 		errbuf_set(err, errlen, "%s field \"%s\": unexpected \"%s\"", f->name, buf,
-		           shown(p, (size_t)(end - p), rest, sizeof rest));
+		           errbuf_shown(p, (size_t)(end - p), rest, sizeof rest));
 		return -1;
 	}
 	if (lo < f->min || lo > f->max || hi < f->min || hi > f->max) {
@@ -200,7 +176,7 @@ static int parse_field(const struct field *f, const char *s, size_t n, uint64_t 
 
 		if (stop == p) {
 			errbuf_set(err, errlen, "%s field \"%s\": empty list item", f->name,
-			           shown(s, n, buf, sizeof buf));
+			           errbuf_shown(s, n, buf, sizeof buf));
 			return -1;
 		}
 		if (parse_item(f, p, (size_t)(stop - p), bits, err, errlen) < 0)
@@ -218,15 +194,16 @@ static int parse_every(struct cron *c, const char *s, char *err, size_t errlen)
 	int64_t total = 0;
 	char buf[64];
 
-	shown(s, (size_t)(end - s), buf, sizeof buf);
+	errbuf_shown(s, (size_t)(end - s), buf, sizeof buf);
 	while (p < end) {
-		int64_t v = 0;
+		uint64_t u;
+		int64_t v;
 		size_t i, len = 0;
 
-		if (!is_digit(*p))
+		/* capped: past the max is too long anyway */
+		if (numparse_digits(&p, end, 10, CRON_EVERY_MAX_MS + 1, &u) < 0)
 			goto bad;
-		for (; p < end && is_digit(*p); p++) /* capped: past the max is too long anyway */
-			v = v > CRON_EVERY_MAX_MS ? v : v * 10 + (*p - '0');
+		v = (int64_t)u;
 		for (i = 0; i < sizeof units / sizeof units[0]; i++) {
 			len = strlen(units[i].name);
 			if ((size_t)(end - p) >= len && strncmp(p, units[i].name, len) == 0)
@@ -288,7 +265,7 @@ static int parse_macro(struct cron *c, const char *s, char *err, size_t errlen)
 	errbuf_set(err, errlen,
 	           "unknown macro \"%s\" (known: @yearly, @annually, @monthly, @weekly, "
 	           "@daily, @midnight, @hourly, @every)",
-	           shown(s, n, buf, sizeof buf));
+	           errbuf_shown(s, n, buf, sizeof buf));
 	return -1;
 }
 

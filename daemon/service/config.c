@@ -1,33 +1,31 @@
 /*
- * config.c: defaults, validation, the config file parser and the dump.
+ * config.c: the keys, their defaults and validation, and the dump; the
+ * file syntax is config-file.c's.
  *
  * Every key is a row of the keys[] table (name, kind, field offset, range),
  * so config_set, config_dump and the "known keys" list cannot drift apart;
  * the table's order is the order of etc/awaitd.conf and of the dump.
  *
- * Invariants:
- *  - A value reaches a field only after it has been fully validated; on any
- *    error the config is left as it was. config_load works on a copy and
- *    swaps it in only when the whole file was read without error, so a bad
- *    reload keeps the running configuration.
- *  - Lines are read into a fixed buffer (CONFIG_LINE_MAX): a hostile file
- *    cannot make the parser allocate more than that per line.
+ * Invariant: a value reaches a field only after it has been fully
+ * validated; on any error the config is left as it was.
  */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "errbuf.h"
+#include "config-int.h"
 #include "config.h"
+#include "errbuf.h"
 #include "log.h"
 #include "memcap.h"
+#include "numparse.h"
 
-#define CONFIG_LINE_MAX 4096 /* bytes per line, newline excluded */
-#define MIB             (1024.0 * 1024.0)
+#define MIB (1024.0 * 1024.0)
 
 enum config_kind {
 	KIND_STRING, /* char *, any text without control characters */
@@ -78,26 +76,10 @@ static const struct config_key keys[] = {
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 static const char *const sync_names[] = {"full", "normal", "off"};
 
-/*
- * Copy value into out (size outlen) for an error message: at most 40
- * bytes, then "...", with non-printable bytes shown as '?', so a hostile
- * value cannot flood or garble the message.
- */
+/* value quoted for an error message (errbuf_shown). */
 static const char *shown(const char *value, char *out, size_t outlen)
 {
-	size_t i, n = 0;
-
-	for (i = 0; value[i] && n + 4 < outlen; i++) {
-		if (i == 40) {
-			memcpy(out + n, "...", 3);
-			n += 3;
-			break;
-		}
-		unsigned char ch = (unsigned char)value[i];
-		out[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-	}
-	out[n] = 0;
-	return out;
+	return errbuf_shown(value, strlen(value), out, outlen);
 }
 
 /* Whether the key's field is a char * owned by the config. */
@@ -156,29 +138,18 @@ static int parse_number(const char *value, double *out)
 }
 
 /*
- * Parse a whole number in base 10 or 8 with strtoull, digits only (strtoull
- * itself would accept "-1" and wrap it). Returns 0 and *out, -1 when
- * malformed, -2 when it does not fit or is negative.
+ * Parse a whole number in base 10 or 8, digits only. Returns 0 and *out,
+ * -1 when malformed, -2 when negative. A number past UINT64_MAX reads as
+ * UINT64_MAX, which every range refuses.
  */
-static int parse_whole(const char *value, int base, unsigned long long *out)
+static int parse_whole(const char *value, unsigned base, uint64_t *out)
 {
-	const char *p = value[0] == '-' ? value + 1 : value;
-	char top = base == 8 ? '7' : '9';
-	char *end;
-	unsigned long long v;
+	const char *p = value[0] == '-' ? value + 1 : value, *end = p + strlen(p);
+	uint64_t v;
 
-	if (!*p)
+	if (numparse_digits(&p, end, base, UINT64_MAX, &v) < 0 || p != end)
 		return -1;
-	for (const char *q = p; *q; q++)
-		if (*q < '0' || *q > top)
-			return -1;
-	if (p != value)
-		return -2;
-	errno = 0;
-	v = strtoull(value, &end, base);
-	if (end == value || *end)
-		return -1;
-	if (errno == ERANGE)
+	if (value[0] == '-')
 		return -2;
 	*out = v;
 	return 0;
@@ -190,7 +161,7 @@ static int set_value(struct config *c, const struct config_key *k, const char *v
 {
 	char buf[64];
 	const char *unit;
-	unsigned long long u;
+	uint64_t u;
 	double d;
 	int i, prc;
 
@@ -350,8 +321,7 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
 	return set_value(c, k, value, err, errlen);
 }
 
-/* Deep copy of src into dst; -1 when out of memory (dst is then finalised). */
-static int copy_config(struct config *dst, const struct config *src)
+int config_copy(struct config *dst, const struct config *src)
 {
 	*dst = *src;
 	for (size_t i = 0; i < NKEYS; i++)
@@ -367,200 +337,6 @@ static int copy_config(struct config *dst, const struct config *src)
 		}
 	}
 	return 0;
-}
-
-/*
- * Read one line into buf (CONFIG_LINE_MAX + 1 bytes), without its newline.
- * Returns 1 for a line, 0 at end of file, -1 when it is too long, -2 when
- * it holds a NUL byte, -3 on a read error. The rest of a bad line is not
- * consumed: the caller stops at the first error.
- */
-static int read_line(FILE *f, char *buf)
-{
-	size_t n = 0;
-	int ch, nul = 0;
-
-	while ((ch = getc(f)) != EOF && ch != '\n') {
-		if (n == CONFIG_LINE_MAX)
-			return -1;
-		if (ch == 0)
-			nul = 1;
-		buf[n++] = (char)ch;
-	}
-	buf[n] = 0;
-	if (ferror(f))
-		return -3;
-	if (nul)
-		return -2;
-	return ch == EOF && n == 0 ? 0 : 1;
-}
-
-static int is_space(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\v' || ch == '\f';
-}
-
-/*
- * Split a line in place into *key and *value (both trimmed; the value
- * unquoted, comments dropped). Returns 1 for a key, 0 for a blank or
- * comment line, -1 with msg filled for a malformed line.
- */
-static int parse_line(char *line, char **key, char **value, char *msg, size_t msglen)
-{
-	char *p = line, *eq, *end, *out;
-	char kbuf[64];
-
-	while (is_space(*p))
-		p++;
-	if (!*p || *p == '#')
-		return 0;
-	eq = strchr(p, '=');
-	if (!eq) {
-		errbuf_set(msg, msglen, "missing '=' (expected \"key = value\")");
-		return -1;
-	}
-	end = eq;
-	while (end > p && is_space(end[-1]))
-		end--;
-	*end = 0;
-	if (end == p) {
-		errbuf_set(msg, msglen, "missing key before '='");
-		return -1;
-	}
-	*key = p;
-
-	p = eq + 1;
-	while (is_space(*p))
-		p++;
-	if (*p == '"') {
-		/* Unescape in place: out never passes p. */
-		out = *value = ++p;
-		for (;;) {
-			if (!*p) {
-				errbuf_set(msg, msglen, "%s: unterminated quote",
-				           shown(*key, kbuf, sizeof kbuf));
-				return -1;
-			}
-			if (*p == '"')
-				break;
-			if (*p == '\\') {
-				if (p[1] != '"' && p[1] != '\\') {
-					errbuf_set(
-					    msg, msglen,
-					    "%s: bad escape '\\%c' in quoted value (only \\\" and "
-					    "\\\\)",
-					    shown(*key, kbuf, sizeof kbuf),
-					    p[1] >= 0x20 && p[1] < 0x7f ? p[1] : '?');
-					return -1;
-				}
-				p++;
-			}
-			*out++ = *p++;
-		}
-		*out = 0;
-		p++;
-		while (is_space(*p))
-			p++;
-		if (*p && *p != '#') {
-			errbuf_set(msg, msglen, "%s: unexpected text after the closing quote",
-			           shown(*key, kbuf, sizeof kbuf));
-			return -1;
-		}
-		return 1;
-	}
-	/* Unquoted: a '#' at the start or after whitespace begins a comment. */
-	*value = p;
-	for (end = p; *end; end++)
-		if (*end == '#' && (end == p || is_space(end[-1])))
-			break;
-	while (end > p && is_space(end[-1]))
-		end--;
-	*end = 0;
-	return 1;
-}
-
-int config_load(struct config *c, const char *path, char *err, size_t errlen)
-{
-	struct config tmp;
-	char *line = NULL, *key, *value;
-	char msg[1024];
-	FILE *f;
-	int rc = -1, lineno = 0, lrc, saved = 0;
-
-	memset(&tmp, 0, sizeof tmp); /* config_fini is safe on it from here */
-	f = fopen(path, "r");
-	if (!f) {
-		saved = errno;
-		errbuf_set(err, errlen, "%s: cannot open: %s", path, strerror(saved));
-		goto out;
-	}
-	line = malloc(CONFIG_LINE_MAX + 1);
-	if (!line || copy_config(&tmp, c) < 0) {
-		errbuf_set(err, errlen, "%s: out of memory", path);
-		goto out;
-	}
-	for (;;) {
-		lineno++;
-		lrc = read_line(f, line);
-		if (lrc == 0)
-			break;
-		if (lrc == -1) {
-			errbuf_set(err, errlen, "%s:%d: line longer than %d bytes", path, lineno,
-			           CONFIG_LINE_MAX);
-			goto out;
-		}
-		if (lrc == -2) {
-			errbuf_set(err, errlen, "%s:%d: NUL byte in line", path, lineno);
-			goto out;
-		}
-		if (lrc == -3) {
-			errbuf_set(err, errlen, "%s:%d: read error: %s", path, lineno,
-			           strerror(errno));
-			goto out;
-		}
-		lrc = parse_line(line, &key, &value, msg, sizeof msg);
-		if (lrc == 0)
-			continue;
-		if (lrc < 0 || config_set(&tmp, key, value, msg, sizeof msg) < 0) {
-			errbuf_set(err, errlen, "%s:%d: %s", path, lineno, msg);
-			goto out;
-		}
-	}
-	config_fini(c);
-	*c = tmp;
-	memset(&tmp, 0, sizeof tmp);
-	rc = 0;
-out:
-	config_fini(&tmp);
-	free(line);
-	if (f)
-		fclose(f);
-	if (saved)
-		errno = saved; /* so the caller can tell ENOENT from the rest */
-	return rc;
-}
-
-/* A string needs quotes when unquoted it would read back differently. */
-static int needs_quotes(const char *s)
-{
-	size_t n = strlen(s);
-
-	return n == 0 || is_space(s[0]) || is_space(s[n - 1]) || s[0] == '"' || strchr(s, '#');
-}
-
-static void dump_string(const char *s, FILE *f)
-{
-	if (!needs_quotes(s)) {
-		fputs(s, f);
-		return;
-	}
-	putc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			putc('\\', f);
-		putc(*s, f);
-	}
-	putc('"', f);
 }
 
 /* Shortest of %.15g and %.17g that reads back as exactly d. */
@@ -584,7 +360,8 @@ void config_dump(const struct config *c, FILE *f)
 		switch (k->kind) {
 		case KIND_STRING:
 		case KIND_SYNC:
-			dump_string(*string_field_c(c, k) ? *string_field_c(c, k) : "", f);
+			config_file_put_string(*string_field_c(c, k) ? *string_field_c(c, k) : "",
+			                       f);
 			break;
 		case KIND_LEVEL:
 			fputs(c->log_level >= 0 && c->log_level < 4 ? level_names[c->log_level]
