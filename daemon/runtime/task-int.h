@@ -1,0 +1,52 @@
+/*
+ * task-int.h: what the three files of the task runtime share, and nothing
+ * outside daemon/runtime/ may include. task.c spawns, starts and resumes
+ * tasks and keeps the tree and the anchor; task-wait.c suspends, wakes and
+ * cancels them; task-settle.c settles them and reports what nobody saw.
+ */
+#ifndef AWAITD_TASK_INT_H
+#define AWAITD_TASK_INT_H
+
+#include <event2/util.h>
+#include <lua.h>
+
+struct sched;
+struct task;
+
+/* task.c */
+
+/* Push the task's userdata (it must still be anchored). */
+void task_push_self(lua_State *L, struct task *t);
+
+/* Take t out of its parent's child list (no-op without a parent). */
+void task_unlink_child(struct task *t);
+
+/* Take t out of s's list of unsettled tasks. */
+void task_live_unlink(struct sched *s, struct task *t);
+
+/* Release the registry anchor once the task is settled and unlinked. */
+void task_maybe_release(struct task *t);
+
+/* task-wait.c */
+
+/* libevent callback of t->timer (arg is t): wakes it for timeout or cancel. */
+void task_wait_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Take t off target's awaiter list. */
+void task_wait_aw_remove(struct task *target, struct task *t);
+
+/* Undo what task_suspend registered: lists and timer. */
+void task_wait_undo(struct task *t);
+
+/* task-settle.c */
+
+/* The thread returned from task_body ([ok, results...] or [false, err]): settle t. */
+void task_settle_returned(struct task *t);
+
+/*
+ * End a thread that cannot continue: close its to-be-closed variables,
+ * then settle it failed with the error on top of s->L (which it pops).
+ */
+void task_settle_killed(struct task *t);
+
+#endif
