@@ -154,7 +154,10 @@ def test_crash_purchases():
         rnd = random.Random(20261125)
         prices = [40, 90, 150, 300, 500, 800, 1200, 2500, 4000, 12000]
         unsent = [("buy-%03d" % i, {"account": rnd.randint(1, 3), "item": "item%d" % i,
-                                  "price": rnd.choice(prices), "provider_ms": rnd.randint(5, 150)})
+                                  # slow enough that some are running whenever the kill
+                                  # comes, even when slow clients (an ASan build, a loaded
+                                  # machine) enqueue more slowly than the daemon runs them
+                                  "price": rnd.choice(prices), "provider_ms": rnd.randint(200, 800)})
                 for i in range(n)]
         acked = {}  # key -> id
         lock = threading.Lock()
