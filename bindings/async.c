@@ -2,11 +2,11 @@
  * async.c: the Lua face of the scheduler, module "async".
  *
  * The primitives that touch tasks, timers and suspension live here in C:
- * spawn, detach, await, cancel, sleep, now, error, plus three internal
- * building blocks for the combinators written in async.lua: completion
- * ports (_port, task:_watch), timed waits on a task (task:_wait), and
- * parking (_park/_unpark), on which queues, semaphores and channels keep
- * their own FIFO of waiters.
+ * spawn, detach, await, cancel, sleep, now, error, plus the internal
+ * building blocks for the combinators written in async.lua: timed waits
+ * on a task (task:_wait), and parking (_park/_unpark), on which queues,
+ * semaphores and channels keep their own FIFO of waiters. Completion
+ * ports (async.Port, _port, task:_watch) are in async-port.c.
  *
  * Caller bugs (a number where a function is due) raise; runtime failures
  * come back as nil, err.
@@ -17,17 +17,15 @@
 
 #include <lauxlib.h>
 
+#include "async-int.h"
 #include "async_lua.h"
 #include "errval.h"
 #include "modules.h"
-#include "port.h"
 #include "sched.h"
 #include "task.h"
 
-#define PORT_MT "async.Port"
-
 /* The running task, or raise: suspending needs one. */
-static struct task *need_task(lua_State *L, const char *what)
+struct task *async_need_task(lua_State *L, const char *what)
 {
 	struct task *t = task_current(L);
 
@@ -37,7 +35,7 @@ static struct task *need_task(lua_State *L, const char *what)
 }
 
 /* Milliseconds >= 0; math.huge (or anything past TASK_FOREVER_MS) is "for ever". */
-static double check_ms(lua_State *L, int idx)
+double async_check_ms(lua_State *L, int idx)
 {
 	double ms = luaL_checknumber(L, idx);
 
@@ -69,7 +67,7 @@ static int async_spawn(lua_State *L)
 /* _spawn_within(ms, fn, ...): spawn with a deadline ms from now. */
 static int async_spawn_within(lua_State *L)
 {
-	double ms = check_ms(L, 1);
+	double ms = async_check_ms(L, 1);
 
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	lua_remove(L, 1);
@@ -141,7 +139,7 @@ static int task_await(lua_State *L)
 	lua_settop(L, 1);
 	if (task_settled(t))
 		return task_push_outcome(L, 1);
-	me = need_task(L, "await");
+	me = async_need_task(L, "await");
 	if (me == t)
 		return luaL_error(L, "a task cannot await itself");
 	t->observed = 1;
@@ -166,7 +164,7 @@ static int wait_k(lua_State *L, int status, lua_KContext ctx)
 static int task_wait(lua_State *L)
 {
 	struct task *t = task_check(L, 1);
-	double ms = check_ms(L, 2);
+	double ms = async_check_ms(L, 2);
 	struct task *me;
 
 	lua_settop(L, 1);
@@ -174,7 +172,7 @@ static int task_wait(lua_State *L)
 		lua_pushboolean(L, 1);
 		return 1;
 	}
-	me = need_task(L, "timeout");
+	me = async_need_task(L, "timeout");
 	if (me == t)
 		return luaL_error(L, "a task cannot await itself");
 	t->observed = 1;
@@ -207,7 +205,7 @@ static int async_join(lua_State *L)
 	lua_settop(L, 1);
 	if (task_settled(t))
 		return 0;
-	me = need_task(L, "join");
+	me = async_need_task(L, "join");
 	if (me == t)
 		return luaL_error(L, "a task cannot await itself");
 	t->observed = 1;
@@ -338,9 +336,9 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx)
 
 static int async_sleep(lua_State *L)
 {
-	double ms = check_ms(L, 1);
+	double ms = async_check_ms(L, 1);
 
-	return task_suspend(L, need_task(L, "sleep"), TASK_WAIT_SLEEP, NULL, ms, 0, sleep_k);
+	return task_suspend(L, async_need_task(L, "sleep"), TASK_WAIT_SLEEP, NULL, ms, 0, sleep_k);
 }
 
 /*
@@ -401,36 +399,7 @@ static int async_wrap_error(lua_State *L)
 	return 1;
 }
 
-/* ---- ports ------------------------------------------------------------- */
-
-/* The Lua handle of a port: a magic (a cheap, sure type check) and the port. */
-#define PORT_MAGIC 0x706f7274u /* "port" */
-struct port_box {
-	uint32_t magic;
-	struct port *port;
-};
-
-static struct port **port_box(lua_State *L, int idx)
-{
-	struct port_box *box = lua_touserdata(L, idx);
-
-	if (!box || lua_rawlen(L, idx) != sizeof *box || box->magic != PORT_MAGIC)
-		luaL_typeerror(L, idx, "port");
-	return &box->port;
-}
-
-static int async_port(lua_State *L)
-{
-	struct port_box *box = lua_newuserdatauv(L, sizeof *box, 0);
-
-	box->magic = PORT_MAGIC;
-	box->port = NULL;
-	luaL_setmetatable(L, PORT_MT);
-	box->port = port_new();
-	if (!box->port)
-		return luaL_error(L, "out of memory");
-	return 1;
-}
+/* ---- combinator lists -------------------------------------------------- */
 
 /*
  * _start(name, list) -> tasks: the items of a combinator's list as tasks,
@@ -464,56 +433,6 @@ static int async_start(lua_State *L)
 	return 1;
 }
 
-static int port_gc(lua_State *L)
-{
-	struct port **box = port_box(L, 1);
-
-	port_unref(*box);
-	*box = NULL;
-	return 0;
-}
-
-static int port_wait_k(lua_State *L, int status, lua_KContext ctx)
-{
-	struct port *p = *port_box(L, 1);
-	lua_Integer idx;
-
-	(void)status;
-	(void)ctx;
-	if (task_resumed(L, task_current(L)) == TASK_WAKE_TIMEOUT || port_pop(p, &idx) < 0)
-		return 0;
-	lua_pushinteger(L, idx);
-	return 1;
-}
-
-/* port:wait([ms]) -> next posted index, or nothing on timeout */
-static int port_wait(lua_State *L)
-{
-	struct port *p = *port_box(L, 1);
-	double ms = lua_isnoneornil(L, 2) ? -1 : check_ms(L, 2);
-	lua_Integer idx;
-
-	lua_settop(L, 1);
-	if (port_pop(p, &idx) == 0) {
-		lua_pushinteger(L, idx);
-		return 1;
-	}
-	if (p->waiter)
-		return luaL_error(L, "port already has a waiter");
-	return task_suspend(L, need_task(L, "port"), TASK_WAIT_PORT, p, ms, 0, port_wait_k);
-}
-
-/* task:_watch(port, index) */
-static int task_watch_m(lua_State *L)
-{
-	struct task *t = task_check(L, 1);
-	struct port *p = *port_box(L, 2);
-
-	if (task_watch(t, p, luaL_checkinteger(L, 3)) < 0)
-		return luaL_error(L, "out of memory");
-	return 0;
-}
-
 /* ---- parking ----------------------------------------------------------- */
 
 static int park_k(lua_State *L, int status, lua_KContext ctx)
@@ -527,10 +446,10 @@ static int park_k(lua_State *L, int status, lua_KContext ctx)
 /* _park([ms]) -> true when unparked, false when ms passed first */
 static int async_park(lua_State *L)
 {
-	double ms = lua_isnoneornil(L, 1) ? -1 : check_ms(L, 1);
+	double ms = lua_isnoneornil(L, 1) ? -1 : async_check_ms(L, 1);
 
 	lua_settop(L, 0);
-	return task_suspend(L, need_task(L, "park"), TASK_WAIT_PARK, NULL, ms, 0, park_k);
+	return task_suspend(L, async_need_task(L, "park"), TASK_WAIT_PARK, NULL, ms, 0, park_k);
 }
 
 /* _unpark(task) -> true when the task was parked and is now scheduled */
@@ -554,11 +473,6 @@ static const luaL_Reg task_methods[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg port_methods[] = {
-    {"wait", port_wait},
-    {NULL, NULL},
-};
-
 /* The public module: what SPEC section 2 names, and nothing else. */
 static const luaL_Reg async_funcs[] = {
     {"spawn", async_spawn},     {"detach", async_detach},     {"await", task_await},
@@ -567,7 +481,10 @@ static const luaL_Reg async_funcs[] = {
     {"deadline", async_deadline}, {"name", async_name},           {NULL, NULL},
 };
 
-/* The building blocks only async.lua gets (its second argument). */
+/*
+ * The building blocks only async.lua gets (its second argument);
+ * async_port_register adds _port and _watch.
+ */
 static const luaL_Reg async_private[] = {
     {"spawn_within", async_spawn_within},
     {"cancel_all", async_cancel_all},
@@ -580,9 +497,7 @@ static const luaL_Reg async_private[] = {
     {"cancel_sent", task_cancel_sent},
     {"wrap_error", async_wrap_error},
     {"result", task_result},
-    {"watch", task_watch_m},
     {"wait", task_wait},
-    {"port", async_port},
     {"park", async_park},
     {"unpark", async_unpark},
     {"msgh", errval_msgh},
@@ -602,15 +517,6 @@ int luaopen_async(lua_State *L)
 	lua_pushcfunction(L, task_tostring);
 	lua_setfield(L, -2, "__tostring");
 	lua_pop(L, 1);
-	if (luaL_newmetatable(L, PORT_MT)) {
-		lua_pushcfunction(L, port_gc);
-		lua_setfield(L, -2, "__gc");
-		luaL_newlib(L, port_methods);
-		lua_setfield(L, -2, "__index");
-		lua_pushboolean(L, 0);
-		lua_setfield(L, -2, "__metatable");
-	}
-	lua_pop(L, 1);
 	readonly_protect_metatable(L, ERRVAL_MT, "async.Error");
 	readonly_protect_metatable(L, TASK_MT, "async.Task");
 
@@ -629,6 +535,7 @@ int luaopen_async(lua_State *L)
 		return lua_error(L);
 	lua_pushvalue(L, -2);
 	luaL_newlib(L, async_private);
+	async_port_register(L);
 	luaL_getmetatable(L, ERRVAL_MT);
 	lua_setfield(L, -2, "Error_mt"); /* the real one, for setmetatable */
 	lua_pushvalue(L, -1);
