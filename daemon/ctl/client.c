@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "errbuf.h"
 #include "client.h"
 
@@ -101,10 +102,7 @@ int client_connect_exit_code(int errnum)
 /* Monotonic milliseconds. */
 static long long client_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (long long)clock_mono_ms();
 }
 
 /* The request line, '\n'-terminated and malloc'd; NULL when out of memory. args is stolen. */

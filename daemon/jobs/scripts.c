@@ -28,6 +28,7 @@
 
 #include <lauxlib.h>
 
+#include "clock.h"
 #include "errval.h"
 #include "sandbox.h"
 #include "sched.h"
@@ -98,14 +99,6 @@ void scripts_load_fail(struct script_load *out, const char *fmt, ...)
 		va_end(ap);
 	}
 	out->error = p ? p : scripts_strdup(oom);
-}
-
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* --- the load guard ------------------------------------------------------ */
@@ -481,7 +474,7 @@ int scripts_reload(struct scripts *ss)
 		s->retries = ld->retries;
 		s->backoff_ms = ld->backoff_ms;
 		s->version++;
-		s->loaded_at = wall_now();
+		s->loaded_at = clock_wall_s();
 		free(s->error);
 		s->error = NULL;
 	}

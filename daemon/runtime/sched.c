@@ -39,6 +39,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "clock.h"
 #include "errval.h"
 #include "humanfmt.h"
 #include "memcap.h"
@@ -57,18 +58,12 @@ void sched_config_defaults(struct sched_config *cfg)
 
 double sched_coarse_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	return clock_mono_coarse_ms();
 }
 
 double sched_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+	return clock_mono_ms();
 }
 
 static void slice_hook(lua_State *co, lua_Debug *ar);

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <lauxlib.h>
 
+#include "clock.h"
 #include "cmd.h"
 #include "daemon.h"
 #include "jobs.h"
@@ -76,13 +77,6 @@ void daemon_jobs_env(struct daemon *d, struct jobs_env *env)
 	env->max_args_bytes = d->cfg.max_args_bytes;
 }
 
-double daemon_wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static struct timeval tv_ms(double ms)
 {
@@ -468,7 +462,7 @@ int daemon_main(int argc, char **argv)
 	/* past a file-size limit, writes fail with EFBIG (SQLite reports it) instead of killing us */
 	signal(SIGXFSZ, SIG_IGN);
 	log_set_sink(log_sink, &d);
-	d.started = daemon_wall();
+	d.started = clock_wall_s();
 	d.started_mono = sched_now();
 	if (daemon_open(&d, err, sizeof err) < 0) {
 		log_error("cannot start: %s", err);

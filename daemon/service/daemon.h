@@ -81,7 +81,4 @@ void daemon_cmd_env(struct daemon *d, struct cmd_env *env);
 /* What the job engine runs on: d's loop, scheduler, scripts and limits. */
 void daemon_jobs_env(struct daemon *d, struct jobs_env *env);
 
-/* Wall-clock seconds. */
-double daemon_wall(void);
-
 #endif

@@ -16,8 +16,7 @@
  * Threads: `mu` guards the fields under "shared"; the loop thread alone
  * touches those under "loop thread only"; the store thread alone touches
  * the connection and everything under "store thread only": every store_*
- * function below runs on it, but store_mono_ms (any thread) and
- * store_open_db (before the thread starts).
+ * function below runs on it, but store_open_db (before the thread starts).
  */
 #ifndef AWAITD_STORE_INT_H
 #define AWAITD_STORE_INT_H
@@ -84,7 +83,6 @@ struct store {
 /* ---- store.c --------------------------------------------------------------- */
 
 /* Milliseconds on the monotonic clock (any thread). */
-double store_mono_ms(void);
 
 /* The database handle of st. */
 sqlite3 *store_db(struct store *st);

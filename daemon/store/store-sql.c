@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "store-int.h"
 
 static const char *const store_reserved[] = {
@@ -159,7 +160,7 @@ int store_progress(void *arg)
 		return 0;
 	if (__atomic_load_n(&st->cur->cancelled, __ATOMIC_RELAXED))
 		return 1;
-	return st->stmt_deadline > 0 && store_mono_ms() > st->stmt_deadline;
+	return st->stmt_deadline > 0 && clock_mono_ms() > st->stmt_deadline;
 }
 
 /* Fail r after the authorizer refused its SQL, naming what and why. */
@@ -176,7 +177,7 @@ static int fail_stopped(struct store *st, struct store_req *r, double limit, dou
 	if (__atomic_load_n(&r->cancelled, __ATOMIC_RELAXED))
 		return store_fail(r, "cancelled", "the statement was stopped: its task was cancelled");
 	return store_fail(r, "timeout",
-	                  "the statement was stopped after %.0f ms (%s)", store_mono_ms() - started,
+	                  "the statement was stopped after %.0f ms (%s)", clock_mono_ms() - started,
 	                  limit == st->cfg.max_statement_ms ? "max_statement_ms"
 	                  : r->tx                           ? "the job's deadline or tx_timeout_ms"
 	                                                    : "the job's deadline");
@@ -210,7 +211,7 @@ static int ddl_references_reserved(struct store *st, char *buf, size_t len)
 int store_run_sql(struct store *st, struct store_req *r)
 {
 	int64_t before = sqlite3_total_changes64(st->db);
-	double started = store_mono_ms(), limit = st->cfg.max_statement_ms, deadline;
+	double started = clock_mono_ms(), limit = st->cfg.max_statement_ms, deadline;
 	sqlite3_stmt *s;
 	int rc, ddl;
 

@@ -14,6 +14,7 @@
  */
 #include <string.h>
 
+#include "clock.h"
 #include "store-int.h"
 
 /* The journal for (job, seq, name): 1 found (r->out_text), 0 none, -1 error. */
@@ -142,7 +143,7 @@ int store_tx_begin(struct store *st, struct store_req *r)
 		return 0;
 	}
 	st->open_tx = r->tx;
-	st->tx_started = store_mono_ms();
+	st->tx_started = clock_mono_ms();
 	return 1;
 }
 

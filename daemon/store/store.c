@@ -34,25 +34,15 @@
 
 #include <event2/event.h>
 
+#include "clock.h"
 #include "errbuf.h"
 #include "store-int.h"
 
 #define SPIN_MS    0.05 /* how long the writer looks for its owner's next request */
 
-double store_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 int64_t store_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 sqlite3 *store_db(struct store *st)
@@ -176,7 +166,7 @@ static int batch_begin(struct store *st, struct store_req *r)
 		return store_fail_db(st, r, "beginning a transaction");
 	st->in_batch = 1;
 	st->batch_n = 0;
-	st->batch_started = store_mono_ms();
+	st->batch_started = clock_mono_ms();
 	return 0;
 }
 
@@ -269,16 +259,16 @@ static void *store_main(void *arg)
 			 * usually a few microseconds away: look for it a little
 			 * before sleeping (a futex sleep and wake-up cost more).
 			 */
-			double until = store_mono_ms() + SPIN_MS;
+			double until = clock_mono_ms() + SPIN_MS;
 			while (!__atomic_load_n(&st->queue, __ATOMIC_ACQUIRE) &&
-			       store_mono_ms() < until)
+			       clock_mono_ms() < until)
 				sched_yield();
 		}
 		pthread_mutex_lock(&st->mu);
 		while (!st->queue && !st->stopping) {
 			if (st->open_tx) {
 				double left =
-				    st->tx_started + st->cfg.tx_timeout_ms - store_mono_ms();
+				    st->tx_started + st->cfg.tx_timeout_ms - clock_mono_ms();
 				struct timespec ts;
 				if (left <= 0)
 					break;
@@ -326,7 +316,7 @@ static void *store_main(void *arg)
 				list = take_later(st, list);
 				if (st->in_batch &&
 				    (st->batch_n >= st->cfg.max_batch ||
-				     store_mono_ms() - st->batch_started >= st->cfg.max_batch_ms))
+				     clock_mono_ms() - st->batch_started >= st->cfg.max_batch_ms))
 					batch_commit(st);
 			}
 		}
