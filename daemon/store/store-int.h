@@ -4,6 +4,7 @@
  *
  *   store.c       the store thread, its group commit, the answer path to
  *                 the loop, opening and closing the struct
+ *   store-flush.c the flusher thread: fdatasync of the WAL off the writer
  *   store-req.c   requests: allocating, freeing, failing; job-state names
  *   store-open.c  opening the database: the directory lock, pragmas,
  *                 migrations, the new epoch
@@ -16,7 +17,8 @@
  * Threads: `mu` guards the fields under "shared"; the loop thread alone
  * touches those under "loop thread only"; the store thread alone touches
  * the connection and everything under "store thread only": every store_*
- * function below runs on it, but store_open_db (before the thread starts).
+ * function below runs on it, but store_open_db (before the thread starts)
+ * and the flusher's, which say where they run.
  */
 #ifndef AWAITD_STORE_INT_H
 #define AWAITD_STORE_INT_H
@@ -26,8 +28,8 @@
 
 #include "store.h"
 
-#define STMT_CACHE 64   /* prepared statements kept */
-#define DEAD_TX    64   /* timed-out transactions remembered */
+#define STMT_CACHE 64 /* prepared statements kept */
+#define DEAD_TX    64 /* timed-out transactions remembered */
 
 struct stmt_slot {
 	char *sql;
@@ -53,6 +55,15 @@ struct store {
 	int stopping;
 	struct store_stats stats;
 
+	/* the flusher (synchronous = full): fq..fstop under fmu */
+	pthread_mutex_t fmu;
+	pthread_cond_t fcv;
+	struct store_req *fq, *fq_tail; /* committed, waiting for the next fdatasync */
+	int fstop;
+	int wal_fd; /* the WAL file, for fdatasync; -1 when commits sync themselves */
+	pthread_t fthread;
+	int fthread_on;
+
 	/* loop thread only */
 	int efd;         /* eventfd: answers are waiting */
 	int has_answers; /* atomic: set with `answered`, cleared when taken (store_poll) */
@@ -70,10 +81,10 @@ struct store {
 	int64_t dead_tx[DEAD_TX];
 	int ndead;
 	int64_t lease_seq;
-	int user_sql;         /* running application SQL: the authorizer's rules apply */
-	const char *denied;   /* why the authorizer refused it (static text), or NULL */
-	char denied_name[64]; /* the table, pragma or function it named */
-	char ddl_table[128];  /* the table a CREATE/ALTER TABLE being run makes, or "" */
+	int user_sql;          /* running application SQL: the authorizer's rules apply */
+	const char *denied;    /* why the authorizer refused it (static text), or NULL */
+	char denied_name[64];  /* the table, pragma or function it named */
+	char ddl_table[128];   /* the table a CREATE/ALTER TABLE being run makes, or "" */
 	struct store_req *cur; /* the request whose statement runs (progress handler) */
 	double stmt_deadline;  /* ms, monotonic: when cur's statement is stopped; 0 none */
 	struct stmt_slot stmts[STMT_CACHE];
@@ -89,6 +100,23 @@ sqlite3 *store_db(struct store *st);
 
 /* A new lease, unique across epochs. */
 int64_t store_new_lease(struct store *st);
+
+/* Release a list of answers to the loop (any thread; wakes it if needed). */
+void store_answer_list(struct store *st, struct store_req *head);
+
+/* ---- store-flush.c --------------------------------------------------------- */
+
+/*
+ * Open the WAL file and start the flusher (store_open, after the database
+ * is open). Returns 0, or -1 with err; store_flush_stop undoes either.
+ */
+int store_flush_start(struct store *st, char *err, size_t errlen);
+
+/* Store thread: the answers of a batch just committed, released after the next fdatasync. */
+void store_flush_hand(struct store *st, struct store_req *head);
+
+/* After the store thread ended: sync and answer what is handed, stop, close the WAL fd. */
+void store_flush_stop(struct store *st);
 
 /* ---- store-req.c ----------------------------------------------------------- */
 

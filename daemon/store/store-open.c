@@ -161,7 +161,9 @@ int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen)
 		return -1;
 	}
 	free(mode);
-	snprintf(sql, sizeof sql, "PRAGMA synchronous = %s", st->synchronous);
+	/* full: the COMMIT writes the WAL and the flusher (store-flush.c) syncs it */
+	snprintf(sql, sizeof sql, "PRAGMA synchronous = %s",
+	         strcmp(st->synchronous, "full") == 0 ? "normal" : st->synchronous);
 	if (open_exec(st, sql, "synchronous", err, errlen) < 0 ||
 	    open_exec(st, "PRAGMA foreign_keys = ON", "foreign keys", err, errlen) < 0 ||
 	    open_exec(st, "PRAGMA busy_timeout = 5000", "busy timeout", err, errlen) < 0 ||

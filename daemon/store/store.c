@@ -38,7 +38,7 @@
 #include "errbuf.h"
 #include "store-int.h"
 
-#define SPIN_MS    0.05 /* how long the writer looks for its owner's next request */
+#define SPIN_MS 0.05 /* how long the writer looks for its owner's next request */
 
 int64_t store_now(void)
 {
@@ -76,7 +76,7 @@ void store_get_stats(struct store *st, struct store_stats *out)
 
 /* Release answers in one go; wake the loop only if none were waiting (its
  * on_answers takes the whole list, so a later append is taken with it). */
-static void answer_list(struct store *st, struct store_req *head)
+void store_answer_list(struct store *st, struct store_req *head)
 {
 	uint64_t one = 1;
 	int wake;
@@ -105,7 +105,7 @@ static void answer_list(struct store *st, struct store_req *head)
 static void answer(struct store *st, struct store_req *r)
 {
 	r->next = NULL;
-	answer_list(st, r);
+	store_answer_list(st, r);
 }
 
 static void ack_later(struct store *st, struct store_req *r)
@@ -124,7 +124,7 @@ static void batch_fail(struct store *st, const char *why)
 	for (struct store_req *r = st->acks; r; r = r->next)
 		if (r->rc == 0)
 			store_fail(r, "db", "the write was not committed: %s", why);
-	answer_list(st, st->acks);
+	store_answer_list(st, st->acks);
 	st->acks = st->acks_tail = NULL;
 	if (st->open_tx) {
 		/* SQLite dropped the savepoint with the transaction */
@@ -154,7 +154,10 @@ static void batch_commit(struct store *st)
 	pthread_mutex_lock(&st->mu);
 	st->stats.commits++; /* before the answers: whoever sees them sees the commit counted */
 	pthread_mutex_unlock(&st->mu);
-	answer_list(st, st->acks);
+	if (st->wal_fd >= 0)
+		store_flush_hand(st, st->acks); /* answered once the WAL is synced */
+	else
+		store_answer_list(st, st->acks);
 	st->acks = st->acks_tail = NULL;
 }
 
@@ -400,16 +403,21 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 	st->cfg = *cfg;
 	st->lock_fd = -1;
 	st->efd = -1;
+	st->wal_fd = -1;
 	st->path = strdup(cfg->path);
 	st->migrations_dir = strdup(cfg->migrations_dir);
 	st->synchronous = strdup(cfg->synchronous);
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
+	pthread_mutex_init(&st->fmu, NULL);
+	pthread_cond_init(&st->fcv, NULL);
 	if (!st->path || !st->migrations_dir || !st->synchronous) {
 		errbuf_set(err, errlen, "out of memory");
 		goto fail;
 	}
 	if (store_open_db(st, requeued, err, errlen) < 0)
+		goto fail;
+	if (strcmp(st->synchronous, "full") == 0 && store_flush_start(st, err, errlen) < 0)
 		goto fail;
 	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	st->ev =
@@ -439,6 +447,9 @@ void store_close(struct store *st)
 		pthread_cond_signal(&st->cv);
 		pthread_mutex_unlock(&st->mu);
 		pthread_join(st->thread, NULL);
+	}
+	store_flush_stop(st); /* after the writer: it syncs what the last commit handed it */
+	if (st->thread_on) {
 		/* the last answers: their owners release what they hold */
 		while (st->answered)
 			on_answers(st->efd, 0, st);
@@ -457,6 +468,8 @@ void store_close(struct store *st)
 		close(st->lock_fd);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->fcv);
+	pthread_mutex_destroy(&st->fmu);
 	free(st->path);
 	free(st->migrations_dir);
 	free(st->synchronous);

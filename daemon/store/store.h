@@ -15,7 +15,9 @@
  * the batch is large or old), then answers the whole batch. No answer is
  * given before the commit that makes it durable; if the commit fails,
  * every request of the batch fails with the reason and nothing of it was
- * acknowledged.
+ * acknowledged. With synchronous = full the COMMIT only writes the WAL
+ * and a flusher thread fsyncs it while the next batch executes; the
+ * answers of a batch leave after the sync that covers it.
  *
  * User transactions (db:tx) are savepoints inside that transaction. One
  * holds the writer at a time: its TX_BEGIN opens the savepoint, its
@@ -25,8 +27,8 @@
  * and its later requests fail with "timeout".
  *
  * Part store (daemon/store/): the interface of requests, the SQLite driver on
- * its thread, migrations, the check of enqueue options (enqueue-opts.h). It may call base only: jobs and the control plane
- * call it, it calls no one.
+ * its thread, migrations, the check of enqueue options (enqueue-opts.h). It may call base only:
+ * jobs and the control plane call it, it calls no one.
  */
 #ifndef AWAITD_STORE_H
 #define AWAITD_STORE_H
@@ -217,6 +219,7 @@ int store_state_parse(const char *name);
 
 struct store_stats {
 	uint64_t commits;  /* group commits */
+	uint64_t syncs;    /* fdatasync calls of the flusher (synchronous = full) */
 	uint64_t requests; /* requests answered */
 	uint64_t failed_commits;
 };

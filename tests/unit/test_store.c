@@ -2077,6 +2077,71 @@ static void test_group_commit(void **state)
 		         (unsigned long long)(s1.commits - s0.commits));
 }
 
+/* What the flusher test sees of each answer: the syncs done when it left. */
+struct synced {
+	struct store *st;
+	uint64_t before; /* syncs when the requests were submitted */
+	int n, early;    /* answers; answers that left before a sync that followed their submit */
+};
+
+static void on_synced(struct store_req *r)
+{
+	struct synced *sy = r->arg;
+	struct store_stats s;
+
+	store_get_stats(sy->st, &s);
+	sy->n++;
+	if (r->rc != 0 || s.syncs <= sy->before)
+		sy->early++;
+	store_req_free(r);
+}
+
+static void flush_round(struct fx *fx, struct synced *sy, int n)
+{
+	struct store_stats s;
+	double end = mono_ms() + WAIT_MS;
+
+	store_get_stats(fx->st, &s);
+	*sy = (struct synced){fx->st, s.syncs, 0, 0};
+	for (int i = 0; i < n; i++) {
+		struct store_req *r = enqueue_req("flush", NULL, 0, 0, T0);
+		r->done = on_synced;
+		r->arg = sy;
+		store_submit(fx->st, r);
+	}
+	while (sy->n < n) {
+		if (mono_ms() > end)
+			fail_msg("%d of %d answers within %d ms", sy->n, n, WAIT_MS);
+		event_base_loop(fx->base, EVLOOP_ONCE);
+	}
+}
+
+/*
+ * synchronous = full: every answer leaves after an fdatasync of the WAL that
+ * came after its request, and the syncs are shared (never more than the
+ * commits). normal: no sync at all.
+ */
+static void test_flush_after_sync(void **state)
+{
+	struct fx *fx = *state;
+	struct synced sy;
+	struct store_stats s0, s1;
+
+	store_get_stats(fx->st, &s0);
+	flush_round(fx, &sy, 500);
+	assert_int_equal(sy.early, 0);
+	store_get_stats(fx->st, &s1);
+	assert_true(s1.syncs > s0.syncs);
+	assert_true(s1.syncs - s0.syncs <= s1.commits - s0.commits);
+
+	fx->cfg.synchronous = "normal";
+	fx_reopen(fx);
+	flush_round(fx, &sy, 50);
+	store_get_stats(fx->st, &s1);
+	assert_int_equal(s1.syncs, 0);
+	assert_int_equal(sy.early, 50); /* answered at the commit: no sync ever came */
+}
+
 static void test_close_answers_submitted(void **state)
 {
 	struct fx *fx = *state;
@@ -2241,6 +2306,7 @@ int main(void)
 	    cmocka_unit_test(test_core_tables_are_reserved),
 	    T(test_orphans_requeued_at_open),
 	    T(test_group_commit),
+	    T(test_flush_after_sync),
 	    T(test_close_answers_submitted),
 	    T(test_close_with_open_transaction),
 	    T(test_close_answers_requests_made_while_closing),
