@@ -38,11 +38,28 @@ struct stmt_slot {
 	int user;      /* prepared as application SQL (under the authorizer's rules) */
 };
 
+/*
+ * One SQLite connection and what runs on it: the writer's, or a reader's.
+ * Only the thread that owns it touches it.
+ */
+struct store_conn {
+	struct store *st; /* for the limits in st->cfg and the open user tx */
+	sqlite3 *db;
+	int user_sql;          /* running application SQL: the authorizer's rules apply */
+	const char *denied;    /* why the authorizer refused it (static text), or NULL */
+	char denied_name[64];  /* the table, pragma or function it named */
+	char ddl_table[128];   /* the table a CREATE/ALTER TABLE being run makes, or "" */
+	struct store_req *cur; /* the request whose statement runs (progress handler) */
+	double stmt_deadline;  /* ms, monotonic: when cur's statement is stopped; 0 none */
+	struct stmt_slot stmts[STMT_CACHE];
+	uint64_t stmt_clock;
+};
+
 struct store {
 	struct store_config cfg;
 	char *path, *migrations_dir, *synchronous;
-	sqlite3 *db;
-	int lock_fd; /* the locked database directory */
+	struct store_conn w; /* the writer: the store thread's connection */
+	int lock_fd;         /* the locked database directory */
 	int64_t epoch;
 	pthread_t thread;
 	int thread_on;
@@ -121,7 +138,7 @@ void store_flush_stop(struct store *st);
 /* ---- store-req.c ----------------------------------------------------------- */
 
 /* Fail r with SQLite's message for what. Returns -1. */
-int store_fail_db(struct store *st, struct store_req *r, const char *what);
+int store_fail_db(struct store_conn *c, struct store_req *r, const char *what);
 
 /* ---- store-open.c ---------------------------------------------------------- */
 
@@ -136,13 +153,13 @@ int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen)
 /* ---- store-stmt.c ---------------------------------------------------------- */
 
 /* A prepared statement for sql (static text or copied), reset and unbound. NULL with err. */
-sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct store_req *r);
+sqlite3_stmt *store_stmt(struct store_conn *c, const char *sql, struct store_req *r);
 
 /* Take s out of the statement cache, for the caller to finalize. */
-void store_stmt_forget(struct store *st, sqlite3_stmt *s);
+void store_stmt_forget(struct store_conn *c, sqlite3_stmt *s);
 
 /* Run sql with no result rows and no error record. Returns 0 or -1. */
-int store_exec(struct store *st, const char *sql);
+int store_exec(struct store_conn *c, const char *sql);
 
 /* Bind a nullable string / an int64 that is NULL when 0. */
 void store_bind_text(sqlite3_stmt *s, int i, const char *v);
@@ -155,17 +172,17 @@ void store_bind_vals(sqlite3_stmt *s, const struct store_val *vals, int n);
 char *store_col_text(sqlite3_stmt *s, int i);
 
 /* Collect every remaining row of s into r->rows. Returns 0 or -1 (r->err set). */
-int store_collect(struct store *st, sqlite3_stmt *s, struct store_req *r);
+int store_collect(struct store_conn *c, sqlite3_stmt *s, struct store_req *r);
 
 /* ---- store-sql.c ----------------------------------------------------------- */
 
-/* The authorizer and the progress handler, installed once at open (arg: st). */
+/* The authorizer and the progress handler, installed once per connection (arg: the conn). */
 int store_authorize(void *arg, int action, const char *a, const char *b, const char *c,
                     const char *d);
 int store_progress(void *arg);
 
 /* Run r->sql with r->params under the boundary; rows into r->rows. Returns 0 or -1. */
-int store_run_sql(struct store *st, struct store_req *r);
+int store_run_sql(struct store_conn *c, struct store_req *r);
 
 /* ---- store-tx.c ------------------------------------------------------------ */
 

@@ -91,7 +91,7 @@ static int read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, con
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
-		return store_fail_db(st, r, what);
+		return store_fail_db(&st->w, r, what);
 	return n;
 }
 
@@ -102,14 +102,14 @@ static int run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, cons
 
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
-		return store_fail_db(st, r, what);
+		return store_fail_db(&st->w, r, what);
 	r->changed = (int)sqlite3_changes(store_db(st));
 	return 0;
 }
 
 static int get_job(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", r);
+	sqlite3_stmt *s = store_stmt(&st->w, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", r);
 
 	if (!s)
 		return -1;
@@ -120,7 +120,7 @@ static int get_job(struct store *st, struct store_req *r)
 static int op_enqueue(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(
-	    st,
+	    &st->w,
 	    "INSERT INTO jobs (name, state, args, key, priority, max_attempts, backoff_ms,"
 	    " timeout_ms, run_at, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)"
 	    " ON CONFLICT (key) DO NOTHING",
@@ -146,7 +146,7 @@ static int op_enqueue(struct store *st, struct store_req *r)
 	}
 	/* the key names a job already: that one is the answer */
 	r->changed = 0;
-	s = store_stmt(st, "SELECT " JOB_COLS " FROM jobs WHERE key = ?", r);
+	s = store_stmt(&st->w, "SELECT " JOB_COLS " FROM jobs WHERE key = ?", r);
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, r->key, -1, SQLITE_STATIC);
@@ -165,7 +165,7 @@ static int op_claim(struct store *st, struct store_req *r)
 {
 	/* has_steps: a job without a journal needs no replay check (jobrun.lua skips it) */
 	sqlite3_stmt *s = store_stmt(
-	    st,
+	    &st->w,
 	    "SELECT " JOB_COLS ", EXISTS (SELECT 1 FROM steps WHERE job_id = jobs.id) FROM jobs"
 	    " WHERE (state = 'queued' OR state = 'failed') AND name = ? AND run_at <= ?"
 	    " ORDER BY priority DESC, run_at, id LIMIT ?",
@@ -179,7 +179,7 @@ static int op_claim(struct store *st, struct store_req *r)
 	sqlite3_bind_int64(s, 3, r->n);
 	if (read_jobs(st, s, r, "claiming jobs") < 0)
 		return -1;
-	s = store_stmt(st,
+	s = store_stmt(&st->w,
 	               "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease = ?,"
 	               " epoch = ?, started_at = ? WHERE id = ?",
 	               r);
@@ -210,7 +210,7 @@ static int op_finish(struct store *st, struct store_req *r)
 {
 	int ok = strcmp(r->name, "succeeded") == 0, terminal = strcmp(r->name, "failed") != 0;
 	sqlite3_stmt *s =
-	    store_stmt(st,
+	    store_stmt(&st->w,
 	               "UPDATE jobs SET state = ?1, result = ?2, error = ?3, finished_at = ?4,"
 	               " run_at = coalesce(?5, run_at), lease = NULL,"
 	               " trace = CASE WHEN ?8 IS NULL THEN trace WHEN trace IS NULL THEN ?8"
@@ -237,7 +237,7 @@ static int op_finish(struct store *st, struct store_req *r)
 
 static int op_requeue(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st,
+	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "UPDATE jobs SET state = 'queued', attempt = attempt - 1,"
 	                             " run_at = ?1, lease = NULL"
 	                             " WHERE id = ?2 AND state = 'running' AND lease = ?3",
@@ -254,7 +254,7 @@ static int op_requeue(struct store *st, struct store_req *r)
 /* CANCEL and RETRY: one guarded update returning the row, else the row as it is. */
 static int op_transition(struct store *st, struct store_req *r, const char *sql)
 {
-	sqlite3_stmt *s = store_stmt(st, sql, r);
+	sqlite3_stmt *s = store_stmt(&st->w, sql, r);
 	int n;
 
 	if (!s)
@@ -277,17 +277,18 @@ static int op_get(struct store *st, struct store_req *r)
 	if (!r->njobs || !r->flag)
 		return 0;
 	s = store_stmt(
-	    st, "SELECT seq, name, kind, result, at FROM steps WHERE job_id = ? ORDER BY seq", r);
+	    &st->w, "SELECT seq, name, kind, result, at FROM steps WHERE job_id = ? ORDER BY seq",
+	    r);
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, r->id);
-	return store_collect(st, s, r);
+	return store_collect(&st->w, s, r);
 }
 
 static int op_list(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s =
-	    store_stmt(st,
+	    store_stmt(&st->w,
 	               "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1)"
 	               " AND (?2 IS NULL OR name = ?2) ORDER BY id DESC LIMIT ?3",
 	               r);
@@ -302,7 +303,7 @@ static int op_list(struct store *st, struct store_req *r)
 
 static int op_counts(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st, "SELECT state, count(*) FROM jobs GROUP BY state", r);
+	sqlite3_stmt *s = store_stmt(&st->w, "SELECT state, count(*) FROM jobs GROUP BY state", r);
 	int rc;
 
 	if (!s)
@@ -313,12 +314,12 @@ static int op_counts(struct store *st, struct store_req *r)
 			r->counts[i] = sqlite3_column_int64(s, 1);
 	}
 	sqlite3_reset(s);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, r, "counting jobs");
+	return rc == SQLITE_DONE ? 0 : store_fail_db(&st->w, r, "counting jobs");
 }
 
 static int op_spans(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st, "SELECT trace FROM jobs WHERE id = ?", r);
+	sqlite3_stmt *s = store_stmt(&st->w, "SELECT trace FROM jobs WHERE id = ?", r);
 	int rc;
 
 	if (!s)
@@ -329,13 +330,13 @@ static int op_spans(struct store *st, struct store_req *r)
 		r->out_text = store_col_text(s, 0);
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail_db(st, r, "reading the trace");
+		return store_fail_db(&st->w, r, "reading the trace");
 	return get_job(st, r) < 0 ? -1 : 0;
 }
 
 static int op_next_due(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st,
+	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "SELECT min(run_at) FROM jobs"
 	                             " WHERE (state = 'queued' OR state = 'failed') AND name = ?",
 	                             r);
@@ -350,12 +351,13 @@ static int op_next_due(struct store *st, struct store_req *r)
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE
 	           ? 0
-	           : store_fail_db(st, r, "finding the next due job");
+	           : store_fail_db(&st->w, r, "finding the next due job");
 }
 
 static int op_schedule(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st, "SELECT expr, next_at FROM schedules WHERE name = ?", r);
+	sqlite3_stmt *s =
+	    store_stmt(&st->w, "SELECT expr, next_at FROM schedules WHERE name = ?", r);
 	int rc;
 
 	if (!s)
@@ -370,9 +372,9 @@ static int op_schedule(struct store *st, struct store_req *r)
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_fail_db(st, r, "reading the schedule");
+		return store_fail_db(&st->w, r, "reading the schedule");
 	s = store_stmt(
-	    st, "INSERT OR REPLACE INTO schedules (name, expr, next_at) VALUES (?, ?, ?)", r);
+	    &st->w, "INSERT OR REPLACE INTO schedules (name, expr, next_at) VALUES (?, ?, ?)", r);
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
@@ -386,8 +388,8 @@ static int op_schedule(struct store *st, struct store_req *r)
 
 static int op_fire(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s =
-	    store_stmt(st, "UPDATE schedules SET next_at = ?1 WHERE name = ?2 AND next_at = ?3", r);
+	sqlite3_stmt *s = store_stmt(
+	    &st->w, "UPDATE schedules SET next_at = ?1 WHERE name = ?2 AND next_at = ?3", r);
 	char key[256];
 
 	if (!s)
@@ -409,7 +411,7 @@ static int op_fire(struct store *st, struct store_req *r)
 static int op_prune(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s =
-	    store_stmt(st,
+	    store_stmt(&st->w,
 	               "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"
 	               " WHERE (state = 'succeeded' OR state = 'dead' OR state = 'cancelled')"
 	               " AND finished_at < ? ORDER BY id LIMIT ?)",

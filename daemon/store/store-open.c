@@ -60,9 +60,9 @@ static int lock_dir(struct store *st, char *err, size_t errlen)
 
 static int open_exec(struct store *st, const char *sql, const char *what, char *err, size_t errlen)
 {
-	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+	if (sqlite3_exec(st->w.db, sql, NULL, NULL, NULL) == SQLITE_OK)
 		return 0;
-	errbuf_set(err, errlen, "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+	errbuf_set(err, errlen, "%s: %s: %s", st->path, what, sqlite3_errmsg(st->w.db));
 	return -1;
 }
 
@@ -75,7 +75,7 @@ static int new_epoch(struct store *st, int64_t *requeued, char *err, size_t errl
 
 	if (open_exec(st, "BEGIN IMMEDIATE", "taking a new epoch", err, errlen) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(st->db,
+	if (sqlite3_prepare_v2(st->w.db,
 	                       "UPDATE executor SET epoch = epoch + 1, started_at = ?, pid = ?"
 	                       " WHERE id = 1 RETURNING epoch",
 	                       -1, &s, NULL) != SQLITE_OK)
@@ -87,7 +87,7 @@ static int new_epoch(struct store *st, int64_t *requeued, char *err, size_t errl
 	st->epoch = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
 	s = NULL;
-	if (sqlite3_prepare_v2(st->db,
+	if (sqlite3_prepare_v2(st->w.db,
 	                       "UPDATE jobs SET state = 'queued', run_at = ?, lease = NULL"
 	                       " WHERE state = 'running' AND epoch < ?",
 	                       -1, &s, NULL) != SQLITE_OK)
@@ -97,7 +97,7 @@ static int new_epoch(struct store *st, int64_t *requeued, char *err, size_t errl
 	if (sqlite3_step(s) != SQLITE_DONE)
 		goto fail;
 	if (requeued)
-		*requeued = sqlite3_changes64(st->db);
+		*requeued = sqlite3_changes64(st->w.db);
 	sqlite3_finalize(s);
 	s = NULL;
 	if (open_exec(st, "COMMIT", "taking a new epoch", err, errlen) < 0)
@@ -105,11 +105,11 @@ static int new_epoch(struct store *st, int64_t *requeued, char *err, size_t errl
 	rc = 0;
 	goto out;
 fail:
-	errbuf_set(err, errlen, "%s: taking a new epoch: %s", st->path, sqlite3_errmsg(st->db));
+	errbuf_set(err, errlen, "%s: taking a new epoch: %s", st->path, sqlite3_errmsg(st->w.db));
 out:
 	sqlite3_finalize(s);
-	if (rc < 0 && !sqlite3_get_autocommit(st->db))
-		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	if (rc < 0 && !sqlite3_get_autocommit(st->w.db))
+		sqlite3_exec(st->w.db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
 
@@ -128,35 +128,35 @@ int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen)
 	if (lock_dir(st, err, errlen) < 0)
 		return -1;
 	rc =
-	    sqlite3_open_v2(st->path, &st->db,
+	    sqlite3_open_v2(st->path, &st->w.db,
 	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		errbuf_set(err, errlen, "%s: %s", st->path,
-		           st->db ? sqlite3_errmsg(st->db) : sqlite3_errstr(rc));
+		           st->w.db ? sqlite3_errmsg(st->w.db) : sqlite3_errstr(rc));
 		return -1;
 	}
-	if (sqlite3_db_readonly(st->db, "main") == 1) {
+	if (sqlite3_db_readonly(st->w.db, "main") == 1) {
 		errbuf_set(err, errlen,
 		           "%s: the database is read-only (check the file's permissions)",
 		           st->path);
 		return -1;
 	}
-	sqlite3_extended_result_codes(st->db, 0);
-	sqlite3_set_authorizer(st->db, store_authorize, st);
-	sqlite3_progress_handler(st->db, 1000, store_progress, st);
+	sqlite3_extended_result_codes(st->w.db, 0);
+	sqlite3_set_authorizer(st->w.db, store_authorize, &st->w);
+	sqlite3_progress_handler(st->w.db, 1000, store_progress, &st->w);
 	/* beyond the authorizer: no schema edits by PRAGMA, no extensions, no ATTACH at all */
-	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-	sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
-	sqlite3_db_config(st->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, NULL);
-	sqlite3_limit(st->db, SQLITE_LIMIT_ATTACHED, 0);
+	sqlite3_db_config(st->w.db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(st->w.db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+	sqlite3_db_config(st->w.db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, NULL);
+	sqlite3_limit(st->w.db, SQLITE_LIMIT_ATTACHED, 0);
 	/* WAL: readers never block the writer; one fsync per commit at most */
-	if (sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK &&
+	if (sqlite3_prepare_v2(st->w.db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW)
 		mode = store_col_text(s, 0);
 	sqlite3_finalize(s);
 	if (!mode || strcmp(mode, "wal") != 0) {
 		errbuf_set(err, errlen, "%s: cannot use WAL mode: %s", st->path,
-		           mode ? mode : sqlite3_errmsg(st->db));
+		           mode ? mode : sqlite3_errmsg(st->w.db));
 		free(mode);
 		return -1;
 	}
@@ -171,7 +171,7 @@ int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen)
 	    /* RETURNING and IN (subquery) use ephemeral tables: keep them off disk */
 	    open_exec(st, "PRAGMA temp_store = MEMORY", "temp store", err, errlen) < 0)
 		return -1;
-	if (migrate_apply(st->db, st->migrations_dir, store_now(), err, errlen) < 0)
+	if (migrate_apply(st->w.db, st->migrations_dir, store_now(), err, errlen) < 0)
 		return -1;
 	return new_epoch(st, requeued, err, errlen);
 }

@@ -72,7 +72,7 @@ int store_fail(struct store_req *r, const char *code, const char *fmt, ...)
 	return -1;
 }
 
-int store_fail_db(struct store *st, struct store_req *r, const char *what)
+int store_fail_db(struct store_conn *c, struct store_req *r, const char *what)
 {
-	return store_fail(r, "db", "%s: %s", what, sqlite3_errmsg(st->db));
+	return store_fail(r, "db", "%s: %s", what, sqlite3_errmsg(c->db));
 }

@@ -9,7 +9,7 @@
  * transaction as the writes it made, which a second database file in WAL
  * mode could not promise), so application SQL runs under an authorizer,
  * installed once at open (installing one expires every prepared
- * statement) and in force while st->user_sql is set, which store_run_sql keeps
+ * statement) and in force while c->user_sql is set, which store_run_sql keeps
  * over prepare and step (a statement re-prepared inside sqlite3_step is
  * checked again). It refuses:
  *  - the daemon's tables (store_reserved, and any name starting with
@@ -37,7 +37,7 @@ static const char *const store_reserved[] = {
     "jobs", "steps", "schedules", "executor", "schema_migrations", NULL,
 };
 static const char *const allowed_pragmas[] = {
-    "table_info",  "table_xinfo",      "index_list",   "index_info", "index_xinfo",
+    "table_info",       "table_xinfo",    "index_list",    "index_info", "index_xinfo",
     "foreign_key_list", "collation_list", "function_list", NULL,
 };
 
@@ -51,38 +51,39 @@ static int in_list(const char *const *list, const char *name)
 
 int store_is_reserved(const char *table)
 {
-	return table && (in_list(store_reserved, table) || sqlite3_strnicmp(table, "awaitd_", 7) == 0);
+	return table &&
+	       (in_list(store_reserved, table) || sqlite3_strnicmp(table, "awaitd_", 7) == 0);
 }
 
-static int deny(struct store *st, const char *why, const char *name)
+static int deny(struct store_conn *c, const char *why, const char *name)
 {
-	if (!st->denied) {
-		st->denied = why;
-		snprintf(st->denied_name, sizeof st->denied_name, "%s", name ? name : "");
+	if (!c->denied) {
+		c->denied = why;
+		snprintf(c->denied_name, sizeof c->denied_name, "%s", name ? name : "");
 	}
 	return SQLITE_DENY;
 }
 
-int store_authorize(void *arg, int action, const char *a, const char *b, const char *c,
-                     const char *d)
+int store_authorize(void *arg, int action, const char *a, const char *b, const char *dbname,
+                    const char *trigger)
 {
-	struct store *st = arg;
+	struct store_conn *c = arg;
 	const char *table = NULL;
 
-	(void)c;
-	(void)d;
-	if (!st->user_sql)
+	(void)dbname;
+	(void)trigger;
+	if (!c->user_sql)
 		return SQLITE_OK;
 	switch (action) {
 	case SQLITE_TRANSACTION:
 	case SQLITE_SAVEPOINT:
-		return deny(st,
+		return deny(c,
 		            "transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is "
 		            "refused in application SQL: use db:tx",
 		            NULL);
 	case SQLITE_ATTACH:
 	case SQLITE_DETACH:
-		return deny(st, "ATTACH, DETACH and VACUUM are refused in application SQL", NULL);
+		return deny(c, "ATTACH, DETACH and VACUUM are refused in application SQL", NULL);
 	case SQLITE_CREATE_TEMP_TABLE:
 	case SQLITE_CREATE_TEMP_INDEX:
 	case SQLITE_CREATE_TEMP_TRIGGER:
@@ -91,35 +92,36 @@ int store_authorize(void *arg, int action, const char *a, const char *b, const c
 	case SQLITE_DROP_TEMP_INDEX:
 	case SQLITE_DROP_TEMP_TRIGGER:
 	case SQLITE_DROP_TEMP_VIEW:
-		return deny(st,
+		return deny(c,
 		            "temporary tables, indexes, triggers and views are refused in "
 		            "application SQL (they live on the daemon's shared connection)",
 		            NULL);
 	case SQLITE_PRAGMA:
 		if (a && in_list(allowed_pragmas, a))
 			return SQLITE_OK;
-		return deny(st, "is refused in application SQL (allowed: table_info, table_xinfo, "
-		                "index_list, index_info, index_xinfo, foreign_key_list, "
-		                "collation_list, function_list)",
+		return deny(c,
+		            "is refused in application SQL (allowed: table_info, table_xinfo, "
+		            "index_list, index_info, index_xinfo, foreign_key_list, "
+		            "collation_list, function_list)",
 		            a);
 	case SQLITE_FUNCTION:
 		if (b && (sqlite3_stricmp(b, "load_extension") == 0 ||
 		          sqlite3_stricmp(b, "fts3_tokenizer") == 0))
-			return deny(st, "is refused in application SQL", b);
+			return deny(c, "is refused in application SQL", b);
 		return SQLITE_OK;
 	case SQLITE_READ:
 		table = a;
 		if (table && (sqlite3_stricmp(table, "sqlite_stmt") == 0 ||
 		              sqlite3_stricmp(table, "dbstat") == 0 ||
 		              sqlite3_stricmp(table, "sqlite_dbpage") == 0))
-			return deny(st, "is out of reach of application SQL", table);
+			return deny(c, "is out of reach of application SQL", table);
 		break;
 	case SQLITE_CREATE_TABLE:
-		snprintf(st->ddl_table, sizeof st->ddl_table, "%s", a ? a : "");
+		snprintf(c->ddl_table, sizeof c->ddl_table, "%s", a ? a : "");
 		table = a;
 		break;
 	case SQLITE_ALTER_TABLE:
-		snprintf(st->ddl_table, sizeof st->ddl_table, "%s", b ? b : "");
+		snprintf(c->ddl_table, sizeof c->ddl_table, "%s", b ? b : "");
 		table = b;
 		break;
 	case SQLITE_INSERT:
@@ -143,59 +145,60 @@ int store_authorize(void *arg, int action, const char *a, const char *b, const c
 		return SQLITE_OK;
 	}
 	if (store_is_reserved(table))
-		return deny(st, "is one of the daemon's own tables, out of reach of application SQL",
+		return deny(c, "is one of the daemon's own tables, out of reach of application SQL",
 		            table);
 	return SQLITE_OK;
 }
 
 /*
- * The progress handler: stops the statement of st->cur once its deadline
+ * The progress handler: stops the statement of c->cur once its deadline
  * passes or its waiter went away. Daemon statements run with no deadline.
  */
 int store_progress(void *arg)
 {
-	struct store *st = arg;
+	struct store_conn *c = arg;
 
-	if (!st->cur)
+	if (!c->cur)
 		return 0;
-	if (__atomic_load_n(&st->cur->cancelled, __ATOMIC_RELAXED))
+	if (__atomic_load_n(&c->cur->cancelled, __ATOMIC_RELAXED))
 		return 1;
-	return st->stmt_deadline > 0 && clock_mono_ms() > st->stmt_deadline;
+	return c->stmt_deadline > 0 && clock_mono_ms() > c->stmt_deadline;
 }
 
 /* Fail r after the authorizer refused its SQL, naming what and why. */
-static int fail_denied(struct store *st, struct store_req *r)
+static int fail_denied(struct store_conn *c, struct store_req *r)
 {
-	if (st->denied_name[0] && strncmp(st->denied, "is ", 3) == 0)
-		return store_fail(r, "invalid", "\"%s\" %s", st->denied_name, st->denied);
-	return store_fail(r, "invalid", "%s", st->denied);
+	if (c->denied_name[0] && strncmp(c->denied, "is ", 3) == 0)
+		return store_fail(r, "invalid", "\"%s\" %s", c->denied_name, c->denied);
+	return store_fail(r, "invalid", "%s", c->denied);
 }
 
 /* Fail r after its statement was stopped by the progress handler. */
-static int fail_stopped(struct store *st, struct store_req *r, double limit, double started)
+static int fail_stopped(struct store_conn *c, struct store_req *r, double limit, double started)
 {
 	if (__atomic_load_n(&r->cancelled, __ATOMIC_RELAXED))
-		return store_fail(r, "cancelled", "the statement was stopped: its task was cancelled");
-	return store_fail(r, "timeout",
-	                  "the statement was stopped after %.0f ms (%s)", clock_mono_ms() - started,
-	                  limit == st->cfg.max_statement_ms ? "max_statement_ms"
-	                  : r->tx                           ? "the job's deadline or tx_timeout_ms"
-	                                                    : "the job's deadline");
+		return store_fail(r, "cancelled",
+		                  "the statement was stopped: its task was cancelled");
+	return store_fail(r, "timeout", "the statement was stopped after %.0f ms (%s)",
+	                  clock_mono_ms() - started,
+	                  limit == c->st->cfg.max_statement_ms ? "max_statement_ms"
+	                  : r->tx ? "the job's deadline or tx_timeout_ms"
+	                          : "the job's deadline");
 }
 
 /*
- * 1 when st->ddl_table has a foreign key to a daemon table (its name in
+ * 1 when c->ddl_table has a foreign key to a daemon table (its name in
  * buf), 0 when not, -1 when the check itself failed.
  */
-static int ddl_references_reserved(struct store *st, char *buf, size_t len)
+static int ddl_references_reserved(struct store_conn *c, char *buf, size_t len)
 {
 	sqlite3_stmt *s;
 	int rc, found = 0;
 
-	if (sqlite3_prepare_v2(st->db, "SELECT \"table\" FROM pragma_foreign_key_list(?)", -1, &s,
+	if (sqlite3_prepare_v2(c->db, "SELECT \"table\" FROM pragma_foreign_key_list(?)", -1, &s,
 	                       NULL) != SQLITE_OK)
 		return -1;
-	sqlite3_bind_text(s, 1, st->ddl_table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 1, c->ddl_table, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(s, 0);
 		if (store_is_reserved(t)) {
@@ -208,9 +211,10 @@ static int ddl_references_reserved(struct store *st, char *buf, size_t len)
 	return found ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-int store_run_sql(struct store *st, struct store_req *r)
+int store_run_sql(struct store_conn *c, struct store_req *r)
 {
-	int64_t before = sqlite3_total_changes64(st->db);
+	struct store *st = c->st;
+	int64_t before = sqlite3_total_changes64(c->db);
 	double started = clock_mono_ms(), limit = st->cfg.max_statement_ms, deadline;
 	sqlite3_stmt *s;
 	int rc, ddl;
@@ -224,23 +228,23 @@ int store_run_sql(struct store *st, struct store_req *r)
 		deadline = st->tx_started + st->cfg.tx_timeout_ms;
 		limit = -1;
 	}
-	st->user_sql = 1;
-	st->denied = NULL;
-	st->ddl_table[0] = 0;
-	st->cur = r;
-	st->stmt_deadline = deadline;
-	s = store_stmt(st, r->sql, r);
+	c->user_sql = 1;
+	c->denied = NULL;
+	c->ddl_table[0] = 0;
+	c->cur = r;
+	c->stmt_deadline = deadline;
+	s = store_stmt(c, r->sql, r);
 	if (!s) {
 		rc = -1;
-		if (st->denied) /* SQLITE_AUTH, or a table-valued function's own error */
-			fail_denied(st, r);
-		else if (sqlite3_errcode(st->db) == SQLITE_INTERRUPT)
-			fail_stopped(st, r, limit, started);
+		if (c->denied) /* SQLITE_AUTH, or a table-valued function's own error */
+			fail_denied(c, r);
+		else if (sqlite3_errcode(c->db) == SQLITE_INTERRUPT)
+			fail_stopped(c, r, limit, started);
 		goto out;
 	}
-	ddl = st->ddl_table[0] != 0;
+	ddl = c->ddl_table[0] != 0;
 	if (ddl)
-		store_stmt_forget(st, s);
+		store_stmt_forget(c, s);
 	rc = -1;
 	if (sqlite3_bind_parameter_count(s) != r->nparams) {
 		store_fail(r, "invalid", "the statement has %d parameters, %d values given",
@@ -251,37 +255,38 @@ int store_run_sql(struct store *st, struct store_req *r)
 	}
 	store_bind_vals(s, r->params, r->nparams);
 	if (ddl) {
-		st->user_sql = 0;
-		if (store_exec(st, "SAVEPOINT ddl") < 0) {
-			store_fail_db(st, r, "checking a table's foreign keys");
+		c->user_sql = 0;
+		if (store_exec(c, "SAVEPOINT ddl") < 0) {
+			store_fail_db(c, r, "checking a table's foreign keys");
 			sqlite3_finalize(s);
 			goto out;
 		}
-		st->user_sql = 1;
+		c->user_sql = 1;
 	}
-	rc = store_collect(st, s, r);
-	if (rc < 0 && sqlite3_errcode(st->db) == SQLITE_INTERRUPT)
-		fail_stopped(st, r, limit, started);
-	else if (rc < 0 && st->denied) /* refused at a re-prepare inside sqlite3_step */
-		fail_denied(st, r);
+	rc = store_collect(c, s, r);
+	if (rc < 0 && sqlite3_errcode(c->db) == SQLITE_INTERRUPT)
+		fail_stopped(c, r, limit, started);
+	else if (rc < 0 && c->denied) /* refused at a re-prepare inside sqlite3_step */
+		fail_denied(c, r);
 	if (ddl) {
 		char ref[128];
 		int bad;
-		st->user_sql = 0;
-		bad = rc == 0 ? ddl_references_reserved(st, ref, sizeof ref) : 0;
+		c->user_sql = 0;
+		bad = rc == 0 ? ddl_references_reserved(c, ref, sizeof ref) : 0;
 		if (bad != 0 || rc < 0)
-			store_exec(st, "ROLLBACK TO ddl");
-		store_exec(st, "RELEASE ddl");
+			store_exec(c, "ROLLBACK TO ddl");
+		store_exec(c, "RELEASE ddl");
 		if (bad > 0)
-			rc = store_fail(r, "invalid",
-			                "table \"%s\" would reference \"%s\", one of the daemon's own "
-			                "tables, out of reach of application SQL",
-			                st->ddl_table, ref);
+			rc = store_fail(
+			    r, "invalid",
+			    "table \"%s\" would reference \"%s\", one of the daemon's own "
+			    "tables, out of reach of application SQL",
+			    c->ddl_table, ref);
 		else if (bad < 0)
-			rc = store_fail_db(st, r, "checking a table's foreign keys");
+			rc = store_fail_db(c, r, "checking a table's foreign keys");
 	}
 	/* sqlite3_changes64 keeps the count of the last INSERT/UPDATE/DELETE of any request */
-	if (rc == 0 && sqlite3_total_changes64(st->db) == before)
+	if (rc == 0 && sqlite3_total_changes64(c->db) == before)
 		r->rows.changes = 0;
 	if (ddl) {
 		sqlite3_finalize(s);
@@ -290,8 +295,8 @@ int store_run_sql(struct store *st, struct store_req *r)
 		sqlite3_clear_bindings(s);
 	}
 out:
-	st->user_sql = 0;
-	st->cur = NULL;
-	st->stmt_deadline = 0;
+	c->user_sql = 0;
+	c->cur = NULL;
+	c->stmt_deadline = 0;
 	return rc;
 }

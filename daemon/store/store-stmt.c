@@ -4,7 +4,7 @@
  *
  * The cache keeps STMT_CACHE statements, the least recently used goes;
  * a cached statement is handed out reset and unbound. Application
- * statements (prepared while st->user_sql is set, under the authorizer's
+ * statements (prepared while c->user_sql is set, under the authorizer's
  * rules) and the daemon's own never share a slot. Collected values are
  * malloc'd copies, each NUL-terminated, freed with the request.
  */
@@ -66,15 +66,15 @@ char *store_col_text(sqlite3_stmt *s, int i)
 
 /* ---- prepared statements --------------------------------------------------- */
 
-sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct store_req *r)
+sqlite3_stmt *store_stmt(struct store_conn *c, const char *sql, struct store_req *r)
 {
-	struct stmt_slot *victim = &st->stmts[0];
+	struct stmt_slot *victim = &c->stmts[0];
 	sqlite3_stmt *s = NULL;
 
 	for (int i = 0; i < STMT_CACHE; i++) {
-		struct stmt_slot *e = &st->stmts[i];
-		if (e->sql && e->user == st->user_sql && strcmp(e->sql, sql) == 0) {
-			e->used = ++st->stmt_clock;
+		struct stmt_slot *e = &c->stmts[i];
+		if (e->sql && e->user == c->user_sql && strcmp(e->sql, sql) == 0) {
+			e->used = ++c->stmt_clock;
 			sqlite3_reset(e->stmt);
 			sqlite3_clear_bindings(e->stmt);
 			return e->stmt;
@@ -82,8 +82,8 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct store_req *r)
 		if (e->used < victim->used)
 			victim = e;
 	}
-	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
-		store_fail(r, "db", "%s", sqlite3_errmsg(st->db));
+	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
+		store_fail(r, "db", "%s", sqlite3_errmsg(c->db));
 		return NULL;
 	}
 	if (!s) {
@@ -94,8 +94,8 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct store_req *r)
 	free(victim->sql);
 	victim->sql = strdup(sql);
 	victim->stmt = victim->sql ? s : NULL;
-	victim->used = ++st->stmt_clock;
-	victim->user = st->user_sql;
+	victim->used = ++c->stmt_clock;
+	victim->user = c->user_sql;
 	if (!victim->sql) {
 		sqlite3_finalize(s);
 		store_fail(r, "out_of_memory", "out of memory");
@@ -108,10 +108,10 @@ sqlite3_stmt *store_stmt(struct store *st, const char *sql, struct store_req *r)
  * Take s out of the statement cache, for the caller to finalize: a DDL
  * statement is authorized (and its foreign keys checked) at every run.
  */
-void store_stmt_forget(struct store *st, sqlite3_stmt *s)
+void store_stmt_forget(struct store_conn *c, sqlite3_stmt *s)
 {
 	for (int i = 0; i < STMT_CACHE; i++) {
-		struct stmt_slot *e = &st->stmts[i];
+		struct stmt_slot *e = &c->stmts[i];
 		if (e->stmt == s) {
 			free(e->sql);
 			memset(e, 0, sizeof *e);
@@ -120,9 +120,9 @@ void store_stmt_forget(struct store *st, sqlite3_stmt *s)
 	}
 }
 
-int store_exec(struct store *st, const char *sql)
+int store_exec(struct store_conn *c, const char *sql)
 {
-	return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	return sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
 }
 
 /* ---- results ----------------------------------------------------------------- */
@@ -162,7 +162,7 @@ static int col_value(sqlite3_stmt *s, int i, struct store_val *v)
 	return 0;
 }
 
-int store_collect(struct store *st, sqlite3_stmt *s, struct store_req *r)
+int store_collect(struct store_conn *c, sqlite3_stmt *s, struct store_req *r)
 {
 	struct store_rows *rows = &r->rows;
 	size_t cap = 0;
@@ -198,8 +198,8 @@ int store_collect(struct store *st, sqlite3_stmt *s, struct store_req *r)
 				return store_fail(r, "out_of_memory", "out of memory");
 	}
 	if (rc != SQLITE_DONE)
-		return store_fail(r, "db", "%s", sqlite3_errmsg(st->db));
-	rows->changes = sqlite3_changes64(st->db);
-	rows->last_id = sqlite3_last_insert_rowid(st->db);
+		return store_fail(r, "db", "%s", sqlite3_errmsg(c->db));
+	rows->changes = sqlite3_changes64(c->db);
+	rows->last_id = sqlite3_last_insert_rowid(c->db);
 	return 0;
 }

@@ -20,7 +20,7 @@
 /* The journal for (job, seq, name): 1 found (r->out_text), 0 none, -1 error. */
 int store_journal_get(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(st,
+	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "SELECT seq, name, result FROM steps"
 	                             " WHERE job_id = ?1 AND (seq = ?2 OR name = ?3)",
 	                             r);
@@ -49,13 +49,13 @@ int store_journal_get(struct store *st, struct store_req *r)
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
-		return store_fail_db(st, r, "reading the step journal");
+		return store_fail_db(&st->w, r, "reading the step journal");
 	return found;
 }
 
 int store_journal_put(struct store *st, struct store_req *r, const char *kind)
 {
-	sqlite3_stmt *s = store_stmt(st,
+	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "INSERT INTO steps (job_id, seq, name, kind, result, at)"
 	                             " VALUES (?, ?, ?, ?, ?, ?)",
 	                             r);
@@ -75,7 +75,7 @@ int store_journal_put(struct store *st, struct store_req *r, const char *kind)
 		return store_fail(r, "nondeterministic",
 		                  "step %lld \"%s\" of job %lld is journaled already",
 		                  (long long)r->seq, r->name, (long long)r->job_id);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, r, "journaling the step");
+	return rc == SQLITE_DONE ? 0 : store_fail_db(&st->w, r, "journaling the step");
 }
 
 int store_tx_is_dead(struct store *st, int64_t tx, int forget)
@@ -92,8 +92,8 @@ int store_tx_is_dead(struct store *st, int64_t tx, int forget)
 /* Roll the open user transaction back (its owner is late or gone). */
 void store_tx_abandon(struct store *st)
 {
-	store_exec(st, "ROLLBACK TO u");
-	store_exec(st, "RELEASE u");
+	store_exec(&st->w, "ROLLBACK TO u");
+	store_exec(&st->w, "RELEASE u");
 	if (st->ndead == DEAD_TX)
 		memmove(st->dead_tx, st->dead_tx + 1, (DEAD_TX - 1) * sizeof st->dead_tx[0]);
 	st->dead_tx[st->ndead < DEAD_TX ? st->ndead++ : DEAD_TX - 1] = st->open_tx;
@@ -138,8 +138,8 @@ int store_tx_begin(struct store *st, struct store_req *r)
 			return 0;
 		}
 	}
-	if (store_exec(st, "SAVEPOINT u") < 0) {
-		store_fail_db(st, r, "beginning the transaction");
+	if (store_exec(&st->w, "SAVEPOINT u") < 0) {
+		store_fail_db(&st->w, r, "beginning the transaction");
 		return 0;
 	}
 	st->open_tx = r->tx;
@@ -158,14 +158,14 @@ int store_tx_end(struct store *st, struct store_req *r)
 	int now_answer = 0;
 
 	if (r->flag && r->name && store_journal_put(st, r, "tx") < 0) {
-		store_exec(st, "ROLLBACK TO u");
-		store_exec(st, "RELEASE u");
+		store_exec(&st->w, "ROLLBACK TO u");
+		store_exec(&st->w, "RELEASE u");
 	} else if (r->flag) {
-		if (store_exec(st, "RELEASE u") < 0)
-			store_fail_db(st, r, "committing the transaction");
+		if (store_exec(&st->w, "RELEASE u") < 0)
+			store_fail_db(&st->w, r, "committing the transaction");
 	} else {
-		store_exec(st, "ROLLBACK TO u");
-		store_exec(st, "RELEASE u");
+		store_exec(&st->w, "ROLLBACK TO u");
+		store_exec(&st->w, "RELEASE u");
 		now_answer = 1;
 	}
 	st->open_tx = 0;

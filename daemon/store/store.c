@@ -47,7 +47,7 @@ int64_t store_now(void)
 
 sqlite3 *store_db(struct store *st)
 {
-	return st->db;
+	return st->w.db;
 }
 
 int64_t store_new_lease(struct store *st)
@@ -142,11 +142,11 @@ static void batch_commit(struct store *st)
 {
 	if (!st->in_batch)
 		return;
-	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(st->w.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		char why[sizeof st->acks->err.msg];
-		snprintf(why, sizeof why, "%s", sqlite3_errmsg(st->db));
-		if (!sqlite3_get_autocommit(st->db))
-			store_exec(st, "ROLLBACK");
+		snprintf(why, sizeof why, "%s", sqlite3_errmsg(st->w.db));
+		if (!sqlite3_get_autocommit(st->w.db))
+			store_exec(&st->w, "ROLLBACK");
 		batch_fail(st, why);
 		return;
 	}
@@ -165,8 +165,8 @@ static int batch_begin(struct store *st, struct store_req *r)
 {
 	if (st->in_batch)
 		return 0;
-	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-		return store_fail_db(st, r, "beginning a transaction");
+	if (sqlite3_exec(st->w.db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return store_fail_db(&st->w, r, "beginning a transaction");
 	st->in_batch = 1;
 	st->batch_n = 0;
 	st->batch_started = clock_mono_ms();
@@ -181,9 +181,9 @@ static int check_batch_alive(struct store *st, struct store_req *r)
 {
 	char why[sizeof r->err.msg];
 
-	if (!st->in_batch || !sqlite3_get_autocommit(st->db))
+	if (!st->in_batch || !sqlite3_get_autocommit(st->w.db))
 		return 0;
-	snprintf(why, sizeof why, "%s", r->rc ? r->err.msg : sqlite3_errmsg(st->db));
+	snprintf(why, sizeof why, "%s", r->rc ? r->err.msg : sqlite3_errmsg(st->w.db));
 	if (r->rc == 0)
 		store_fail(r, "db", "the transaction was rolled back: %s", why);
 	batch_fail(st, why);
@@ -206,7 +206,7 @@ static void run_one(struct store *st, struct store_req *r)
 	st->batch_n++;
 	switch (r->op) {
 	case STORE_SQL:
-		store_run_sql(st, r);
+		store_run_sql(&st->w, r);
 		now_answer = r->tx != 0;
 		break;
 	case STORE_TX_BEGIN:
@@ -401,6 +401,7 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 		return NULL;
 	}
 	st->cfg = *cfg;
+	st->w.st = st;
 	st->lock_fd = -1;
 	st->efd = -1;
 	st->wal_fd = -1;
@@ -459,11 +460,11 @@ void store_close(struct store *st)
 	if (st->efd >= 0)
 		close(st->efd);
 	for (int i = 0; i < STMT_CACHE; i++) {
-		sqlite3_finalize(st->stmts[i].stmt);
-		free(st->stmts[i].sql);
+		sqlite3_finalize(st->w.stmts[i].stmt);
+		free(st->w.stmts[i].sql);
 	}
-	if (st->db)
-		sqlite3_close(st->db);
+	if (st->w.db)
+		sqlite3_close(st->w.db);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	pthread_cond_destroy(&st->cv);
