@@ -5,6 +5,7 @@
  *   store.c       the store thread, its group commit, the answer path to
  *                 the loop, opening and closing the struct
  *   store-flush.c the flusher thread: fdatasync of the WAL off the writer
+ *   store-read.c  reader connections on threads: application reads
  *   store-req.c   requests: allocating, freeing, failing; job-state names
  *   store-open.c  opening the database: the directory lock, pragmas,
  *                 migrations, the new epoch
@@ -28,8 +29,9 @@
 
 #include "store.h"
 
-#define STMT_CACHE 64 /* prepared statements kept */
-#define DEAD_TX    64 /* timed-out transactions remembered */
+#define STMT_CACHE    64 /* prepared statements kept */
+#define DEAD_TX       64 /* timed-out transactions remembered */
+#define STORE_READERS 2  /* reader connections, each on its own thread */
 
 struct stmt_slot {
 	char *sql;
@@ -45,6 +47,7 @@ struct stmt_slot {
 struct store_conn {
 	struct store *st; /* for the limits in st->cfg and the open user tx */
 	sqlite3 *db;
+	int reader;            /* a reader's: statements that may write go to the writer */
 	int user_sql;          /* running application SQL: the authorizer's rules apply */
 	const char *denied;    /* why the authorizer refused it (static text), or NULL */
 	char denied_name[64];  /* the table, pragma or function it named */
@@ -80,6 +83,15 @@ struct store {
 	int wal_fd; /* the WAL file, for fdatasync; -1 when commits sync themselves */
 	pthread_t fthread;
 	int fthread_on;
+
+	/* the readers: rq..rstop under rmu (rstop also read atomically by progress handlers) */
+	pthread_mutex_t rmu;
+	pthread_cond_t rcv;
+	struct store_req *rq, *rq_tail;
+	int rstop;
+	struct store_conn readers[STORE_READERS];
+	pthread_t rthreads[STORE_READERS];
+	int nreaders; /* started */
 
 	/* loop thread only */
 	int efd;         /* eventfd: answers are waiting */
@@ -121,6 +133,20 @@ int64_t store_new_lease(struct store *st);
 /* Release a list of answers to the loop (any thread; wakes it if needed). */
 void store_answer_list(struct store *st, struct store_req *head);
 
+/* Queue r for the writer (any thread); answered "stopping" once it stops. */
+void store_submit_writer(struct store *st, struct store_req *r);
+
+/* ---- store-read.c ---------------------------------------------------------- */
+
+/* Open the reader connections and start their threads. Returns 0, or -1 with err. */
+int store_read_start(struct store *st, char *err, size_t errlen);
+
+/* Queue an application statement outside a transaction for the readers (loop thread). */
+void store_read_submit(struct store *st, struct store_req *r);
+
+/* Stop the statements that run, answer what is queued "stopping", join, close. */
+void store_read_stop(struct store *st);
+
 /* ---- store-flush.c --------------------------------------------------------- */
 
 /*
@@ -149,6 +175,16 @@ int store_fail_db(struct store_conn *c, struct store_req *r, const char *what);
  * for store_close to release.
  */
 int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen);
+
+/*
+ * Open a connection to path with the boundary of store-sql.c (authorizer,
+ * progress handler, DEFENSIVE, no extensions, no ATTACH) and the common
+ * pragmas. Returns 0, or -1 with err; store_conn_close releases either.
+ */
+int store_conn_open(struct store_conn *c, const char *path, char *err, size_t errlen);
+
+/* Finalize c's statements and close its connection. */
+void store_conn_close(struct store_conn *c);
 
 /* ---- store-stmt.c ---------------------------------------------------------- */
 
@@ -181,7 +217,10 @@ int store_authorize(void *arg, int action, const char *a, const char *b, const c
                     const char *d);
 int store_progress(void *arg);
 
-/* Run r->sql with r->params under the boundary; rows into r->rows. Returns 0 or -1. */
+/*
+ * Run r->sql with r->params under the boundary; rows into r->rows. Returns
+ * 0 or -1; on a reader, 1 (nothing run) when the statement may write.
+ */
 int store_run_sql(struct store_conn *c, struct store_req *r);
 
 /* ---- store-tx.c ------------------------------------------------------------ */

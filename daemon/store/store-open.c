@@ -113,11 +113,58 @@ out:
 	return rc;
 }
 
+int store_conn_open(struct store_conn *c, const char *path, char *err, size_t errlen)
+{
+	int rc = sqlite3_open_v2(
+	    path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+
+	if (rc != SQLITE_OK) {
+		errbuf_set(err, errlen, "%s: %s", path,
+		           c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+		return -1;
+	}
+	if (!c->reader && sqlite3_db_readonly(c->db, "main") == 1) {
+		errbuf_set(err, errlen,
+		           "%s: the database is read-only (check the file's permissions)", path);
+		return -1;
+	}
+	sqlite3_extended_result_codes(c->db, 0);
+	sqlite3_set_authorizer(c->db, store_authorize, c);
+	sqlite3_progress_handler(c->db, 1000, store_progress, c);
+	/* beyond the authorizer: no schema edits by PRAGMA, no extensions, no ATTACH at all */
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+	sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, NULL);
+	sqlite3_limit(c->db, SQLITE_LIMIT_ATTACHED, 0);
+	if (sqlite3_exec(c->db,
+	                 "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536;"
+	                 /* RETURNING and IN (subquery) use ephemeral tables: keep them off disk */
+	                 " PRAGMA temp_store = MEMORY",
+	                 NULL, NULL, NULL) != SQLITE_OK) {
+		errbuf_set(err, errlen, "%s: setting up a connection: %s", path,
+		           sqlite3_errmsg(c->db));
+		return -1;
+	}
+	return 0;
+}
+
+void store_conn_close(struct store_conn *c)
+{
+	for (int i = 0; i < STMT_CACHE; i++) {
+		sqlite3_finalize(c->stmts[i].stmt);
+		free(c->stmts[i].sql);
+		c->stmts[i].stmt = NULL;
+		c->stmts[i].sql = NULL;
+	}
+	if (c->db)
+		sqlite3_close(c->db);
+	c->db = NULL;
+}
+
 int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen)
 {
 	char sql[128], *mode = NULL;
 	sqlite3_stmt *s = NULL;
-	int rc;
 
 	if (strcmp(st->synchronous, "full") != 0 && strcmp(st->synchronous, "normal") != 0 &&
 	    strcmp(st->synchronous, "off") != 0) {
@@ -125,30 +172,8 @@ int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen)
 		           st->synchronous);
 		return -1;
 	}
-	if (lock_dir(st, err, errlen) < 0)
+	if (lock_dir(st, err, errlen) < 0 || store_conn_open(&st->w, st->path, err, errlen) < 0)
 		return -1;
-	rc =
-	    sqlite3_open_v2(st->path, &st->w.db,
-	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		errbuf_set(err, errlen, "%s: %s", st->path,
-		           st->w.db ? sqlite3_errmsg(st->w.db) : sqlite3_errstr(rc));
-		return -1;
-	}
-	if (sqlite3_db_readonly(st->w.db, "main") == 1) {
-		errbuf_set(err, errlen,
-		           "%s: the database is read-only (check the file's permissions)",
-		           st->path);
-		return -1;
-	}
-	sqlite3_extended_result_codes(st->w.db, 0);
-	sqlite3_set_authorizer(st->w.db, store_authorize, &st->w);
-	sqlite3_progress_handler(st->w.db, 1000, store_progress, &st->w);
-	/* beyond the authorizer: no schema edits by PRAGMA, no extensions, no ATTACH at all */
-	sqlite3_db_config(st->w.db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-	sqlite3_db_config(st->w.db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
-	sqlite3_db_config(st->w.db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 0, NULL);
-	sqlite3_limit(st->w.db, SQLITE_LIMIT_ATTACHED, 0);
 	/* WAL: readers never block the writer; one fsync per commit at most */
 	if (sqlite3_prepare_v2(st->w.db, "PRAGMA journal_mode = WAL", -1, &s, NULL) == SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW)
@@ -165,11 +190,7 @@ int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen)
 	snprintf(sql, sizeof sql, "PRAGMA synchronous = %s",
 	         strcmp(st->synchronous, "full") == 0 ? "normal" : st->synchronous);
 	if (open_exec(st, sql, "synchronous", err, errlen) < 0 ||
-	    open_exec(st, "PRAGMA foreign_keys = ON", "foreign keys", err, errlen) < 0 ||
-	    open_exec(st, "PRAGMA busy_timeout = 5000", "busy timeout", err, errlen) < 0 ||
-	    open_exec(st, "PRAGMA cache_size = -65536", "cache size", err, errlen) < 0 ||
-	    /* RETURNING and IN (subquery) use ephemeral tables: keep them off disk */
-	    open_exec(st, "PRAGMA temp_store = MEMORY", "temp store", err, errlen) < 0)
+	    open_exec(st, "PRAGMA foreign_keys = ON", "foreign keys", err, errlen) < 0)
 		return -1;
 	if (migrate_apply(st->w.db, st->migrations_dir, store_now(), err, errlen) < 0)
 		return -1;

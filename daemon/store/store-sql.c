@@ -160,6 +160,8 @@ int store_progress(void *arg)
 
 	if (!c->cur)
 		return 0;
+	if (__atomic_load_n(&c->st->rstop, __ATOMIC_RELAXED))
+		return 1; /* the store is closing */
 	if (__atomic_load_n(&c->cur->cancelled, __ATOMIC_RELAXED))
 		return 1;
 	return c->stmt_deadline > 0 && clock_mono_ms() > c->stmt_deadline;
@@ -240,6 +242,10 @@ int store_run_sql(struct store_conn *c, struct store_req *r)
 			fail_denied(c, r);
 		else if (sqlite3_errcode(c->db) == SQLITE_INTERRUPT)
 			fail_stopped(c, r, limit, started);
+		goto out;
+	}
+	if (c->reader && !sqlite3_stmt_readonly(s)) {
+		rc = 1; /* the writer runs it, under the same rules */
 		goto out;
 	}
 	ddl = c->ddl_table[0] != 0;

@@ -366,12 +366,11 @@ void store_poll(void *arg)
 		on_answers(-1, 0, st);
 }
 
-void store_submit(struct store *st, struct store_req *r)
+void store_submit_writer(struct store *st, struct store_req *r)
 {
 	int stopping;
 
 	r->next = NULL;
-	st->pending++;
 	pthread_mutex_lock(&st->mu);
 	stopping = st->stopping;
 	if (!stopping) {
@@ -387,6 +386,15 @@ void store_submit(struct store *st, struct store_req *r)
 		store_fail(r, "stopping", "the store is closing");
 		answer(st, r);
 	}
+}
+
+void store_submit(struct store *st, struct store_req *r)
+{
+	st->pending++;
+	if (r->op == STORE_SQL && r->tx == 0 && st->nreaders > 0)
+		store_read_submit(st, r); /* a read runs there; a write comes back to the writer */
+	else
+		store_submit_writer(st, r);
 }
 
 /* ---- opening and closing ------------------------------------------------------------- */
@@ -412,6 +420,8 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 	pthread_cond_init(&st->cv, NULL);
 	pthread_mutex_init(&st->fmu, NULL);
 	pthread_cond_init(&st->fcv, NULL);
+	pthread_mutex_init(&st->rmu, NULL);
+	pthread_cond_init(&st->rcv, NULL);
 	if (!st->path || !st->migrations_dir || !st->synchronous) {
 		errbuf_set(err, errlen, "out of memory");
 		goto fail;
@@ -419,6 +429,8 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 	if (store_open_db(st, requeued, err, errlen) < 0)
 		goto fail;
 	if (strcmp(st->synchronous, "full") == 0 && store_flush_start(st, err, errlen) < 0)
+		goto fail;
+	if (store_read_start(st, err, errlen) < 0)
 		goto fail;
 	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	st->ev =
@@ -442,6 +454,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	store_read_stop(st); /* first: a read may still hand a write on to the writer */
 	if (st->thread_on) {
 		pthread_mutex_lock(&st->mu);
 		st->stopping = 1;
@@ -459,18 +472,15 @@ void store_close(struct store *st)
 		event_free(st->ev);
 	if (st->efd >= 0)
 		close(st->efd);
-	for (int i = 0; i < STMT_CACHE; i++) {
-		sqlite3_finalize(st->w.stmts[i].stmt);
-		free(st->w.stmts[i].sql);
-	}
-	if (st->w.db)
-		sqlite3_close(st->w.db);
+	store_conn_close(&st->w);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
 	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->fcv);
 	pthread_mutex_destroy(&st->fmu);
+	pthread_cond_destroy(&st->rcv);
+	pthread_mutex_destroy(&st->rmu);
 	free(st->path);
 	free(st->migrations_dir);
 	free(st->synchronous);

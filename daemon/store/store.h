@@ -220,6 +220,7 @@ int store_state_parse(const char *name);
 struct store_stats {
 	uint64_t commits;  /* group commits */
 	uint64_t syncs;    /* fdatasync calls of the flusher (synchronous = full) */
+	uint64_t reads;    /* application reads answered by a reader connection */
 	uint64_t requests; /* requests answered */
 	uint64_t failed_commits;
 };

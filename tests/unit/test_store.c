@@ -964,23 +964,32 @@ static void test_tx_rollback(void **state)
 static void test_tx_defers_other_requests(void **state)
 {
 	struct fx *fx = *state;
-	struct store_req *q, *b8, *e7;
-	int qf, b8f, e7f;
+	struct store_req *q, *w, *b8, *e7;
+	int qf, wf, b8f, e7f;
 
 	exec_ok(fx, 0, "CREATE TABLE t (x)");
+	exec_ok(fx, 0, "CREATE TABLE u (x)");
 	begin_ok(fx, 7);
+	exec_ok(fx, 7, "INSERT INTO t VALUES (1)");
+	/* a read runs on a reader meanwhile, and sees only what is committed */
 	q = sql_req(0, "SELECT count(*) FROM t", 0);
 	submit(fx, q, &qf);
+	wait_flag(fx, &qf);
+	assert_ok(q);
+	assert_int_equal(cell(q, 0, 0)->i, 0);
+	/* a write and another transaction wait for the writer */
+	w = sql_req(0, "INSERT INTO u SELECT count(*) FROM t", 0);
+	submit(fx, w, &wf);
 	b8 = tx_begin(8, 0, 0, NULL);
 	submit(fx, b8, &b8f);
 	for (int i = 0; i < 3; i++) {
 		spin(fx, 50);
-		assert_int_equal(qf, 0);
+		assert_int_equal(wf, 0);
 		assert_int_equal(b8f, 0);
 	}
 	/* the transaction's own requests are answered meanwhile */
-	exec_ok(fx, 7, "INSERT INTO t VALUES (1)");
-	assert_int_equal(qf, 0);
+	exec_ok(fx, 7, "INSERT INTO t VALUES (2)");
+	assert_int_equal(wf, 0);
 	assert_int_equal(b8f, 0);
 	assert_int_equal(store_pending(fx->st), 2);
 
@@ -990,14 +999,15 @@ static void test_tx_defers_other_requests(void **state)
 	wait_flag(fx, &b8f);
 	assert_ok(b8);
 	assert_int_equal(b8->journaled, 0);
-	assert_int_equal(q_int_tx(fx, 8, "SELECT count(*) FROM t"), 1);
+	assert_int_equal(q_int_tx(fx, 8, "SELECT count(*) FROM t"), 2);
 	end_ok(fx, 8, 0);
 	wait_flag(fx, &e7f);
-	wait_flag(fx, &qf);
+	wait_flag(fx, &wf);
 	assert_ok(e7);
-	assert_ok(q);
-	assert_int_equal(cell(q, 0, 0)->i, 1); /* it ran after the transaction */
+	assert_ok(w);
+	assert_int_equal(q_int(fx, "SELECT x FROM u"), 2); /* it ran after the transaction */
 	store_req_free(q);
+	store_req_free(w);
 	store_req_free(b8);
 	store_req_free(e7);
 	assert_int_equal(store_pending(fx->st), 0);
@@ -1040,15 +1050,16 @@ static void test_tx_timeout_rolls_back(void **state)
 	fx_open(fx);
 
 	exec_ok(fx, 0, "CREATE TABLE t (x)");
+	exec_ok(fx, 0, "CREATE TABLE u (x)");
 	begin_ok(fx, 7);
 	exec_ok(fx, 7, "INSERT INTO t VALUES (1)");
-	/* a plain request waits for the writer, then runs once the store takes it back */
-	q = sql_req(0, "SELECT count(*) FROM t", 0);
+	/* a plain write waits for the writer, then runs once the store takes it back */
+	q = sql_req(0, "INSERT INTO u SELECT count(*) FROM t", 0);
 	submit(fx, q, &qf);
 	wait_flag(fx, &qf);
 	assert_ok(q);
-	assert_int_equal(cell(q, 0, 0)->i, 0);
 	store_req_free(q);
+	assert_int_equal(q_int(fx, "SELECT x FROM u"), 0);
 
 	r = call(fx, sql_req(7, "INSERT INTO t VALUES (2)", 0));
 	assert_err(r, "timeout");
@@ -2077,6 +2088,44 @@ static void test_group_commit(void **state)
 		         (unsigned long long)(s1.commits - s0.commits));
 }
 
+/*
+ * A long application read runs on a reader: the writer goes on meanwhile
+ * (an enqueue and a write are answered while the read still runs), and the
+ * read is stopped at max_statement_ms. Reads are counted as the readers'.
+ */
+static void test_long_read_beside_writer(void **state)
+{
+	struct fx *fx = *state;
+	struct store_req *slow, *r;
+	struct store_stats s0, s1;
+	int slowf;
+
+	store_close(fx->st);
+	fx->st = NULL;
+	fx->cfg.max_statement_ms = 2000;
+	fx_open(fx);
+	exec_ok(fx, 0, "CREATE TABLE t (x)");
+	store_get_stats(fx->st, &s0);
+	slow = sql_req(0,
+	               "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c"
+	               " WHERE x < 1000000000) SELECT count(*) FROM c",
+	               0);
+	submit(fx, slow, &slowf);
+	spin(fx, 50); /* it is running on a reader now */
+	r = call(fx, enqueue_req("beside", NULL, 0, 0, T0));
+	assert_ok(r);
+	store_req_free(r);
+	exec_ok(fx, 0, "INSERT INTO t VALUES (1)");
+	assert_int_equal(q_int(fx, "SELECT count(*) FROM t"), 1);
+	assert_int_equal(slowf, 0); /* the long read still runs */
+	wait_flag(fx, &slowf);
+	assert_err(slow, "timeout");
+	assert_non_null(strstr(slow->err.msg, "max_statement_ms"));
+	store_req_free(slow);
+	store_get_stats(fx->st, &s1);
+	assert_int_equal(s1.reads - s0.reads, 2); /* the long read and the count; not the writes */
+}
+
 /* What the flusher test sees of each answer: the syncs done when it left. */
 struct synced {
 	struct store *st;
@@ -2307,6 +2356,7 @@ int main(void)
 	    T(test_orphans_requeued_at_open),
 	    T(test_group_commit),
 	    T(test_flush_after_sync),
+	    T(test_long_read_beside_writer),
 	    T(test_close_answers_submitted),
 	    T(test_close_with_open_transaction),
 	    T(test_close_answers_requests_made_while_closing),
