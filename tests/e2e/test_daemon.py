@@ -116,12 +116,21 @@ def test_commands():
               and st.get("scripts") == 5 and st.get("uptime_s", -1) >= 0, out)
         rc, out, _ = d.ctl("status")
         check("status human", rc == 0 and "scripts" in out, out)
+        check("status human: the uptime as a duration (1.5s, 3m10s), not raw seconds",
+              re.search(r"^uptime:\s+\d+(\.\d)?(ms|s)$|^uptime:\s+\d+[mhd]\d*", out, re.M)
+              is not None and "e+" not in out, out)
         rc, out, _ = d.ctl("--json", "scripts")
         names = [s["name"] for s in json.loads(out)] if rc == 0 else []
         check("scripts lists the examples",
               names == ["dashboard", "hello", "nightly_report", "purchase", "slow"], out)
         rc, out, _ = d.ctl("scripts")
         check("scripts human table", rc == 0 and "dashboard" in out and "hello" in out, out)
+        rows = [l.split() for l in out.splitlines()[1:] if l.strip()]
+        check("scripts human table: LOADED as a local time, TIMEOUT as a duration",
+              len(rows) == 5 and all(re.fullmatch(r"\d{4}-\d\d-\d\d", r[-2])
+                                     and re.fullmatch(r"\d\d:\d\d:\d\d", r[-1]) for r in rows)
+              and all(re.fullmatch(r"\d+(ms|s)|\d+m\d\ds", r[3]) for r in rows)
+              and "e+" not in out, out)
         rc, out, _ = d.ctl("--json", "run", "hello", '{"name":"ann"}')
         check("run hello", rc == 0 and json.loads(out).get("greeting") == "hello, ann", out)
         rc, out, err = d.ctl("run", "nope")
