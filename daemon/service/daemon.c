@@ -33,7 +33,6 @@
 #include "store.h"
 #include "task.h"
 
-
 #define RELOAD_DEBOUNCE_MS 200 /* editors write a file in several steps */
 #define DRAIN_POLL_MS      20
 
@@ -76,7 +75,6 @@ void daemon_jobs_env(struct daemon *d, struct jobs_env *env)
 	env->max_result_bytes = d->cfg.max_result_bytes;
 	env->max_args_bytes = d->cfg.max_args_bytes;
 }
-
 
 static struct timeval tv_ms(double ms)
 {
@@ -151,6 +149,7 @@ static void store_cfg(const struct config *cfg, struct store_config *sc)
 	sc->synchronous = cfg->synchronous;
 	sc->tx_timeout_ms = cfg->tx_timeout_ms;
 	sc->max_statement_ms = cfg->max_statement_ms;
+	sc->loop_statement_ms = cfg->max_slice_ms;
 }
 
 static void sched_cfg(const struct config *cfg, struct sched_config *sc)
@@ -459,7 +458,8 @@ int daemon_main(int argc, char **argv)
 	if (getenv("JOURNAL_STREAM"))
 		log_set_journal(1);
 	signal(SIGPIPE, SIG_IGN);
-	/* past a file-size limit, writes fail with EFBIG (SQLite reports it) instead of killing us */
+	/* past a file-size limit, writes fail with EFBIG (SQLite reports it) instead of killing us
+	 */
 	signal(SIGXFSZ, SIG_IGN);
 	log_set_sink(log_sink, &d);
 	d.started = clock_wall_s();

@@ -52,7 +52,7 @@ struct daemon {
 	int inotify_fd;
 	int draining;
 	double drain_started; /* ms, monotonic */
-	struct store *st;   /* the database (store thread) */
+	struct store *st;   /* the database */
 	struct jobs *jobs;  /* the job engine */
 	int64_t orphans;    /* jobs requeued at start-up: an older epoch left them running */
 	uint64_t reloads;

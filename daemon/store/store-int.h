@@ -2,8 +2,8 @@
  * store-int.h: what the files of the SQLite store share; not part of
  * store.h. The files, by concern:
  *
- *   store.c       the store thread, its group commit, the answer path to
- *                 the loop, opening and closing the struct
+ *   store.c       the writer on the loop thread, its group commit, the
+ *                 answer path, opening and closing the struct
  *   store-flush.c the flusher thread: fdatasync of the WAL off the writer
  *   store-read.c  reader connections on threads: application reads
  *   store-req.c   requests: allocating, freeing, failing; job-state names
@@ -15,11 +15,10 @@
  *   store-tx.c    user transactions (db:tx) and the step journal
  *   store-jobs.c  the job operations
  *
- * Threads: `mu` guards the fields under "shared"; the loop thread alone
- * touches those under "loop thread only"; the store thread alone touches
- * the connection and everything under "store thread only": every store_*
- * function below runs on it, but store_open_db (before the thread starts)
- * and the flusher's, which say where they run.
+ * Threads: the writer's connection and everything under "loop thread
+ * only" belong to the loop thread, where every store_* function below
+ * runs, but those of the flusher and the readers, which say where they
+ * run; `mu` guards the fields under "shared".
  */
 #ifndef AWAITD_STORE_INT_H
 #define AWAITD_STORE_INT_H
@@ -27,11 +26,14 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include <event2/event.h>
+
 #include "store.h"
 
-#define STMT_CACHE    64 /* prepared statements kept */
-#define DEAD_TX       64 /* timed-out transactions remembered */
-#define STORE_READERS 2  /* reader connections, each on its own thread */
+#define STMT_CACHE    64   /* prepared statements kept */
+#define DEAD_TX       64   /* timed-out transactions remembered */
+#define CKPT_FRAMES   1000 /* WAL pages that call for a checkpoint (SQLite's default) */
+#define STORE_READERS 2    /* reader connections, each on its own thread */
 
 struct stmt_slot {
 	char *sql;
@@ -61,26 +63,25 @@ struct store_conn {
 struct store {
 	struct store_config cfg;
 	char *path, *migrations_dir, *synchronous;
-	struct store_conn w; /* the writer: the store thread's connection */
+	struct store_conn w; /* the writer's connection, on the loop thread */
 	int lock_fd;         /* the locked database directory */
 	int64_t epoch;
-	pthread_t thread;
-	int thread_on;
+	struct event_base *base;
 
 	/* shared, under mu */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct store_req *queue, *queue_tail;
-	struct store_req *answered, *answered_tail;
-	int stopping;
+	struct store_req *queue, *queue_tail;       /* handed on by the readers, for the writer */
+	struct store_req *answered, *answered_tail; /* answers for the loop to run */
 	struct store_stats stats;
 
-	/* the flusher (synchronous = full): fq..fstop under fmu */
+	/* the flusher: fq..ckpt_frames under fmu */
 	pthread_mutex_t fmu;
 	pthread_cond_t fcv;
 	struct store_req *fq, *fq_tail; /* committed, waiting for the next fdatasync */
 	int fstop;
-	int wal_fd; /* the WAL file, for fdatasync; -1 when commits sync themselves */
+	int ckpt_frames; /* the WAL's frames at the last commit, when it is time to checkpoint */
+	int wal_fd;      /* the WAL file, for fdatasync; -1 when commits are not synced */
+	struct store_conn ck; /* the flusher's connection, for checkpoints */
 	pthread_t fthread;
 	int fthread_on;
 
@@ -94,35 +95,26 @@ struct store {
 	int nreaders; /* started */
 
 	/* loop thread only */
-	int efd;         /* eventfd: answers are waiting */
-	int has_answers; /* atomic: set with `answered`, cleared when taken (store_poll) */
-	struct event *ev;
+	int efd;              /* eventfd: answers or handed-on requests are waiting */
+	int has_answers;      /* atomic: set with `answered`, cleared when taken (store_poll) */
+	struct event *ev;     /* on efd: answers, and the requests the readers hand on */
+	struct event *run_ev; /* end of the turn: run what is submitted, commit */
+	struct event *tx_ev;  /* the open user transaction's tx_timeout_ms */
 	size_t pending;
-
-	/* store thread only */
+	int stopping;
+	struct store_req *inq, *inq_tail;     /* submitted, not run yet */
 	struct store_req *acks, *acks_tail;   /* answered at the next commit */
 	struct store_req *later, *later_tail; /* deferred while a user tx is open */
 	int in_batch;
 	int batch_n;
-	double batch_started; /* ms, monotonic */
-	int64_t open_tx;      /* token of the user transaction holding the writer, 0 none */
-	double tx_started;    /* ms, monotonic */
+	int64_t open_tx;   /* token of the user transaction holding the writer, 0 none */
+	double tx_started; /* ms, monotonic */
 	int64_t dead_tx[DEAD_TX];
 	int ndead;
 	int64_t lease_seq;
-	int user_sql;          /* running application SQL: the authorizer's rules apply */
-	const char *denied;    /* why the authorizer refused it (static text), or NULL */
-	char denied_name[64];  /* the table, pragma or function it named */
-	char ddl_table[128];   /* the table a CREATE/ALTER TABLE being run makes, or "" */
-	struct store_req *cur; /* the request whose statement runs (progress handler) */
-	double stmt_deadline;  /* ms, monotonic: when cur's statement is stopped; 0 none */
-	struct stmt_slot stmts[STMT_CACHE];
-	uint64_t stmt_clock;
 };
 
 /* ---- store.c --------------------------------------------------------------- */
-
-/* Milliseconds on the monotonic clock (any thread). */
 
 /* The database handle of st. */
 sqlite3 *store_db(struct store *st);
@@ -133,8 +125,8 @@ int64_t store_new_lease(struct store *st);
 /* Release a list of answers to the loop (any thread; wakes it if needed). */
 void store_answer_list(struct store *st, struct store_req *head);
 
-/* Queue r for the writer (any thread); answered "stopping" once it stops. */
-void store_submit_writer(struct store *st, struct store_req *r);
+/* A reader hands r on to the writer (a reader's thread; the loop is woken). */
+void store_hand_to_writer(struct store *st, struct store_req *r);
 
 /* ---- store-read.c ---------------------------------------------------------- */
 
@@ -150,15 +142,16 @@ void store_read_stop(struct store *st);
 /* ---- store-flush.c --------------------------------------------------------- */
 
 /*
- * Open the WAL file and start the flusher (store_open, after the database
- * is open). Returns 0, or -1 with err; store_flush_stop undoes either.
+ * Start the flusher (store_open, after the database is open): its
+ * checkpoint connection, the WAL file when synchronous = full, the writer's
+ * WAL hook. Returns 0, or -1 with err; store_flush_stop undoes either.
  */
 int store_flush_start(struct store *st, char *err, size_t errlen);
 
-/* Store thread: the answers of a batch just committed, released after the next fdatasync. */
+/* Loop thread: the answers of a batch just committed, released after the next fdatasync. */
 void store_flush_hand(struct store *st, struct store_req *head);
 
-/* After the store thread ended: sync and answer what is handed, stop, close the WAL fd. */
+/* After the writer's last commit: sync and answer what is handed, stop, close. */
 void store_flush_stop(struct store *st);
 
 /* ---- store-req.c ----------------------------------------------------------- */

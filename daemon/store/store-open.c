@@ -29,6 +29,7 @@ void store_config_defaults(struct store_config *cfg)
 	cfg->synchronous = "full";
 	cfg->tx_timeout_ms = 5000;
 	cfg->max_statement_ms = 1000;
+	cfg->loop_statement_ms = 100;
 	cfg->max_batch = 4096;
 	cfg->max_batch_ms = 50;
 }

@@ -50,7 +50,7 @@ static void *read_main(void *arg)
 		if (__atomic_load_n(&st->rstop, __ATOMIC_RELAXED))
 			store_fail(r, "stopping", "the store is closing");
 		else if (store_run_sql(c, r) > 0) {
-			store_submit_writer(st, r); /* it may write: the writer runs it */
+			store_hand_to_writer(st, r); /* it may write: the writer runs it */
 			continue;
 		}
 		pthread_mutex_lock(&st->mu);

@@ -178,12 +178,18 @@ static int fail_denied(struct store_conn *c, struct store_req *r)
 /* Fail r after its statement was stopped by the progress handler. */
 static int fail_stopped(struct store_conn *c, struct store_req *r, double limit, double started)
 {
+	const struct store_config *cfg = &c->st->cfg;
+
 	if (__atomic_load_n(&r->cancelled, __ATOMIC_RELAXED))
 		return store_fail(r, "cancelled",
 		                  "the statement was stopped: its task was cancelled");
+	if (__atomic_load_n(&c->st->rstop, __ATOMIC_RELAXED))
+		return store_fail(r, "stopping", "the statement was stopped: the store is closing");
 	return store_fail(r, "timeout", "the statement was stopped after %.0f ms (%s)",
 	                  clock_mono_ms() - started,
-	                  limit == c->st->cfg.max_statement_ms ? "max_statement_ms"
+	                  limit == cfg->max_statement_ms ? "max_statement_ms"
+	                  : limit == cfg->loop_statement_ms
+	                      ? "max_slice_ms: a statement that writes runs on the loop"
 	                  : r->tx ? "the job's deadline or tx_timeout_ms"
 	                          : "the job's deadline");
 }
@@ -222,6 +228,12 @@ int store_run_sql(struct store_conn *c, struct store_req *r)
 	int rc, ddl;
 
 	deadline = started + limit;
+	if (!c->reader && st->cfg.loop_statement_ms > 0 &&
+	    started + st->cfg.loop_statement_ms < deadline) {
+		/* the writer runs on the loop: it may not hold it longer than a slice */
+		limit = st->cfg.loop_statement_ms;
+		deadline = started + limit;
+	}
 	if (r->deadline > 0 && r->deadline < deadline) {
 		deadline = r->deadline;
 		limit = -1;

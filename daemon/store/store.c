@@ -1,21 +1,34 @@
 /*
- * store.c: the SQLite store (see store.h): the store thread with its group
+ * store.c: the SQLite store (see store.h): the writer with its group
  * commit, the answer path to the loop, and the life of struct store. The
  * other concerns live beside it (store-int.h lists the files).
  *
- * Threads: the loop thread only calls store_submit (appends to `queue`
- * under `mu`, signals `cv`) and runs answers from `answered` in an event
- * woken through an eventfd. The store thread owns the connection and
- * everything below "store thread only"; it takes the queue in one swap and
- * works through it:
+ * The writer runs on the loop thread. A statement costs microseconds in
+ * SQLite's page cache, less than handing it to another thread and back,
+ * and a transaction's statements follow each other with no thread hop in
+ * between. What can take long stays off the loop: fsync (the flusher,
+ * store-flush.c), checkpoints (the flusher's own connection: the writer
+ * never checkpoints), and application reads outside a transaction (the
+ * readers, store-read.c). An application statement that does run on the
+ * writer is stopped at max_statement_ms, its task's deadline or
+ * tx_timeout_ms, whichever comes first, and never runs longer than
+ * loop_statement_ms (store_config).
  *
- *  - a request of the open user transaction runs at once and is answered
- *    at once (its effects only count when TX_END commits);
+ * store_submit only queues a request; the queue runs between two task
+ * resumes of the scheduler (store_poll) and at the end of the loop's turn
+ * (run_ev), never inside a task's own slice:
+ *
+ *  - a request of the open user transaction runs and is answered at once
+ *    (its effects only count when TX_END commits);
  *  - while a user transaction is open, other requests are deferred, in
  *    order, and run when it ends;
  *  - every other answer joins `acks` and is released after the COMMIT of
- *    its batch. A batch commits when the store runs out of work with no
- *    user transaction open, or has grown past max_batch / max_batch_ms.
+ *    its batch. A batch commits at the end of the turn when no user
+ *    transaction is open, or once it has max_batch requests.
+ *
+ * With synchronous = full the COMMIT only writes the WAL (SQLite's NORMAL)
+ * and the flusher syncs it while the loop goes on: the answers of a batch
+ * are released after the fdatasync that covers it.
  *
  * If SQLite rolls the whole transaction back on its own (a full disk, an
  * I/O error) or the COMMIT fails, every unanswered request of the batch
@@ -24,7 +37,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +49,6 @@
 #include "clock.h"
 #include "errbuf.h"
 #include "store-int.h"
-
-#define SPIN_MS 0.05 /* how long the writer looks for its owner's next request */
 
 int64_t store_now(void)
 {
@@ -72,19 +82,22 @@ void store_get_stats(struct store *st, struct store_stats *out)
 	pthread_mutex_unlock(&st->mu);
 }
 
-/* ---- the batch ----------------------------------------------------------------- */
-
-/* Release answers in one go; wake the loop only if none were waiting (its
- * on_answers takes the whole list, so a later append is taken with it). */
-void store_answer_list(struct store *st, struct store_req *head)
+static void wake_loop(struct store *st)
 {
 	uint64_t one = 1;
-	int wake;
 
-	if (!head)
-		return;
+	if (write(st->efd, &one, sizeof one) < 0) {
+		/* the counter is saturated: the loop is woken already */
+	}
+}
+
+/* Append a list to `answered`; 1 when the list was empty (the loop must be told). */
+static int append_answers(struct store *st, struct store_req *head)
+{
+	int was_empty;
+
 	pthread_mutex_lock(&st->mu);
-	wake = st->answered == NULL;
+	was_empty = st->answered == NULL;
 	if (st->answered_tail)
 		st->answered_tail->next = head;
 	else
@@ -96,27 +109,40 @@ void store_answer_list(struct store *st, struct store_req *head)
 	}
 	__atomic_store_n(&st->has_answers, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&st->mu);
-	if (wake && write(st->efd, &one, sizeof one) < 0) {
-		/* the counter is saturated: the loop is woken already */
-	}
+	return was_empty;
 }
 
-/* Release one answer now (the loop is woken unless answers already wait). */
+/* Release answers from another thread (the flusher, a reader): wake the loop. */
+void store_answer_list(struct store *st, struct store_req *head)
+{
+	if (head && append_answers(st, head))
+		wake_loop(st);
+}
+
+/* Release answers on the loop thread: they run in this turn, with no system call. */
+static void answer_here(struct store *st, struct store_req *head)
+{
+	if (head && append_answers(st, head))
+		event_active(st->ev, EV_TIMEOUT, 0);
+}
+
 static void answer(struct store *st, struct store_req *r)
 {
 	r->next = NULL;
-	store_answer_list(st, r);
+	answer_here(st, r);
 }
 
-static void ack_later(struct store *st, struct store_req *r)
+static void push(struct store_req **head, struct store_req **tail, struct store_req *r)
 {
 	r->next = NULL;
-	if (st->acks_tail)
-		st->acks_tail->next = r;
+	if (*tail)
+		(*tail)->next = r;
 	else
-		st->acks = r;
-	st->acks_tail = r;
+		*head = r;
+	*tail = r;
 }
+
+/* ---- the batch ----------------------------------------------------------------- */
 
 /* Fail every unanswered request of the batch with the cause. */
 static void batch_fail(struct store *st, const char *why)
@@ -124,13 +150,14 @@ static void batch_fail(struct store *st, const char *why)
 	for (struct store_req *r = st->acks; r; r = r->next)
 		if (r->rc == 0)
 			store_fail(r, "db", "the write was not committed: %s", why);
-	store_answer_list(st, st->acks);
+	answer_here(st, st->acks);
 	st->acks = st->acks_tail = NULL;
 	if (st->open_tx) {
 		/* SQLite dropped the savepoint with the transaction */
 		if (st->ndead < DEAD_TX)
 			st->dead_tx[st->ndead++] = st->open_tx;
 		st->open_tx = 0;
+		event_del(st->tx_ev);
 	}
 	st->in_batch = 0;
 	pthread_mutex_lock(&st->mu);
@@ -140,7 +167,7 @@ static void batch_fail(struct store *st, const char *why)
 
 static void batch_commit(struct store *st)
 {
-	if (!st->in_batch)
+	if (!st->in_batch || st->open_tx)
 		return;
 	if (sqlite3_exec(st->w.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
 		char why[sizeof st->acks->err.msg];
@@ -157,7 +184,7 @@ static void batch_commit(struct store *st)
 	if (st->wal_fd >= 0)
 		store_flush_hand(st, st->acks); /* answered once the WAL is synced */
 	else
-		store_answer_list(st, st->acks);
+		answer_here(st, st->acks);
 	st->acks = st->acks_tail = NULL;
 }
 
@@ -169,7 +196,6 @@ static int batch_begin(struct store *st, struct store_req *r)
 		return store_fail_db(&st->w, r, "beginning a transaction");
 	st->in_batch = 1;
 	st->batch_n = 0;
-	st->batch_started = clock_mono_ms();
 	return 0;
 }
 
@@ -190,11 +216,31 @@ static int check_batch_alive(struct store *st, struct store_req *r)
 	return -1;
 }
 
+/* A user transaction opened or ended: arm or disarm its deadline. */
+static void tx_timer(struct store *st, int64_t was_open)
+{
+	if (st->open_tx && st->open_tx != was_open) {
+		struct timeval tv;
+		double ms = st->cfg.tx_timeout_ms;
+		tv.tv_sec = (time_t)(ms / 1000);
+		tv.tv_usec = (suseconds_t)((ms - (double)tv.tv_sec * 1000) * 1000);
+		event_add(st->tx_ev, &tv);
+	} else if (!st->open_tx && was_open) {
+		event_del(st->tx_ev);
+	}
+}
+
 /* Run one request; decide when it is answered. */
 static void run_one(struct store *st, struct store_req *r)
 {
+	int64_t was_open = st->open_tx;
 	int now_answer = 0, rc;
 
+	if (st->stopping && r->op != STORE_TX_END) {
+		store_fail(r, "stopping", "the store is closing");
+		answer(st, r);
+		return;
+	}
 	if (store_tx_gone(st, r)) {
 		answer(st, r);
 		return;
@@ -227,121 +273,76 @@ static void run_one(struct store *st, struct store_req *r)
 		now_answer = r->tx != 0; /* inside the open transaction: its TX_END commits it */
 		break;
 	}
+	tx_timer(st, was_open);
 	if (check_batch_alive(st, r) < 0) {
 		answer(st, r);
 		return;
 	}
-	if (now_answer) {
+	if (now_answer)
 		answer(st, r);
-	} else {
-		ack_later(st, r);
+	else
+		push(&st->acks, &st->acks_tail, r);
+}
+
+/* Take the requests the readers handed on into the queue. */
+static void take_handed(struct store *st)
+{
+	struct store_req *r;
+
+	if (!__atomic_load_n(&st->queue, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&st->mu);
+	r = st->queue;
+	st->queue = st->queue_tail = NULL;
+	pthread_mutex_unlock(&st->mu);
+	while (r) {
+		struct store_req *next = r->next;
+		push(&st->inq, &st->inq_tail, r);
+		r = next;
 	}
 }
 
-/* Move the deferred requests in front of list. */
-static struct store_req *take_later(struct store *st, struct store_req *list)
+/*
+ * Run what is queued, in order. Once no user transaction holds the writer,
+ * the deferred requests go back in front of the queue; a request of
+ * another transaction than the open one is deferred (again). A batch that
+ * has grown to max_batch commits on the way.
+ */
+static void run_queue(struct store *st)
 {
-	struct store_req *head = st->later;
-
-	if (!head)
-		return list;
-	st->later_tail->next = list;
-	st->later = st->later_tail = NULL;
-	return head;
-}
-
-static void *store_main(void *arg)
-{
-	struct store *st = arg;
-	struct store_req *list = NULL;
-
+	take_handed(st);
 	for (;;) {
-		if (st->open_tx) {
-			/*
-			 * The writer waits for its owner's next request, which is
-			 * usually a few microseconds away: look for it a little
-			 * before sleeping (a futex sleep and wake-up cost more).
-			 */
-			double until = clock_mono_ms() + SPIN_MS;
-			while (!__atomic_load_n(&st->queue, __ATOMIC_ACQUIRE) &&
-			       clock_mono_ms() < until)
-				sched_yield();
+		struct store_req *r;
+		if (!st->open_tx && st->later) {
+			st->later_tail->next = st->inq;
+			if (!st->inq)
+				st->inq_tail = st->later_tail;
+			st->inq = st->later;
+			st->later = st->later_tail = NULL;
 		}
-		pthread_mutex_lock(&st->mu);
-		while (!st->queue && !st->stopping) {
-			if (st->open_tx) {
-				double left =
-				    st->tx_started + st->cfg.tx_timeout_ms - clock_mono_ms();
-				struct timespec ts;
-				if (left <= 0)
-					break;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_sec += (time_t)(left / 1000);
-				ts.tv_nsec +=
-				    (long)((left - (double)(time_t)(left / 1000) * 1000) * 1e6);
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
-				pthread_cond_timedwait(&st->cv, &st->mu, &ts);
-			} else {
-				pthread_cond_wait(&st->cv, &st->mu);
-			}
-		}
-		list = st->queue;
-		__atomic_store_n(&st->queue, NULL, __ATOMIC_RELAXED);
-		st->queue_tail = NULL;
-		if (!list && st->stopping && !st->open_tx && !st->later) {
-			pthread_mutex_unlock(&st->mu);
+		r = st->inq;
+		if (!r)
 			break;
+		st->inq = r->next;
+		if (!st->inq)
+			st->inq_tail = NULL;
+		if (st->open_tx && r->tx != st->open_tx) {
+			push(&st->later, &st->later_tail, r);
+			continue;
 		}
-		pthread_mutex_unlock(&st->mu);
-
-		if (!list && st->open_tx) {
-			/* the owner is late (or the store stops): take the writer back */
-			store_tx_abandon(st);
-			list = take_later(st, NULL);
-		}
-		while (list) {
-			struct store_req *r = list;
-			list = r->next;
-			r->next = NULL;
-			if (st->open_tx && r->tx != st->open_tx) {
-				if (st->later_tail)
-					st->later_tail->next = r;
-				else
-					st->later = r;
-				st->later_tail = r;
-				continue;
-			}
-			run_one(st, r);
-			if (!st->open_tx) {
-				list = take_later(st, list);
-				if (st->in_batch &&
-				    (st->batch_n >= st->cfg.max_batch ||
-				     clock_mono_ms() - st->batch_started >= st->cfg.max_batch_ms))
-					batch_commit(st);
-			}
-		}
-		if (!st->open_tx)
+		r->next = NULL;
+		run_one(st, r);
+		if (!st->open_tx && st->in_batch && st->batch_n >= st->cfg.max_batch)
 			batch_commit(st);
 	}
-	batch_commit(st);
-	return NULL;
 }
 
 /* ---- the loop side --------------------------------------------------------------- */
 
-static void on_answers(evutil_socket_t fd, short what, void *arg)
+static void take_answers(struct store *st)
 {
-	struct store *st = arg;
 	struct store_req *r, *next;
-	uint64_t n;
 
-	(void)what;
-	if (fd >= 0 && read(fd, &n, sizeof n) < 0) {
-		/* EAGAIN: a spurious wake */
-	}
 	pthread_mutex_lock(&st->mu);
 	r = st->answered;
 	st->answered = st->answered_tail = NULL;
@@ -358,43 +359,87 @@ static void on_answers(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* End of the turn: run what is queued, commit the batch unless a user tx holds it. */
+static void on_run(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+
+	(void)fd;
+	(void)what;
+	run_queue(st);
+	batch_commit(st);
+	if (__atomic_load_n(&st->has_answers, __ATOMIC_ACQUIRE))
+		take_answers(st);
+}
+
+static void schedule_run(struct store *st)
+{
+	event_active(st->run_ev, EV_TIMEOUT, 0); /* once per turn however often it is called */
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+	uint64_t n;
+
+	if ((what & EV_READ) && read(fd, &n, sizeof n) < 0) {
+		/* EAGAIN: a spurious wake */
+	}
+	if (__atomic_load_n(&st->queue, __ATOMIC_ACQUIRE))
+		schedule_run(st);
+	take_answers(st);
+}
+
+/* The open user transaction held the writer past tx_timeout_ms: take it back. */
+static void on_tx_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+
+	(void)fd;
+	(void)what;
+	if (!st->open_tx)
+		return;
+	store_tx_abandon(st);
+	schedule_run(st);
+}
+
 void store_poll(void *arg)
 {
 	struct store *st = arg;
 
+	if (st->inq)
+		run_queue(st);
 	if (__atomic_load_n(&st->has_answers, __ATOMIC_ACQUIRE))
-		on_answers(-1, 0, st);
+		take_answers(st);
 }
 
-void store_submit_writer(struct store *st, struct store_req *r)
+void store_hand_to_writer(struct store *st, struct store_req *r)
 {
-	int stopping;
-
 	r->next = NULL;
 	pthread_mutex_lock(&st->mu);
-	stopping = st->stopping;
-	if (!stopping) {
-		if (st->queue_tail)
-			st->queue_tail->next = r;
-		else /* atomic: the store thread's spin reads it without the lock */
-			__atomic_store_n(&st->queue, r, __ATOMIC_RELEASE);
-		st->queue_tail = r;
-		pthread_cond_signal(&st->cv);
-	}
+	if (st->queue_tail)
+		st->queue_tail->next = r;
+	else
+		__atomic_store_n(&st->queue, r, __ATOMIC_RELEASE);
+	st->queue_tail = r;
 	pthread_mutex_unlock(&st->mu);
-	if (stopping) {
-		store_fail(r, "stopping", "the store is closing");
-		answer(st, r);
-	}
+	wake_loop(st);
 }
 
 void store_submit(struct store *st, struct store_req *r)
 {
 	st->pending++;
-	if (r->op == STORE_SQL && r->tx == 0 && st->nreaders > 0)
+	if (st->stopping) {
+		store_fail(r, "stopping", "the store is closing");
+		answer(st, r);
+		return;
+	}
+	if (r->op == STORE_SQL && r->tx == 0 && st->nreaders > 0) {
 		store_read_submit(st, r); /* a read runs there; a write comes back to the writer */
-	else
-		store_submit_writer(st, r);
+		return;
+	}
+	push(&st->inq, &st->inq_tail, r);
+	schedule_run(st);
 }
 
 /* ---- opening and closing ------------------------------------------------------------- */
@@ -409,7 +454,9 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 		return NULL;
 	}
 	st->cfg = *cfg;
+	st->base = base;
 	st->w.st = st;
+	st->ck.st = st;
 	st->lock_fd = -1;
 	st->efd = -1;
 	st->wal_fd = -1;
@@ -417,7 +464,6 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 	st->migrations_dir = strdup(cfg->migrations_dir);
 	st->synchronous = strdup(cfg->synchronous);
 	pthread_mutex_init(&st->mu, NULL);
-	pthread_cond_init(&st->cv, NULL);
 	pthread_mutex_init(&st->fmu, NULL);
 	pthread_cond_init(&st->fcv, NULL);
 	pthread_mutex_init(&st->rmu, NULL);
@@ -426,24 +472,17 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 		errbuf_set(err, errlen, "out of memory");
 		goto fail;
 	}
-	if (store_open_db(st, requeued, err, errlen) < 0)
-		goto fail;
-	if (strcmp(st->synchronous, "full") == 0 && store_flush_start(st, err, errlen) < 0)
-		goto fail;
-	if (store_read_start(st, err, errlen) < 0)
-		goto fail;
 	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	st->ev =
-	    st->efd >= 0 ? event_new(base, st->efd, EV_READ | EV_PERSIST, on_answers, st) : NULL;
-	if (!st->ev || event_add(st->ev, NULL) < 0) {
+	st->ev = st->efd >= 0 ? event_new(base, st->efd, EV_READ | EV_PERSIST, on_wake, st) : NULL;
+	st->run_ev = event_new(base, -1, 0, on_run, st);
+	st->tx_ev = evtimer_new(base, on_tx_timeout, st);
+	if (!st->ev || !st->run_ev || !st->tx_ev || event_add(st->ev, NULL) < 0) {
 		errbuf_set(err, errlen, "the store's wake-up: %s", strerror(errno));
 		goto fail;
 	}
-	if (pthread_create(&st->thread, NULL, store_main, st) != 0) {
-		errbuf_set(err, errlen, "starting the store thread: %s", strerror(errno));
+	if (store_open_db(st, requeued, err, errlen) < 0 ||
+	    store_flush_start(st, err, errlen) < 0 || store_read_start(st, err, errlen) < 0)
 		goto fail;
-	}
-	st->thread_on = 1;
 	return st;
 fail:
 	store_close(st);
@@ -455,27 +494,40 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	store_read_stop(st); /* first: a read may still hand a write on to the writer */
-	if (st->thread_on) {
-		pthread_mutex_lock(&st->mu);
-		st->stopping = 1;
-		pthread_cond_signal(&st->cv);
-		pthread_mutex_unlock(&st->mu);
-		pthread_join(st->thread, NULL);
+	if (st->w.db) {
+		/* what was submitted runs; a transaction still open is rolled back */
+		run_queue(st);
+		if (st->open_tx) {
+			store_tx_abandon(st);
+			run_queue(st);
+		}
+		batch_commit(st);
 	}
+	st->stopping = 1;
 	store_flush_stop(st); /* after the writer: it syncs what the last commit handed it */
-	if (st->thread_on) {
-		/* the last answers: their owners release what they hold */
-		while (st->answered)
-			on_answers(st->efd, 0, st);
+	/* the last answers: their owners release what they hold (and get "stopping" now) */
+	while (st->answered || st->inq) {
+		while (st->inq) {
+			struct store_req *r = st->inq;
+			st->inq = r->next;
+			if (!st->inq)
+				st->inq_tail = NULL;
+			store_fail(r, "stopping", "the store is closing");
+			answer(st, r);
+		}
+		take_answers(st);
 	}
 	if (st->ev)
 		event_free(st->ev);
+	if (st->run_ev)
+		event_free(st->run_ev);
+	if (st->tx_ev)
+		event_free(st->tx_ev);
 	if (st->efd >= 0)
 		close(st->efd);
 	store_conn_close(&st->w);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
-	pthread_cond_destroy(&st->cv);
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->fcv);
 	pthread_mutex_destroy(&st->fmu);

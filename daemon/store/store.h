@@ -3,16 +3,17 @@
  * (SPEC sections 4 and 5), behind a narrow interface of requests.
  *
  * The caller (the loop thread) fills a struct store_req for one operation
- * and submits it; the store's own thread executes it and hands it back to
- * the loop, whose event calls req->done. Nothing in this interface blocks
- * the loop on disk. The operations name what the job logic needs (claim,
+ * and submits it; the store runs it later in the same turn (between two
+ * task resumes, or at the turn's end) and calls req->done once its answer
+ * is durable. Nothing in this interface makes the loop wait on an fsync,
+ * a checkpoint or another writer. The operations name what the job logic needs (claim,
  * finish, journal a step...), not SQL, so another driver (PostgreSQL with
  * FOR UPDATE SKIP LOCKED) can implement them without touching jobs.c; only
  * STORE_SQL carries SQL, the application's own.
  *
- * Group commit: the store thread keeps one SQLite transaction open across
- * every request it finds waiting and commits when it runs out of work (or
- * the batch is large or old), then answers the whole batch. No answer is
+ * Group commit: the writer keeps one SQLite transaction open across the
+ * requests of a loop turn and commits at its end (or when the batch is
+ * large), then answers the whole batch. No answer is
  * given before the commit that makes it durable; if the commit fails,
  * every request of the batch fails with the reason and nothing of it was
  * acknowledged. With synchronous = full the COMMIT only writes the WAL
@@ -23,12 +24,13 @@
  * holds the writer at a time: its TX_BEGIN opens the savepoint, its
  * STORE_SQL requests (same tx token) answer at once, its TX_END releases
  * or rolls back; other requests wait until then. A transaction that holds
- * the writer longer than tx_timeout_ms is rolled back by the store thread,
- * and its later requests fail with "timeout".
+ * the writer longer than tx_timeout_ms is rolled back by the store, and
+ * its later requests fail with "timeout". Application reads outside a
+ * transaction run on reader connections on threads of their own.
  *
- * Part store (daemon/store/): the interface of requests, the SQLite driver on
- * its thread, migrations, the check of enqueue options (enqueue-opts.h). It may call base only:
- * jobs and the control plane call it, it calls no one.
+ * Part store (daemon/store/): the interface of requests, the SQLite driver
+ * (writer on the loop, flusher and readers on threads), migrations, the check of enqueue options
+ * (enqueue-opts.h). It may call base only: jobs and the control plane call it, it calls no one.
  */
 #ifndef AWAITD_STORE_H
 #define AWAITD_STORE_H
@@ -151,6 +153,8 @@ struct store_config {
 	const char *synchronous;    /* "full", "normal" or "off" */
 	double tx_timeout_ms;       /* how long a user transaction may hold the writer */
 	double max_statement_ms;    /* how long one application statement may run */
+	double loop_statement_ms;   /* ... and one on the writer, which runs on the loop (the
+	                             * daemon's max_slice_ms); 0: no such bound */
 	int max_batch;              /* requests per group commit */
 	double max_batch_ms;        /* age of a batch before it commits anyway */
 };
@@ -167,14 +171,14 @@ int store_is_reserved(const char *table);
 /*
  * Open (creating) the database: lock its directory against a second
  * daemon, WAL mode, apply migrations, take a new epoch, requeue the jobs
- * an older epoch left running. Then start the store thread, which answers
- * on base. Returns NULL with err (the file and the cause) on failure.
+ * an older epoch left running. Then start the flusher and the readers;
+ * answers run on base. Returns NULL with err (the file and the cause) on failure.
  * `requeued` (may be NULL) receives the number of orphans requeued.
  */
 struct store *store_open(struct event_base *base, const struct store_config *cfg, int64_t *requeued,
                          char *err, size_t errlen);
 
-/* Stop the thread after the requests already submitted, commit, close. NULL is a no-op. */
+/* Run the requests already submitted, commit, sync, stop the threads, close. NULL is a no-op. */
 void store_close(struct store *st);
 
 /* The epoch of this open (1, 2, ... one per start). */
@@ -190,16 +194,17 @@ void store_req_free(struct store_req *r);
 void store_job_fini(struct store_job *j);
 
 /*
- * Hand r to the store thread; r->done(r) runs later on the loop thread
- * and owns r from then on. Never fails: after store_close began, r is
+ * Queue r (loop thread); r->done(r) runs later on the loop thread and
+ * owns r from then on. Never fails: after store_close began, r is
  * answered with the error "stopping".
  */
 void store_submit(struct store *st, struct store_req *r);
 
 /*
- * Run the answers that are waiting now, if any (cheap when none): for the
- * scheduler between two resumes (sched.between), so a task that holds the
- * writer gets its answer within a turn. The eventfd wakes the loop anyway.
+ * Run the requests queued and the answers waiting now, if any (cheap when
+ * none): for the scheduler between two resumes (sched.between), so a task
+ * that holds the writer gets its answer within the turn, outside any
+ * task's slice. The turn's end runs them anyway.
  */
 void store_poll(void *arg);
 
@@ -218,10 +223,11 @@ const char *store_state_name(enum store_state s);
 int store_state_parse(const char *name);
 
 struct store_stats {
-	uint64_t commits;  /* group commits */
-	uint64_t syncs;    /* fdatasync calls of the flusher (synchronous = full) */
-	uint64_t reads;    /* application reads answered by a reader connection */
-	uint64_t requests; /* requests answered */
+	uint64_t commits;     /* group commits */
+	uint64_t syncs;       /* fdatasync calls of the flusher (synchronous = full) */
+	uint64_t reads;       /* application reads answered by a reader connection */
+	uint64_t checkpoints; /* WAL checkpoints run by the flusher */
+	uint64_t requests;    /* requests answered */
 	uint64_t failed_commits;
 };
 

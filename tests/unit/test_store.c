@@ -1013,6 +1013,42 @@ static void test_tx_defers_other_requests(void **state)
 	assert_int_equal(store_pending(fx->st), 0);
 }
 
+/*
+ * A transaction begun without waiting (db:tx's open: the BEGIN and its first
+ * statement submitted back to back) while another holds the writer: both
+ * wait, and once the writer is free its statement runs inside it.
+ */
+static void test_tx_queued_begin_and_statement(void **state)
+{
+	struct fx *fx = *state;
+	struct store_req *b8, *q8, *e7;
+	int b8f, q8f, e7f;
+
+	exec_ok(fx, 0, "CREATE TABLE t (x)");
+	begin_ok(fx, 7);
+	exec_ok(fx, 7, "INSERT INTO t VALUES (1)");
+	b8 = tx_begin(8, 0, 0, NULL);
+	submit(fx, b8, &b8f);
+	q8 = sql_req(8, "SELECT count(*) FROM t", 0);
+	submit(fx, q8, &q8f);
+	spin(fx, 50);
+	assert_int_equal(b8f, 0);
+	assert_int_equal(q8f, 0);
+	e7 = tx_end(7, 1, 0, 0, NULL, NULL);
+	submit(fx, e7, &e7f); /* answered at the batch's commit, after 8 ends */
+	wait_flag(fx, &q8f);
+	assert_ok(q8);
+	assert_int_equal(cell(q8, 0, 0)->i, 1); /* in transaction 8, after 7's release */
+	end_ok(fx, 8, 1);
+	wait_flag(fx, &b8f);
+	wait_flag(fx, &e7f);
+	assert_ok(b8);
+	assert_ok(e7);
+	store_req_free(b8);
+	store_req_free(q8);
+	store_req_free(e7);
+}
+
 static void test_tx_error_inside_keeps_the_transaction(void **state)
 {
 	struct fx *fx = *state;
@@ -2356,6 +2392,7 @@ int main(void)
 	    T(test_orphans_requeued_at_open),
 	    T(test_group_commit),
 	    T(test_flush_after_sync),
+	    T(test_tx_queued_begin_and_statement),
 	    T(test_long_read_beside_writer),
 	    T(test_close_answers_submitted),
 	    T(test_close_with_open_transaction),
