@@ -233,6 +233,10 @@ sh "$(dirname "$0")/w5.sh"
 # script; prints its own result lines and its summary line)
 sh "$(dirname "$0")/w6.sh"
 
+# W6 as db:tx: 100,000 purchases (two transactions each) by 100 tasks in
+# one job, against the same Tarantool peer (own script; own lines)
+sh "$(dirname "$0")/w6_tx.sh"
+
 # ---- summary --------------------------------------------------------------
 
 # pick BENCH IMPL [VARIANT]: the first result line (no error/skip/process line)
