@@ -38,6 +38,7 @@
 struct stmt_slot {
 	char *sql;
 	sqlite3_stmt *stmt;
+	uint64_t hash; /* of sql */
 	uint64_t used; /* for eviction: least recently used goes */
 	int user;      /* prepared as application SQL (under the authorizer's rules) */
 };
@@ -187,7 +188,7 @@ sqlite3_stmt *store_stmt(struct store_conn *c, const char *sql, struct store_req
 /* Take s out of the statement cache, for the caller to finalize. */
 void store_stmt_forget(struct store_conn *c, sqlite3_stmt *s);
 
-/* Run sql with no result rows and no error record. Returns 0 or -1. */
+/* Run sql (prepared once, cached) with no error record; rows are skipped. Returns 0 or -1. */
 int store_exec(struct store_conn *c, const char *sql);
 
 /* Bind a nullable string / an int64 that is NULL when 0. */

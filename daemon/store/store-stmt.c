@@ -66,14 +66,30 @@ char *store_col_text(sqlite3_stmt *s, int i)
 
 /* ---- prepared statements --------------------------------------------------- */
 
-sqlite3_stmt *store_stmt(struct store_conn *c, const char *sql, struct store_req *r)
+/* FNV-1a: the cache compares hashes before it compares texts. */
+static uint64_t sql_hash(const char *sql)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *sql; sql++)
+		h = (h ^ (unsigned char)*sql) * 1099511628211ULL;
+	return h;
+}
+
+/*
+ * The cached statement for sql, reset and unbound, or a new one put in the
+ * least recently used slot. NULL with *why: "db" (sqlite3_errmsg tells),
+ * "invalid" (no statement in sql) or "out_of_memory".
+ */
+static sqlite3_stmt *stmt_get(struct store_conn *c, const char *sql, const char **why)
 {
 	struct stmt_slot *victim = &c->stmts[0];
+	uint64_t h = sql_hash(sql);
 	sqlite3_stmt *s = NULL;
 
 	for (int i = 0; i < STMT_CACHE; i++) {
 		struct stmt_slot *e = &c->stmts[i];
-		if (e->sql && e->user == c->user_sql && strcmp(e->sql, sql) == 0) {
+		if (e->sql && e->hash == h && e->user == c->user_sql && strcmp(e->sql, sql) == 0) {
 			e->used = ++c->stmt_clock;
 			sqlite3_reset(e->stmt);
 			sqlite3_clear_bindings(e->stmt);
@@ -83,25 +99,42 @@ sqlite3_stmt *store_stmt(struct store_conn *c, const char *sql, struct store_req
 			victim = e;
 	}
 	if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
-		store_fail(r, "db", "%s", sqlite3_errmsg(c->db));
+		*why = "db";
 		return NULL;
 	}
 	if (!s) {
-		store_fail(r, "invalid", "no SQL statement in \"%.60s\"", sql);
+		*why = "invalid";
 		return NULL;
 	}
 	sqlite3_finalize(victim->stmt);
 	free(victim->sql);
 	victim->sql = strdup(sql);
 	victim->stmt = victim->sql ? s : NULL;
+	victim->hash = h;
 	victim->used = ++c->stmt_clock;
 	victim->user = c->user_sql;
 	if (!victim->sql) {
 		sqlite3_finalize(s);
-		store_fail(r, "out_of_memory", "out of memory");
+		*why = "out_of_memory";
 		return NULL;
 	}
 	return s;
+}
+
+sqlite3_stmt *store_stmt(struct store_conn *c, const char *sql, struct store_req *r)
+{
+	const char *why = NULL;
+	sqlite3_stmt *s = stmt_get(c, sql, &why);
+
+	if (s)
+		return s;
+	if (strcmp(why, "db") == 0)
+		store_fail(r, "db", "%s", sqlite3_errmsg(c->db));
+	else if (strcmp(why, "invalid") == 0)
+		store_fail(r, "invalid", "no SQL statement in \"%.60s\"", sql);
+	else
+		store_fail(r, "out_of_memory", "out of memory");
+	return NULL;
 }
 
 /*
@@ -122,7 +155,16 @@ void store_stmt_forget(struct store_conn *c, sqlite3_stmt *s)
 
 int store_exec(struct store_conn *c, const char *sql)
 {
-	return sqlite3_exec(c->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+	const char *why;
+	sqlite3_stmt *s = stmt_get(c, sql, &why); /* prepared once: SAVEPOINT, COMMIT... */
+	int rc;
+
+	if (!s)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		;
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* ---- results ----------------------------------------------------------------- */

@@ -169,7 +169,7 @@ static void batch_commit(struct store *st)
 {
 	if (!st->in_batch || st->open_tx)
 		return;
-	if (sqlite3_exec(st->w.db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+	if (store_exec(&st->w, "COMMIT") < 0) {
 		char why[sizeof st->acks->err.msg];
 		snprintf(why, sizeof why, "%s", sqlite3_errmsg(st->w.db));
 		if (!sqlite3_get_autocommit(st->w.db))
@@ -192,7 +192,7 @@ static int batch_begin(struct store *st, struct store_req *r)
 {
 	if (st->in_batch)
 		return 0;
-	if (sqlite3_exec(st->w.db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+	if (store_exec(&st->w, "BEGIN IMMEDIATE") < 0)
 		return store_fail_db(&st->w, r, "beginning a transaction");
 	st->in_batch = 1;
 	st->batch_n = 0;
