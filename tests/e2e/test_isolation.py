@@ -78,6 +78,11 @@ return { timeout = 60000, run = function(ctx, args)
 end }
 """
 
+# finding 8: a result nested too deep names its path once, not "[1]" 200 times
+NESTED = """
+return { run = function() local t = {} for i = 1, 201 do t = { t } end return t end }
+"""
+
 OWN_TABLES = """
 return { run = function(ctx, args)
   assert(ctx.db:exec("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)"))
@@ -134,7 +139,7 @@ def setup():
     with open(os.path.join(root, "awaitd.conf"), "w") as f:
         f.write("max_statement_ms = 500\nshutdown_timeout_ms = 2000\n")
     for name, text in (("victim", VICTIM), ("a_takeover", TAKEOVER), ("sql", SQL),
-                       ("long", LONG), ("long_job", LONG_JOB), ("long_write", LONG_WRITE), ("own", OWN_TABLES)):
+                       ("long", LONG), ("long_job", LONG_JOB), ("long_write", LONG_WRITE), ("own", OWN_TABLES), ("nested", NESTED)):
         with open(os.path.join(root, "scripts", name + ".lua"), "w") as f:
             f.write(text)
     return root
@@ -224,6 +229,15 @@ def main():
         health.ran()
         check("... and still after the attacks (the refused ALTER left notes as it was)",
               rc == 0 and res and res.get("body") == "again" and res.get("columns") == 2, (res, err))
+
+        # finding 8: the error path of a too-deep result
+        rc, out, err = d.ctl("--json", "run", "nested")
+        health.ran()
+        msg = out + err
+        check("a result nested too deep fails once, its path collapsed to a depth",
+              rc == 1 and "nesting deeper than 200" in msg and "levels)" in msg
+              and "[1]" * 10 not in msg and len(msg) < 600, msg[:800])
+        health("a too-deep result")
 
         # finding 4
         t0 = time.monotonic()
