@@ -83,6 +83,28 @@ NESTED = """
 return { run = function() local t = {} for i = 1, 201 do t = { t } end return t end }
 """
 
+# the store issue: a long read outside a transaction leaves the loop alone
+LAG = """
+return { timeout = 60000, run = function(ctx, args)
+  local late, ticks, reading = 0, 0, true
+  local timer = async.spawn(function()
+    while reading do
+      local t0 = async.now()
+      async.sleep(10)
+      late = math.max(late, async.now() - t0 - 10)
+      ticks = ticks + 1
+    end
+  end)
+  local t0 = async.now()
+  local r, err = ctx.db:query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+    .. "WHERE x < ?) SELECT count(*) AS n FROM c", args.n)
+  local ms = async.now() - t0
+  reading = false
+  timer:await()
+  return { ok = r ~= nil, err = err and tostring(err), read_ms = ms, late_ms = late, ticks = ticks }
+end }
+"""
+
 OWN_TABLES = """
 return { run = function(ctx, args)
   assert(ctx.db:exec("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)"))
@@ -139,7 +161,7 @@ def setup():
     with open(os.path.join(root, "awaitd.conf"), "w") as f:
         f.write("max_statement_ms = 500\nshutdown_timeout_ms = 2000\n")
     for name, text in (("victim", VICTIM), ("a_takeover", TAKEOVER), ("sql", SQL),
-                       ("long", LONG), ("long_job", LONG_JOB), ("long_write", LONG_WRITE), ("own", OWN_TABLES), ("nested", NESTED)):
+                       ("long", LONG), ("long_job", LONG_JOB), ("long_write", LONG_WRITE), ("own", OWN_TABLES), ("nested", NESTED), ("lag", LAG)):
         with open(os.path.join(root, "scripts", name + ".lua"), "w") as f:
             f.write(text)
     return root
@@ -287,6 +309,12 @@ def main():
         state = ((d.cjson("show", str(lid))[1]) or {}).get("state")
         check("... and the long read is still running (it did not hold the store up)",
               state == "running", state)
+        rc, res, err = run_json(d, "lag", json.dumps({"n": 3000000 // SLOW}))
+        health.ran()
+        check("a long read (%.0f ms) leaves a 10 ms timer on time (late by %.1f ms at most)"
+              % ((res or {}).get("read_ms", 0), (res or {}).get("late_ms", -1)),
+              rc == 0 and res and res.get("ok") and res.get("read_ms", 0) >= 500
+              and res.get("late_ms", 1e9) < 50 * SLOW and res.get("ticks", 0) >= 20, (res, err))
         t0 = time.monotonic()
         code = d.stop()
         took = time.monotonic() - t0
