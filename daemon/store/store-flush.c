@@ -166,18 +166,10 @@ int store_flush_start(struct store *st, char *err, size_t errlen)
 
 void store_flush_hand(struct store *st, struct store_req *head)
 {
-	struct store_req *tail = head;
-
 	if (!head)
 		return;
-	while (tail->next)
-		tail = tail->next;
 	pthread_mutex_lock(&st->fmu);
-	if (st->fq_tail)
-		st->fq_tail->next = head;
-	else
-		st->fq = head;
-	st->fq_tail = tail;
+	store_list_append(&st->fq, &st->fq_tail, head);
 	pthread_cond_signal(&st->fcv);
 	pthread_mutex_unlock(&st->fmu);
 }

@@ -157,6 +157,12 @@ void store_flush_stop(struct store *st);
 
 /* ---- store-req.c ----------------------------------------------------------- */
 
+/* Append the chain at head (NULL-ended) to the list first..last. */
+void store_list_append(struct store_req **first, struct store_req **last, struct store_req *head);
+
+/* Take the first request off the list first..last (its next cleared); NULL when empty. */
+struct store_req *store_list_pop(struct store_req **first, struct store_req **last);
+
 /* Fail r with SQLite's message for what. Returns -1. */
 int store_fail_db(struct store_conn *c, struct store_req *r, const char *what);
 

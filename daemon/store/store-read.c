@@ -37,16 +37,10 @@ static void *read_main(void *arg)
 		pthread_mutex_lock(&st->rmu);
 		while (!st->rq && !st->rstop)
 			pthread_cond_wait(&st->rcv, &st->rmu);
-		r = st->rq;
-		if (r) {
-			st->rq = r->next;
-			if (!st->rq)
-				st->rq_tail = NULL;
-		}
+		r = store_list_pop(&st->rq, &st->rq_tail);
 		pthread_mutex_unlock(&st->rmu);
 		if (!r)
 			break; /* stopping, and nothing is left */
-		r->next = NULL;
 		if (__atomic_load_n(&st->rstop, __ATOMIC_RELAXED))
 			store_fail(r, "stopping", "the store is closing");
 		else if (store_run_sql(c, r) > 0) {
@@ -91,11 +85,7 @@ void store_read_submit(struct store *st, struct store_req *r)
 {
 	r->next = NULL;
 	pthread_mutex_lock(&st->rmu);
-	if (st->rq_tail)
-		st->rq_tail->next = r;
-	else
-		st->rq = r;
-	st->rq_tail = r;
+	store_list_append(&st->rq, &st->rq_tail, r);
 	pthread_cond_signal(&st->rcv);
 	pthread_mutex_unlock(&st->rmu);
 }

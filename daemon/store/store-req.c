@@ -76,3 +76,29 @@ int store_fail_db(struct store_conn *c, struct store_req *r, const char *what)
 {
 	return store_fail(r, "db", "%s: %s", what, sqlite3_errmsg(c->db));
 }
+
+void store_list_append(struct store_req **first, struct store_req **last, struct store_req *head)
+{
+	if (!head)
+		return;
+	if (*last)
+		(*last)->next = head;
+	else
+		*first = head;
+	while (head->next)
+		head = head->next;
+	*last = head;
+}
+
+struct store_req *store_list_pop(struct store_req **first, struct store_req **last)
+{
+	struct store_req *r = *first;
+
+	if (r) {
+		*first = r->next;
+		if (!*first)
+			*last = NULL;
+		r->next = NULL;
+	}
+	return r;
+}

@@ -135,11 +135,7 @@ static void answer(struct store *st, struct store_req *r)
 static void push(struct store_req **head, struct store_req **tail, struct store_req *r)
 {
 	r->next = NULL;
-	if (*tail)
-		(*tail)->next = r;
-	else
-		*head = r;
-	*tail = r;
+	store_list_append(head, tail, r);
 }
 
 /* ---- the batch ----------------------------------------------------------------- */
@@ -295,11 +291,7 @@ static void take_handed(struct store *st)
 	r = st->queue;
 	st->queue = st->queue_tail = NULL;
 	pthread_mutex_unlock(&st->mu);
-	while (r) {
-		struct store_req *next = r->next;
-		push(&st->inq, &st->inq_tail, r);
-		r = next;
-	}
+	store_list_append(&st->inq, &st->inq_tail, r);
 }
 
 /*
@@ -313,24 +305,19 @@ static void run_queue(struct store *st)
 	take_handed(st);
 	for (;;) {
 		struct store_req *r;
-		if (!st->open_tx && st->later) {
-			st->later_tail->next = st->inq;
-			if (!st->inq)
-				st->inq_tail = st->later_tail;
+		if (!st->open_tx && st->later) { /* the deferred go first */
+			store_list_append(&st->later, &st->later_tail, st->inq);
 			st->inq = st->later;
+			st->inq_tail = st->later_tail;
 			st->later = st->later_tail = NULL;
 		}
-		r = st->inq;
+		r = store_list_pop(&st->inq, &st->inq_tail);
 		if (!r)
 			break;
-		st->inq = r->next;
-		if (!st->inq)
-			st->inq_tail = NULL;
 		if (st->open_tx && r->tx != st->open_tx) {
 			push(&st->later, &st->later_tail, r);
 			continue;
 		}
-		r->next = NULL;
 		run_one(st, r);
 		if (!st->open_tx && st->in_batch && st->batch_n >= st->cfg.max_batch)
 			batch_commit(st);
@@ -507,11 +494,8 @@ void store_close(struct store *st)
 	store_flush_stop(st); /* after the writer: it syncs what the last commit handed it */
 	/* the last answers: their owners release what they hold (and get "stopping" now) */
 	while (st->answered || st->inq) {
-		while (st->inq) {
-			struct store_req *r = st->inq;
-			st->inq = r->next;
-			if (!st->inq)
-				st->inq_tail = NULL;
+		struct store_req *r;
+		while ((r = store_list_pop(&st->inq, &st->inq_tail))) {
 			store_fail(r, "stopping", "the store is closing");
 			answer(st, r);
 		}

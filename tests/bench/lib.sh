@@ -214,3 +214,21 @@ jobs_bench() {
 
 # Milliseconds between two now_ns readings.
 ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }
+
+# w6_db DB [SQL]: a migrated database for the W6 benchmarks, accounts
+# 1..1000 holding 1,000,000 each (as in the Tarantool peer), then SQL.
+# Returns non-zero when either step failed (chatter on stderr).
+w6_db() {
+	"$AWAITD" migrate --db "$1" --migrations "$ROOT/migrations" >&2 &&
+		sqlite3 "$1" "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1000)
+			INSERT OR REPLACE INTO accounts (id, owner, balance) SELECT i, 'w6-' || i, 1000000 FROM c; ${2:-}" >&2
+}
+
+# tarantool_purchases N C: the W6 peer (purchases.lua, wal_mode fsync) in
+# $TMP/tt; prints its JSON line, nothing when it failed (its stderr is in
+# $TMP/t.err). Needs $PEERS and $LIMIT.
+tarantool_purchases() {
+	mkdir -p "$TMP/tt"
+	(cd "$TMP/tt" && TT_DIR="$TMP/tt" timeout "$LIMIT" tarantool "$PEERS/tarantool/purchases.lua" "$1" "$2" fsync) \
+		2>"$TMP/t.err" | grep -m1 '^{'
+}

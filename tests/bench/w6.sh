@@ -93,9 +93,7 @@ end }
 EOF
 	if [ "$set_c" != "$C" ]; then
 		printf '{"bench":"w6","impl":"awaitd","error":"could not set concurrency = %s in the copy of purchase.lua"}\n' "$C"
-	elif ! "$AWAITD" migrate --db "$DB" --migrations "$ROOT/migrations" >&2 ||
-		! sqlite3 "$DB" "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1000)
-			INSERT OR REPLACE INTO accounts (id, owner, balance) SELECT i, 'w6-' || i, 1000000 FROM c;" >&2; then
+	elif ! w6_db "$DB"; then
 		printf '{"bench":"w6","impl":"awaitd","error":"could not create the database with 1000 accounts"}\n'
 	elif jobs_bench "$A" "$DB" $((N + 1)) "{\"n\":$N,\"workers\":$C}"; then
 		# what the database holds now (the daemon is stopped)
@@ -135,11 +133,8 @@ if ! have tarantool; then
 elif [ ! -f "$PEERS/tarantool/purchases.lua" ]; then
 	skip tarantool "no $PEERS/tarantool/purchases.lua"
 else
-	mkdir -p "$TMP/tt"
-	(cd "$TMP/tt" && TT_DIR="$TMP/tt" timeout "$LIMIT" tarantool "$PEERS/tarantool/purchases.lua" "$N" "$C" fsync) \
-		>"$TMP/t.out" 2>"$TMP/t.err"
+	raw=$(tarantool_purchases "$N" "$C")
 	rc=$?
-	raw=$(grep -m1 '^{' "$TMP/t.out")
 	if [ -n "$raw" ] && [ "$rc" = 0 ]; then
 		T_LINE=$(printf '{"bench":"w6","impl":"tarantool","tarantool":"%s","wal_mode":"fsync","n":%s,"workers":%s,"total_ms":%s,"purchases_per_s":%s}' \
 			"$(tarantool --version | head -n 1 | awk '{ print $2 }')" "$(j "$(num "$raw" n)")" "$C" \

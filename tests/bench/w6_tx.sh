@@ -86,11 +86,8 @@ return { timeout = 600000, run = function(ctx, args)
 end }
 EOF
 	SOCK=$A/s
-	if ! "$AWAITD" migrate --db "$DB" --migrations "$ROOT/migrations" >&2 ||
-		! sqlite3 "$DB" "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1000)
-			INSERT OR REPLACE INTO accounts (id, owner, balance) SELECT i, 'w6-' || i, 1000000 FROM c;
-			CREATE TABLE w6_orders (id INTEGER PRIMARY KEY, account INTEGER NOT NULL, price INTEGER NOT NULL);
-			CREATE TABLE w6_receipts (id INTEGER PRIMARY KEY, account INTEGER NOT NULL);" >&2; then
+	if ! w6_db "$DB" "CREATE TABLE w6_orders (id INTEGER PRIMARY KEY, account INTEGER NOT NULL, price INTEGER NOT NULL);
+			CREATE TABLE w6_receipts (id INTEGER PRIMARY KEY, account INTEGER NOT NULL);"; then
 		printf '{"bench":"w6_tx","impl":"awaitd","error":"could not create the database with 1000 accounts"}\n'
 	else
 		"$AWAITD" --scripts "$A/scripts" --db "$DB" --migrations "$ROOT/migrations" --socket "$SOCK" \
@@ -132,8 +129,7 @@ if ! have tarantool; then
 elif [ ! -f "$PEERS/tarantool/purchases.lua" ]; then
 	skip tarantool "no $PEERS/tarantool/purchases.lua"
 else
-	mkdir -p "$TMP/tt"
-	raw=$(cd "$TMP/tt" && TT_DIR="$TMP/tt" timeout "$LIMIT" tarantool "$PEERS/tarantool/purchases.lua" "$N" "$C" fsync 2>"$TMP/t.err" | grep -m1 '^{')
+	raw=$(tarantool_purchases "$N" "$C")
 	if [ -n "$raw" ]; then
 		T_LINE=$(printf '{"bench":"w6_tx","impl":"tarantool","wal_mode":"fsync","n":%s,"workers":%s,"ms":%s,"purchases_per_s":%s}' \
 			"$N" "$C" "$(j "$(num "$raw" ms)")" "$(j "$(num "$raw" per_s)")")

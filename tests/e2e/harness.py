@@ -9,6 +9,7 @@ check failed.
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +42,26 @@ def poll(cond, deadline, step=0.02):
         if v or time.monotonic() >= end:
             return v
         time.sleep(step)
+
+
+def rpc(sock, req, timeout=30.0):
+    """One request on a connection of its own, in the wire protocol: the
+    response, or None when the daemon is down or answered no line."""
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout * SLOW)
+        s.connect(sock)
+        s.sendall((json.dumps(req) + "\n").encode())
+        buf = b""
+        while b"\n" not in buf:
+            b = s.recv(1 << 20)
+            if not b:
+                return None
+            buf += b
+        s.close()
+        return json.loads(buf.split(b"\n")[0])
+    except (OSError, ValueError):
+        return None
 
 
 def finish():

@@ -22,36 +22,16 @@ import os
 import random
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
 
-from harness import AWAITD, MIGRATIONS, SCRIPTS, SLOW, WRAP, Daemon, check, finish, poll
+from harness import AWAITD, Daemon, MIGRATIONS, SCRIPTS, SLOW, WRAP, check, finish, poll, rpc
 
 START = 1_000_000
 NACC = 1000
-
-
-def rpc(sock, req, timeout=20.0):
-    """One request on a connection of its own; the response or None (daemon down)."""
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout * SLOW)
-        s.connect(sock)
-        s.sendall((json.dumps(req) + "\n").encode())
-        buf = b""
-        while b"\n" not in buf:
-            b = s.recv(65536)
-            if not b:
-                return None
-            buf += b
-        s.close()
-        return json.loads(buf.split(b"\n")[0])
-    except (OSError, ValueError):
-        return None
 
 
 def setup():

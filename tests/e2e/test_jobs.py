@@ -18,7 +18,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import tempfile
 import threading
 import time
 
-from harness import AWAITCTL, AWAITD, check, Ctl, finish, MIGRATIONS, poll, SCRIPTS, skip, SLOW, WRAP
+from harness import AWAITCTL, AWAITD, Ctl, MIGRATIONS, SCRIPTS, SLOW, WRAP, check, finish, poll, rpc, skip
 
 
 
@@ -122,25 +121,6 @@ def status(proc):
             return "running"
     rc = proc.returncode
     return "killed by %s" % signal.Signals(-rc).name if rc < 0 else "exit %d" % rc
-
-
-def rpc(sock, req, timeout=30.0):
-    """One request on a connection of its own, in the wire protocol; the response or None."""
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout * SLOW)
-        s.connect(sock)
-        s.sendall((json.dumps(req) + "\n").encode())
-        buf = b""
-        while b"\n" not in buf:
-            b = s.recv(65536)
-            if not b:
-                return None
-            buf += b
-        s.close()
-        return json.loads(buf.split(b"\n")[0])
-    except (OSError, ValueError):
-        return None
 
 
 # ---- 1. crash safety of purchases ------------------------------------------------------

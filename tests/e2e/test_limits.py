@@ -23,14 +23,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
 
-from harness import AWAITCTL, AWAITD, check, Ctl, finish, MIGRATIONS, poll, SLOW, WRAP
+from harness import AWAITCTL, AWAITD, Ctl, MIGRATIONS, SLOW, WRAP, check, finish, poll, rpc
 
 BIG = """
 return { run = function(ctx, args) return string.rep("x", 5 * 1000 * 1000) end }
@@ -119,25 +118,6 @@ class Env(Ctl):
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def rpc(sock, req, timeout=30.0):
-    """One request on a connection of its own, in the wire protocol; the response or None."""
-    try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout * SLOW)
-        s.connect(sock)
-        s.sendall((json.dumps(req) + "\n").encode())
-        buf = b""
-        while b"\n" not in buf:
-            b = s.recv(1 << 20)
-            if not b:
-                return None
-            buf += b
-        s.close()
-        return json.loads(buf.split(b"\n")[0])
-    except (OSError, ValueError):
-        return None
 
 
 def no_protocol_error(text):
