@@ -48,9 +48,10 @@ return { run = function(ctx, args)
 end }
 """
 
-# finding 4: a statement that would run for minutes
+# finding 4: a statement that would run for minutes (the job's own timeout
+# is an hour, so that only the statement's bounds can stop it)
 LONG = """
-return { timeout = 60000, run = function(ctx, args)
+return { timeout = 3600000, run = function(ctx, args)
   local t0 = async.now()
   local r, err = ctx.db:query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
     .. "WHERE x < 1000000000) SELECT count(*) AS n FROM c")
@@ -314,7 +315,7 @@ def main():
         check("a long read (%.0f ms) leaves a 10 ms timer on time (late by %.1f ms at most)"
               % ((res or {}).get("read_ms", 0), (res or {}).get("late_ms", -1)),
               rc == 0 and res and res.get("ok") and res.get("read_ms", 0) >= 500
-              and res.get("late_ms", 1e9) < 50 * SLOW and res.get("ticks", 0) >= 20, (res, err))
+              and res.get("late_ms", 1e9) < 50 * SLOW and res.get("ticks", 0) >= 20 // SLOW, (res, err))
         t0 = time.monotonic()
         code = d.stop()
         took = time.monotonic() - t0
