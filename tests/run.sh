@@ -39,7 +39,9 @@ echo "valgrind: $passed passed, 0 failed"
 echo "== valgrind (e2e: the daemon under valgrind, driven by awaitctl)"
 for f in tests/e2e/test_*.py; do
 	echo "-- $f"
-	AWAITD_E2E_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+	# --fair-sched: valgrind runs one thread at a time, and without it a
+	# reader thread in a long statement starves the loop for minutes
+	AWAITD_E2E_WRAP="valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 		python3 "$f" build/awaitd build/awaitctl scripts
 done
 
