@@ -402,34 +402,47 @@ static int async_wrap_error(lua_State *L)
 /* ---- combinator lists -------------------------------------------------- */
 
 /*
- * _start(name, list) -> tasks: the items of a combinator's list as tasks,
- * functions spawned (children of the caller), tasks taken as they are.
- * Raises on a bad item before anything is spawned.
+ * _start(name, list, tasks, i) -> next | nil: the items of a combinator's
+ * list, from i on, into tasks: functions spawned (children of the caller),
+ * tasks taken as they are. Stops once the caller has used a quarter of its
+ * slice and returns the index to go on from (the caller breathes, then
+ * calls again); nil when every item is in. With i == 1 it first checks
+ * every item and raises on a bad one before anything is spawned. Spawning
+ * 100,000 items thus never trips the caller's own slice, and the caller's
+ * guard holds every task started so far when it yields.
  */
 static int async_start(lua_State *L)
 {
 	const char *name = luaL_checkstring(L, 1);
-	lua_Integer n, i;
+	lua_Integer n, i = luaL_checkinteger(L, 4);
+	struct task *t = task_current(L);
+	struct sched *s = sched_of(L);
+	double budget = s->cfg.max_slice_ms / 4;
 
 	if (!lua_istable(L, 2))
 		return luaL_error(L, "async.%s: list expected, got %s", name, luaL_typename(L, 2));
+	luaL_checktype(L, 3, LUA_TTABLE);
 	n = luaL_len(L, 2);
-	for (i = 1; i <= n; i++) { /* check every item before starting any */
-		int type = lua_rawgeti(L, 2, i);
+	for (lua_Integer k = 1; i == 1 && k <= n; k++) { /* check every item before starting any */
+		int type = lua_rawgeti(L, 2, k);
 		if (type != LUA_TFUNCTION &&
 		    (type != LUA_TUSERDATA || lua_rawlen(L, -1) != sizeof(struct task) ||
 		     ((struct task *)lua_touserdata(L, -1))->magic != TASK_MAGIC))
 			return luaL_error(L,
 			                  "async.%s: item %d is a %s (function or task expected)",
-			                  name, (int)i, luaL_typename(L, -1));
+			                  name, (int)k, luaL_typename(L, -1));
 		lua_pop(L, 1);
 	}
-	lua_createtable(L, (int)(n > 0 && n < INT_MAX ? n : 0), 0); /* 3: tasks */
-	for (i = 1; i <= n; i++) {
+	for (; i <= n; i++) {
 		if (lua_rawgeti(L, 2, i) == LUA_TFUNCTION)
 			task_spawn(L, 0, spawner(L), HUGE_VAL, 0);
 		lua_rawseti(L, 3, i);
+		if (t && (i & 63) == 0 && sched_coarse_now() - t->slice_start >= budget) {
+			lua_pushinteger(L, i + 1);
+			return 1;
+		}
 	}
+	lua_pushnil(L);
 	return 1;
 }
 

@@ -31,8 +31,20 @@ local function with_index(err, i)
   return setmetatable(e, Error_mt)
 end
 
--- Spawn the functions of list (tasks are taken as they are): in C.
-local start = P.start
+-- Spawn the functions of list into tasks (tasks are taken as they are),
+-- in C, in chunks: between two the caller breathes (yields to the loop once
+-- it has used a quarter of its slice), so spawning 100,000 items never
+-- trips its own slice. The caller's guard holds `tasks` already: if it is
+-- cancelled meanwhile, what was started is settled.
+local start_chunk = P.start
+local function start(name, list, tasks)
+  local i = start_chunk(name, list, tasks, 1)
+  while i do
+    breathe()
+    i = start_chunk(name, list, tasks, i)
+  end
+  return tasks
+end
 
 -- Cancel every unsettled task of the list, then wait until each has unwound
 -- (join waits even when the caller is itself being cancelled).
@@ -77,8 +89,9 @@ local function each_settled(tasks, on)
 end
 
 function M.all(list)
-  local tasks = start("all", list)
+  local tasks = {}
   local g <close> = guard(tasks, "a sibling in all() failed")
+  start("all", list, tasks)
   local results = {}
   local failed, err = each_settled(tasks, function(i, ok, v)
     if not ok then return true, with_index(v, i) end
@@ -89,8 +102,9 @@ function M.all(list)
 end
 
 function M.all_settled(list)
-  local tasks = start("all_settled", list)
+  local tasks = {}
   local g <close> = guard(tasks, "all_settled() was cancelled")
+  start("all_settled", list, tasks)
   local settled = {}
   each_settled(tasks, function(i, ok, v)
     settled[i] = ok and { ok = true, value = v } or { ok = false, err = v }
@@ -99,17 +113,19 @@ function M.all_settled(list)
 end
 
 function M.race(list)
-  local tasks = start("race", list)
-  if #tasks == 0 then return nil, M.error("invalid", "async.race: empty list"), nil end
+  local tasks = {}
   local g <close> = guard(tasks, "lost a race")
+  start("race", list, tasks)
+  if #tasks == 0 then return nil, M.error("invalid", "async.race: empty list"), nil end
   local _, i, ok, v = each_settled(tasks, function(i, ok, v) return true, i, ok, v end)
   if ok then return v, nil, i end
   return nil, with_index(v, i), i
 end
 
 function M.any(list)
-  local tasks = start("any", list)
+  local tasks = {}
   local g <close> = guard(tasks, "another item of any() succeeded")
+  start("any", list, tasks)
   local errors = {}
   local won, v, i = each_settled(tasks, function(i, ok, v)
     if ok then return true, v, i end
@@ -454,6 +470,9 @@ end
 
 function Queue:push(f, ...)
   if type(f) ~= "function" then errorf(2, "queue:push: function expected, got %s", type(f)) end
+  -- a caller pushing 100,000 items in a loop yields to the loop now and then
+  self.pushes = (self.pushes or 0) + 1
+  if self.pushes & 1023 == 0 then breathe() end
   while self.max_pending and self.pending >= self.max_pending do
     wait_ticket(self.space, {}, function() make_room(self) end)
   end
@@ -500,7 +519,10 @@ function M.map(list, f, opts)
     tasks[started] = t
     t_watch(t, port, started)
   end
-  while started < total and started < n do launch() end
+  while started < total and started < n do
+    launch()
+    if started & 1023 == 0 then breathe() end -- 100,000 at once: yield between chunks
+  end
   while finished < total do
     if finished & 1023 == 1023 then breathe() end
     local i = port:wait()
