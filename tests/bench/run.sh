@@ -184,6 +184,7 @@ lua_floor coroutine_pool_floor coroutine_pool_floor.lua
 # larger max slice.
 awaitd timers "" "" "$AWAITD" run "$B/w2_timers.lua"
 awaitd timers one_go_max_slice_5000 "" "$AWAITD" run --max-slice-ms 5000 "$B/w2_timers.lua" '{"yield_ms":0}'
+awaitd timers all_of_functions "" "$AWAITD" run "$B/w2_timers.lua" '{"functions":true}'
 node_peer timers timers.mjs
 # (each fiber stack takes memory maps: 100,000 fibers exceed
 # vm.max_map_count; should 30,000 fail too, 20,000)
@@ -204,7 +205,11 @@ if awaitd timeout "" "" "$AWAITD" run "$B/w4_timeout.lua"; then
 	process_line timeout awaitd ""
 fi
 # the way Node does it: all() gets the 100,000 functions and starts them
-# itself, in one slice
+# itself, at the defaults (it yields between chunks)...
+if awaitd timeout functions "" "$AWAITD" run "$B/w4_timeout.lua" '{"functions":true}'; then
+	process_line timeout awaitd functions
+fi
+# ... and in one slice
 if awaitd timeout functions_max_slice_5000 "" "$AWAITD" run --max-slice-ms 5000 "$B/w4_timeout.lua" '{"functions":true}'; then
 	process_line timeout awaitd functions_max_slice_5000
 fi

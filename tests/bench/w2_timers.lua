@@ -15,6 +15,8 @@
 -- coroutines, that alone can exceed the default slice: the run then fails
 -- with blocked_loop (reported as such by run.sh, which also runs the
 -- one-go variant under --max-slice-ms 5000).
+-- {"functions": true} runs the workload as Node writes it instead: one
+-- async.all over N functions, at the defaults.
 -- usage: awaitd run tests/bench/w2_timers.lua ['{"n":100000,"sleep_ms":100}']
 local args = ... or {}
 local N = math.tointeger(args.n) or 100000
@@ -28,6 +30,22 @@ local spawn, sleep, now = async.spawn, async.sleep, async.now
 local function nap() sleep(D); return true end
 
 local rss0 = vm("VmRSS")
+if args.functions then
+  -- the workload as Node writes it: one all() over N functions, at the
+  -- defaults (all spawns them and yields between chunks by itself)
+  local fns = {}
+  for i = 1, N do fns[i] = nap end
+  local t0 = now()
+  local res, err = async.all(fns)
+  local ms = now() - t0
+  if not res then error("all failed: " .. tostring(err)) end
+  local hwm = vm("VmHWM")
+  print(string.format('{"bench":"timers","impl":"awaitd","variant":"all_of_functions","n":%d,' ..
+    '"sleep_ms":%g,"ms":%.1f,"overhead":%.3f,"rss_mb":%s,"rss_growth_mb":%s}', N, D, ms, ms / D,
+    hwm and string.format("%.1f", hwm / 1024) or "null",
+    hwm and rss0 and string.format("%.1f", (hwm - rss0) / 1024) or "null"))
+  return
+end
 local t0 = now()
 local tasks, yields, last = {}, 0, t0
 for i = 1, N do
