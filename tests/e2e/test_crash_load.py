@@ -6,9 +6,10 @@ is killed under load (issue 13).
 
 1,000 accounts; purchase jobs (scripts/purchase.lua, concurrency 100, a
 short provider call) enqueued with idempotency keys by 8 clients over the
-socket, at least 100 running at once; the daemon is killed with SIGKILL at
-three moments drawn at random (seeded: AWAITD_CRASH_SEED, printed) and
-restarted each time; the clients retry an enqueue that got no answer,
+socket, up to 100 running at once; the daemon is killed with SIGKILL at
+three moments drawn at random (after a random share of the enqueues was
+acknowledged, with purchases running; seeded: AWAITD_CRASH_SEED, printed)
+and restarted each time; the clients retry an enqueue that got no answer,
 with the same key. Afterwards, from the database:
   - every acknowledged purchase is there, as the job of its key, and every
     job succeeded;
@@ -96,13 +97,21 @@ def main():
         for t in threads:
             t.start()
         running_at_kill = []
-        for k in range(3):
-            time.sleep(rnd.uniform(0.3, 1.5) * SLOW)
-            rc, st, _ = d.cjson("status", timeout=10)
-            running_at_kill.append((st or {}).get("jobs", {}).get("running"))
+        # three random moments of the run: after a random share of the
+        # enqueues was acknowledged, once purchases are running
+        marks = sorted(rnd.uniform(0.1, 0.85) for _ in range(3))
+        for k, mark in enumerate(marks):
+            poll(lambda: len(acked) >= mark * n, 120)
+
+            def running():
+                rc, st, _ = d.cjson("status", timeout=10)
+                return (st or {}).get("jobs", {}).get("running")
+            running_at_kill.append(poll(running, 5) or 0)
+            time.sleep(rnd.uniform(0, 0.05) * SLOW)
             d.proc.send_signal(signal.SIGKILL)
             d.proc.wait()
-            check("kill -9 #%d (running then: %s) and restart" % (k + 1, running_at_kill[-1]),
+            check("kill -9 #%d after %d%% of the enqueues (running: %s) and restart"
+                  % (k + 1, mark * 100, running_at_kill[-1]),
                   d.start(), open(os.path.join(root, "log")).read()[-2000:])
         for t in threads:
             t.join(300 * SLOW)
