@@ -232,11 +232,6 @@ static void run_one(struct store *st, struct store_req *r)
 	int64_t was_open = st->open_tx;
 	int now_answer = 0, rc;
 
-	if (st->stopping && r->op != STORE_TX_END) {
-		store_fail(r, "stopping", "the store is closing");
-		answer(st, r);
-		return;
-	}
 	if (store_tx_gone(st, r)) {
 		answer(st, r);
 		return;
