@@ -65,6 +65,9 @@ local function next_seq(st, name, what)
   return st.seq
 end
 
+-- Rolls a transaction back unless it ended (committed, or found journaled).
+local TxGuard = { __close = function(g) if not g.ended then db.rollback(g.token) end end }
+
 -- db:tx(fn [, {step = name}])
 function db.methods.tx(self, fn, opts)
   local st = runs[self]
@@ -76,11 +79,8 @@ function db.methods.tx(self, fn, opts)
   local seq = step ~= nil and next_seq(st, step, "db:tx") or 0
   local span = trace.open(step and ("tx " .. step) or "tx", 2)
   local token = db.new_tx()
-  local ended = false
   -- whatever happens from here (cancellation included), the writer is given back
-  local guard <close> = setmetatable({}, { __close = function()
-    if not ended then db.rollback(token) end
-  end })
+  local guard <close> = setmetatable({ token = token }, TxGuard)
   local ok, text
   if st.journaled then -- a step may be journaled: check before running fn
     ok, text = db.begin(st.job_id, seq, step, token)
@@ -92,7 +92,7 @@ function db.methods.tx(self, fn, opts)
     return nil, text
   end
   if ok == "journaled" then
-    ended = true
+    guard.ended = true
     trace.close(span, "done")
     return decode(text)
   end
@@ -115,7 +115,7 @@ function db.methods.tx(self, fn, opts)
       return nil, jerr
     end
   end
-  ended = true -- the store owns the end now: commit, journal row included
+  guard.ended = true -- the store owns the end now: commit, journal row included
   local cok, cerr = db.commit(st.job_id, seq, step, token, jtext)
   trace.close(span, cok and "done" or "failed")
   if not cok then return nil, cerr end
