@@ -160,8 +160,9 @@ int store_progress(void *arg)
 
 	if (!c->cur)
 		return 0;
-	if (__atomic_load_n(&c->st->rstop, __ATOMIC_RELAXED))
-		return 1; /* the store is closing */
+	if (c->reader && __atomic_load_n(&c->st->rstop, __ATOMIC_RELAXED))
+		return 1; /* the store is closing: a read stops (the writer runs what was submitted)
+		           */
 	if (__atomic_load_n(&c->cur->cancelled, __ATOMIC_RELAXED))
 		return 1;
 	return c->stmt_deadline > 0 && clock_mono_ms() > c->stmt_deadline;
@@ -183,7 +184,7 @@ static int fail_stopped(struct store_conn *c, struct store_req *r, double limit,
 	if (__atomic_load_n(&r->cancelled, __ATOMIC_RELAXED))
 		return store_fail(r, "cancelled",
 		                  "the statement was stopped: its task was cancelled");
-	if (__atomic_load_n(&c->st->rstop, __ATOMIC_RELAXED))
+	if (c->reader && __atomic_load_n(&c->st->rstop, __ATOMIC_RELAXED))
 		return store_fail(r, "stopping", "the statement was stopped: the store is closing");
 	return store_fail(r, "timeout", "the statement was stopped after %.0f ms (%s)",
 	                  clock_mono_ms() - started,

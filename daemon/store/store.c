@@ -236,6 +236,13 @@ static void run_one(struct store *st, struct store_req *r)
 		answer(st, r);
 		return;
 	}
+	/*
+	 * A plain application write (a reader handed it on) starts a batch of
+	 * its own: if it is stopped, SQLite rolls back the whole transaction,
+	 * and that must not take the daemon's job transitions with it.
+	 */
+	if (r->op == STORE_SQL && r->tx == 0 && st->in_batch && !st->open_tx)
+		batch_commit(st);
 	if (batch_begin(st, r) < 0) {
 		answer(st, r);
 		return;
@@ -477,9 +484,13 @@ void store_close(struct store *st)
 		return;
 	store_read_stop(st); /* first: a read may still hand a write on to the writer */
 	if (st->w.db) {
-		/* what was submitted runs; a transaction still open is rolled back */
+		/*
+		 * What was submitted runs; a transaction still open is rolled
+		 * back, and so is one that a deferred TX_BEGIN opens meanwhile,
+		 * until nothing is deferred and the batch can commit.
+		 */
 		run_queue(st);
-		if (st->open_tx) {
+		while (st->open_tx) {
 			store_tx_abandon(st);
 			run_queue(st);
 		}
@@ -488,6 +499,8 @@ void store_close(struct store *st)
 	st->stopping = 1;
 	store_flush_stop(st); /* after the writer: it syncs what the last commit handed it */
 	/* the last answers: their owners release what they hold (and get "stopping" now) */
+	store_list_append(&st->inq, &st->inq_tail, st->later); /* empty here; never lost */
+	st->later = st->later_tail = NULL;
 	while (st->answered || st->inq) {
 		struct store_req *r;
 		while ((r = store_list_pop(&st->inq, &st->inq_tail))) {

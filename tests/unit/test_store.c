@@ -2249,6 +2249,41 @@ static void test_close_answers_submitted(void **state)
 	assert_int_equal(c[STORE_QUEUED], 50);
 }
 
+/*
+ * Closing while a transaction is open and another transaction's BEGIN and
+ * a job operation wait behind it: both transactions are rolled back, the
+ * job operation and the work committed before run and are answered.
+ */
+static void test_close_with_deferred_transaction(void **state)
+{
+	struct fx *fx = *state;
+	struct tally t = {0, 0};
+	struct store_req *r;
+	int64_t c[STORE_NSTATES];
+
+	r = enqueue_req("before", NULL, 0, 0, T0); /* in the batch before tx 7 */
+	r->done = on_tally;
+	r->arg = &t;
+	store_submit(fx->st, r);
+	begin_ok(fx, 7);
+	r = tx_begin(8, 0, 0, NULL); /* deferred behind 7, then opened at close */
+	r->done = on_tally;
+	r->arg = &t;
+	store_submit(fx->st, r);
+	r = enqueue_req("after", NULL, 0, 0, T0); /* deferred behind 8 */
+	r->done = on_tally;
+	r->arg = &t;
+	store_submit(fx->st, r);
+	spin(fx, 20);
+	store_close(fx->st);
+	fx->st = NULL;
+	assert_int_equal(t.n, 3);
+	assert_int_equal(t.failed, 0);
+	fx_open(fx);
+	counts(fx, c);
+	assert_int_equal(c[STORE_QUEUED], 2); /* "before" and "after" are committed */
+}
+
 static void test_close_with_open_transaction(void **state)
 {
 	struct fx *fx = *state;
@@ -2395,6 +2430,7 @@ int main(void)
 	    T(test_tx_queued_begin_and_statement),
 	    T(test_long_read_beside_writer),
 	    T(test_close_answers_submitted),
+	    T(test_close_with_deferred_transaction),
 	    T(test_close_with_open_transaction),
 	    T(test_close_answers_requests_made_while_closing),
 	};
