@@ -232,3 +232,20 @@ tarantool_purchases() {
 	(cd "$TMP/tt" && TT_DIR="$TMP/tt" timeout "$LIMIT" tarantool "$PEERS/tarantool/purchases.lua" "$1" "$2" fsync) \
 		2>"$TMP/t.err" | grep -m1 '^{'
 }
+
+# w6_setup NAME: what both W6 benchmarks need before they run: N a multiple
+# of C (exits 2 otherwise), tarantool and sqlite3 installed when possible,
+# awaitd and awaitctl built (AWAITD_OK / AWAITD_WHY as build_awaitd sets).
+w6_setup() {
+	if [ $((N % C)) != 0 ]; then
+		echo "$1: W6_N ($N) must be a multiple of W6_C ($C) (Tarantool's workers take N/C each)" >&2
+		exit 2
+	fi
+	have tarantool || apt_install tarantool || true
+	have sqlite3 || apt_install sqlite3 || true
+	build_awaitd "$1"
+	if [ "$AWAITD_OK" = 1 ] && ! cmake --build "$BUILD" --target awaitctl -j2 >&2; then
+		[ -x "$AWAITCTL" ] || { AWAITD_OK=0; AWAITD_WHY="awaitctl could not be built"; }
+	fi
+	[ "$AWAITD_OK" = 1 ] && ! have sqlite3 && { AWAITD_OK=0; AWAITD_WHY="the sqlite3 CLI is not installed and could not be"; }
+}

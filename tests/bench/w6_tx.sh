@@ -35,18 +35,7 @@ N=${W6_N:-100000}
 C=${W6_C:-100}
 LIMIT=${BENCH_TIMEOUT:-600}
 
-if [ $((N % C)) != 0 ]; then
-	echo "w6_tx: W6_N ($N) must be a multiple of W6_C ($C)" >&2
-	exit 2
-fi
-
-have tarantool || apt_install tarantool || true
-have sqlite3 || apt_install sqlite3 || true
-build_awaitd w6_tx
-if [ "$AWAITD_OK" = 1 ] && ! cmake --build "$BUILD" --target awaitctl -j2 >&2; then
-	[ -x "$AWAITCTL" ] || { AWAITD_OK=0; AWAITD_WHY="awaitctl could not be built"; }
-fi
-[ "$AWAITD_OK" = 1 ] && ! have sqlite3 && { AWAITD_OK=0; AWAITD_WHY="the sqlite3 CLI is not installed and could not be"; }
+w6_setup w6_tx
 
 # ---- awaitd ---------------------------------------------------------------
 
