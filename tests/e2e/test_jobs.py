@@ -57,15 +57,16 @@ class Env(Ctl):
         with open(os.path.join(self.migrations, fname), "w") as f:
             f.write(text)
 
-    def start(self, extra=(), prefix=(), preexec=None, db=None, sock=None, wait=True):
-        """Start the daemon; True once it answers ping (False if it exited or never did)."""
+    def start(self, extra=(), prefix=(), preexec=None, db=None, sock=None, wait=True, binary=None):
+        """Start the daemon (binary: a copy of awaitd to run instead); True once it
+        answers ping (False if it exited or never did)."""
         self.starts += 1
         log = open(self.logpath, "a")
         log.write("=== start %d ===\n" % self.starts)
         log.flush()
         self.mark = os.path.getsize(self.logpath)
         self.proc = subprocess.Popen(
-            list(prefix) + WRAP + [AWAITD, "--scripts", self.scripts, "--db", db or self.db,
+            list(prefix) + WRAP + [binary or AWAITD, "--scripts", self.scripts, "--db", db or self.db,
                                    "--socket", sock or self.sock, "--migrations", self.migrations]
             + list(extra), stdout=log, stderr=log, cwd=self.dir, preexec_fn=preexec)
         log.close()
@@ -542,7 +543,15 @@ def test_read_only():
             os.chmod(run, 0o777)
             for f in os.listdir(data):
                 os.chmod(os.path.join(data, f), 0o644)
-            e.start(db=db, sock=os.path.join(run, "s.sock"), wait=False,
+            # nobody must reach the binary and the migrations: the checkout may
+            # sit under a mode-0700 folder (a clone in a `mktemp -d`)
+            binary = os.path.join(e.dir, "awaitd")
+            shutil.copy(AWAITD, binary)
+            os.chmod(binary, 0o755)
+            if e.migrations == MIGRATIONS:
+                e.migrations = os.path.join(e.dir, "migrations")
+                shutil.copytree(MIGRATIONS, e.migrations)
+            e.start(db=db, sock=os.path.join(run, "s.sock"), wait=False, binary=binary,
                     prefix=[setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
             try:
                 rc = e.proc.wait(15 * SLOW)
