@@ -224,13 +224,28 @@ w6_db() {
 			INSERT OR REPLACE INTO accounts (id, owner, balance) SELECT i, 'w6-' || i, 1000000 FROM c; ${2:-}" >&2
 }
 
-# tarantool_purchases N C: the W6 peer (purchases.lua, wal_mode fsync) in
-# $TMP/tt; prints its JSON line, nothing when it failed (its stderr is in
-# $TMP/t.err). Needs $PEERS and $LIMIT.
-tarantool_purchases() {
-	mkdir -p "$TMP/tt"
-	(cd "$TMP/tt" && TT_DIR="$TMP/tt" timeout "$LIMIT" tarantool "$PEERS/tarantool/purchases.lua" "$1" "$2" fsync) \
-		2>"$TMP/t.err" | grep -m1 '^{'
+# w6_tarantool: the W6 peer (purchases.lua N C, wal_mode fsync, in
+# $TMP/tt) as one JSON line of $BENCH, also left in T_LINE (empty when it
+# was skipped or failed). Needs $PEERS, $LIMIT, N and C.
+w6_tarantool() {
+	T_LINE=
+	if ! have tarantool; then
+		skip tarantool "tarantool is not installed and could not be"
+	elif [ ! -f "$PEERS/tarantool/purchases.lua" ]; then
+		skip tarantool "no $PEERS/tarantool/purchases.lua"
+	else
+		mkdir -p "$TMP/tt"
+		t_raw=$(cd "$TMP/tt" && TT_DIR="$TMP/tt" timeout "$LIMIT" tarantool "$PEERS/tarantool/purchases.lua" "$N" "$C" fsync 2>"$TMP/t.err" | grep -m1 '^{')
+		if [ -n "$t_raw" ]; then
+			T_LINE=$(printf '{"bench":"%s","impl":"tarantool","tarantool":"%s","wal_mode":"fsync","n":%s,"workers":%s,"total_ms":%s,"purchases_per_s":%s}' \
+				"$BENCH" "$(tarantool --version | head -n 1 | awk '{ print $2 }')" "$(j "$(num "$t_raw" n)")" "$C" \
+				"$(j "$(num "$t_raw" ms)")" "$(j "$(num "$t_raw" per_s)")")
+			printf '%s\n' "$T_LINE"
+		else
+			printf '{"bench":"%s","impl":"tarantool","error":"%s"}\n' "$BENCH" \
+				"$(jstr "$(grep -v '^[[:space:]]*$' "$TMP/t.err" | tail -n 1)")"
+		fi
+	fi
 }
 
 # w6_setup NAME: what both W6 benchmarks need before they run: N a multiple

@@ -113,24 +113,7 @@ fi
 
 # ---- Tarantool ------------------------------------------------------------
 
-T_LINE=
-if ! have tarantool; then
-	skip tarantool "tarantool is not installed and could not be"
-elif [ ! -f "$PEERS/tarantool/purchases.lua" ]; then
-	skip tarantool "no $PEERS/tarantool/purchases.lua"
-else
-	raw=$(tarantool_purchases "$N" "$C")
-	rc=$?
-	if [ -n "$raw" ] && [ "$rc" = 0 ]; then
-		T_LINE=$(printf '{"bench":"w6","impl":"tarantool","tarantool":"%s","wal_mode":"fsync","n":%s,"workers":%s,"total_ms":%s,"purchases_per_s":%s}' \
-			"$(tarantool --version | head -n 1 | awk '{ print $2 }')" "$(j "$(num "$raw" n)")" "$C" \
-			"$(j "$(num "$raw" ms)")" "$(j "$(num "$raw" per_s)")")
-		printf '%s\n' "$T_LINE"
-	else
-		printf '{"bench":"w6","impl":"tarantool","error":"exit %s","stderr":"%s"}\n' "$rc" \
-			"$(jstr "$(grep -v '^[[:space:]]*$' "$TMP/t.err" | tail -n 1)")"
-	fi
-fi
+w6_tarantool
 
 # ---- summary --------------------------------------------------------------
 

@@ -112,21 +112,7 @@ fi
 
 # ---- Tarantool ------------------------------------------------------------
 
-T_LINE=
-if ! have tarantool; then
-	skip tarantool "tarantool is not installed and could not be"
-elif [ ! -f "$PEERS/tarantool/purchases.lua" ]; then
-	skip tarantool "no $PEERS/tarantool/purchases.lua"
-else
-	raw=$(tarantool_purchases "$N" "$C")
-	if [ -n "$raw" ]; then
-		T_LINE=$(printf '{"bench":"w6_tx","impl":"tarantool","wal_mode":"fsync","n":%s,"workers":%s,"ms":%s,"purchases_per_s":%s}' \
-			"$N" "$C" "$(j "$(num "$raw" ms)")" "$(j "$(num "$raw" per_s)")")
-		printf '%s\n' "$T_LINE"
-	else
-		printf '{"bench":"w6_tx","impl":"tarantool","error":"%s"}\n' "$(jstr "$(tail -n 1 "$TMP/t.err")")"
-	fi
-fi
+w6_tarantool
 
 a=$(num "$A_LINE" purchases_per_s)
 t=$(num "$T_LINE" purchases_per_s)

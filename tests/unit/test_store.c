@@ -2136,10 +2136,8 @@ static void test_long_read_beside_writer(void **state)
 	struct store_stats s0, s1;
 	int slowf;
 
-	store_close(fx->st);
-	fx->st = NULL;
 	fx->cfg.max_statement_ms = 2000;
-	fx_open(fx);
+	fx_reopen(fx);
 	exec_ok(fx, 0, "CREATE TABLE t (x)");
 	store_get_stats(fx->st, &s0);
 	slow = sql_req(0,
