@@ -14,18 +14,19 @@ static void cmd_stats(struct cmd_ctx *ctx)
 
 	store_get_stats(e->st, &ss);
 	conn_ok(ctx->c, ctx->id, ctx->has_id,
-	        json_pack(
-	            "{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}, "
-	            "s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:I}",
-	            "tasks", "spawned", (json_int_t)st->spawned, "done", (json_int_t)st->done,
-	            "failed", (json_int_t)st->failed, "cancelled", (json_int_t)st->cancelled,
-	            "live", (json_int_t)st->live, "resumes", (json_int_t)st->resumes, "memory",
-	            "lua_bytes", (json_int_t)st->mem, "lua_peak", (json_int_t)st->mem_peak,
-	            "requests", "total", (json_int_t)server_nrequests(e->srv), "clients",
-	            (json_int_t)server_nclients(e->srv), "jobs", jobs_stats_json(e->jobs), "store",
-	            "commits", (json_int_t)ss.commits, "syncs", (json_int_t)ss.syncs, "reads",
-	            (json_int_t)ss.reads, "requests", (json_int_t)ss.requests, "failed_commits",
-	            (json_int_t)ss.failed_commits, "reloads", (json_int_t)*e->reloads));
+	        json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}, "
+	                  "s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I}",
+	                  "tasks", "spawned", (json_int_t)st->spawned, "done", (json_int_t)st->done,
+	                  "failed", (json_int_t)st->failed, "cancelled", (json_int_t)st->cancelled,
+	                  "live", (json_int_t)st->live, "resumes", (json_int_t)st->resumes,
+	                  "memory", "lua_bytes", (json_int_t)st->mem, "lua_peak",
+	                  (json_int_t)st->mem_peak, "requests", "total",
+	                  (json_int_t)server_nrequests(e->srv), "clients",
+	                  (json_int_t)server_nclients(e->srv), "jobs", jobs_stats_json(e->jobs),
+	                  "store", "commits", (json_int_t)ss.commits, "syncs", (json_int_t)ss.syncs,
+	                  "checkpoints", (json_int_t)ss.checkpoints, "reads", (json_int_t)ss.reads,
+	                  "requests", (json_int_t)ss.requests, "failed_commits",
+	                  (json_int_t)ss.failed_commits, "reloads", (json_int_t)*e->reloads));
 }
 
 const struct cmd_entry cmd_stats_entry = {"stats", cmd_stats};

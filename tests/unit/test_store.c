@@ -2160,6 +2160,31 @@ static void test_long_read_beside_writer(void **state)
 	assert_int_equal(s1.reads - s0.reads, 2); /* the long read and the count; not the writes */
 }
 
+/*
+ * The writer never checkpoints: once the WAL passes CKPT_FRAMES pages the
+ * flusher does, on a connection of its own.
+ */
+static void test_checkpoint_by_flusher(void **state)
+{
+	struct fx *fx = *state;
+	struct store_stats s;
+	double end;
+
+	exec_ok(fx, 0, "CREATE TABLE big (x)");
+	/* ~4.8 MB: well over CKPT_FRAMES pages of 4 KiB */
+	for (int round = 0; round < 2; round++)
+		exec_ok(fx, 0,
+		        "INSERT INTO big WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1"
+		        " FROM c WHERE i < 600) SELECT randomblob(4000) FROM c");
+	end = mono_ms() + WAIT_MS;
+	do {
+		spin(fx, 5);
+		store_get_stats(fx->st, &s);
+	} while (s.checkpoints == 0 && mono_ms() < end);
+	assert_true(s.checkpoints > 0);
+	assert_int_equal(q_int(fx, "SELECT count(*) FROM big"), 1200);
+}
+
 /* What the flusher test sees of each answer: the syncs done when it left. */
 struct synced {
 	struct store *st;
@@ -2425,6 +2450,7 @@ int main(void)
 	    T(test_orphans_requeued_at_open),
 	    T(test_group_commit),
 	    T(test_flush_after_sync),
+	    T(test_checkpoint_by_flusher),
 	    T(test_tx_queued_begin_and_statement),
 	    T(test_long_read_beside_writer),
 	    T(test_close_answers_submitted),
