@@ -1,7 +1,7 @@
 /*
  * store-jobs.c: the job operations of the store on SQLite (store.h lists
- * each op's inputs and outputs). Runs on the store thread, inside the
- * batch transaction of store.c. The job states' names live here too.
+ * each op's inputs and outputs). Runs on the writer (the loop thread),
+ * inside the batch transaction of store.c. The job states' names live here too.
  *
  * State sets are written as OR chains, like the partial indexes of
  * 0001_core.sql they must match (an IN list costs an ephemeral table).

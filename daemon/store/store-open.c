@@ -31,7 +31,6 @@ void store_config_defaults(struct store_config *cfg)
 	cfg->max_statement_ms = 1000;
 	cfg->loop_statement_ms = 100;
 	cfg->max_batch = 4096;
-	cfg->max_batch_ms = 50;
 }
 
 static int lock_dir(struct store *st, char *err, size_t errlen)

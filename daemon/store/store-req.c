@@ -1,6 +1,6 @@
 /*
- * store-req.c: the request of store.h, the one object that crosses from
- * the loop thread to the store thread and back: allocating it, failing it
+ * store-req.c: the request of store.h, the one object that goes from the
+ * caller to the store (the writer, a reader, the flusher) and back: allocating it, failing it
  * (code and message in r->err, r->rc = -1), freeing it with everything it
  * holds. A request is owned by whoever holds it: the caller until
  * store_submit, the store until the answer, then the done callback.

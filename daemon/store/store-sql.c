@@ -1,5 +1,6 @@
 /*
- * store-sql.c: application SQL (db:query, db:one, db:exec) on the store thread,
+ * store-sql.c: application SQL (db:query, db:one, db:exec) on the writer or a
+ * reader connection,
  * and the boundary it runs under: the authorizer, the progress handler
  * that stops a statement past its deadline or of a cancelled task, and
  * the foreign-key check of application DDL.

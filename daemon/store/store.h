@@ -156,7 +156,6 @@ struct store_config {
 	double loop_statement_ms;   /* ... and one on the writer, which runs on the loop (the
 	                             * daemon's max_slice_ms); 0: no such bound */
 	int max_batch;              /* requests per group commit */
-	double max_batch_ms;        /* age of a batch before it commits anyway */
 };
 
 void store_config_defaults(struct store_config *cfg);
