@@ -30,6 +30,8 @@ skip() { printf '{"bench":"%s","impl":"%s","skipped":"%s"}\n' "$BENCH" "$1" "$(j
 num() { printf '%s\n' "$1" | sed -n "s/.*\"$2\":\(-\{0,1\}[0-9][0-9.eE+-]*\).*/\1/p" | head -n 1; }
 j() { [ -n "$1" ] && printf '%s' "$1" || printf null; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "null"; else printf "%.3f", a / b }'; }
+# met RATIO TARGET: true or false (RATIO >= TARGET), null when RATIO is null
+met() { awk -v q="$1" -v t="$2" 'BEGIN { if (q == "null") print "null"; else print (q + 0 >= t + 0) ? "true" : "false" }'; }
 apt_install() { # PACKAGE...: install them (as root) if apt-get can
 	[ "$(id -u)" = 0 ] && have apt-get || return 1
 	echo "$BENCH: apt-get install -y $*" >&2

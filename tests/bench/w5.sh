@@ -199,7 +199,7 @@ a=$(num "$A_LINE" per_s)
 b=$(num "$B_LINE" per_s)
 r=$(num "$R_LINE" per_s)
 rb=$(ratio "$a" "$b")
-met=$(awk -v q="$rb" 'BEGIN { if (q == "null") print "null"; else print (q + 0 >= 5) ? "true" : "false" }')
+met=$(met "$rb" 5)
 printf '{"bench":"w5","workload":"W5 jobs","n":%s,"concurrency":%s,"awaitd_per_s":%s,"bullmq_per_s":%s,"sqlite_raw_per_s":%s,"ratio_vs_bullmq":%s,"target":5,"met":%s,"ratio_vs_sqlite_raw":%s}\n' \
 	"$N" "$C" "$(j "$a")" "$(j "$b")" "$(j "$r")" "$rb" "$met" "$(ratio "$a" "$r")"
 exit 0

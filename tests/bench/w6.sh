@@ -120,7 +120,7 @@ w6_tarantool
 a=$(num "$A_LINE" purchases_per_s)
 t=$(num "$T_LINE" purchases_per_s)
 rt=$(ratio "$a" "$t")
-met=$(awk -v q="$rt" 'BEGIN { if (q == "null") print "null"; else print (q + 0 >= 1) ? "true" : "false" }')
+met=$(met "$rt" 1)
 cons=$(printf '%s' "$A_LINE" | sed -n 's/.*"consistent":\(true\|false\).*/\1/p')
 printf '{"bench":"w6","workload":"W6 purchases","n":%s,"workers":%s,"awaitd_per_s":%s,"tarantool_per_s":%s,"ratio_vs_tarantool":%s,"target":1.0,"met":%s,"awaitd_consistent":%s}\n' \
 	"$N" "$C" "$(j "$a")" "$(j "$t")" "$rt" "$met" "$(j "$cons")"
