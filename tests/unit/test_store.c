@@ -146,6 +146,14 @@ static void wait_flag(struct fx *fx, const int *flag)
 	}
 }
 
+/* Submit r; its answer is counted in t, then freed. */
+static void submit_tally(struct fx *fx, struct store_req *r, struct tally *t)
+{
+	r->done = on_tally;
+	r->arg = t;
+	store_submit(fx->st, r);
+}
+
 static void wait_tally(struct fx *fx, const struct tally *t, int n)
 {
 	double end = mono_ms() + WAIT_MS;
@@ -2101,9 +2109,7 @@ static void test_group_commit(void **state)
 	store_get_stats(fx->st, &s0);
 	for (int i = 0; i < N; i++) {
 		struct store_req *r = enqueue_req("bulk", NULL, 0, 0, T0);
-		r->done = on_tally;
-		r->arg = &t;
-		store_submit(fx->st, r);
+		submit_tally(fx, r, &t);
 	}
 	assert_int_equal(store_pending(fx->st), N);
 	wait_tally(fx, &t, N);
@@ -2258,9 +2264,7 @@ static void test_close_answers_submitted(void **state)
 
 	for (int i = 0; i < 50; i++) {
 		struct store_req *r = enqueue_req("late", NULL, 0, 0, T0);
-		r->done = on_tally;
-		r->arg = &t;
-		store_submit(fx->st, r);
+		submit_tally(fx, r, &t);
 	}
 	store_close(fx->st);
 	fx->st = NULL;
@@ -2285,18 +2289,12 @@ static void test_close_with_deferred_transaction(void **state)
 	int64_t c[STORE_NSTATES];
 
 	r = enqueue_req("before", NULL, 0, 0, T0); /* in the batch before tx 7 */
-	r->done = on_tally;
-	r->arg = &t;
-	store_submit(fx->st, r);
+	submit_tally(fx, r, &t);
 	begin_ok(fx, 7);
 	r = tx_begin(8, 0, 0, NULL); /* deferred behind 7, then opened at close */
-	r->done = on_tally;
-	r->arg = &t;
-	store_submit(fx->st, r);
+	submit_tally(fx, r, &t);
 	r = enqueue_req("after", NULL, 0, 0, T0); /* deferred behind 8 */
-	r->done = on_tally;
-	r->arg = &t;
-	store_submit(fx->st, r);
+	submit_tally(fx, r, &t);
 	spin(fx, 20);
 	store_close(fx->st);
 	fx->st = NULL;
@@ -2317,9 +2315,7 @@ static void test_close_with_open_transaction(void **state)
 	begin_ok(fx, 7);
 	exec_ok(fx, 7, "INSERT INTO t VALUES (1)");
 	q = sql_req(0, "INSERT INTO t VALUES (2)", 0); /* deferred behind tx 7 */
-	q->done = on_tally;
-	q->arg = &t;
-	store_submit(fx->st, q);
+	submit_tally(fx, q, &t);
 	spin(fx, 20);
 	assert_int_equal(t.n, 0);
 	store_close(fx->st);
