@@ -184,7 +184,7 @@ int64_t db_open_tx(lua_State *L)
 /*
  * Inside db:tx the transaction holds the store's single writer, and every
  * other request waits for it: a request made outside the tx handle would
- * wait for its own transaction. Reads of jobs and enqueues join the
+ * wait for its own transaction. Reads of jobs, enqueues and signals join the
  * transaction (an enqueue then commits or rolls back with it); the rest
  * is refused. Returns 0, or -1 with r failed.
  */
@@ -196,6 +196,7 @@ static int join_tx(const struct task *t, struct store_req *r)
 		return 0;
 	switch (r->op) {
 	case STORE_ENQUEUE:
+	case STORE_SIGNAL:
 	case STORE_GET:
 		r->tx = tx;
 		return 0;

@@ -377,6 +377,46 @@ static int prim_step_put(lua_State *L)
 	return db_await_store(L, r, push_ok);
 }
 
+/* wait(...) -> "done", json | "park", deadline | "cancelled" | nil, err */
+static int push_wait(lua_State *L, struct store_req *r)
+{
+	if (r->journaled) {
+		lua_pushliteral(L, "done");
+		lua_pushstring(L, r->out_text ? r->out_text : "{\"n\":0,\"v\":[]}");
+		return 2;
+	}
+	if (r->changed) {
+		lua_pushliteral(L, "cancelled");
+		return 1;
+	}
+	lua_pushliteral(L, "park");
+	lua_pushinteger(L, r->out_id);
+	return 2;
+}
+
+/*
+ * wait(job_id, seq, journal_name, signal_name|nil, at, after): a durable
+ * wait reached (STORE_WAIT) with its deadline: epoch ms `at` (0 none), or
+ * `after` ms from now when >= 0. Ended (journaled), or to park with a
+ * deadline, or the job is being cancelled.
+ */
+static int prim_wait(lua_State *L)
+{
+	const char *key = luaL_optstring(L, 4, NULL);
+	lua_Integer at = luaL_checkinteger(L, 5);
+	lua_Integer after = luaL_checkinteger(L, 6);
+	struct store_req *r = step_req(L, STORE_WAIT, 1);
+
+	if (key && !(r->key = strdup(key))) {
+		store_req_free(r);
+		return luaL_error(L, "out of memory");
+	}
+	r->now = store_now();
+	r->run_at = after >= 0 ? r->now + after : at;
+	lua_settop(L, 0);
+	return db_await_store(L, r, push_wait);
+}
+
 static int64_t next_tx = 0;
 
 /* new_tx() -> a token unique in this process */
@@ -397,7 +437,8 @@ int db_open_internal(lua_State *L)
 	static const luaL_Reg prims[] = {
 	    {"handle", prim_handle},     {"begin", prim_begin},       {"open", prim_open},
 	    {"commit", prim_commit},     {"rollback", prim_rollback}, {"step_get", prim_step_get},
-	    {"step_put", prim_step_put}, {"new_tx", prim_new_tx},     {NULL, NULL},
+	    {"step_put", prim_step_put}, {"new_tx", prim_new_tx},     {"wait", prim_wait},
+	    {NULL, NULL},
 	};
 
 	luaL_newlib(L, prims);

@@ -63,6 +63,10 @@ struct db_jobs_ops {
 	                    size_t msglen);
 	void (*wait)(struct store_req *r, void *j);   /* a JOB_WAIT request: answered when done */
 	int (*withdraw)(struct store_req *r, void *j); /* 1: taken back unanswered */
+	int (*signal)(struct jobs *j, struct store_req *r, struct store_err *err);
+	void (*signalled)(struct jobs *j, const struct store_req *r);
+	int (*signal_refused)(const struct store_req *r, char *code, size_t codelen, char *msg,
+	                      size_t msglen);
 };
 
 /*
@@ -82,7 +86,7 @@ void db_push_error(lua_State *L, const struct store_req *r);
 /*
  * Push the internal module of jobrun.lua: handle(job_id) -> a db handle
  * with query/one/exec (and the methods table as field "methods", where
- * jobrun.lua adds tx), begin, finish, step_get, step_put.
+ * jobrun.lua adds tx), begin, open, commit, rollback, step_get, step_put, new_tx, wait.
  */
 int db_open_internal(lua_State *L);
 

@@ -1,7 +1,8 @@
 -- jobrun.lua: runs one attempt of a durable job (daemon/jobs/jobs.c) and builds
 -- its ctx: job, log, deadline, db (with db:tx), step, step_key.
 --
--- Loaded once by the daemon with (finish, make_log, db, trace); returns
+-- Loaded once by the daemon with (finish, make_log, db, trace, park,
+-- cancel); returns
 -- the runner, which jobs.c spawns as a detached task per attempt.
 -- finish(token, value, err) is called exactly once per attempt, also when
 -- the attempt is cancelled (timeout, `awaitctl cancel`, shutdown).
@@ -13,12 +14,22 @@
 -- its first attempt, as a rule) there is nothing to replay, and steps and
 -- transactions skip the check and its round trip to the store.
 -- Journaled results are {n = count, v = {...}} with json.null for nil.
-local finish, make_log, db, trace = ...
+--
+-- Durable waits (ctx.sleep, ctx.sleep_until, ctx.wait_signal) are steps
+-- too. Reached, a wait asks the store (db.wait): ended already (journaled:
+-- its result returns at once), a signal at hand or a deadline passed (the
+-- store journals that now and it returns), or it must wait: park() unwinds
+-- the run (a cancellation whose error has parked = true) and the job waits
+-- in the store, to run again from the start when woken, its journaled
+-- steps returning without running. cancel() instead when `cancel` reached
+-- the job while it waited.
+local finish, make_log, db, trace, park, cancel_run = ...
 -- private references, taken once: what a script can reach are read-only
 -- views of these modules, and the runner never looks them up again
 local pack, unpack, tostring, type, pcall, setmetatable =
   table.pack, table.unpack, tostring, type, pcall, setmetatable
-local timeout, aerror, now = async.timeout, async.error, async.now
+local timeout, aerror, now, asleep = async.timeout, async.error, async.now, async.sleep
+local floor, huge, mtype = math.floor, math.huge, math.type
 local jencode, jdecode, null = json.encode, json.decode, json.null
 local logs = {}
 local runs = setmetatable({}, { __mode = "k" }) -- job handle -> {job_id, seq}
@@ -65,6 +76,14 @@ local function next_seq(st, name, what)
   return st.seq
 end
 
+-- The job parked at step seq last time: a step there means the code changed.
+local function parked_here(st, seq, what, name)
+  if st.wait_seq ~= seq then return nil end
+  return aerror("nondeterministic", string.format(
+    "%s %s is step %d, where job %d waited the last time it ran;"
+    .. " this run reached its steps in a different order", what, name, seq, st.job_id))
+end
+
 -- Rolls a transaction back unless it ended (committed, or found journaled).
 local TxGuard = { __close = function(g) if not g.ended then db.rollback(g.token) end end }
 
@@ -77,6 +96,8 @@ function db.methods.tx(self, fn, opts)
   if type(fn) ~= "function" then error("db:tx: fn must be a function", 2) end
   local step = opts and opts.step
   local seq = step ~= nil and next_seq(st, step, "db:tx") or 0
+  local perr = step ~= nil and parked_here(st, seq, "db:tx step", step)
+  if perr then return nil, perr end
   local span = trace.open(step and ("tx " .. step) or "tx", 2)
   local token = db.new_tx()
   -- whatever happens from here (cancellation included), the writer is given back
@@ -96,7 +117,9 @@ function db.methods.tx(self, fn, opts)
     trace.close(span, "done")
     return decode(text)
   end
+  st.in_tx = st.in_tx + 1
   local r = pack(pcall(fn, db.handle(st.job_id, token)))
+  st.in_tx = st.in_tx - 1
   if not r[1] or r[2] == nil then
     trace.close(span, "failed")
     if not r[1] then
@@ -126,6 +149,8 @@ local function make_step(st)
   return function(name, fn, ...)
     local seq = next_seq(st, name, "ctx.step")
     if type(fn) ~= "function" then error("ctx.step: fn must be a function", 2) end
+    local perr = parked_here(st, seq, "ctx.step", name)
+    if perr then return nil, perr end
     local span = trace.open("step " .. name, 2)
     local found, text = false, nil
     if st.journaled then found, text = db.step_get(st.job_id, seq, name) end
@@ -154,7 +179,92 @@ local function make_step(st)
   end
 end
 
-return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_bytes)
+-- ---- durable waits ----------------------------------------------------------------
+
+local MAX_WAIT_MS = 3650 * 86400000 -- ten years, as for an enqueue's delay
+local MAX_SIGNAL_NAME = 200
+
+local function invalid(msg) error(aerror("invalid", msg), 3) end
+
+-- What an ended wait returns, from its journal text.
+local function wait_result(text, signal)
+  local j = jdecode(text)
+  if j.n == 1 then return j.v[1] end -- a signal's payload (json.null when it had none)
+  if j.n == 2 and type(j.v[2]) == "table" then
+    return nil, aerror(j.v[2].code or "error", j.v[2].message or "the wait failed")
+  end
+  return signal == nil or nil
+end
+
+-- Reach the wait at the next step: return its result, or park the run.
+-- at: the wall-clock deadline (epoch ms), or after: ms from now (-1: use at).
+local function durable_wait(st, what, signal, at, after)
+  if st.in_tx > 0 then
+    invalid(what .. " inside db:tx: a transaction cannot wait (it holds the writer);"
+      .. " wait before or after it")
+  end
+  st.seq = st.seq + 1
+  local seq = st.seq
+  local span = trace.open(signal and ("wait " .. signal) or "sleep", 3)
+  local how, v = db.wait(st.job_id, seq, signal or "sleep", signal, at, after)
+  if how == "done" then
+    trace.close(span, "done")
+    return wait_result(v, signal)
+  elseif how == nil then
+    trace.close(span, "failed")
+    return nil, v
+  end
+  if how == "cancelled" then
+    trace.close(span, "cancelled")
+    cancel_run(st.token)
+  else
+    trace.close(span, "waiting")
+    park(st.token, seq, signal, v)
+  end
+  asleep(0) -- raises: the run is cancelled now
+  error(aerror("cancelled", "the job parked"), 0) -- not reached
+end
+
+local function check_ms(ms, what)
+  if type(ms) ~= "number" or ms ~= ms or ms < 0 or ms > MAX_WAIT_MS then
+    invalid(string.format("%s: ms must be a number of milliseconds from 0 to %d, not %s",
+      what, MAX_WAIT_MS, type(ms) == "number" and tostring(ms) or type(ms)))
+  end
+  return mtype(ms) == "integer" and ms or floor(ms + 0.5)
+end
+
+local function make_waits(st)
+  -- (no tail calls below: the trace names the caller's line, 3 frames up)
+  local function sleep(ms)
+    local ok, err = durable_wait(st, "ctx.sleep", nil, 0, check_ms(ms, "ctx.sleep"))
+    return ok, err
+  end
+  local function sleep_until(at)
+    if type(at) ~= "number" or at ~= at or at < 0 or at == huge then
+      invalid("ctx.sleep_until: the time must be unix epoch milliseconds, not "
+        .. (type(at) == "number" and tostring(at) or type(at)))
+    end
+    local ok, err = durable_wait(st, "ctx.sleep_until", nil, math.max(floor(at), 1), -1)
+    return ok, err
+  end
+  local function wait_signal(name, opts)
+    if type(name) ~= "string" or name == "" or #name > MAX_SIGNAL_NAME then
+      invalid(string.format("ctx.wait_signal: the signal name must be a string of 1 to %d"
+        .. " bytes, not %s", MAX_SIGNAL_NAME,
+        type(name) == "string" and (#name .. " bytes") or type(name)))
+    end
+    if opts ~= nil and type(opts) ~= "table" then
+      invalid("ctx.wait_signal: opts must be a table {timeout = ms}, not " .. type(opts))
+    end
+    local t = opts and opts.timeout
+    local after = t == nil and -1 or check_ms(t, "ctx.wait_signal timeout")
+    local v, err = durable_wait(st, "ctx.wait_signal", name, 0, after)
+    return v, err
+  end
+  return sleep, sleep_until, wait_signal
+end
+
+return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_bytes, wait_seq)
   local finished = false
   local guard <close> = setmetatable({}, { __close = function(_, e)
     if not finished then
@@ -168,14 +278,19 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_
     logs[name] = log
   end
   local h = db.handle(id)
-  local st = { job_id = id, seq = 0, journaled = journaled, max_bytes = max_bytes }
+  local st = { job_id = id, seq = 0, journaled = journaled, max_bytes = max_bytes,
+    token = token, in_tx = 0, wait_seq = wait_seq ~= 0 and wait_seq or nil }
   runs[h] = st
+  local sleep, sleep_until, wait_signal = make_waits(st)
   local ctx = {
     job = { id = id, name = name, attempt = attempt, args = args },
     log = log,
     deadline = now() + timeout_ms,
     db = h,
     step = make_step(st),
+    sleep = sleep,
+    sleep_until = sleep_until,
+    wait_signal = wait_signal,
     step_key = function(step)
       return "awaitd-" .. id .. "-" .. tostring(step)
     end,

@@ -1,5 +1,5 @@
 /*
- * jobs.c: the Lua "jobs" module (SPEC section 4): enqueue, get, wait on
+ * jobs.c: the Lua "jobs" module (SPEC section 4): enqueue, get, wait, signal on
  * the daemon's job engine (daemon/jobs/jobs.c). Each call parks the task until
  * the store answers (db_await). Without an engine (`awaitd run`) every
  * call answers nil, not_available.
@@ -229,12 +229,85 @@ static int jobs_l_wait(lua_State *L)
 	                push_result);
 }
 
+static int push_signalled(lua_State *L, struct store_req *r)
+{
+	char code[32], msg[256];
+
+	db_jobs_ops(L)->signalled(db_jobs(L), r);
+	if (db_jobs_ops(L)->signal_refused(r, code, sizeof code, msg, sizeof msg)) {
+		lua_pushnil(L);
+		errval_push(L, code, "jobs.signal: %s", msg);
+		return 2;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/*
+ * jobs.signal(id, name [, payload]) -> true | nil, err: a durable signal
+ * to job id, buffered until the job waits for it (ctx.wait_signal).
+ * Inside db:tx it commits (or not) with the transaction.
+ */
+static int jobs_l_signal(lua_State *L)
+{
+	struct jobs *j = db_jobs(L);
+	lua_Integer id;
+	struct store_req *r;
+	struct store_err err;
+	char msg[256];
+	json_t *payload = NULL;
+
+	if (!lua_isinteger(L, 1) || lua_tointeger(L, 1) <= 0) {
+		lua_pushnil(L);
+		errval_push(L, "invalid", "jobs.signal: the job id must be an integer > 0, not %s",
+		            luaL_typename(L, 1));
+		return 2;
+	}
+	id = lua_tointeger(L, 1);
+	if (lua_type(L, 2) != LUA_TSTRING) {
+		lua_pushnil(L);
+		errval_push(L, "invalid", "jobs.signal: the signal name must be a string, not %s",
+		            luaL_typename(L, 2));
+		return 2;
+	}
+	if (!j)
+		return no_engine(L);
+	if (!task_current(L))
+		return luaL_error(L, "jobs.signal must be called inside a task");
+	if (!lua_isnoneornil(L, 3) && !(payload = json_from_lua(L, 3, msg, sizeof msg))) {
+		lua_pushnil(L);
+		errval_push(L, "invalid", "jobs.signal: the payload: %s", msg);
+		return 2;
+	}
+	r = store_req_new(STORE_SIGNAL);
+	if (r) {
+		r->id = id;
+		r->name = strdup(lua_tostring(L, 2));
+		r->text = payload ? json_dumps(payload, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	}
+	json_decref(payload);
+	if (!r || !r->name || (payload && !r->text)) {
+		store_req_free(r);
+		return luaL_error(L, "out of memory");
+	}
+	r->tx = db_open_tx(L); /* inside db:tx the signal commits (or not) with it */
+	if (db_jobs_ops(L)->signal(j, r, &err) < 0) {
+		store_req_free(r);
+		lua_pushnil(L);
+		errval_push(L, err.code, "jobs.signal: %s", err.msg);
+		return 2;
+	}
+	lua_settop(L, 0);
+	return db_await(L, r, -1, submitted, NULL, NULL, push_signalled);
+}
+
 int luaopen_jobs(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
 	    {"enqueue", jobs_l_enqueue},
 	    {"get", jobs_l_get},
 	    {"wait", jobs_l_wait},
+	    {"signal", jobs_l_signal},
 	    {NULL, NULL},
 	};
 

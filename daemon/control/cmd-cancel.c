@@ -1,7 +1,9 @@
 /*
  * cmd-cancel.c: `cancel ID`: a queued (or retry-waiting) job is cancelled
- * in the store at once; a running one is cancelled where it runs, and the
- * answer comes when its attempt has ended. Either way: the job object.
+ * in the store at once; a running one is cancelled where it runs, and a
+ * waiting one (a durable wait) wakes and is cancelled at its wait; for
+ * those two the answer comes when the attempt has ended. Either way: the
+ * job object.
  */
 #include <string.h>
 
@@ -17,6 +19,14 @@ static void cancelled(struct cmd_later *l, struct store_req *r)
 
 	if (!job)
 		return;
+	if (r->changed == 2) {
+		/* waiting: it wakes, replays to its wait and is cancelled there */
+		jobs_kick(l->env->jobs);
+		w = cmd_later_again(l);
+		if (w)
+			cmd_wait_job(w, job->id, 0, 0);
+		return;
+	}
 	if (r->changed) {
 		jobs_finished(l->env->jobs, job->id);
 		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->env)));
@@ -29,7 +39,7 @@ static void cancelled(struct cmd_later *l, struct store_req *r)
 		return;
 	}
 	conn_error(l->c, l->id, l->has_id, "invalid",
-	           "job %lld is %s: only queued, failed or running jobs can be cancelled",
+	           "job %lld is %s: only queued, failed, waiting or running jobs can be cancelled",
 	           (long long)job->id, job->state);
 }
 

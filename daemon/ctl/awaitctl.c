@@ -13,7 +13,7 @@
  * A command is one entry of ctl_cmds: its positional arguments and options
  * and the request keys they fill (parsed generically by client.c), and the
  * function that prints its result. The job commands (enqueue, jobs, show,
- * cancel, retry, trace) render through view.c; a result without the
+ * cancel, retry, signal, trace) render through view.c; a result without the
  * expected shape is printed as JSON instead. The generic output (JSON
  * lines, "key: value" lists with units) is in awaitctl-print.c.
  *
@@ -291,6 +291,13 @@ static const struct client_arg ctl_args_wait[] = {
     {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 
+static const struct client_arg ctl_args_signal[] = {
+    {NULL, "id", CLIENT_ARG_ID, 0, 0},
+    {NULL, "name", CLIENT_ARG_STRING, 0, 0},
+    {NULL, "payload", CLIENT_ARG_JSON, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
+};
+
 static const struct client_arg ctl_args_logs[] = {
     {"-f", "follow", CLIENT_ARG_FLAG, 0, 0}, {"--follow", "follow", CLIENT_ARG_FLAG, 0, 0},
     {"-n", "lines", CLIENT_ARG_UINT, 0, 0},  {"--lines", "lines", CLIENT_ARG_UINT, 0, 0},
@@ -310,6 +317,7 @@ static const struct client_cmd ctl_cmds[] = {
     {"wait", 1, 1, ctl_args_wait, ctl_wait, "wait ID [--timeout MS]", "timeout"},
     {"cancel", 1, 1, ctl_args_id, ctl_job_line, "cancel ID", NULL},
     {"retry", 1, 1, ctl_args_id, ctl_job_line, "retry ID", NULL},
+    {"signal", 2, 3, ctl_args_signal, ctl_job_line, "signal ID NAME [PAYLOAD_JSON]", NULL},
     {"trace", 1, 1, ctl_args_id, ctl_trace, "trace ID", NULL},
     {"logs", 0, 0, ctl_args_logs, ctl_logs, "logs [-f] [-n N]", NULL},
     {"stats", 0, 0, ctl_args_none, ctl_stats, "stats", NULL},

@@ -6,12 +6,8 @@
  * "…" and the bar blocks of the waterfall line up. Each view_<command>
  * checks the document's shape before printing its first byte: on -1 the
  * caller may print the document as JSON without duplicating anything.
- *
- * The waterfall (view_trace): spans are sorted by (attempt, start, task),
- * a span's parent is looked up among the spans of the same attempt, and
- * only a parent sorted before its child counts; any other span is drawn
- * as a root. So the tree has no cycles whatever the daemon sends, and
- * each span's depth is known when it is reached in order.
+ * The waterfall (view_trace) is view-trace.c's; the helpers both share
+ * are in view-int.h.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +18,7 @@
 #include "clock.h"
 #include "humanfmt.h"
 #include "view.h"
-
-#define VIEW_RESULT_CELLS 40 /* characters of a result or error in a table cell */
-#define VIEW_INFO_CELLS   18 /* characters of the waterfall's "duration outcome" column */
+#include "view-int.h"
 
 json_int_t view_now_ms(void)
 {
@@ -75,7 +69,7 @@ static char *view_json(json_t *v)
 }
 
 /* Characters in s: UTF-8 continuation bytes do not count. */
-static size_t view_len(const char *s)
+size_t view_len(const char *s)
 {
 	size_t n = 0;
 
@@ -85,7 +79,7 @@ static size_t view_len(const char *s)
 }
 
 /* s cut to at most w (>= 1) characters, ending in "…" when cut. Takes s; malloc'd; NULL on NULL. */
-static char *view_fit(char *s, size_t w)
+char *view_fit(char *s, size_t w)
 {
 	size_t i, n = 0;
 	char *t;
@@ -106,7 +100,7 @@ static char *view_fit(char *s, size_t w)
 }
 
 /* s, then blanks up to w characters. */
-static void view_pad(FILE *f, const char *s, size_t w)
+void view_pad(FILE *f, const char *s, size_t w)
 {
 	size_t n = view_len(s);
 
@@ -143,7 +137,7 @@ void view_table(FILE *f, const char *const *head, size_t ncol, char *const *cell
 }
 
 /* A job's field as a string, or dflt. */
-static const char *view_str(json_t *job, const char *key, const char *dflt)
+const char *view_str(json_t *job, const char *key, const char *dflt)
 {
 	json_t *v = json_object_get(job, key);
 
@@ -151,7 +145,7 @@ static const char *view_str(json_t *job, const char *key, const char *dflt)
 }
 
 /* A job's time or count field into *ms: 1 when it is a number, 0 (and *ms 0) when not. */
-static int view_num(json_t *job, const char *key, double *ms)
+int view_num(json_t *job, const char *key, double *ms)
 {
 	json_t *v = json_object_get(job, key);
 
@@ -170,8 +164,8 @@ static void view_when(char *buf, size_t n, double t, json_int_t now)
 
 char *view_job_counts(json_t *jobs)
 {
-	static const char *const states[] = {"queued", "running", "succeeded",
-	                                     "failed", "dead",    "cancelled"};
+	static const char *const states[] = {"queued", "running",   "waiting", "succeeded",
+	                                     "failed", "dead",      "cancelled"};
 	char buf[512];
 	size_t i, len = 0;
 	json_t *v;
@@ -230,6 +224,35 @@ static char *view_clipped(json_t *job, const char *field)
 	return out;
 }
 
+/*
+ * What a waiting job waits for, into buf: "signal \"go\" (until ..., in
+ * 3s)", "wake at ... (in 2h)", with "cancelling: " first once cancel
+ * reached it. Long form (show) or short (a table cell).
+ */
+static const char *view_wait(char *buf, size_t n, json_t *job, json_int_t now, int brief)
+{
+	json_t *w = json_object_get(job, "wait");
+	const char *sig = json_string_value(json_object_get(w, "signal"));
+	const char *pre = json_is_true(json_object_get(w, "cancelling")) ? "cancelling: " : "";
+	char when[96] = "";
+	double t;
+
+	if (view_num(w, "until", &t)) {
+		if (brief)
+			humanfmt_age(t, (double)now, when, sizeof when);
+		else
+			view_when(when, sizeof when, t, now);
+	}
+	if (sig && when[0])
+		snprintf(buf, n, "%ssignal \"%s\" %s %s", pre, sig, brief ? "or timeout" : "until",
+		         when);
+	else if (sig)
+		snprintf(buf, n, "%ssignal \"%s\"", pre, sig);
+	else
+		snprintf(buf, n, "%ssleep, wakes %s", pre, when[0] ? when : "?");
+	return buf;
+}
+
 /* A job's row of the jobs table: ID NAME STATE ATTEMPT CREATED DURATION RESULT. */
 static int view_job_row(char **row, json_t *job, json_int_t now)
 {
@@ -252,7 +275,9 @@ static int view_job_row(char **row, json_t *job, json_int_t now)
 	if (view_num(job, "started_at", &a) && view_num(job, "finished_at", &b))
 		humanfmt_duration(b - a, buf, sizeof buf);
 	row[5] = strdup(buf);
-	if (json_is_object(err))
+	if (json_is_object(json_object_get(job, "wait")))
+		row[6] = view_fit(strdup(view_wait(buf, sizeof buf, job, now, 1)), VIEW_RESULT_CELLS);
+	else if (json_is_object(err))
 		row[6] = strdup(view_str(err, "code", "error"));
 	else
 		row[6] = view_fit(view_json(json_object_get(job, "result")), VIEW_RESULT_CELLS);
@@ -316,7 +341,7 @@ static void view_time_field(FILE *f, const char *name, json_t *job, const char *
 /* show's "steps:" section: "  SEQ  KIND  NAME  TIME  RESULT" lines. */
 static void view_steps(FILE *f, json_t *steps, json_int_t now)
 {
-	size_t i, w = 0, len;
+	size_t i, w = 0, kw = 0, len;
 	char when[96], *res;
 	json_t *st;
 	double t;
@@ -331,6 +356,9 @@ static void view_steps(FILE *f, json_t *steps, json_int_t now)
 		len = view_len(view_str(st, "name", "?"));
 		if (len > w)
 			w = len;
+		len = view_len(view_str(st, "kind", "?"));
+		if (len > kw)
+			kw = len;
 	}
 	json_array_foreach(steps, i, st)
 	{
@@ -339,7 +367,9 @@ static void view_steps(FILE *f, json_t *steps, json_int_t now)
 			view_when(when, sizeof when, t, now);
 		res = view_fit(view_json(json_object_get(st, "result")), VIEW_RESULT_CELLS);
 		view_num(st, "seq", &t);
-		fprintf(f, "  %3.0f  %-4s  ", t, view_str(st, "kind", "?"));
+		fprintf(f, "  %3.0f  ", t);
+		view_pad(f, view_str(st, "kind", "?"), kw);
+		fputs("  ", f);
 		view_pad(f, view_str(st, "name", "?"), w);
 		fprintf(f, "  %s  %s\n", when, res ? res : "?");
 		free(res);
@@ -369,6 +399,10 @@ int view_show(FILE *f, json_t *job, const struct view_opts *vo)
 	view_field(f, "key", view_str(job, "key", "-"));
 	if (strcmp(view_str(job, "state", ""), "queued") == 0)
 		view_time_field(f, "run at", job, "run_at", vo->now_ms);
+	if (json_is_object(json_object_get(job, "wait"))) {
+		char w[256];
+		view_field(f, "waits", view_wait(w, sizeof w, job, vo->now_ms, 0));
+	}
 	view_time_field(f, "created", job, "created_at", vo->now_ms);
 	view_time_field(f, "started", job, "started_at", vo->now_ms);
 	view_time_field(f, "finished", job, "finished_at", vo->now_ms);
@@ -409,176 +443,11 @@ int view_job_line(FILE *f, json_t *job, const struct view_opts *vo)
 	if ((!strcmp(state, "queued") || !strcmp(state, "running")) &&
 	    view_num(job, "attempt", &a) && a >= 1 && view_num(job, "max_attempts", &b))
 		fprintf(f, " (attempt %.0f of %.0f)", a, b);
+	else if (json_is_object(json_object_get(job, "wait"))) {
+		char w[256];
+		fprintf(f, " (%s)", view_wait(w, sizeof w, job, view_now_ms(), 1));
+	}
 	fputc('\n', f);
-	free(id);
-	return 0;
-}
-
-/* One span of the waterfall. Indices are into the sorted array; -1 for none. */
-struct view_span {
-	json_t *o;                /* borrowed */
-	json_int_t task, attempt; /* the span's identity within the trace */
-	double start, ms;         /* ms: since the job's first start; long */
-	long parent, child, next; /* the tree: first child, next sibling */
-	int depth;
-	int open; /* no "ms" came: drawn to the end, no duration printed */
-};
-
-/* Order of the waterfall: attempt, then start, then task (a parent spawns before its child). */
-static int view_span_cmp(const void *pa, const void *pb)
-{
-	const struct view_span *a = pa, *b = pb;
-
-	if (a->attempt != b->attempt)
-		return a->attempt < b->attempt ? -1 : 1;
-	if (a->start != b->start)
-		return a->start < b->start ? -1 : 1;
-	return (a->task > b->task) - (a->task < b->task);
-}
-
-/* Index of the span of attempt with task id task before index i, or -1. */
-static long view_span_find(const struct view_span *sp, long i, json_int_t attempt, json_int_t task)
-{
-	/* linear, but the parent usually starts shortly before its child: search backwards */
-	while (--i >= 0)
-		if (sp[i].task == task && sp[i].attempt == attempt)
-			return i;
-	return -1;
-}
-
-/* One waterfall line: label, bar at scale (cells per ms) in t cells, duration and outcome. */
-static void view_span_line(FILE *f, const struct view_span *s, size_t lw, int t, double scale)
-{
-	const char *outcome = view_str(s->o, "outcome", "?"),
-	           *where = view_str(s->o, "where", NULL);
-	char dur[32], *label;
-	size_t n;
-	int b, e, c;
-
-	/* "fetch_user dashboard.lua:12": the file without its folders, which
-	 * would otherwise take the whole column ("scripts/dashboard.l…") */
-	if (where && strrchr(where, '/'))
-		where = strrchr(where, '/') + 1;
-	if (where && !*where)
-		where = NULL;
-	n = 2 * (size_t)s->depth + strlen(view_str(s->o, "name", "?")) +
-	    (where ? strlen(where) + 1 : 0) + 1;
-	label = malloc(n);
-	if (label)
-		snprintf(label, n, "%*s%s%s%s", 2 * s->depth, "", view_str(s->o, "name", "?"),
-		         where ? " " : "", where ? where : "");
-	label = view_fit(label, lw);
-	view_pad(f, label ? label : "?", lw);
-	free(label);
-	fputc(' ', f);
-	b = (int)(s->start * scale);
-	if (b > t - 1)
-		b = t - 1;
-	e = (int)((s->start + s->ms) * scale + 0.5);
-	if (e <= b)
-		e = b + 1;
-	if (e > t)
-		e = t;
-	for (c = 0; c < t; c++)
-		fputs(c >= b && c < e ? "█" : " ", f);
-	humanfmt_duration(s->ms, dur, sizeof dur);
-	fprintf(f, " %s%s%s\n", s->open ? "" : dur, s->open ? "" : " ",
-	        strcmp(outcome, "done") == 0 ? "ok" : outcome);
-}
-
-int view_trace(FILE *f, json_t *result, const struct view_opts *vo)
-{
-	json_t *job = json_object_get(result, "job"), *spans = json_object_get(result, "spans"), *o;
-	struct view_span *sp;
-	double total = 0;
-	char dur[32], *id;
-	size_t n, i, lw;
-	long r, k, p;
-	int width = vo->width > 0 ? vo->width : VIEW_DEFAULT_WIDTH, t;
-
-	if (!json_is_array(spans) || !json_is_object(job))
-		return -1;
-	n = json_array_size(spans);
-	id = view_text(json_object_get(job, "id"));
-	if (n == 0) {
-		fprintf(f, "No trace recorded for job %s.\n", id ? id : "?");
-		free(id);
-		return 0;
-	}
-	sp = calloc(n, sizeof *sp);
-	if (!sp) {
-		free(id);
-		return -1;
-	}
-	json_array_foreach(spans, i, o)
-	{
-		sp[i].o = o;
-		sp[i].task = json_integer_value(json_object_get(o, "task"));
-		sp[i].attempt = json_integer_value(json_object_get(o, "attempt"));
-		view_num(o, "start", &sp[i].start);
-		if (sp[i].start < 0)
-			sp[i].start = 0;
-		if (!view_num(o, "ms", &sp[i].ms) || sp[i].ms < 0)
-			sp[i].ms = -1;
-		if (sp[i].start + (sp[i].ms > 0 ? sp[i].ms : 0) > total)
-			total = sp[i].start + (sp[i].ms > 0 ? sp[i].ms : 0);
-	}
-	qsort(sp, n, sizeof *sp, view_span_cmp);
-
-	/* the tree: parents sort before their children, so depths are known in order */
-	for (i = 0; i < n; i++) {
-		sp[i].child = sp[i].next = -1;
-		o = json_object_get(sp[i].o, "parent");
-		sp[i].parent = json_is_integer(o) ? view_span_find(sp, (long)i, sp[i].attempt,
-		                                                   json_integer_value(o))
-		                                  : -1;
-		sp[i].depth = sp[i].parent < 0 ? 0 : sp[sp[i].parent].depth + 1;
-		if (sp[i].ms < 0) { /* no duration: up to the end of what is known */
-			sp[i].open = 1;
-			sp[i].ms = total - sp[i].start;
-		}
-	}
-	for (r = (long)n - 1; r >= 0; r--) /* prepend backwards: children in order */
-		if ((p = sp[r].parent) >= 0) {
-			sp[r].next = sp[p].child;
-			sp[p].child = r;
-		}
-
-	lw = (size_t)width * 3 / 10;
-	lw = lw < 12 ? 12 : lw > 40 ? 40 : lw;
-	t = width - (int)lw - VIEW_INFO_CELLS - 2;
-	if (t < 10)
-		t = 10;
-	humanfmt_duration(total, dur, sizeof dur);
-	fprintf(f, "job %s %s: %s, %s\n", id ? id : "?", view_str(job, "name", "?"),
-	        view_str(job, "state", "?"), dur);
-	view_pad(f, "", lw);
-	fputs(" 0", f);
-	for (k = 1 + (long)strlen(dur); k < t; k++)
-		fputs("─", f);
-	fprintf(f, "%s\n", dur);
-
-	/* preorder walk of each root's tree, roots in order */
-	for (r = 0; r < (long)n; r++) {
-		if (sp[r].parent >= 0)
-			continue;
-		if (sp[0].attempt != sp[n - 1].attempt &&
-		    (r == 0 || sp[r].attempt != sp[r - 1].attempt))
-			fprintf(f, "attempt %" JSON_INTEGER_FORMAT "\n", sp[r].attempt);
-		for (k = r;;) {
-			view_span_line(f, &sp[k], lw, t, t / (total > 0 ? total : 1));
-			if (sp[k].child >= 0) {
-				k = sp[k].child;
-				continue;
-			}
-			while (k != r && sp[k].next < 0)
-				k = sp[k].parent;
-			if (k == r)
-				break;
-			k = sp[k].next;
-		}
-	}
-	free(sp);
 	free(id);
 	return 0;
 }

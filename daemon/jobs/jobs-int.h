@@ -29,7 +29,8 @@ struct schedule;
 struct script;
 struct waiter;
 
-enum cancel_why { CANCEL_NONE, CANCEL_REQUEST, CANCEL_SHUTDOWN };
+/* why a run's tree was cancelled; CANCEL_PARK: it parks at a durable wait */
+enum cancel_why { CANCEL_NONE, CANCEL_REQUEST, CANCEL_SHUTDOWN, CANCEL_PARK };
 
 struct slot {
 	char *name;
@@ -48,6 +49,10 @@ struct run {
 	int root_ref;      /* registry ref keeping root's handle while it runs */
 	struct trace *trace;
 	enum cancel_why cancel;
+	int resumed;        /* it continues an attempt that waited (a REQUEUE keeps it waiting) */
+	int64_t park_seq;   /* CANCEL_PARK: the wait's step, */
+	char *park_for;     /* the signal's name (NULL: a sleep) */
+	int64_t park_until; /* and its deadline (0: none) */
 	double started;            /* ms, monotonic */
 	int64_t started_at;        /* ms, wall */
 	int64_t run_at;            /* ms, wall: when it became ready */
@@ -78,7 +83,7 @@ struct jobs {
 	int closing;
 	uint64_t rng;
 	/* stats */
-	uint64_t completed, failed, retried, dead, cancelled, requeued;
+	uint64_t completed, failed, retried, dead, cancelled, requeued, parked;
 	double lat[NLAT], wait[NLAT];
 	size_t nlat;
 };

@@ -54,6 +54,13 @@ json_t *jobs_job_json(const struct store_job *job, size_t max_value)
 	json_object_set_new(o, "finished_at", opt_int(job->finished_at));
 	set_clipped(o, "result", job->result, max_value);
 	json_object_set_new(o, "error", clip_error(job->error, max_value));
+	if (job->state && strcmp(job->state, "waiting") == 0)
+		/* what it waits for: a signal (with an optional deadline) or a wake time */
+		json_object_set_new(
+		    o, "wait",
+		    json_pack("{sI so so sb}", "step", (json_int_t)job->wait_seq, "signal",
+		              job->wait_for ? json_string(job->wait_for) : json_null(), "until",
+		              opt_int(job->wait_until), "cancelling", job->cancelling));
 	return o;
 }
 

@@ -12,7 +12,10 @@
  * its slot is freed as soon as the attempt has ended.
  *
  * The runner is loaded once per engine (jobs_run_load) with its C
- * primitives: finish, make_log, db and trace.open/close.
+ * primitives: finish, make_log, db, trace.open/close, park and cancel.
+ *
+ * A durable wait that must wait parks the run (CANCEL_PARK): its tree is
+ * unwound and finish() records the job as waiting instead of an outcome.
  */
 #include <math.h>
 #include <stdio.h>
@@ -72,6 +75,7 @@ void jobs_run_free(struct run *run)
 	if (run->retry)
 		event_free(run->retry);
 	store_req_free(run->pending);
+	free(run->park_for);
 	free(run->name);
 	free(run);
 }
@@ -112,7 +116,11 @@ static void finish_answered(struct store_req *r)
 	if (r->rc == 0 && !r->changed)
 		log_warn("job %lld: its lease was taken over; this outcome was not recorded",
 		         (long long)run->id);
-	if (r->rc == 0 && r->changed && r->op == STORE_FINISH) {
+	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && strcmp(r->name, "waiting") == 0) {
+		j->parked++;
+		/* ready already (a signal came while it ran) or soon: its claim sees it */
+		jobs_wake_name(j, run->name);
+	} else if (r->rc == 0 && r->changed && r->op == STORE_FINISH) {
 		if (strcmp(r->name, "succeeded") == 0)
 			j->completed++;
 		else if (strcmp(r->name, "failed") == 0)
@@ -161,7 +169,15 @@ static int run_finish(lua_State *L)
 	r = store_req_new(run->cancel == CANCEL_SHUTDOWN ? STORE_REQUEUE : STORE_FINISH);
 	if (!r)
 		return luaL_error(L, "out of memory");
-	if (lua_isnoneornil(L, 3)) {
+	r->flag = run->resumed; /* a REQUEUE of a resumed run leaves it waiting */
+	if (run->cancel == CANCEL_PARK) {
+		/* parked at a durable wait: the job waits, whatever the unwinding returned */
+		state = "waiting";
+		r->seq = run->park_seq;
+		r->key = run->park_for;
+		run->park_for = NULL;
+		r->run_at = run->park_until;
+	} else if (lua_isnoneornil(L, 3)) {
 		json_t *v =
 		    lua_isnoneornil(L, 2) ? json_null() : json_from_lua(L, 2, msg, sizeof msg);
 		if (v) {
@@ -245,6 +261,7 @@ static int run_finish(lua_State *L)
 		trace_close(run->trace, 0,
 		            strcmp(state, "succeeded") == 0   ? "done"
 		            : strcmp(state, "cancelled") == 0 ? "cancelled"
+		            : strcmp(state, "waiting") == 0   ? "waiting"
 		                                              : "failed",
 		            sched_now());
 		r->text2 = trace_json(run->trace, run->t0_offset, run->attempt, sched_now());
@@ -272,7 +289,8 @@ static int run_finish(lua_State *L)
 
 /*
  * Protected: spawn the runner for run. Stack: run (light), job args JSON
- * (light), script (light), timeout, journaled (does the job have steps?).
+ * (light), script (light), timeout, journaled (does the job have steps?),
+ * wait_seq (the step it parked at last, 0 none).
  */
 static int spawn_run(lua_State *L)
 {
@@ -281,6 +299,7 @@ static int spawn_run(lua_State *L)
 	const struct script *s = lua_touserdata(L, 3);
 	double timeout = lua_tonumber(L, 4);
 	int journaled = lua_toboolean(L, 5);
+	lua_Integer wait_seq = lua_tointeger(L, 6);
 	struct jobs *j = run->j;
 	json_t *v = NULL;
 	struct task *t;
@@ -305,8 +324,9 @@ static int spawn_run(lua_State *L)
 	lua_pushlightuserdata(L, run);
 	lua_pushboolean(L, journaled);
 	lua_pushinteger(L, (lua_Integer)j->env.max_result_bytes); /* bound of a step's journal */
+	lua_pushinteger(L, wait_seq); /* where it parked last: a step there is not its wait */
 	j->env.s->spawn_trace = run->trace;
-	t = task_spawn(L, 9, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
+	t = task_spawn(L, 10, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
 	j->env.s->spawn_trace = NULL;
 	if (run->trace && run->trace->n > 0)
 		snprintf(run->trace->spans[0].where, sizeof run->trace->spans[0].where, "%s.lua",
@@ -354,6 +374,7 @@ void jobs_run_start(struct jobs *j, const struct store_job *job)
 	run->started = sched_now();
 	run->started_at = job->started_at;
 	run->run_at = job->run_at;
+	run->resumed = job->resumed;
 	run->trace = trace_new(run->started);
 	run->t0_offset = (double)(job->started_at - job->created_at);
 	run->next = j->runs;
@@ -377,7 +398,8 @@ void jobs_run_start(struct jobs *j, const struct store_job *job)
 	lua_pushlightuserdata(L, (void *)s);
 	lua_pushnumber(L, job->timeout_ms ? (double)job->timeout_ms : s->timeout_ms);
 	lua_pushboolean(L, job->has_steps);
-	if (lua_pcall(L, 5, 0, 0) != LUA_OK) {
+	lua_pushinteger(L, job->wait_seq);
+	if (lua_pcall(L, 6, 0, 0) != LUA_OK) {
 		/* it never ran: record the reason as a failed attempt */
 		char msg[256];
 		snprintf(msg, sizeof msg, "%s", lua_tostring(L, -1));
@@ -403,13 +425,52 @@ int jobs_cancel_running(struct jobs *j, int64_t id)
 void jobs_cancel_all(struct jobs *j)
 {
 	for (struct run *run = j->runs; run; run = run->next) {
-		run->cancel = CANCEL_SHUTDOWN;
+		if (run->cancel != CANCEL_PARK) /* parking is as good as a requeue */
+			run->cancel = CANCEL_SHUTDOWN;
 		if (run->root)
 			task_cancel(j->env.s->L, run->root, "the daemon is stopping");
 	}
 }
 
 /* ---- the runner ------------------------------------------------------------------------ */
+
+/*
+ * Lua: park(token, seq, signal_name|nil, deadline): the attempt parks at
+ * the durable wait of step seq. Its tree is cancelled (task_park); the
+ * runner's finish() then records the job as waiting, and the job runs
+ * again from its journal when woken. A run cancelled already (by request,
+ * by the shutdown) keeps that outcome.
+ */
+static int run_park(lua_State *L)
+{
+	struct run *run = lua_touserdata(L, 1);
+	lua_Integer seq = luaL_checkinteger(L, 2);
+	const char *key = luaL_optstring(L, 3, NULL);
+	lua_Integer until = luaL_checkinteger(L, 4);
+
+	if (!run || !run->root || run->cancel != CANCEL_NONE)
+		return 0;
+	if (key && !(run->park_for = strdup(key)))
+		return luaL_error(L, "out of memory");
+	run->cancel = CANCEL_PARK;
+	run->park_seq = seq;
+	run->park_until = until;
+	task_park(L, run->root, "the job parked at a durable wait; it runs again when woken");
+	return 0;
+}
+
+/* Lua: cancel(token): `cancel` reached the job while it waited: it is cancelled at the wait. */
+static int run_cancel(lua_State *L)
+{
+	struct run *run = lua_touserdata(L, 1);
+
+	if (!run || !run->root)
+		return 0;
+	if (run->cancel == CANCEL_NONE)
+		run->cancel = CANCEL_REQUEST;
+	task_cancel(L, run->root, "cancelled by request");
+	return 0;
+}
 
 /* Lua: make_log(name) -> the log table tagged with the job's name. */
 static int run_make_log(lua_State *L)
@@ -438,7 +499,7 @@ static int trace_open_l(lua_State *L)
 	return 1;
 }
 
-/* Lua: trace.close(span, outcome) */
+/* Lua: trace.close(span, outcome): "done", "waiting" (a durable wait parked), "cancelled", else failed */
 static int trace_close_l(lua_State *L)
 {
 	struct task *t = task_current(L);
@@ -446,7 +507,11 @@ static int trace_close_l(lua_State *L)
 	const char *o = luaL_checkstring(L, 2);
 
 	if (t && t->trace)
-		trace_close(t->trace, (int)i, strcmp(o, "done") == 0 ? "done" : "failed",
+		trace_close(t->trace, (int)i,
+		            strcmp(o, "done") == 0        ? "done"
+		            : strcmp(o, "waiting") == 0   ? "waiting"
+		            : strcmp(o, "cancelled") == 0 ? "cancelled"
+		                                          : "failed",
 		            sched_now());
 	return 0;
 }
@@ -465,6 +530,8 @@ int jobs_run_load(lua_State *L)
 	lua_pushcfunction(L, run_make_log);
 	db_open_internal(L);
 	luaL_newlib(L, tr);
-	lua_call(L, 4, 1);
+	lua_pushcfunction(L, run_park);
+	lua_pushcfunction(L, run_cancel);
+	lua_call(L, 6, 1);
 	return 1;
 }

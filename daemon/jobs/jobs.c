@@ -285,6 +285,63 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 	return 0;
 }
 
+/* ---- signals ------------------------------------------------------------------------------ */
+
+int jobs_signal(struct jobs *j, struct store_req *r, struct store_err *err)
+{
+	size_t n = r->name ? strlen(r->name) : 0;
+
+	if (j->closing) {
+		snprintf(err->code, sizeof err->code, "stopping");
+		snprintf(err->msg, sizeof err->msg, "the daemon is stopping");
+		return -1;
+	}
+	if (n == 0 || n > JOBS_SIGNAL_NAME_MAX) {
+		snprintf(err->code, sizeof err->code, "invalid");
+		snprintf(err->msg, sizeof err->msg,
+		         "a signal's name must be a string of 1 to %d bytes, not %zu bytes",
+		         JOBS_SIGNAL_NAME_MAX, n);
+		return -1;
+	}
+	if (r->text && strlen(r->text) > j->env.max_args_bytes) {
+		char size[32];
+		n = strlen(r->text);
+		snprintf(err->code, sizeof err->code, "too_large");
+		snprintf(err->msg, sizeof err->msg,
+		         "the payload of signal '%s' is %zu bytes (%s) of JSON, over "
+		         "max_args_bytes = %zu",
+		         r->name, n, humanfmt_bytes(n, size, sizeof size), j->env.max_args_bytes);
+		return -1;
+	}
+	r->op = STORE_SIGNAL;
+	r->now = store_now();
+	store_submit(j->st, r);
+	return 0;
+}
+
+void jobs_signalled(struct jobs *j, const struct store_req *r)
+{
+	if (r->rc == 0 && r->changed && r->njobs && strcmp(r->jobs[0].state, "waiting") == 0)
+		jobs_wake_name(j, r->jobs[0].name);
+}
+
+int jobs_signal_refused(const struct store_req *r, char *code, size_t codelen, char *msg,
+                        size_t msglen)
+{
+	if (!r->njobs) {
+		snprintf(code, codelen, "no_such_job");
+		snprintf(msg, msglen, "no job %lld", (long long)r->id);
+		return 1;
+	}
+	if (!r->changed) {
+		snprintf(code, codelen, "finished");
+		snprintf(msg, msglen, "job %lld is %s: a signal reaches only a job that has not finished",
+		         (long long)r->id, r->jobs[0].state);
+		return 1;
+	}
+	return 0;
+}
+
 /* ---- pruning ------------------------------------------------------------------------------ */
 
 static void prune_answered(struct store_req *r)
@@ -319,7 +376,8 @@ static void prune_cb(evutil_socket_t fd, short what, void *arg)
 
 /* What the Lua jobs module calls (it may not include this part: bindings/db.h). */
 static const struct db_jobs_ops lua_ops = {
-    jobs_enqueue, jobs_job_json, jobs_job_failure, jobs_wait, jobs_withdraw,
+    jobs_enqueue, jobs_job_json,  jobs_job_failure,    jobs_wait,
+    jobs_withdraw, jobs_signal, jobs_signalled, jobs_signal_refused,
 };
 
 struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, size_t errlen)
@@ -413,11 +471,12 @@ json_t *jobs_stats_json(struct jobs *j)
 {
 	size_t n = j->nlat < NLAT ? j->nlat : NLAT;
 
-	return json_pack("{sI sI sI sI sI sI sI so so}", "running", (json_int_t)j->nruns,
+	return json_pack("{sI sI sI sI sI sI sI sI so so}", "running", (json_int_t)j->nruns,
 	                 "completed", (json_int_t)j->completed, "failed", (json_int_t)j->failed,
 	                 "retried", (json_int_t)j->retried, "dead", (json_int_t)j->dead,
 	                 "cancelled", (json_int_t)j->cancelled, "requeued", (json_int_t)j->requeued,
-	                 "latency_ms", percentiles(j->lat, n), "wait_ms", percentiles(j->wait, n));
+	                 "parked", (json_int_t)j->parked, "latency_ms", percentiles(j->lat, n),
+	                 "wait_ms", percentiles(j->wait, n));
 }
 
 void jobs_close_lua(struct jobs *j)

@@ -80,6 +80,30 @@ size_t jobs_running(const struct jobs *j);
  */
 int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err);
 
+/* Longest signal name, in bytes. */
+#define JOBS_SIGNAL_NAME_MAX 200
+
+/*
+ * Send the signal r->name (text: its payload as JSON, NULL for null) to
+ * job r->id: checks the name (1..JOBS_SIGNAL_NAME_MAX bytes) and the
+ * payload's size (max_args_bytes), then submits r as STORE_SIGNAL.
+ * Returns 0 (r->done runs when it is durable: the caller then calls
+ * jobs_signalled), or -1 with err filled (invalid, too_large, stopping)
+ * and r untouched.
+ */
+int jobs_signal(struct jobs *j, struct store_req *r, struct store_err *err);
+
+/* A STORE_SIGNAL was answered: a job that waited for it is claimed soon. */
+void jobs_signalled(struct jobs *j, const struct store_req *r);
+
+/*
+ * Why a STORE_SIGNAL answered without error stored nothing: code
+ * ("no_such_job" or "finished") and message into the buffers; 0 when it
+ * was stored.
+ */
+int jobs_signal_refused(const struct store_req *r, char *code, size_t codelen, char *msg,
+                        size_t msglen);
+
 /*
  * r is a STORE_GET of r->id with done/arg set: it is answered once the
  * job is succeeded, dead or cancelled (or does not exist). ud: the jobs.

@@ -35,6 +35,9 @@ void task_wait_timer_cb(evutil_socket_t fd, short what, void *arg);
 /* Take t off target's awaiter list. */
 void task_wait_aw_remove(struct task *target, struct task *t);
 
+/* Push t's cancellation error (its reason; `parked` when task_park cancelled it). */
+void task_push_cancel_error(lua_State *L, struct task *t);
+
 /* Undo what task_suspend registered: lists and timer. */
 void task_wait_undo(struct task *t);
 

@@ -231,13 +231,7 @@ static void settle(struct task *t, enum task_state st)
 		 */
 		if (!(st == TASK_FAILED && strcmp(errval_code(t->co, 1), "cancelled") == 0)) {
 			lua_settop(t->co, 0);
-			task_push_self(t->co, t);
-			lua_getiuservalue(t->co, -1, 2);
-			errval_push(t->co, "cancelled", "%s",
-			            lua_isstring(t->co, -1) ? lua_tostring(t->co, -1)
-			                                    : "cancelled");
-			lua_replace(t->co, 1);
-			lua_settop(t->co, 1);
+			task_push_cancel_error(t->co, t);
 		}
 		st = TASK_CANCELLED;
 	}

@@ -115,6 +115,19 @@ void task_wake_first(struct task *t)
 	sched_enqueue_front(t->s, t);
 }
 
+void task_push_cancel_error(lua_State *L, struct task *t)
+{
+	task_push_self(L, t);
+	lua_getiuservalue(L, -1, 2);
+	errval_push(L, "cancelled", "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cancelled");
+	lua_replace(L, -3);
+	lua_pop(L, 1);
+	if (t->parked) {
+		lua_pushboolean(L, 1);
+		lua_setfield(L, -2, "parked");
+	}
+}
+
 /* Raise the cancellation error in t's own thread L. */
 static int raise_cancel(lua_State *L, struct task *t)
 {
@@ -126,11 +139,7 @@ static int raise_cancel(lua_State *L, struct task *t)
 		t->grace_until = sched_now() + s->cfg.cancel_grace_ms;
 	}
 	s->in_task = 0; /* building the error must not hit the memory cap */
-	task_push_self(L, t);
-	lua_getiuservalue(L, -1, 2);
-	errval_push(L, "cancelled", "%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cancelled");
-	lua_replace(L, -3);
-	lua_pop(L, 1);
+	task_push_cancel_error(L, t);
 	errval_traceback(L, -1, L, 1);
 	s->in_task = in_task;
 	return lua_error(L);
@@ -197,9 +206,10 @@ enum task_wake task_resumed(lua_State *L, struct task *t)
 /* ---- cancellation ------------------------------------------------------ */
 
 /* Mark one task cancelled and wake it if it waits. */
-static void cancel_one(lua_State *L, struct task *t, const char *reason)
+static void cancel_one(lua_State *L, struct task *t, const char *reason, int parked)
 {
 	t->cancel_req = 1;
+	t->parked = parked != 0;
 	if (reason) {
 		task_push_self(L, t);
 		lua_pushstring(L, reason);
@@ -219,19 +229,19 @@ static int cancel_pending(const struct task *t)
  * Cancel t and its whole subtree, depth first, without recursion (an
  * await chain can be hundreds of thousands of tasks deep).
  */
-void task_cancel(lua_State *L, struct task *t, const char *reason)
+static void cancel_tree(lua_State *L, struct task *t, const char *reason, int parked)
 {
 	struct task *at = t, *c;
 
 	if (!cancel_pending(t))
 		return;
-	cancel_one(L, t, reason);
+	cancel_one(L, t, reason, parked);
 	c = t->child;
 	for (;;) {
 		while (c && !cancel_pending(c))
 			c = c->sib_next;
 		if (c) {
-			cancel_one(L, c, "parent cancelled");
+			cancel_one(L, c, "parent cancelled", parked);
 			at = c;
 			c = c->child;
 			continue;
@@ -241,4 +251,14 @@ void task_cancel(lua_State *L, struct task *t, const char *reason)
 		c = at->sib_next;
 		at = at->parent;
 	}
+}
+
+void task_cancel(lua_State *L, struct task *t, const char *reason)
+{
+	cancel_tree(L, t, reason, 0);
+}
+
+void task_park(lua_State *L, struct task *t, const char *reason)
+{
+	cancel_tree(L, t, reason, 1);
 }

@@ -87,6 +87,7 @@ struct task {
 	unsigned blocked : 1;     /* killed by the slice hook */
 	unsigned oom : 1;         /* an allocation for it was refused */
 	unsigned reported : 1;    /* its unobserved failure was logged */
+	unsigned parked : 1;      /* cancelled because its job parked (task_park) */
 
 	/* the tree */
 	struct task *parent; /* NULL once detached or the parent is gone */
@@ -186,6 +187,14 @@ void task_wake_first(struct task *t);
 
 /* Request cancellation (idempotent); children are cancelled too. */
 void task_cancel(lua_State *L, struct task *t, const char *reason);
+
+/*
+ * task_cancel for a durable job that parks at a wait (it will run again
+ * from its journal): the cancellation error of t and its subtree carries
+ * `parked = true`, so a <close> handler can tell a park, after which the
+ * job goes on, from a real cancellation.
+ */
+void task_park(lua_State *L, struct task *t, const char *reason);
 
 /* True once done, failed or cancelled. */
 int task_settled(const struct task *t);

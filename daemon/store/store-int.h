@@ -249,4 +249,22 @@ int store_tx_end(struct store *st, struct store_req *r);
 /* Execute one job operation (every op but SQL and TX_*). Returns 0 or -1 (r->err set). */
 int store_jobs_exec(struct store *st, struct store_req *r);
 
+/* Append job r->id's row to r->jobs (none when there is no such job). Returns rows or -1. */
+int store_job_get(struct store *st, struct store_req *r);
+
+/* Run a statement that returns no rows; r->changed gets the count. 0 or -1. */
+int store_run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what);
+
+/* ---- store-waits.c: durable waits and signals (each 0 or -1 with r->err) ---- */
+
+/* FINISH to "waiting": park the job's running attempt at its wait. */
+int store_park(struct store *st, struct store_req *r);
+
+/* STORE_WAIT, STORE_SIGNAL (store.h). */
+int store_wait(struct store *st, struct store_req *r);
+int store_signal(struct store *st, struct store_req *r);
+
+/* CANCEL of a waiting job r->jobs[0]: mark it cancelling, ready now (changed 2). */
+int store_wait_cancel(struct store *st, struct store_req *r);
+
 #endif

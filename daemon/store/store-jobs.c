@@ -19,12 +19,15 @@
 
 #define JOB_COLS                                                                                   \
 	"id, name, state, args, key, priority, attempt, max_attempts, backoff_ms, timeout_ms,"     \
-	" run_at, created_at, started_at, finished_at, lease, result, error"
+	" run_at, created_at, started_at, finished_at, lease, result, error, wait_seq,"          \
+	" wait_for, wait_until, cancelling"
 
 #define PRUNE_MAX 10000 /* jobs removed per prune: the writer is not held for long */
 
+
+
 static const char *const state_names[STORE_NSTATES] = {
-    "queued", "running", "succeeded", "failed", "dead", "cancelled",
+    "queued", "running", "succeeded", "failed", "dead", "cancelled", "waiting",
 };
 
 const char *store_state_name(enum store_state s)
@@ -64,8 +67,12 @@ static void read_job(sqlite3_stmt *s, struct store_job *j)
 	j->lease = col_i64(s, 14);
 	j->result = store_col_text(s, 15);
 	j->error = store_col_text(s, 16);
-	if (sqlite3_column_count(s) > 17) /* the claim's has_steps */
-		j->has_steps = sqlite3_column_int(s, 17);
+	j->wait_seq = col_i64(s, 17);
+	j->wait_for = store_col_text(s, 18);
+	j->wait_until = col_i64(s, 19);
+	j->cancelling = (int)col_i64(s, 20);
+	if (sqlite3_column_count(s) > 21) /* the claim's has_steps */
+		j->has_steps = sqlite3_column_int(s, 21);
 }
 
 /* Step s to the end, appending each row to r->jobs. Returns rows read or -1. */
@@ -95,8 +102,7 @@ static int read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, con
 	return n;
 }
 
-/* Run a statement that returns no rows; r->changed gets the count. */
-static int run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what)
+int store_run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what)
 {
 	int rc = sqlite3_step(s);
 
@@ -107,7 +113,7 @@ static int run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, cons
 	return 0;
 }
 
-static int get_job(struct store *st, struct store_req *r)
+int store_job_get(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", r);
 
@@ -137,7 +143,7 @@ static int op_enqueue(struct store *st, struct store_req *r)
 	store_bind_opt(s, 7, r->timeout_ms);
 	sqlite3_bind_int64(s, 8, r->run_at ? r->run_at : r->now);
 	sqlite3_bind_int64(s, 9, r->now);
-	if (run_done(st, s, r, "inserting the job") < 0)
+	if (store_run_done(st, s, r, "inserting the job") < 0)
 		return -1;
 	if (r->changed) {
 		r->created = 1;
@@ -167,8 +173,8 @@ static int op_claim(struct store *st, struct store_req *r)
 	sqlite3_stmt *s = store_stmt(
 	    &st->w,
 	    "SELECT " JOB_COLS ", EXISTS (SELECT 1 FROM steps WHERE job_id = jobs.id) FROM jobs"
-	    " WHERE (state = 'queued' OR state = 'failed') AND name = ? AND run_at <= ?"
-	    " ORDER BY priority DESC, run_at, id LIMIT ?",
+	    " WHERE (state = 'queued' OR state = 'failed' OR state = 'waiting') AND name = ?"
+	    " AND run_at <= ? ORDER BY priority DESC, run_at, id LIMIT ?",
 	    r);
 	int64_t lease = store_new_lease(st);
 
@@ -179,9 +185,10 @@ static int op_claim(struct store *st, struct store_req *r)
 	sqlite3_bind_int64(s, 3, r->n);
 	if (read_jobs(st, s, r, "claiming jobs") < 0)
 		return -1;
+	/* a job that waited continues its attempt: not counted again */
 	s = store_stmt(&st->w,
-	               "UPDATE jobs SET state = 'running', attempt = attempt + 1, lease = ?,"
-	               " epoch = ?, started_at = ? WHERE id = ?",
+	               "UPDATE jobs SET state = 'running', attempt = attempt + (state <> 'waiting'),"
+	               " lease = ?, epoch = ?, started_at = ? WHERE id = ?",
 	               r);
 	if (!s)
 		return -1;
@@ -192,13 +199,15 @@ static int op_claim(struct store *st, struct store_req *r)
 		sqlite3_bind_int64(s, 2, store_epoch(st));
 		sqlite3_bind_int64(s, 3, r->now);
 		sqlite3_bind_int64(s, 4, j->id);
-		if (run_done(st, s, r, "claiming a job") < 0)
+		if (store_run_done(st, s, r, "claiming a job") < 0)
 			return -1;
 		if (!state)
 			return store_fail(r, "out_of_memory", "out of memory");
+		j->resumed = strcmp(j->state, "waiting") == 0;
+		j->has_steps |= j->resumed;
 		free(j->state);
 		j->state = state;
-		j->attempt++;
+		j->attempt += !j->resumed;
 		j->lease = lease;
 		j->started_at = r->now;
 	}
@@ -220,8 +229,11 @@ static int op_finish(struct store *st, struct store_req *r)
 
 	if (!s)
 		return -1;
-	if (store_state_parse(r->name) < 0)
-		return store_fail(r, "invalid", "no job state \"%s\"", r->name);
+	if (strcmp(r->name, "waiting") == 0)
+		return store_park(st, r);
+	if (store_state_parse(r->name) < 0 || strcmp(r->name, "running") == 0 ||
+	    strcmp(r->name, "queued") == 0)
+		return store_fail(r, "invalid", "no job state \"%s\" to finish in", r->name);
 	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
 	store_bind_text(s, 2, ok ? r->text : NULL);
 	store_bind_text(s, 3, ok ? NULL : r->text);
@@ -230,25 +242,28 @@ static int op_finish(struct store *st, struct store_req *r)
 	sqlite3_bind_int64(s, 6, r->id);
 	sqlite3_bind_int64(s, 7, r->lease);
 	store_bind_text(s, 8, r->text2);
-	if (run_done(st, s, r, "finishing the job") < 0)
+	if (store_run_done(st, s, r, "finishing the job") < 0)
 		return -1;
 	return 0;
 }
 
 static int op_requeue(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(&st->w,
-	                             "UPDATE jobs SET state = 'queued', attempt = attempt - 1,"
-	                             " run_at = ?1, lease = NULL"
-	                             " WHERE id = ?2 AND state = 'running' AND lease = ?3",
-	                             r);
+	/* a run that continued a wait goes back to waiting, ready: its attempt goes on */
+	sqlite3_stmt *s = store_stmt(
+	    &st->w,
+	    "UPDATE jobs SET state = CASE WHEN ?4 THEN 'waiting' ELSE 'queued' END,"
+	    " attempt = attempt - (NOT ?4), run_at = ?1, lease = NULL"
+	    " WHERE id = ?2 AND state = 'running' AND lease = ?3",
+	    r);
 
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, r->now);
 	sqlite3_bind_int64(s, 2, r->id);
 	sqlite3_bind_int64(s, 3, r->lease);
-	return run_done(st, s, r, "requeueing the job");
+	sqlite3_bind_int(s, 4, r->flag != 0);
+	return store_run_done(st, s, r, "requeueing the job");
 }
 
 /* CANCEL and RETRY: one guarded update returning the row, else the row as it is. */
@@ -265,14 +280,32 @@ static int op_transition(struct store *st, struct store_req *r, const char *sql)
 	if (n < 0)
 		return -1;
 	r->changed = n;
-	return n ? 0 : get_job(st, r) < 0 ? -1 : 0;
+	return n ? 0 : store_job_get(st, r) < 0 ? -1 : 0;
+}
+
+/*
+ * A queued or retry-waiting job is cancelled at once (changed 1); a
+ * waiting one is marked cancelling and made ready (changed 2): its run
+ * replays to the wait and is cancelled there, so its <close> handlers run.
+ */
+static int op_cancel(struct store *st, struct store_req *r)
+{
+	if (op_transition(st, r,
+	                  "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease = NULL,"
+	                  " error = '{\"code\":\"cancelled\",\"message\":\"cancelled by "
+	                  "request\"}' WHERE id = ?1 AND (state = 'queued' OR state = 'failed')"
+	                  " RETURNING " JOB_COLS) < 0)
+		return -1;
+	if (r->changed || !r->njobs || strcmp(r->jobs[0].state, "waiting") != 0)
+		return 0;
+	return store_wait_cancel(st, r);
 }
 
 static int op_get(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s;
 
-	if (get_job(st, r) < 0)
+	if (store_job_get(st, r) < 0)
 		return -1;
 	if (!r->njobs || !r->flag)
 		return 0;
@@ -331,14 +364,14 @@ static int op_spans(struct store *st, struct store_req *r)
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_fail_db(&st->w, r, "reading the trace");
-	return get_job(st, r) < 0 ? -1 : 0;
+	return store_job_get(st, r) < 0 ? -1 : 0;
 }
 
 static int op_next_due(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
-	                             "SELECT min(run_at) FROM jobs"
-	                             " WHERE (state = 'queued' OR state = 'failed') AND name = ?",
+	                             "SELECT min(run_at) FROM jobs WHERE (state = 'queued'"
+	                             " OR state = 'failed' OR state = 'waiting') AND name = ?",
 	                             r);
 	int rc;
 
@@ -380,7 +413,7 @@ static int op_schedule(struct store *st, struct store_req *r)
 	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, r->text, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, r->run_at);
-	if (run_done(st, s, r, "saving the schedule") < 0)
+	if (store_run_done(st, s, r, "saving the schedule") < 0)
 		return -1;
 	r->out_id = r->run_at;
 	return 0;
@@ -397,7 +430,7 @@ static int op_fire(struct store *st, struct store_req *r)
 	sqlite3_bind_int64(s, 1, r->n);
 	sqlite3_bind_text(s, 2, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, r->run_at);
-	if (run_done(st, s, r, "advancing the schedule") < 0 || !r->changed)
+	if (store_run_done(st, s, r, "advancing the schedule") < 0 || !r->changed)
 		return r->rc ? -1 : 0; /* fired already (another start got there) */
 	snprintf(key, sizeof key, "schedule:%s:%lld", r->name, (long long)r->run_at);
 	free(r->key);
@@ -421,7 +454,7 @@ static int op_prune(struct store *st, struct store_req *r)
 		return -1;
 	sqlite3_bind_int64(s, 1, r->now);
 	sqlite3_bind_int64(s, 2, PRUNE_MAX);
-	return run_done(st, s, r, "pruning finished jobs");
+	return store_run_done(st, s, r, "pruning finished jobs");
 }
 
 int store_jobs_exec(struct store *st, struct store_req *r)
@@ -436,12 +469,7 @@ int store_jobs_exec(struct store *st, struct store_req *r)
 	case STORE_REQUEUE:
 		return op_requeue(st, r);
 	case STORE_CANCEL:
-		return op_transition(
-		    st, r,
-		    "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease = NULL,"
-		    " error = '{\"code\":\"cancelled\",\"message\":\"cancelled by request\"}'"
-		    " WHERE id = ?1 AND (state = 'queued' OR state = 'failed') "
-		    "RETURNING " JOB_COLS);
+		return op_cancel(st, r);
 	case STORE_RETRY:
 		return op_transition(
 		    st, r,
@@ -465,6 +493,10 @@ int store_jobs_exec(struct store *st, struct store_req *r)
 		return op_fire(st, r);
 	case STORE_PRUNE:
 		return op_prune(st, r);
+	case STORE_WAIT:
+		return store_wait(st, r);
+	case STORE_SIGNAL:
+		return store_signal(st, r);
 	default:
 		return store_fail(r, "invalid", "unknown store operation %d", (int)r->op);
 	}

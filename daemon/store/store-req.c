@@ -36,6 +36,7 @@ void store_job_fini(struct store_job *j)
 	free(j->key);
 	free(j->result);
 	free(j->error);
+	free(j->wait_for);
 	memset(j, 0, sizeof *j);
 }
 

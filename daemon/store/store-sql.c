@@ -35,7 +35,7 @@
 #include "store-int.h"
 
 static const char *const store_reserved[] = {
-    "jobs", "steps", "schedules", "executor", "schema_migrations", NULL,
+    "jobs", "steps", "schedules", "executor", "schema_migrations", "signals", NULL,
 };
 static const char *const allowed_pragmas[] = {
     "table_info",       "table_xinfo",    "index_list",    "index_info", "index_xinfo",

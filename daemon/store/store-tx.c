@@ -8,7 +8,8 @@
  * SQLite dropped with its batch, is rolled back and its token remembered
  * (the last DEAD_TX), so the owner's next request fails with "timeout"
  * rather than "no such open transaction". The step journal (table steps)
- * holds one row per (job, seq), names unique per job, with the result of
+ * holds one row per (job, seq), names of steps and db:tx unique per job
+ * (waits: store-jobs.c), with the result of
  * a finished step or db:tx; a replay must meet the same names in the same
  * order, else "nondeterministic".
  */
@@ -21,8 +22,8 @@
 int store_journal_get(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
-	                             "SELECT seq, name, result FROM steps"
-	                             " WHERE job_id = ?1 AND (seq = ?2 OR name = ?3)",
+	                             "SELECT seq, name, result FROM steps WHERE job_id = ?1"
+	                             " AND (seq = ?2 OR (name = ?3 AND (kind = 'tx' OR kind = 'step')))",
 	                             r);
 	int rc, found = 0;
 

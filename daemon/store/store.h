@@ -55,9 +55,15 @@ enum store_op {
 	                 */
 	STORE_CLAIM,    /* name, n (limit), now -> jobs[] (now running, leased, has_steps) */
 	STORE_FINISH,   /* id, lease, state, text (result/error JSON), run_at, n (attempt),
-	                 * text2 (the attempt's trace) -> changed */
-	STORE_REQUEUE,  /* id, lease: back to queued, the attempt not counted -> changed */
-	STORE_CANCEL,   /* id, now -> jobs[0], changed (0: not queued/failed) */
+	                 * text2 (the attempt's trace) -> changed. State "waiting" parks
+	                 * the job: seq (the wait's step), key (the signal's name, NULL
+	                 * for a sleep), run_at (its deadline, 0 none) */
+	STORE_REQUEUE,  /* id, lease, flag (1: the run continued a wait: back to waiting,
+	                 * ready now): back to queued, the attempt not counted -> changed */
+	STORE_CANCEL,   /* id, now -> jobs[0], changed (1: cancelled; 0: not queued, failed
+	                 * or waiting; 2: waiting, so marked cancelling and made ready:
+	                 * its run replays to the wait and is cancelled there, so its
+	                 * <close> handlers run) */
 	STORE_RETRY,    /* id, now -> jobs[0], changed (0: not failed/dead/cancelled) */
 	STORE_GET,      /* id, flag (1: with steps) -> jobs[0] (njobs 0: none), rows (steps) */
 	STORE_LIST,     /* name, text (state), n (limit) -> jobs[] newest first */
@@ -69,6 +75,14 @@ enum store_op {
 	STORE_FIRE,     /* name, run_at (this fire), n (next fire), max_attempts, backoff_ms
 	                 * -> created, out_id (fenced by next_at: fires once) */
 	STORE_PRUNE,    /* now (finished before) -> changed (jobs removed) */
+	STORE_WAIT,     /* job_id, seq, name (the journal's: "sleep" or the signal's name),
+	                 * key (the signal's name; NULL for a sleep), run_at (the deadline
+	                 * this wait asks for, 0 none), now -> journaled + out_text (ended:
+	                 * what the wait returns, journaled), else out_id (the deadline to
+	                 * park with, 0 none) and changed = 1 when the job is being
+	                 * cancelled instead (see STORE_CANCEL) */
+	STORE_SIGNAL,   /* id, name, text (payload JSON), now -> jobs[0] (njobs 0: no job),
+	                 * changed (0: the job is final, nothing stored) */
 };
 
 enum store_state {
@@ -78,6 +92,7 @@ enum store_state {
 	STORE_FAILED,
 	STORE_DEAD,
 	STORE_CANCELLED,
+	STORE_WAITING,
 	STORE_NSTATES,
 };
 
@@ -111,6 +126,12 @@ struct store_job {
 	int64_t run_at, created_at, started_at, finished_at; /* ms, wall; 0 for NULL */
 	int64_t lease;
 	int has_steps; /* STORE_CLAIM: the step journal holds rows of this job */
+	/* a durable wait: the step it parked at (0 none), the signal's name (NULL: a
+	 * sleep), its deadline (0 none); cancelling: `cancel` reached it waiting */
+	int64_t wait_seq, wait_until;
+	char *wait_for;
+	int cancelling;
+	int resumed; /* STORE_CLAIM: it was waiting (this run continues an attempt) */
 };
 
 struct store_err {
@@ -162,7 +183,7 @@ void store_config_defaults(struct store_config *cfg);
 
 /*
  * Whether table names one of the daemon's own tables (jobs, steps,
- * schedules, executor, schema_migrations, or any awaitd_* name), which
+ * schedules, executor, schema_migrations, signals, or any awaitd_* name), which
  * application SQL cannot read, write, index, trigger on or drop.
  */
 int store_is_reserved(const char *table);

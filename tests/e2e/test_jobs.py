@@ -301,7 +301,7 @@ BAD_SQL = "CREATE TABLE half_done (x INTEGER);\nINSERT INTO half_done VALUES (1)
 def test_bad_migration():
     e = Env("mig")
     try:
-        e.migration("0003_extra.sql", "CREATE TABLE extra (x INTEGER);\n")
+        e.migration("0050_extra.sql", "CREATE TABLE extra (x INTEGER);\n")
         check("mig: daemon becomes ready", e.start(), e.log())
         ids = [e.cjson("enqueue", "slow", '{"ms":1}', "--delay", 3600000, "--key", "k%d" % i)[1]["id"]
                for i in range(3)]
