@@ -76,6 +76,14 @@ local function next_seq(st, name, what)
   return st.seq
 end
 
+-- nil, err for a step that failed. A nondeterministic one also decides the
+-- attempt's outcome: the run fails with it even if the script goes on
+-- (the journal must not be mixed with another path's steps).
+local function failed(st, err)
+  if type(err) == "table" and err.code == "nondeterministic" then st.nondet = st.nondet or err end
+  return nil, err
+end
+
 -- The job parked at step seq last time: a step there means the code changed.
 local function parked_here(st, seq, what, name)
   if st.wait_seq ~= seq then return nil end
@@ -97,7 +105,7 @@ function db.methods.tx(self, fn, opts)
   local step = opts and opts.step
   local seq = step ~= nil and next_seq(st, step, "db:tx") or 0
   local perr = step ~= nil and parked_here(st, seq, "db:tx step", step)
-  if perr then return nil, perr end
+  if perr then return failed(st, perr) end
   local span = trace.open(step and ("tx " .. step) or "tx", 2)
   local token = db.new_tx()
   -- whatever happens from here (cancellation included), the writer is given back
@@ -110,7 +118,7 @@ function db.methods.tx(self, fn, opts)
   end
   if not ok then
     trace.close(span, "failed")
-    return nil, text
+    return failed(st, text)
   end
   if ok == "journaled" then
     guard.ended = true
@@ -141,7 +149,7 @@ function db.methods.tx(self, fn, opts)
   guard.ended = true -- the store owns the end now: commit, journal row included
   local cok, cerr = db.commit(st.job_id, seq, step, token, jtext)
   trace.close(span, cok and "done" or "failed")
-  if not cok then return nil, cerr end
+  if not cok then return failed(st, cerr) end
   return unpack(r, 1, r.n)
 end
 
@@ -150,13 +158,13 @@ local function make_step(st)
     local seq = next_seq(st, name, "ctx.step")
     if type(fn) ~= "function" then error("ctx.step: fn must be a function", 2) end
     local perr = parked_here(st, seq, "ctx.step", name)
-    if perr then return nil, perr end
+    if perr then return failed(st, perr) end
     local span = trace.open("step " .. name, 2)
     local found, text = false, nil
     if st.journaled then found, text = db.step_get(st.job_id, seq, name) end
     if found == nil then
       trace.close(span, "failed")
-      return nil, text
+      return failed(st, text)
     end
     if found then
       trace.close(span, "done")
@@ -174,7 +182,7 @@ local function make_step(st)
     end
     local ok, err = db.step_put(st.job_id, seq, name, jtext)
     trace.close(span, ok and "done" or "failed")
-    if not ok then return nil, err end
+    if not ok then return failed(st, err) end
     return unpack(r, 1, r.n)
   end
 end
@@ -203,6 +211,7 @@ local function durable_wait(st, what, signal, at, after)
     invalid(what .. " inside db:tx: a transaction cannot wait (it holds the writer);"
       .. " wait before or after it")
   end
+  if st.nondet then error(st.nondet, 0) end -- it must not park: the attempt has failed
   st.seq = st.seq + 1
   local seq = st.seq
   local span = trace.open(signal and ("wait " .. signal) or "sleep", 3)
@@ -210,9 +219,10 @@ local function durable_wait(st, what, signal, at, after)
   if how == "done" then
     trace.close(span, "done")
     return wait_result(v, signal)
-  elseif how == nil then
-    trace.close(span, "failed")
-    return nil, v
+  elseif how == nil then -- the store failed it (nondeterministic, a full disk): raised,
+    trace.close(span, "failed") -- since a sleep's result is seldom looked at
+    failed(st, v)
+    error(v, 0)
   end
   if how == "cancelled" then
     trace.close(span, "cancelled")
@@ -297,6 +307,7 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_
   }
   local run = job.run -- a local: the trace names the task after it ("run purchase.lua:7")
   local v, err = timeout(timeout_ms, run, ctx, args)
+  if st.nondet then v, err = nil, st.nondet end
   finished = true
   finish(token, v, err)
 end

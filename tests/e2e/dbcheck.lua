@@ -131,9 +131,7 @@ return {
     -- steps inside one attempt
     local s1 = db:tx(function(tx) return "first" end, { step = "s" })
     check("a tx step returns fn's result", s1 == "first")
-    v, err = db:tx(function(tx) return "again" end, { step = "s" })
-    check("the same step name twice is nondeterministic", v == nil and code(err) == "nondeterministic",
-      code(err))
+    -- (the same step name twice: test_db.py's dupstep, since it fails the attempt)
     check("step_key is stable text", ctx.step_key("p") == ctx.step_key("p") and
       ctx.step_key("p"):find(tostring(ctx.job.id), 1, true))
 

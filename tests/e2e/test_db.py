@@ -75,6 +75,18 @@ return {
 """
 
 
+# a step name used twice in one attempt; the script catches the error and returns
+DUPSTEP = """
+return {
+  run = function(ctx)
+    ctx.db:tx(function(tx) return "first" end, { step = "s" })
+    local v, err = ctx.db:tx(function(tx) return "again" end, { step = "s" })
+    return { v = v, code = err and err.code }
+  end,
+}
+"""
+
+
 def setup():
     root = tempfile.mkdtemp(prefix="awaitd-db-")
     shutil.copytree(SCRIPTS, os.path.join(root, "scripts"),
@@ -84,7 +96,8 @@ def setup():
         f.write("CREATE TABLE calls (id INTEGER PRIMARY KEY, job INTEGER, what TEXT);\n")
     with open(os.path.join(root, "awaitd.conf"), "w") as f:
         f.write("tx_timeout_ms = 300\n")
-    for name, text in (("steps", STEPS), ("nondet", NONDET), ("crash", CRASH)):
+    for name, text in (("steps", STEPS), ("nondet", NONDET), ("crash", CRASH),
+                       ("dupstep", DUPSTEP)):
         with open(os.path.join(root, "scripts", name + ".lua"), "w") as f:
             f.write(text)
     shutil.copy(os.path.join(HERE, "dbcheck.lua"), os.path.join(root, "scripts"))
@@ -124,6 +137,11 @@ def main():
         check("a retry that reaches other steps fails with nondeterministic",
               rc == 1 and job.get("state") == "dead"
               and (job.get("error") or {}).get("code") == "nondeterministic", out + err)
+
+        rc, out, err = d.ctl("--json", "run", "dupstep")
+        check("the same step name twice is nondeterministic, and fails the attempt even"
+              " though the script went on", rc == 1 and "nondeterministic" in err
+              and "journaled already" in err, out + err)
 
         rc, out, err = d.ctl("--json", "enqueue", "crash", '{"ms":3000}')
         cid = json.loads(out)["id"] if rc == 0 else 0
