@@ -566,6 +566,342 @@ static void test_second_open_is_locked(void **state)
 	assert_int_equal(store_epoch(fx->st), 2);
 }
 
+/* ---- durable waits and signals -------------------------------------------------------- */
+
+/* STORE_WAIT for job at step seq (key: the signal's name, NULL a sleep). Not freed. */
+static struct store_req *wait_at(struct fx *fx, int64_t job, int64_t seq, const char *key,
+                                 int64_t deadline, int64_t now)
+{
+	struct store_req *r = req(STORE_WAIT);
+
+	r->job_id = job;
+	r->seq = seq;
+	r->name = xstrdup(key ? key : "sleep");
+	r->key = xstrdup(key);
+	r->run_at = deadline;
+	r->now = now;
+	return call(fx, r);
+}
+
+/* FINISH to waiting: park job at seq for key (NULL: a sleep) until deadline; changed. */
+static int park(struct fx *fx, int64_t id, int64_t lease, int64_t seq, const char *key,
+                int64_t deadline, int64_t now)
+{
+	struct store_req *r = req(STORE_FINISH);
+	int changed;
+
+	r->id = id;
+	r->lease = lease;
+	r->name = xstrdup("waiting");
+	r->seq = seq;
+	r->key = xstrdup(key);
+	r->run_at = deadline;
+	r->now = now;
+	call(fx, r);
+	assert_ok(r);
+	changed = r->changed;
+	store_req_free(r);
+	return changed;
+}
+
+/* SIGNAL name with payload to job id; the answer (not freed). */
+static struct store_req *signal_job(struct fx *fx, int64_t id, const char *name,
+                                    const char *payload, int64_t now)
+{
+	struct store_req *r = req(STORE_SIGNAL);
+
+	r->id = id;
+	r->name = xstrdup(name);
+	r->text = xstrdup(payload);
+	r->now = now;
+	return call(fx, r);
+}
+
+static void test_wait_sleep_parks_and_resumes(void **state)
+{
+	struct fx *fx = *state;
+	int64_t l, l2, c[STORE_NSTATES], id = enq(fx, "nap", T0 - 1000, 0, 1);
+	struct store_req *r;
+	char buf[32];
+
+	claim_one(fx, "nap", T0, &l);
+	r = wait_at(fx, id, 1, NULL, T0 + 1000, T0);
+	assert_ok(r);
+	assert_false(r->journaled);
+	assert_int_equal(r->changed, 0);
+	assert_int_equal(r->out_id, T0 + 1000); /* park until then */
+	store_req_free(r);
+	assert_int_equal(park(fx, id, l, 1, NULL, T0 + 1000, T0), 1);
+	assert_int_equal(park(fx, id, l, 1, NULL, T0 + 1000, T0), 0); /* fenced by the lease */
+	assert_string_equal(state_of(fx, id, buf, sizeof buf), "waiting");
+	counts(fx, c);
+	assert_int_equal(c[STORE_WAITING], 1);
+	assert_int_equal(c[STORE_RUNNING], 0);
+	r = get(fx, id, 0);
+	assert_int_equal(r->jobs[0].wait_seq, 1);
+	assert_null(r->jobs[0].wait_for);
+	assert_int_equal(r->jobs[0].wait_until, T0 + 1000);
+	store_req_free(r);
+
+	/* not before its time; NEXT_DUE knows when */
+	r = claim(fx, "nap", 1, T0 + 999);
+	assert_int_equal(r->njobs, 0);
+	store_req_free(r);
+	r = req(STORE_NEXT_DUE);
+	r->name = xstrdup("nap");
+	call(fx, r);
+	assert_int_equal(r->out_id, T0 + 1000);
+	store_req_free(r);
+
+	/* woken: the same attempt goes on, and the replay finds the first deadline */
+	r = claim(fx, "nap", 1, T0 + 1000);
+	assert_int_equal(r->njobs, 1);
+	assert_true(r->jobs[0].resumed);
+	assert_true(r->jobs[0].has_steps);
+	assert_int_equal(r->jobs[0].attempt, 1);
+	l2 = r->jobs[0].lease;
+	store_req_free(r);
+	r = wait_at(fx, id, 1, NULL, T0 + 999999, T0 + 1000);
+	assert_ok(r);
+	assert_true(r->journaled);
+	assert_string_equal(r->out_text, "{\"n\":0,\"v\":[]}");
+	store_req_free(r);
+	assert_int_equal(peek_int(fx, "SELECT count(*) FROM steps WHERE kind = 'sleep'"), 1);
+	r = wait_at(fx, id, 1, NULL, 0, T0 + 2000); /* a later replay: journaled */
+	assert_true(r->journaled);
+	store_req_free(r);
+	assert_int_equal(finish(fx, id, l2, "succeeded", "1", 0, T0 + 1001), 1);
+	r = get(fx, id, 0);
+	assert_int_equal(r->jobs[0].attempt, 1);
+	store_req_free(r);
+
+	/* a REQUEUE (shutdown) of a resumed run leaves it waiting, ready, attempt kept */
+	id = enq(fx, "nap", T0 - 1000, 0, 1);
+	claim_one(fx, "nap", T0, &l);
+	assert_int_equal(park(fx, id, l, 1, NULL, T0 + 10, T0), 1);
+	claim_one(fx, "nap", T0 + 10, &l);
+	r = req(STORE_REQUEUE);
+	r->id = id;
+	r->lease = l;
+	r->flag = 1;
+	r->now = T0 + 20;
+	call(fx, r);
+	assert_int_equal(r->changed, 1);
+	store_req_free(r);
+	r = get(fx, id, 0);
+	assert_string_equal(r->jobs[0].state, "waiting");
+	assert_int_equal(r->jobs[0].attempt, 1);
+	assert_int_equal(r->jobs[0].run_at, T0 + 20);
+	store_req_free(r);
+}
+
+static void test_signals_buffered_in_order(void **state)
+{
+	struct fx *fx = *state;
+	int64_t l, id = enq(fx, "w", T0 - 1000, 0, 1);
+	struct store_req *r;
+
+	r = signal_job(fx, 424242, "go", "1", T0);
+	assert_ok(r);
+	assert_int_equal(r->njobs, 0); /* no such job */
+	store_req_free(r);
+	/* sent before the job waits: kept, in order */
+	store_req_free(signal_job(fx, id, "go", "{\"a\":1}", T0));
+	store_req_free(signal_job(fx, id, "go", "2", T0));
+	r = signal_job(fx, id, "go", NULL, T0); /* no payload: null */
+	assert_int_equal(r->changed, 1);
+	store_req_free(r);
+	claim_one(fx, "w", T0, &l);
+	r = wait_at(fx, id, 1, "go", 0, T0);
+	assert_true(r->journaled);
+	assert_string_equal(r->out_text, "{\"n\":1,\"v\":[{\"a\":1}]}");
+	store_req_free(r);
+	r = wait_at(fx, id, 2, "go", 0, T0);
+	assert_string_equal(r->out_text, "{\"n\":1,\"v\":[2]}");
+	store_req_free(r);
+	r = wait_at(fx, id, 3, "go", 0, T0);
+	assert_string_equal(r->out_text, "{\"n\":1,\"v\":[null]}");
+	store_req_free(r);
+	/* none left: park with no deadline, never ready by time */
+	r = wait_at(fx, id, 4, "go", 0, T0);
+	assert_false(r->journaled);
+	assert_int_equal(r->out_id, 0);
+	store_req_free(r);
+	assert_int_equal(park(fx, id, l, 4, "go", 0, T0), 1);
+	r = claim(fx, "w", 1, INT64_MAX - 1);
+	assert_int_equal(r->njobs, 0);
+	store_req_free(r);
+	/* another name does not wake it; its own does */
+	store_req_free(signal_job(fx, id, "other", "0", T0 + 5));
+	r = claim(fx, "w", 1, T0 + 5);
+	assert_int_equal(r->njobs, 0);
+	store_req_free(r);
+	store_req_free(signal_job(fx, id, "go", "\"last\"", T0 + 6));
+	claim_one(fx, "w", T0 + 6, &l);
+	r = wait_at(fx, id, 4, "go", 0, T0 + 6);
+	assert_string_equal(r->out_text, "{\"n\":1,\"v\":[\"last\"]}");
+	store_req_free(r);
+	assert_int_equal(peek_int(fx, "SELECT count(*) FROM signals WHERE taken IS NULL"), 1);
+
+	/* finished: refused, nothing stored */
+	assert_int_equal(finish(fx, id, l, "succeeded", "1", 0, T0 + 7), 1);
+	r = signal_job(fx, id, "go", "1", T0 + 8);
+	assert_ok(r);
+	assert_int_equal(r->njobs, 1);
+	assert_int_equal(r->changed, 0);
+	store_req_free(r);
+	assert_int_equal(peek_int(fx, "SELECT count(*) FROM signals"), 5);
+}
+
+static void test_wait_while_running_gets_a_signal(void **state)
+{
+	struct fx *fx = *state;
+	int64_t l, id = enq(fx, "w", T0 - 1000, 0, 1);
+	struct store_req *r;
+
+	claim_one(fx, "w", T0, &l);
+	r = wait_at(fx, id, 1, "go", T0 + 5000, T0);
+	assert_int_equal(r->out_id, T0 + 5000);
+	store_req_free(r);
+	/* the signal comes between the wait's check and the park: the park is ready at once */
+	store_req_free(signal_job(fx, id, "go", "7", T0 + 1));
+	assert_int_equal(park(fx, id, l, 1, "go", T0 + 5000, T0 + 2), 1);
+	claim_one(fx, "w", T0 + 2, &l);
+	r = wait_at(fx, id, 1, "go", T0 + 99999, T0 + 3);
+	assert_string_equal(r->out_text, "{\"n\":1,\"v\":[7]}");
+	store_req_free(r);
+}
+
+static void test_wait_timeout_and_replay_checks(void **state)
+{
+	struct fx *fx = *state;
+	int64_t l, id = enq(fx, "w", T0 - 1000, 0, 1);
+	struct store_req *r;
+
+	claim_one(fx, "w", T0, &l);
+	store_req_free(wait_at(fx, id, 1, "go", T0 + 100, T0));
+	assert_int_equal(park(fx, id, l, 1, "go", T0 + 100, T0), 1);
+	claim_one(fx, "w", T0 + 100, &l);
+	/* the same wait, reached again, with a signal of another name only */
+	r = wait_at(fx, id, 1, "stop", 0, T0 + 100);
+	assert_err(r, "nondeterministic");
+	assert_non_null(strstr(r->err.msg, "signal \"go\""));
+	store_req_free(r);
+	r = wait_at(fx, id, 1, NULL, T0 + 100, T0 + 100);
+	assert_err(r, "nondeterministic");
+	store_req_free(r);
+	/* its deadline passed: it ends with a timeout, journaled */
+	r = wait_at(fx, id, 1, "go", T0 + 99999, T0 + 100);
+	assert_true(r->journaled);
+	assert_non_null(strstr(r->out_text, "\"code\":\"timeout\""));
+	assert_non_null(strstr(r->out_text, "\"n\":2"));
+	store_req_free(r);
+	/* a wait where the journal has something else */
+	store_req_free(call(fx, step_req(STORE_STEP_PUT, id, 2, "charge", "[1]")));
+	r = wait_at(fx, id, 2, "go", 0, T0 + 100);
+	assert_err(r, "nondeterministic");
+	assert_non_null(strstr(r->err.msg, "charge"));
+	store_req_free(r);
+	/* a step named like a wait is no conflict: waits are found by their place */
+	r = step_req(STORE_STEP_PUT, id, 3, "go", "[1]");
+	call(fx, r);
+	assert_ok(r);
+	store_req_free(r);
+}
+
+static void test_cancel_waiting(void **state)
+{
+	struct fx *fx = *state;
+	int64_t l, id = enq(fx, "w", T0 - 1000, 0, 1);
+	struct store_req *r;
+
+	claim_one(fx, "w", T0, &l);
+	assert_int_equal(park(fx, id, l, 1, "go", 0, T0), 1);
+	r = by_id(fx, STORE_CANCEL, id, T0 + 5);
+	assert_int_equal(r->changed, 2); /* it wakes to be cancelled at its wait */
+	assert_string_equal(r->jobs[0].state, "waiting");
+	assert_true(r->jobs[0].cancelling);
+	store_req_free(r);
+	claim_one(fx, "w", T0 + 5, &l);
+	r = wait_at(fx, id, 1, "go", 0, T0 + 5);
+	assert_ok(r);
+	assert_int_equal(r->changed, 1); /* cancelled, not parked */
+	assert_false(r->journaled);
+	store_req_free(r);
+	assert_int_equal(finish(fx, id, l, "cancelled", "{}", 0, T0 + 6), 1);
+	r = by_id(fx, STORE_CANCEL, id, T0 + 7);
+	assert_int_equal(r->changed, 0);
+	store_req_free(r);
+}
+
+/* A database made before 0003_waits keeps its jobs and journal through it. */
+static void test_migration_to_waits_keeps_data(void **state)
+{
+	struct fx *fx = *state;
+	struct store_config cfg = fx->cfg;
+	struct store *st;
+	char mig[160], sub[160], dbpath[192], from[256], to[256], cmd[700];
+	sqlite3 *db;
+
+	snprintf(mig, sizeof mig, "%s/mig", fx->dir);
+	snprintf(sub, sizeof sub, "%s/sub", fx->dir);
+	assert_int_equal(mkdir(mig, 0755), 0);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	snprintf(dbpath, sizeof dbpath, "%s/old.db", sub);
+	for (int i = 0; i < 2; i++) {
+		const char *f = i ? "0002_shop.sql" : "0001_core.sql";
+		snprintf(from, sizeof from, "%s/%s", MIGRATIONS, f);
+		snprintf(to, sizeof to, "%s/%s", mig, f);
+		snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
+		assert_int_equal(system(cmd), 0);
+	}
+	cfg.path = dbpath;
+	cfg.migrations_dir = mig;
+	st = store_open(fx->base, &cfg, NULL, fx->err, sizeof fx->err);
+	if (!st)
+		fail_msg("store_open (old migrations): %s", fx->err);
+	store_close(st);
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_exec(db,
+	                 "INSERT INTO jobs (id, name, state, args, run_at, created_at, attempt)"
+	                 " VALUES (7, 'old', 'failed', '{\"x\":1}', 5, 1, 1);"
+	                 "INSERT INTO steps VALUES (7, 1, 'debit', 'tx', '[1]', 2);",
+	                 NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	cfg.migrations_dir = MIGRATIONS;
+	st = store_open(fx->base, &cfg, NULL, fx->err, sizeof fx->err);
+	if (!st)
+		fail_msg("store_open (all migrations): %s", fx->err);
+	store_close(st);
+	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+	{
+		sqlite3_stmt *s;
+		assert_int_equal(sqlite3_prepare_v2(db,
+		                                    "SELECT j.state || j.args || s.name || s.kind ||"
+		                                    " (SELECT count(*) FROM pragma_foreign_key_check)"
+		                                    " FROM jobs j JOIN steps s ON s.job_id = j.id",
+		                                    -1, &s, NULL),
+		                 SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(s, 0), "failed{\"x\":1}debittx0");
+		sqlite3_finalize(s);
+		/* the journal still belongs to its job: deleting the job takes it along */
+		assert_int_equal(sqlite3_exec(db,
+		                              "PRAGMA foreign_keys = ON; DELETE FROM jobs WHERE id = 7;",
+		                              NULL, NULL, NULL),
+		                 SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM steps", -1, &s, NULL),
+		                 SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(s, 0), 0);
+		sqlite3_finalize(s);
+	}
+	sqlite3_close(db);
+}
+
 static void write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -2447,6 +2783,12 @@ int main(void)
 	    T(test_next_due),
 	    T(test_schedule_and_fire),
 	    T(test_prune),
+	    T(test_wait_sleep_parks_and_resumes),
+	    T(test_signals_buffered_in_order),
+	    T(test_wait_while_running_gets_a_signal),
+	    T(test_wait_timeout_and_replay_checks),
+	    T(test_cancel_waiting),
+	    T(test_migration_to_waits_keeps_data),
 	    cmocka_unit_test(test_core_tables_are_reserved),
 	    T(test_orphans_requeued_at_open),
 	    T(test_group_commit),
