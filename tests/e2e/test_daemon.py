@@ -113,7 +113,7 @@ def test_commands():
         rc, out, _ = d.ctl("--json", "status")
         st = json.loads(out) if rc == 0 else {}
         check("status --json: pid, scripts, uptime", rc == 0 and st.get("pid") == d.proc.pid
-              and st.get("scripts") == 5 and st.get("uptime_s", -1) >= 0, out)
+              and st.get("scripts") == 6 and st.get("uptime_s", -1) >= 0, out)
         rc, out, _ = d.ctl("status")
         check("status human", rc == 0 and "scripts" in out, out)
         check("status human: the uptime as a duration (1.5s, 3m10s), not raw seconds",
@@ -122,12 +122,12 @@ def test_commands():
         rc, out, _ = d.ctl("--json", "scripts")
         names = [s["name"] for s in json.loads(out)] if rc == 0 else []
         check("scripts lists the examples",
-              names == ["dashboard", "hello", "nightly_report", "purchase", "slow"], out)
+              names == ["checkout", "dashboard", "hello", "nightly_report", "purchase", "slow"], out)
         rc, out, _ = d.ctl("scripts")
         check("scripts human table", rc == 0 and "dashboard" in out and "hello" in out, out)
         rows = [l.split() for l in out.splitlines()[1:] if l.strip()]
         check("scripts human table: LOADED as a local time, TIMEOUT as a duration",
-              len(rows) == 5 and all(re.fullmatch(r"\d{4}-\d\d-\d\d", r[-2])
+              len(rows) == 6 and all(re.fullmatch(r"\d{4}-\d\d-\d\d", r[-2])
                                      and re.fullmatch(r"\d\d:\d\d:\d\d", r[-1]) for r in rows)
               and all(re.fullmatch(r"\d+(ms|s)|\d+m\d\ds", r[3]) for r in rows)
               and "e+" not in out, out)

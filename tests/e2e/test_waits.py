@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import MIGRATIONS, SLOW, WRAP, Daemon, check, finish, poll, rpc, rpc_many
+from harness import MIGRATIONS, SCRIPTS, SLOW, WRAP, Daemon, check, finish, poll, rpc, rpc_many
 
 MARKS = "CREATE TABLE marks (job INTEGER NOT NULL, what TEXT NOT NULL);\n"
 
@@ -112,6 +112,7 @@ return {
 def env(name, scripts, conf=""):
     root = tempfile.mkdtemp(prefix="awaitd-waits-%s-" % name)
     os.mkdir(os.path.join(root, "scripts"))
+    shutil.copytree(os.path.join(SCRIPTS, "lib"), os.path.join(root, "scripts", "lib"))
     for n, text in scripts.items():
         with open(os.path.join(root, "scripts", n + ".lua"), "w") as f:
             f.write(text)
@@ -411,7 +412,51 @@ def test_bad_input():
         cleanup(d)
 
 
+# ---- the example: scripts/checkout.lua --------------------------------------------------
+
+
+def test_checkout_example():
+    with open(os.path.join(SCRIPTS, "checkout.lua")) as f:
+        d = env("checkout", {"checkout": f.read()})
+    try:
+        check("checkout: daemon ready", d.start(), log_text(d))
+        before = sql(d, "SELECT balance FROM accounts WHERE id = 1")[0][0]
+        jid = enqueue(d, "checkout", {"account": 1, "item": "sofa", "price": 6000})
+        check("checkout: over the limit it waits for approve",
+              poll(lambda: (job(d, jid) or {}).get("wait", {}).get("signal") == "approve", 5),
+              job(d, jid))
+        check("checkout: the account is debited while it waits",
+              sql(d, "SELECT balance FROM accounts WHERE id = 1")[0][0] == before - 6000)
+        rc, out, err = d.ctl("signal", jid, "approve", '{"by":"ada"}')
+        check("checkout: approve: exit 0", rc == 0, out + err)
+        check("checkout: then it waits for the provider's paid webhook",
+              poll(lambda: (job(d, jid) or {}).get("wait", {}).get("signal") == "paid", 5),
+              job(d, jid))
+        d.stop(signal.SIGKILL)  # a crash between the two changes nothing
+        check("checkout: restarted", d.start(), log_text(d))
+        rc, out, err = d.ctl("signal", jid, "paid", '{"ref":"pay-777"}')
+        check("checkout: paid: exit 0", rc == 0, out + err)
+        check("checkout: it succeeds", poll(lambda: state(d, jid) == "succeeded", 5), job(d, jid))
+        check("checkout: charged once, receipt with the webhook's reference",
+              sql(d, "SELECT balance FROM accounts WHERE id = 1")[0][0] == before - 6000
+              and sql(d, "SELECT provider FROM receipts r JOIN orders o ON o.id = r.order_id"
+                         " WHERE o.job_id = ?", jid) == [("pay-777",)])
+
+        # not paid in time: the money goes back
+        jid = enqueue(d, "checkout", {"account": 1, "item": "lamp", "price": 100, "pay_ms": 300})
+        check("checkout: unpaid in time, refunded",
+              poll(lambda: state(d, jid) == "succeeded", 10)
+              and job(d, jid)["result"].get("refunded") is True, job(d, jid))
+        check("checkout: the balance is whole again, one refund row",
+              sql(d, "SELECT balance FROM accounts WHERE id = 1")[0][0] == before - 6000
+              and sql(d, "SELECT count(*) FROM refunds r JOIN orders o ON o.id = r.order_id"
+                         " WHERE o.job_id = ?", jid) == [(1,)])
+    finally:
+        cleanup(d)
+
+
 if __name__ == "__main__":
+    test_checkout_example()
     test_sleep_across_kill()
     test_buffered_and_ordered()
     test_cancel_waiting()
