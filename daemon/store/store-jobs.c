@@ -474,7 +474,7 @@ int store_jobs_exec(struct store *st, struct store_req *r)
 		return op_transition(
 		    st, r,
 		    "UPDATE jobs SET state = 'queued', run_at = ?2, finished_at = NULL,"
-		    " max_attempts = max(max_attempts, attempt + 1)"
+		    " max_attempts = max(max_attempts, attempt + 1), cancelling = 0"
 		    " WHERE id = ?1 AND (state = 'failed' OR state = 'dead' OR state = 'cancelled')"
 		    " RETURNING " JOB_COLS);
 	case STORE_GET:

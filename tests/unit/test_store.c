@@ -832,6 +832,16 @@ static void test_cancel_waiting(void **state)
 	r = by_id(fx, STORE_CANCEL, id, T0 + 7);
 	assert_int_equal(r->changed, 0);
 	store_req_free(r);
+	/* retried, it waits again instead of being cancelled at once */
+	r = by_id(fx, STORE_RETRY, id, T0 + 8);
+	assert_int_equal(r->changed, 1);
+	assert_false(r->jobs[0].cancelling);
+	store_req_free(r);
+	claim_one(fx, "w", T0 + 8, &l);
+	r = wait_at(fx, id, 1, "go", 0, T0 + 8);
+	assert_int_equal(r->changed, 0);
+	assert_false(r->journaled);
+	store_req_free(r);
 }
 
 /* A database made before 0003_waits keeps its jobs and journal through it. */
