@@ -405,8 +405,17 @@ static int prim_wait(lua_State *L)
 	const char *key = luaL_optstring(L, 4, NULL);
 	lua_Integer at = luaL_checkinteger(L, 5);
 	lua_Integer after = luaL_checkinteger(L, 6);
-	struct store_req *r = step_req(L, STORE_WAIT, 1);
+	struct store_req *r;
 
+	if (db_open_tx(L)) {
+		/* the transaction holds the writer: parking would hold it for days */
+		lua_pushnil(L);
+		errval_push(L, "invalid",
+		            "a durable wait inside db:tx: the transaction holds the writer; wait "
+		            "before or after it");
+		return 2;
+	}
+	r = step_req(L, STORE_WAIT, 1);
 	if (key && !(r->key = strdup(key))) {
 		store_req_free(r);
 		return luaL_error(L, "out of memory");

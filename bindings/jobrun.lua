@@ -125,9 +125,7 @@ function db.methods.tx(self, fn, opts)
     trace.close(span, "done")
     return decode(text)
   end
-  st.in_tx = st.in_tx + 1
   local r = pack(pcall(fn, db.handle(st.job_id, token)))
-  st.in_tx = st.in_tx - 1
   if not r[1] or r[2] == nil then
     trace.close(span, "failed")
     if not r[1] then
@@ -207,10 +205,6 @@ end
 -- Reach the wait at the next step: return its result, or park the run.
 -- at: the wall-clock deadline (epoch ms), or after: ms from now (-1: use at).
 local function durable_wait(st, what, signal, at, after)
-  if st.in_tx > 0 then
-    invalid(what .. " inside db:tx: a transaction cannot wait (it holds the writer);"
-      .. " wait before or after it")
-  end
   if st.nondet then error(st.nondet, 0) end -- it must not park: the attempt has failed
   st.seq = st.seq + 1
   local seq = st.seq
@@ -289,7 +283,7 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_
   end
   local h = db.handle(id)
   local st = { job_id = id, seq = 0, journaled = journaled, max_bytes = max_bytes,
-    token = token, in_tx = 0, wait_seq = wait_seq ~= 0 and wait_seq or nil }
+    token = token, wait_seq = wait_seq ~= 0 and wait_seq or nil }
   runs[h] = st
   local sleep, sleep_until, wait_signal = make_waits(st)
   local ctx = {
