@@ -251,6 +251,7 @@ static void settle(struct task *t, enum task_state st)
 		trace_close(t->trace, t->span,
 		            st == TASK_DONE     ? "done"
 		            : st == TASK_FAILED ? "failed"
+		            : t->parked         ? "waiting" /* its job parked: it runs again */
 		                                : "cancelled",
 		            sched_now());
 		trace_unref(t->trace);

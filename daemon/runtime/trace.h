@@ -23,7 +23,8 @@ struct trace_span {
 	char where[80];      /* "purchase.lua:12" */
 	double start;        /* ms, monotonic */
 	double end;          /* ms, monotonic; 0 while open */
-	const char *outcome; /* static: "done", "failed", "cancelled"; NULL while open */
+	const char *outcome; /* static: "done", "failed", "cancelled", "waiting" (a durable
+	                      * wait parked the job); NULL while open */
 };
 
 struct trace {

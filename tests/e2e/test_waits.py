@@ -109,6 +109,20 @@ return {
 """
 
 
+# a script may not forge or read another job's signals
+FORGER = """
+return {
+  run = function(ctx, args)
+    local _, e1 = ctx.db:exec("INSERT INTO signals (job_id, name, payload, at) VALUES (?, 'go', '1', 0)",
+      args.id)
+    local _, e2 = ctx.db:query("SELECT * FROM signals")
+    local _, e3 = ctx.db:exec("UPDATE jobs SET run_at = 0 WHERE id = ?", args.id)
+    return { insert = e1 and e1.code, select = e2 and e2.code, wake = e3 and e3.code }
+  end,
+}
+"""
+
+
 def env(name, scripts, conf=""):
     root = tempfile.mkdtemp(prefix="awaitd-waits-%s-" % name)
     os.mkdir(os.path.join(root, "scripts"))
@@ -368,7 +382,7 @@ def test_nondeterministic():
 
 
 def test_bad_input():
-    d = env("bad", {"bad": BAD, "waiter": WAITER})
+    d = env("bad", {"bad": BAD, "waiter": WAITER, "forger": FORGER})
     try:
         check("bad: daemon ready", d.start(), log_text(d))
         ids = {k: enqueue(d, "bad", {"k": k})
@@ -393,6 +407,11 @@ def test_bad_input():
             check("bad: signal with %s: an error naming it (%s)"
                   % (what, r and r.get("error", {}).get("message")),
                   r and not r["ok"] and r["error"]["code"] in ("invalid", "invalid_request"), r)
+        fid = enqueue(d, "forger", {"id": jid})
+        poll(lambda: state(d, fid) == "succeeded", 5)
+        check("bad: a script cannot forge, read or wake through the signals and jobs tables",
+              (job(d, fid) or {}).get("result") == {"insert": "invalid", "select": "invalid",
+                                                   "wake": "invalid"}, job(d, fid))
         rc, out, err = d.ctl("signal", jid, "go", "{not json")
         check("bad: awaitctl signal with a payload that is not JSON: exit 2, says so",
               rc == 2 and "not valid JSON" in err, (rc, out, err))
