@@ -207,6 +207,7 @@ def test_sleep_across_kill():
               steps == [(1, "tx", "before"), (2, "step", "effect"), (3, "sleep", "sleep"),
                         (4, "tx", "after")], steps)
         check("kill: the attempt was not counted again", j["attempt"] == 1, j)
+        check("kill: SIGTERM exits 0, and clean under valgrind", d.stop() == 0)
     finally:
         cleanup(d)
 
@@ -263,6 +264,7 @@ def test_many_waiting():
         bad = sql(d, "SELECT count(*) FROM jobs WHERE name = 'waiter' AND"
                      " result <> json_array(json_object('n', id)) AND id <> ?", quick)
         check("many: each job got its own payload", bad == [(0,)], bad)
+        check("many: SIGTERM exits 0, and clean under valgrind", d.stop() == 0)
     finally:
         cleanup(d)
 
@@ -317,6 +319,7 @@ def test_buffered_and_ordered():
               (rc, out, err))
         check("buffer: nothing stored for those",
               sql(d, "SELECT count(*) FROM signals WHERE job_id IN (?, 987654)", jid) == [(0,)])
+        check("buffer: SIGTERM exits 0, and clean under valgrind", d.stop() == 0)
     finally:
         cleanup(d)
 
@@ -342,6 +345,7 @@ def test_cancel_waiting():
               "close job %d: cancelled parked=nil" % jid in log_text(d), log_text(d))
         check("cancel: its step before the wait did not run again",
               log_text(d).count("charged job %d" % jid) == 1)
+        check("cancel: SIGTERM exits 0, and clean under valgrind", d.stop() == 0)
     finally:
         cleanup(d)
 
@@ -377,6 +381,7 @@ def test_nondeterministic():
         check("nondet: a sleep where the journal has a step fails nondeterministic",
               poll(lambda: (job(d, jid) or {}).get("error") and
                    job(d, jid)["error"]["code"] == "nondeterministic", 5), job(d, jid))
+        check("nondet: SIGTERM exits 0, and clean under valgrind", d.stop() == 0)
     finally:
         cleanup(d)
 
@@ -427,6 +432,7 @@ def test_bad_input():
               rc == 0 and 'waits:    signal "go"' in out, out)
         rc, out, _ = d.ctl("status")
         check("bad: awaitctl status counts it", rc == 0 and "1 waiting" in out, out)
+        check("bad: SIGTERM exits 0, and clean under valgrind", d.stop() == 0)
     finally:
         cleanup(d)
 
@@ -470,6 +476,7 @@ def test_checkout_example():
               sql(d, "SELECT balance FROM accounts WHERE id = 1")[0][0] == before - 6000
               and sql(d, "SELECT count(*) FROM refunds r JOIN orders o ON o.id = r.order_id"
                          " WHERE o.job_id = ?", jid) == [(1,)])
+        check("checkout: SIGTERM exits 0, and clean under valgrind", d.stop() == 0)
     finally:
         cleanup(d)
 
