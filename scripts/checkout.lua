@@ -18,6 +18,7 @@
 -- `waiting` in the database, and runs again from its journal when the
 -- signal comes (steps already done return their journaled results).
 local fake = require "fake"
+local shop = require "shop"
 
 local DAY, QUARTER = 86400000, 900000
 
@@ -39,24 +40,10 @@ return {
   concurrency = 50,
   timeout = 10000, -- per run: the time spent waiting does not count
   run = function(ctx, args)
-    local account, price = args.account, args.price
-    if math.type(account) ~= "integer" or math.type(price) ~= "integer" or price <= 0 then
-      return nil, async.error("invalid", "args need an integer account and a price > 0")
-    end
-    local debit, err = ctx.db:tx(function(tx)
-      local acc = tx:one("SELECT balance FROM accounts WHERE id = ?", account)
-      if not acc then return nil, async.error("invalid", "no account " .. account) end
-      if acc.balance < price then return { short = true, balance = acc.balance } end
-      assert(tx:exec("UPDATE accounts SET balance = balance - ? WHERE id = ?", price, account))
-      local o = assert(tx:exec(
-        "INSERT INTO orders (account_id, item, price, job_id, created_at) VALUES (?, ?, ?, ?, ?)",
-        account, args.item or "item", price, ctx.job.id, os.time() * 1000))
-      return { order = o.last_id }
-    end, { step = "debit" })
-    if not debit then return nil, err end
-    if debit.short then
-      return { charged = false, reason = "insufficient funds", balance = debit.balance }
-    end
+    local sale, err = shop.charge(ctx, args)
+    if sale == nil then return nil, err end
+    if not sale then return err end -- short of funds: nothing charged
+    local account, price, debit = sale.account, sale.price, sale
 
     if price > (args.limit or 5000) then
       ctx.log.info("order %d: %d is over the limit, waiting for approve", debit.order, price)

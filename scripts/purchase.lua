@@ -11,6 +11,7 @@
 --    sends the same key and the provider does not charge again;
 -- 3. write the receipt as a second exactly-once step.
 local fake = require "fake"
+local shop = require "shop"
 
 return {
   description = "Charge an account for an item, exactly once",
@@ -19,29 +20,10 @@ return {
   retries = 3,
   backoff = 500,
   run = function(ctx, args)
-    local account, price = args.account, args.price
-    if math.type(account) ~= "integer" or math.type(price) ~= "integer" or price <= 0 then
-      return nil, async.error("invalid", "args need an integer account and a price > 0")
-    end
-    -- Read, check and debit in ONE exactly-once step. The early return for
-    -- insufficient funds is decided inside it and journaled too: a retry
-    -- after a crash gets the same answer instead of reading the balance its
-    -- own debit already lowered.
-    local debit, err = ctx.db:tx(function(tx)
-      local acc = tx:one("SELECT balance FROM accounts WHERE id = ?", account)
-      if not acc then return nil, async.error("invalid", "no account " .. account) end
-      if acc.balance < price then return { short = true, balance = acc.balance } end
-      assert(tx:exec("UPDATE accounts SET balance = balance - ? WHERE id = ?", price, account))
-      local o = assert(tx:exec(
-        "INSERT INTO orders (account_id, item, price, job_id, created_at) VALUES (?, ?, ?, ?, ?)",
-        account, args.item or "item", price, ctx.job.id, os.time() * 1000))
-      return { order = o.last_id }
-    end, { step = "debit" })
-    if not debit then return nil, err end
-    if debit.short then
-      return { charged = false, reason = "insufficient funds", balance = debit.balance }
-    end
-    local order = debit.order
+    local sale, err = shop.charge(ctx, args)
+    if sale == nil then return nil, err end
+    if not sale then return err end -- short of funds: nothing charged
+    local account, price, order = sale.account, sale.price, sale.order
 
     local ref, perr = ctx.step("provider", function()
       -- a payment provider call; ctx.step_key("provider") is its idempotency key

@@ -465,6 +465,21 @@ static int finish(struct fx *fx, int64_t id, int64_t lease, const char *state, c
 	return changed;
 }
 
+/* Nothing of name is ready just before at, and NEXT_DUE says at. */
+static void assert_due(struct fx *fx, const char *name, int64_t at)
+{
+	struct store_req *r = claim(fx, name, 1, at - 1);
+
+	assert_int_equal(r->njobs, 0);
+	store_req_free(r);
+	r = req(STORE_NEXT_DUE);
+	r->name = xstrdup(name);
+	call(fx, r);
+	assert_ok(r);
+	assert_int_equal(r->out_id, at);
+	store_req_free(r);
+}
+
 static struct store_req *get(struct fx *fx, int64_t id, int flag)
 {
 	struct store_req *r = req(STORE_GET);
@@ -617,6 +632,17 @@ static struct store_req *signal_job(struct fx *fx, int64_t id, const char *name,
 	return call(fx, r);
 }
 
+/* A new job of name "w", claimed and parked at step 1 for key until deadline: its id. */
+static int64_t parked_job(struct fx *fx, const char *key, int64_t deadline, int64_t now)
+{
+	int64_t l, id = enq(fx, "w", T0 - 1000, 0, 1);
+
+	claim_one(fx, "w", now, &l);
+	store_req_free(wait_at(fx, id, 1, key, deadline, now));
+	assert_int_equal(park(fx, id, l, 1, key, deadline, now), 1);
+	return id;
+}
+
 static void test_wait_sleep_parks_and_resumes(void **state)
 {
 	struct fx *fx = *state;
@@ -643,15 +669,7 @@ static void test_wait_sleep_parks_and_resumes(void **state)
 	assert_int_equal(r->jobs[0].wait_until, T0 + 1000);
 	store_req_free(r);
 
-	/* not before its time; NEXT_DUE knows when */
-	r = claim(fx, "nap", 1, T0 + 999);
-	assert_int_equal(r->njobs, 0);
-	store_req_free(r);
-	r = req(STORE_NEXT_DUE);
-	r->name = xstrdup("nap");
-	call(fx, r);
-	assert_int_equal(r->out_id, T0 + 1000);
-	store_req_free(r);
+	assert_due(fx, "nap", T0 + 1000); /* not before its time; NEXT_DUE knows when */
 
 	/* woken: the same attempt goes on, and the replay finds the first deadline */
 	r = claim(fx, "nap", 1, T0 + 1000);
@@ -775,12 +793,9 @@ static void test_wait_while_running_gets_a_signal(void **state)
 static void test_wait_timeout_and_replay_checks(void **state)
 {
 	struct fx *fx = *state;
-	int64_t l, id = enq(fx, "w", T0 - 1000, 0, 1);
+	int64_t l, id = parked_job(fx, "go", T0 + 100, T0);
 	struct store_req *r;
 
-	claim_one(fx, "w", T0, &l);
-	store_req_free(wait_at(fx, id, 1, "go", T0 + 100, T0));
-	assert_int_equal(park(fx, id, l, 1, "go", T0 + 100, T0), 1);
 	claim_one(fx, "w", T0 + 100, &l);
 	/* the same wait, reached again, with a signal of another name only */
 	r = wait_at(fx, id, 1, "stop", 0, T0 + 100);
@@ -812,11 +827,9 @@ static void test_wait_timeout_and_replay_checks(void **state)
 static void test_cancel_waiting(void **state)
 {
 	struct fx *fx = *state;
-	int64_t l, id = enq(fx, "w", T0 - 1000, 0, 1);
+	int64_t l, id = parked_job(fx, "go", 0, T0);
 	struct store_req *r;
 
-	claim_one(fx, "w", T0, &l);
-	assert_int_equal(park(fx, id, l, 1, "go", 0, T0), 1);
 	r = by_id(fx, STORE_CANCEL, id, T0 + 5);
 	assert_int_equal(r->changed, 2); /* it wakes to be cancelled at its wait */
 	assert_string_equal(r->jobs[0].state, "waiting");
@@ -1826,15 +1839,7 @@ static void test_finish_failed_runs_later(void **state)
 	assert_int_equal(r->jobs[0].lease, 0);
 	store_req_free(r);
 
-	r = claim(fx, "f", 1, T0 + 4999);
-	assert_int_equal(r->njobs, 0);
-	store_req_free(r);
-	r = req(STORE_NEXT_DUE);
-	r->name = xstrdup("f");
-	call(fx, r);
-	assert_ok(r);
-	assert_int_equal(r->out_id, T0 + 5000);
-	store_req_free(r);
+	assert_due(fx, "f", T0 + 5000);
 	r = claim(fx, "f", 1, T0 + 5000);
 	assert_int_equal(r->njobs, 1);
 	assert_int_equal(r->jobs[0].id, id);
