@@ -23,6 +23,7 @@
 #include "modules.h"
 #include "sched.h"
 #include "task.h"
+#include "worker.h"
 
 /* The running task, or raise: suspending needs one. */
 struct task *async_need_task(lua_State *L, const char *what)
@@ -491,7 +492,8 @@ static const luaL_Reg async_funcs[] = {
     {"spawn", async_spawn},     {"detach", async_detach},     {"await", task_await},
     {"cancel", task_cancel_m},  {"status", task_status},      {"sleep", async_sleep},
     {"now", async_now},         {"error", async_error},       {"current", async_current},
-    {"deadline", async_deadline}, {"name", async_name},           {NULL, NULL},
+    {"deadline", async_deadline}, {"name", async_name},           {"worker", async_worker},
+    {NULL, NULL},
 };
 
 /*

@@ -26,10 +26,12 @@ for f in tests/lua/test_*.lua; do
 	args=$(sed -n '1s/^-- awaitd-args: //p' "$f")
 	case "$args" in *max-memory*|*max-slice*) continue ;; esac # timing-sensitive under valgrind
 	# valgrind runs code ~50x slower: widen the slice so no test task is
-	# killed as a blocked loop merely for being run under it
-	args="--max-slice-ms 5000"
+	# killed as a blocked loop merely for being run under it (the file's own
+	# args, such as --workers, stay); --fair-sched: the worker threads must
+	# not starve the loop
+	args="$args --max-slice-ms 5000"
 	# shellcheck disable=SC2086
-	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 		build/awaitd run $args "$f" >/dev/null || { echo "valgrind: $f failed"; echo "$passed passed, 1 failed"; exit 1; }
 	echo "valgrind clean: $f"
 	passed=$((passed + 1))

@@ -1,5 +1,5 @@
-/* cmd-stats.c: `stats`: scheduler, memory, request and job and store counters, job latency
- * percentiles. */
+/* cmd-stats.c: `stats`: scheduler, memory, request, job, store and worker counters, job
+ * latency percentiles. */
 #include "cmd.h"
 #include "sched.h"
 #include "jobs.h"
@@ -15,7 +15,7 @@ static void cmd_stats(struct cmd_ctx *ctx)
 	store_get_stats(e->st, &ss);
 	conn_ok(ctx->c, ctx->id, ctx->has_id,
 	        json_pack("{s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}, "
-	                  "s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:I}",
+	                  "s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:I}",
 	                  "tasks", "spawned", (json_int_t)st->spawned, "done", (json_int_t)st->done,
 	                  "failed", (json_int_t)st->failed, "cancelled", (json_int_t)st->cancelled,
 	                  "live", (json_int_t)st->live, "resumes", (json_int_t)st->resumes,
@@ -26,7 +26,9 @@ static void cmd_stats(struct cmd_ctx *ctx)
 	                  "store", "commits", (json_int_t)ss.commits, "syncs", (json_int_t)ss.syncs,
 	                  "checkpoints", (json_int_t)ss.checkpoints, "reads", (json_int_t)ss.reads,
 	                  "requests", (json_int_t)ss.requests, "failed_commits",
-	                  (json_int_t)ss.failed_commits, "reloads", (json_int_t)*e->reloads));
+	                  (json_int_t)ss.failed_commits, "workers",
+	                  e->workers ? e->workers(e->svc) : json_null(), "reloads",
+	                  (json_int_t)*e->reloads));
 }
 
 const struct cmd_entry cmd_stats_entry = {"stats", cmd_stats};

@@ -49,6 +49,7 @@ struct cmd_env {
 	const uint64_t *reloads;
 	int (*reload)(void *svc, const char *why); /* scripts that failed to load */
 	void (*drain)(void *svc, const char *why);
+	json_t *(*workers)(void *svc); /* the worker pool's figures, a new object */
 	void *svc;
 };
 

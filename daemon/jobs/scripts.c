@@ -30,6 +30,7 @@
 
 #include "clock.h"
 #include "errval.h"
+#include "modules.h"
 #include "sandbox.h"
 #include "sched.h"
 #include "scripts.h"
@@ -547,4 +548,15 @@ void scripts_close(struct scripts *ss)
 	free(ss->dir);
 	free(ss->error);
 	memset(ss, 0, sizeof *ss);
+}
+
+int scripts_worker_init(lua_State *W, void *ud)
+{
+	luaL_requiref(W, "json", luaopen_json, 0);
+	lua_pop(W, 1);
+	lua_newtable(W);                               /* the lib cache */
+	lua_pushfstring(W, "%s/lib", (const char *)ud); /* cache libdir */
+	sandbox_push(W, lua_gettop(W) - 1, lua_gettop(W)); /* cache libdir env */
+	lua_getfield(W, -1, "require");
+	return 1;
 }

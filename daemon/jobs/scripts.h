@@ -87,4 +87,12 @@ void scripts_push_job(struct scripts *ss, const struct script *s);
 /* Release every ref and free everything ss holds (not ss). Idempotent. */
 void scripts_close(struct scripts *ss);
 
+/*
+ * worker_init_fn (bindings/worker.h) for async.worker in the daemon: a
+ * worker state gets the scripts' sandbox, with json (and no async, db,
+ * http, jobs or log), and a require that loads DIR/lib modules like the
+ * scripts' (ud: the const char * DIR, which must outlive the pool).
+ */
+int scripts_worker_init(lua_State *W, void *ud);
+
 #endif

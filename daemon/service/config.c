@@ -70,6 +70,8 @@ static const struct config_key keys[] = {
     KEY("keep_jobs_ms", KIND_MS, keep_jobs_ms, 0, 3153600000000.0),
     KEY("max_result_bytes", KIND_BYTES, max_result_bytes, 1024, 1024 * MIB),
     KEY("max_args_bytes", KIND_BYTES, max_args_bytes, 1024, 1024 * MIB),
+    KEY("workers", KIND_INT, workers, 0, 256),
+    KEY("worker_timeout_ms", KIND_MS, worker_timeout_ms, 1, 86400000),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -292,6 +294,8 @@ void config_init(struct config *c)
 	c->keep_jobs_ms = 7 * 86400000.0;
 	c->max_result_bytes = 1024 * 1024;
 	c->max_args_bytes = 1024 * 1024;
+	c->workers = 0;
+	c->worker_timeout_ms = 30000;
 }
 
 void config_fini(struct config *c)

@@ -42,6 +42,8 @@ struct config {
 	double keep_jobs_ms;        /* ms finished jobs are kept; 0 = forever; default 7 days */
 	size_t max_result_bytes;    /* bytes of a job result's or step's JSON; default 1 MiB */
 	size_t max_args_bytes;      /* bytes of a job's args JSON at enqueue; default 1 MiB */
+	int workers;                /* async.worker threads; 0 = one per core (default) */
+	double worker_timeout_ms;   /* ms an async.worker call may run; default 30000 */
 };
 
 /*

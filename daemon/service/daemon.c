@@ -31,6 +31,7 @@
 #include "sched.h"
 #include "server.h"
 #include "store.h"
+#include "worker.h"
 #include "task.h"
 
 #define RELOAD_DEBOUNCE_MS 200 /* editors write a file in several steps */
@@ -44,6 +45,19 @@ static int cmd_reload_cb(void *svc, const char *why)
 static void cmd_drain_cb(void *svc, const char *why)
 {
 	daemon_drain(svc, why);
+}
+
+/* The worker pool's figures for `status` and `stats`. */
+static json_t *cmd_workers_cb(void *svc)
+{
+	struct daemon *d = svc;
+	struct worker_stats ws;
+
+	worker_pool_stats(d->workers, &ws);
+	return json_pack("{sI sI sI sI sI sI sI}", "size", (json_int_t)ws.size, "busy",
+	                 (json_int_t)ws.busy, "queued", (json_int_t)ws.queued, "calls",
+	                 (json_int_t)ws.calls, "failed", (json_int_t)ws.failed, "stopped",
+	                 (json_int_t)ws.stopped, "replaced", (json_int_t)ws.replaced);
 }
 
 void daemon_cmd_env(struct daemon *d, struct cmd_env *env)
@@ -63,6 +77,7 @@ void daemon_cmd_env(struct daemon *d, struct cmd_env *env)
 	env->reloads = &d->reloads;
 	env->reload = cmd_reload_cb;
 	env->drain = cmd_drain_cb;
+	env->workers = cmd_workers_cb;
 	env->svc = d;
 }
 
@@ -205,6 +220,7 @@ int daemon_reload(struct daemon *d, const char *why)
 
 	notify_reloading();
 	failed = scripts_reload(&d->scripts);
+	worker_pool_reload(d->workers);
 	d->reloads++;
 	if (failed < 0) {
 		log_error("reload (%s) failed: %s", why, d->scripts.error ? d->scripts.error : "?");
@@ -333,6 +349,7 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 	struct sched_config sc;
 	struct server_limits lim;
 	struct store_config stc;
+	struct worker_config wc;
 	uint64_t wd_usec;
 	lua_State *L;
 
@@ -369,6 +386,15 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 	for (size_t i = 0; i < d->scripts.n; i++)
 		if (d->scripts.v[i]->error)
 			log_error("script %s: %s", d->scripts.v[i]->name, d->scripts.v[i]->error);
+	worker_config_defaults(&wc);
+	wc.workers = d->cfg.workers;
+	wc.timeout_ms = d->cfg.worker_timeout_ms;
+	wc.max_memory = d->cfg.max_memory;
+	d->workers = worker_pool_new(d->base, &wc, scripts_worker_init, d->cfg.scripts_dir, err,
+	                             errlen);
+	if (!d->workers)
+		return -1;
+	worker_pool_register(L, d->workers);
 
 	d->listen_fd = listen_activated(err, errlen);
 	if (d->listen_fd == -1)
@@ -430,9 +456,11 @@ static void daemon_close(struct daemon *d)
 	if (d->inotify_fd >= 0)
 		close(d->inotify_fd);
 	if (d->s) {
+		worker_pool_register(d->s->L, NULL);
 		jobs_close_lua(d->jobs);
 		scripts_close(&d->scripts);
 	}
+	worker_pool_free(d->workers); /* its calls still awaited are freed with their tasks */
 	sched_free(d->s);
 	store_close(d->st); /* commits what is left; its last answers run here */
 	jobs_free(d->jobs);

@@ -33,6 +33,7 @@ struct conn;
 struct store;
 struct jobs;
 struct jobs_env;
+struct worker_pool;
 
 struct daemon {
 	struct config cfg;
@@ -54,6 +55,7 @@ struct daemon {
 	double drain_started; /* ms, monotonic */
 	struct store *st;   /* the database */
 	struct jobs *jobs;  /* the job engine */
+	struct worker_pool *workers; /* async.worker's threads */
 	int64_t orphans;    /* jobs requeued at start-up: an older epoch left them running */
 	uint64_t reloads;
 	struct logbook logs;  /* recent lines, `logs -f` followers */

@@ -25,16 +25,18 @@
 #include "humanfmt.h"
 #include "memcap.h"
 #include "task.h"
+#include "worker.h"
 
 static void usage(FILE *out)
 {
 	char cap[32];
 
 	fprintf(out,
-	        "usage: awaitd run [--max-slice-ms MS] [--max-memory MB] "
-	        "[--log-level LEVEL] FILE.lua [ARGS_JSON]\n"
-	        "  --max-memory MB  cap of the Lua state; 0 = no cap; default %s here "
-	        "(a quarter of RAM, 64 MiB to 4 GiB)\n",
+	        "usage: awaitd run [--max-slice-ms MS] [--max-memory MB] [--workers N] "
+	        "[--worker-timeout-ms MS] [--log-level LEVEL] FILE.lua [ARGS_JSON]\n"
+	        "  --max-memory MB  cap of the Lua state (and of each worker's); 0 = no cap; "
+	        "default %s here (a quarter of RAM, 64 MiB to 4 GiB)\n"
+	        "  --workers N      async.worker threads; default one per core\n",
 	        humanfmt_bytes(memcap_default(), cap, sizeof cap));
 }
 
@@ -50,6 +52,24 @@ static int open_env(lua_State *L)
 	lua_concat(L, 2);
 	lua_setfield(L, -2, "path");
 	return 0;
+}
+
+/*
+ * worker_init_fn of `awaitd run`: a worker state like the file's own, with
+ * json and the file's directory on package.path (ud: that directory).
+ */
+static int run_worker_init(lua_State *W, void *ud)
+{
+	luaL_requiref(W, "json", luaopen_json, 1);
+	lua_pop(W, 1);
+	lua_getglobal(W, "package");
+	lua_pushfstring(W, "%s/?.lua;%s/?/init.lua;", (const char *)ud, (const char *)ud);
+	lua_getfield(W, -2, "path");
+	lua_concat(W, 2);
+	lua_setfield(W, -2, "path");
+	lua_pop(W, 1);
+	lua_getglobal(W, "require");
+	return 1;
 }
 
 /* Parse a positive number option value; -1 on error. */
@@ -75,21 +95,25 @@ static int start_root(lua_State *L)
 int run_main(int argc, char **argv)
 {
 	struct sched_config cfg;
+	struct worker_config wc;
+	struct worker_pool *pool = NULL;
 	struct event_base *base = NULL;
 	struct sched *s = NULL;
 	const char *file = NULL, *args = NULL;
 	struct task *root;
-	char dir[4096];
+	char dir[4096], msg[256];
 	int rc = RUN_USAGE, i, nargs = 0;
 	lua_State *L;
 
 	sched_config_defaults(&cfg);
+	worker_config_defaults(&wc);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return RUN_OK;
 		} else if ((strcmp(a, "--max-slice-ms") == 0 || strcmp(a, "--max-memory") == 0 ||
+		            strcmp(a, "--workers") == 0 || strcmp(a, "--worker-timeout-ms") == 0 ||
 		            strcmp(a, "--log-level") == 0) &&
 		           i + 1 < argc) {
 			const char *v = argv[++i];
@@ -110,6 +134,10 @@ int run_main(int argc, char **argv)
 			}
 			if (strcmp(a, "--max-slice-ms") == 0)
 				cfg.max_slice_ms = n;
+			else if (strcmp(a, "--workers") == 0)
+				wc.workers = n > 256 ? 256 : (int)n;
+			else if (strcmp(a, "--worker-timeout-ms") == 0)
+				wc.timeout_ms = n;
 			else
 				cfg.max_memory = (size_t)(n * 1024 * 1024);
 		} else if (a[0] == '-' && a[1] != 0) {
@@ -158,6 +186,15 @@ int run_main(int argc, char **argv)
 		goto out;
 	}
 
+	wc.max_memory = cfg.max_memory;
+	pool = worker_pool_new(base, &wc, run_worker_init, dir, msg, sizeof msg);
+	if (!pool) {
+		fprintf(stderr, "awaitd run: %s\n", msg);
+		rc = RUN_FAILED;
+		goto out;
+	}
+	worker_pool_register(L, pool);
+
 	lua_pushcfunction(L, start_root);
 	switch (luaL_loadfilex(L, file, "t")) {
 	case LUA_OK:
@@ -204,8 +241,8 @@ int run_main(int argc, char **argv)
 		task_push_error(L, -1);
 		lua_getfield(L, -1, "traceback");
 		const char *tb = lua_tostring(L, -1);
-		const char *msg = errval_tostring(L, -2);
-		fprintf(stderr, "awaitd run: %s: %s\n", file, msg);
+		const char *what = errval_tostring(L, -2);
+		fprintf(stderr, "awaitd run: %s: %s\n", file, what);
 		if (tb)
 			fprintf(stderr, "%s\n", tb);
 		rc = RUN_FAILED;
@@ -214,6 +251,9 @@ int run_main(int argc, char **argv)
 	}
 out:
 	fflush(stdout);
+	if (s)
+		worker_pool_register(s->L, NULL);
+	worker_pool_free(pool);
 	sched_free(s);
 	if (base)
 		event_base_free(base);

@@ -65,6 +65,14 @@ function T.between(v, a, b, what)
   return v
 end
 
+-- Assert that the string s contains sub (plain text); returns s.
+function T.contains(s, sub, what)
+  if type(s) ~= "string" or not s:find(sub, 1, true) then
+    error(string.format("%s: expected text containing %q, got %s", what or "text", sub, show(s)), 2)
+  end
+  return s
+end
+
 -- A log to record what happened, in order: local rec, log = T.recorder()
 function T.recorder()
   local rec = {}

@@ -1,0 +1,300 @@
+/*
+ * worker-state.c: a worker thread and its Lua state (worker-int.h).
+ *
+ * The thread takes calls from the pool's queue and runs each in its state:
+ * require(module)[fn](args...) under a pcall, arguments and results
+ * copied as JSON. The state has the memory cap of its own allocator and a
+ * count hook that stops a call past its deadline, or abandoned, or when
+ * the pool stops; from then on the hook raises at every instruction, so a
+ * pcall cannot keep the call going. A state that was stopped, or passed its
+ * cap, is closed and made anew for the next call; so is one made before
+ * the scripts were reloaded.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "errval.h"
+#include "humanfmt.h"
+#include "json.h"
+#include "worker-int.h"
+
+double worker_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void *worker_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct wthread *w = ud;
+	size_t cap = w->p->cfg.max_memory;
+	void *np;
+
+	if (nsize == 0) {
+		if (ptr)
+			w->used -= osize;
+		free(ptr);
+		return NULL;
+	}
+	if (!ptr)
+		osize = 0;
+	if (cap && nsize > osize && w->used + (nsize - osize) > cap) {
+		w->refused = 1;
+		return NULL;
+	}
+	np = realloc(ptr, nsize);
+	if (np)
+		w->used = w->used - osize + nsize;
+	else
+		w->refused = 1;
+	return np;
+}
+
+static void worker_hook(lua_State *W, lua_Debug *ar)
+{
+	struct wthread *w = *(struct wthread **)lua_getextraspace(W);
+
+	(void)ar;
+	if (w->stop == STOP_NONE) {
+		if (__atomic_load_n(&w->p->stopping, __ATOMIC_RELAXED))
+			w->stop = STOP_POOL;
+		else if (w->c && __atomic_load_n(&w->c->abandoned, __ATOMIC_RELAXED))
+			w->stop = STOP_CANCELLED;
+		else if (w->deadline > 0 && worker_mono_ms() >= w->deadline)
+			w->stop = STOP_TIMEOUT;
+		else
+			return;
+		/* from now on at every instruction: a pcall cannot keep it going */
+		lua_sethook(W, worker_hook, LUA_MASKCOUNT, 1);
+	}
+	if (w->stop == STOP_TIMEOUT)
+		errval_push(W, "timeout", "the worker ran past worker_timeout_ms = %.0f",
+		            w->p->cfg.timeout_ms);
+	else
+		errval_push(W, "cancelled", "%s",
+		            w->stop == STOP_POOL ? "the daemon is stopping" : "the call was cancelled");
+	lua_error(W);
+}
+
+/*
+ * pcall's message handler in a worker state: errval_msgh's work without its
+ * scheduler (a worker state has none: its allocator's ud is its thread).
+ */
+static int worker_msgh(lua_State *W)
+{
+	errval_wrap(W, 1);
+	errval_traceback(W, 1, W, 1);
+	return 1;
+}
+
+static int init_state(lua_State *W)
+{
+	struct wthread *w = lua_touserdata(W, 1);
+
+	lua_settop(W, 0);
+	luaL_openlibs(W);
+	errval_register(W);
+	return w->p->init(W, w->p->ud);
+}
+
+static void state_close(struct wthread *w)
+{
+	if (w->W)
+		lua_close(w->W);
+	w->W = NULL;
+	w->used = 0;
+}
+
+/* A fresh state for w; 0, or -1 with c failed (its code and message). */
+static int state_open(struct wthread *w, struct call *c)
+{
+	w->refused = 0;
+	w->W = lua_newstate(worker_alloc, w);
+	if (!w->W) {
+		snprintf(c->code, sizeof c->code, "out_of_memory");
+		c->message = strdup("cannot create a worker's Lua state");
+		return -1;
+	}
+	*(struct wthread **)lua_getextraspace(w->W) = w;
+	lua_pushcfunction(w->W, init_state);
+	lua_pushlightuserdata(w->W, w);
+	if (lua_pcall(w->W, 1, 1, 0) != LUA_OK) {
+		snprintf(c->code, sizeof c->code, "invalid");
+		c->message = strdup(lua_isstring(w->W, -1) ? lua_tostring(w->W, -1)
+		                                           : "the worker state could not start");
+		state_close(w);
+		return -1;
+	}
+	w->require_ref = luaL_ref(w->W, LUA_REGISTRYINDEX);
+	w->gen = __atomic_load_n(&w->p->gen, __ATOMIC_ACQUIRE);
+	return 0;
+}
+
+/* Protected: require(module)[fn](args...), results as a JSON array (lightuserdata 1: c). */
+static int run_protected(lua_State *W)
+{
+	struct call *c = lua_touserdata(W, 1);
+	struct wthread *w = *(struct wthread **)lua_getextraspace(W);
+	char msg[256];
+	size_t i, nargs = json_array_size(c->args);
+	int base, n;
+
+	lua_settop(W, 0);
+	lua_rawgeti(W, LUA_REGISTRYINDEX, w->require_ref);
+	lua_pushstring(W, c->module);
+	lua_call(W, 1, 1);
+	if (!lua_istable(W, -1)) {
+		errval_push(W, "invalid", "async.worker: module '%s' is a %s, not a table of functions",
+		            c->module, luaL_typename(W, -1));
+		return lua_error(W);
+	}
+	if (lua_getfield(W, -1, c->fn) != LUA_TFUNCTION) {
+		errval_push(W, "invalid", "async.worker: module '%s' has no function '%s'", c->module,
+		            c->fn);
+		return lua_error(W);
+	}
+	base = lua_gettop(W);
+	luaL_checkstack(W, (int)nargs + 4, "async.worker: too many arguments");
+	for (i = 0; i < nargs; i++)
+		if (json_is_null(json_array_get(c->args, i))) /* a nil argument stays nil */
+			lua_pushnil(W);
+		else if (json_push(W, json_array_get(c->args, i), msg, sizeof msg) < 0) {
+			errval_push(W, "invalid", "async.worker: argument %zu: %s", i + 1, msg);
+			return lua_error(W);
+		}
+	lua_call(W, (int)nargs, LUA_MULTRET);
+	n = lua_gettop(W) - base + 1;
+	c->results = json_array();
+	for (int k = 0; c->results && k < n; k++) {
+		json_t *v = lua_isnil(W, base + k) ? json_null()
+		                                   : json_from_lua(W, base + k, msg, sizeof msg);
+		if (!v) {
+			json_decref(c->results);
+			c->results = NULL;
+			errval_push(W, "invalid", "async.worker: %s.%s's result %d: %s", c->module, c->fn,
+			            k + 1, msg);
+			return lua_error(W);
+		}
+		json_array_append_new(c->results, v);
+	}
+	return 0;
+}
+
+/* The error value at the top of W (a failed pcall) into c. */
+static void take_error(lua_State *W, struct call *c)
+{
+	const char *m;
+
+	snprintf(c->code, sizeof c->code, "%s", errval_code(W, -1));
+	lua_getfield(W, -1, "message");
+	m = lua_tostring(W, -1);
+	c->message = strdup(m ? m : "the worker failed");
+	lua_pop(W, 1);
+	lua_getfield(W, -1, "traceback");
+	if (lua_isstring(W, -1))
+		c->traceback = strdup(lua_tostring(W, -1));
+	lua_pop(W, 1);
+}
+
+/* Run c on w (a state made as needed); 1 when the state must be discarded after it. */
+static int run_call(struct wthread *w, struct call *c)
+{
+	lua_State *W;
+	int rc;
+
+	if (w->W && w->gen != __atomic_load_n(&w->p->gen, __ATOMIC_ACQUIRE))
+		state_close(w); /* the scripts were reloaded */
+	if (!w->W && state_open(w, c) < 0)
+		return 0;
+	W = w->W;
+	w->c = c;
+	w->stop = STOP_NONE;
+	w->refused = 0;
+	w->deadline = w->p->cfg.timeout_ms > 0 ? worker_mono_ms() + w->p->cfg.timeout_ms : 0;
+	lua_sethook(W, worker_hook, LUA_MASKCOUNT, HOOK_COUNT);
+	lua_settop(W, 0);
+	lua_pushcfunction(W, worker_msgh);
+	lua_pushcfunction(W, run_protected);
+	lua_pushlightuserdata(W, c);
+	rc = lua_pcall(W, 1, 0, 1);
+	lua_sethook(W, NULL, 0, 0);
+	w->c = NULL;
+	if (rc == LUA_ERRMEM || (rc != LUA_OK && w->refused)) {
+		char cap[32];
+		snprintf(c->code, sizeof c->code, "out_of_memory");
+		humanfmt_bytes(w->p->cfg.max_memory, cap, sizeof cap);
+		c->message = malloc(160);
+		if (c->message)
+			snprintf(c->message, 160,
+			         "the worker's Lua state would pass its memory cap (max_memory_mb, %s)",
+			         cap);
+	} else if (rc != LUA_OK) {
+		take_error(W, c);
+	}
+	json_decref(c->args);
+	c->args = NULL;
+	lua_settop(W, 0);
+	return w->stop != STOP_NONE || w->refused || rc == LUA_ERRMEM;
+}
+
+void *worker_thread_main(void *arg)
+{
+	struct wthread *w = arg;
+	struct worker_pool *p = w->p;
+	struct call *c;
+	uint64_t one = 1;
+	int discard, failed;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->queue && !p->stopping)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->stopping) {
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		c = p->queue;
+		p->queue = c->next;
+		if (!p->queue)
+			p->queue_tail = NULL;
+		p->nqueued--;
+		p->busy++;
+		pthread_mutex_unlock(&p->mu);
+
+		discard = 0;
+		w->stop = STOP_NONE;
+		if (__atomic_load_n(&c->abandoned, __ATOMIC_RELAXED))
+			snprintf(c->code, sizeof c->code, "cancelled"); /* never run: nobody waits */
+		else
+			discard = run_call(w, c);
+		if (discard) {
+			state_close(w);
+			w->gen = 0;
+		}
+		failed = c->code[0] != 0;
+
+		pthread_mutex_lock(&p->mu);
+		c->next = p->done;
+		p->done = c;
+		p->busy--;
+		p->calls++;
+		p->failed += failed;
+		p->stopped += w->stop != STOP_NONE;
+		p->replaced += discard;
+		pthread_mutex_unlock(&p->mu);
+		/* EAGAIN: the counter is full, the loop is woken already */
+		(void)!write(p->efd, &one, sizeof one);
+	}
+	state_close(w);
+	return NULL;
+}
+
