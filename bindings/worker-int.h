@@ -8,7 +8,9 @@
 #define AWAITD_WORKER_INT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
+#include <time.h>
 #include <stdint.h>
 
 #include <event2/util.h>
@@ -21,7 +23,8 @@ struct task;
 struct trace;
 
 #define WORKERS_MAX  256
-#define HOOK_COUNT   1000 /* instructions between two looks at the deadline */
+/* The signal that sets a worker's stop hook: its own timer's, or the loop's pthread_kill. */
+#define WORKER_SIGNAL (SIGRTMIN + 3)
 #define NAME_MAX_LEN 200  /* bytes of a module's or a function's name */
 
 enum stop_why { STOP_NONE, STOP_TIMEOUT, STOP_CANCELLED, STOP_POOL };
@@ -52,10 +55,13 @@ struct wthread {
 	unsigned gen;   /* the pool's generation W was made in */
 	size_t used;    /* bytes W holds */
 	int refused;    /* W's allocator refused since the call began */
-	struct call *c; /* the call running */
+	struct call *c; /* the call running (set and cleared under the pool's mu) */
 	double deadline;
 	enum stop_why stop;
 	int started;
+	volatile sig_atomic_t in_call; /* W is inside a call: the signal may set its hook */
+	timer_t timer;                 /* fires WORKER_SIGNAL at the call's deadline */
+	int has_timer;
 };
 
 struct worker_pool {
@@ -84,5 +90,14 @@ double worker_mono_ms(void);
 
 /* A worker thread's body (arg: its struct wthread), until the pool stops. */
 void *worker_thread_main(void *arg);
+
+/* Install WORKER_SIGNAL's handler (process-wide, idempotent). 0 or -1. */
+int worker_signal_install(void);
+
+/*
+ * Have w look at its stop conditions now (the call abandoned, the pool
+ * stopping): signals its thread. Under the pool's mu, so w cannot go.
+ */
+void worker_poke(struct wthread *w);
 
 #endif

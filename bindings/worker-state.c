@@ -3,17 +3,23 @@
  *
  * The thread takes calls from the pool's queue and runs each in its state:
  * require(module)[fn](args...) under a pcall, arguments and results
- * copied as JSON. The state has the memory cap of its own allocator and a
- * count hook that stops a call past its deadline, or abandoned, or when
- * the pool stops; from then on the hook raises at every instruction, so a
- * pcall cannot keep the call going. A state that was stopped, or passed its
+ * copied as JSON. The state has the memory cap of its own allocator. Its
+ * code runs without a hook (no cost per instruction) until WORKER_SIGNAL
+ * comes, from the thread's timer at the call's deadline or from the loop
+ * (the call abandoned, the pool stopping): the handler sets a count hook
+ * (lua_sethook is safe in a signal handler, as the scheduler's tick does),
+ * which stops the call and from then on raises at every instruction, so a
+ * pcall cannot keep it going. A state that was stopped, or passed its
  * cap, is closed and made anew for the next call; so is one made before
  * the scripts were reloaded.
  */
+#define _GNU_SOURCE /* SIGEV_THREAD_ID's _tid */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,12 +31,76 @@
 #include "json.h"
 #include "worker-int.h"
 
+static __thread struct wthread *tls_w; /* this thread's worker, for the signal handler */
+
 double worker_mono_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void worker_hook(lua_State *W, lua_Debug *ar);
+
+/* WORKER_SIGNAL: look at the stop conditions at the next instruction. */
+static void on_signal(int sig, siginfo_t *si, void *uc)
+{
+	struct wthread *w = tls_w;
+	int saved = errno;
+
+	(void)sig;
+	(void)si;
+	(void)uc;
+	if (w && w->in_call && w->W)
+		lua_sethook(w->W, worker_hook, LUA_MASKCOUNT, 1);
+	errno = saved;
+}
+
+int worker_signal_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(WORKER_SIGNAL, &sa, NULL);
+}
+
+void worker_poke(struct wthread *w)
+{
+	pthread_kill(w->th, WORKER_SIGNAL);
+}
+
+/* Arm w's timer to fire in ms (0: disarm). */
+static void arm(struct wthread *w, double ms)
+{
+	struct itimerspec its;
+
+	if (!w->has_timer)
+		return;
+	memset(&its, 0, sizeof its);
+	its.it_value.tv_sec = (time_t)(ms / 1000);
+	its.it_value.tv_nsec = (long)((ms - (double)its.it_value.tv_sec * 1000) * 1e6);
+	timer_settime(w->timer, 0, &its, NULL);
+}
+
+/* This thread's set-up: only WORKER_SIGNAL reaches it, from its own timer or the loop. */
+static void thread_setup(struct wthread *w)
+{
+	struct sigevent sev;
+	sigset_t all;
+
+	tls_w = w;
+	sigfillset(&all);
+	sigdelset(&all, WORKER_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	memset(&sev, 0, sizeof sev);
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = WORKER_SIGNAL;
+	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	w->has_timer = timer_create(CLOCK_MONOTONIC, &sev, &w->timer) == 0;
 }
 
 static void *worker_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -71,8 +141,10 @@ static void worker_hook(lua_State *W, lua_Debug *ar)
 			w->stop = STOP_CANCELLED;
 		else if (w->deadline > 0 && worker_mono_ms() >= w->deadline)
 			w->stop = STOP_TIMEOUT;
-		else
+		if (w->stop == STOP_NONE) { /* a late signal: nothing to stop */
+			lua_sethook(W, NULL, 0, 0);
 			return;
+		}
 		/* from now on at every instruction: a pcall cannot keep it going */
 		lua_sethook(W, worker_hook, LUA_MASKCOUNT, 1);
 	}
@@ -216,18 +288,24 @@ static int run_call(struct wthread *w, struct call *c)
 	if (!w->W && state_open(w, c) < 0)
 		return 0;
 	W = w->W;
-	w->c = c;
 	w->stop = STOP_NONE;
 	w->refused = 0;
 	w->deadline = w->p->cfg.timeout_ms > 0 ? worker_mono_ms() + w->p->cfg.timeout_ms : 0;
-	lua_sethook(W, worker_hook, LUA_MASKCOUNT, HOOK_COUNT);
+	arm(w, w->p->cfg.timeout_ms);
+	w->in_call = 1;
+	if (__atomic_load_n(&c->abandoned, __ATOMIC_RELAXED) ||
+	    __atomic_load_n(&w->p->stopping, __ATOMIC_RELAXED))
+		lua_sethook(W, worker_hook, LUA_MASKCOUNT, 1); /* poked before in_call was set */
+	else if (!w->has_timer && w->deadline > 0)
+		lua_sethook(W, worker_hook, LUA_MASKCOUNT, 1000); /* no timer: look every 1000 */
 	lua_settop(W, 0);
 	lua_pushcfunction(W, worker_msgh);
 	lua_pushcfunction(W, run_protected);
 	lua_pushlightuserdata(W, c);
 	rc = lua_pcall(W, 1, 0, 1);
+	w->in_call = 0;
+	arm(w, 0);
 	lua_sethook(W, NULL, 0, 0);
-	w->c = NULL;
 	if (rc == LUA_ERRMEM || (rc != LUA_OK && w->refused)) {
 		char cap[32];
 		snprintf(c->code, sizeof c->code, "out_of_memory");
@@ -254,6 +332,7 @@ void *worker_thread_main(void *arg)
 	uint64_t one = 1;
 	int discard, failed;
 
+	thread_setup(w);
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
 		while (!p->queue && !p->stopping)
@@ -268,6 +347,7 @@ void *worker_thread_main(void *arg)
 			p->queue_tail = NULL;
 		p->nqueued--;
 		p->busy++;
+		w->c = c; /* the loop may poke this thread for it from now on */
 		pthread_mutex_unlock(&p->mu);
 
 		discard = 0;
@@ -283,6 +363,7 @@ void *worker_thread_main(void *arg)
 		failed = c->code[0] != 0;
 
 		pthread_mutex_lock(&p->mu);
+		w->c = NULL;
 		c->next = p->done;
 		p->done = c;
 		p->busy--;
@@ -295,6 +376,8 @@ void *worker_thread_main(void *arg)
 		(void)!write(p->efd, &one, sizeof one);
 	}
 	state_close(w);
+	if (w->has_timer)
+		timer_delete(w->timer);
 	return NULL;
 }
 

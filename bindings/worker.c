@@ -116,6 +116,11 @@ struct worker_pool *worker_pool_new(struct event_base *base, const struct worker
 	p->gen = 1;
 	p->efd = -1;
 	p->nthreads = cfg->workers > 0 ? cfg->workers : ncores > 0 ? (int)ncores : 1;
+	if (worker_signal_install() < 0) {
+		snprintf(err, errlen, "cannot install the worker signal: %s", strerror(errno));
+		free(p);
+		return NULL;
+	}
 	if (p->nthreads > WORKERS_MAX)
 		p->nthreads = WORKERS_MAX;
 	pthread_mutex_init(&p->mu, NULL);
@@ -157,6 +162,9 @@ void worker_pool_free(struct worker_pool *p)
 	pthread_mutex_lock(&p->mu);
 	__atomic_store_n(&p->stopping, 1, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&p->cv);
+	for (int i = 0; p->threads && i < p->nthreads; i++)
+		if (p->threads[i].c)
+			worker_poke(&p->threads[i]);
 	pthread_mutex_unlock(&p->mu);
 	for (int i = 0; p->threads && i < p->nthreads; i++)
 		if (p->threads[i].started)
@@ -217,8 +225,15 @@ static void guard_release(struct guard *g)
 	if (!c)
 		return;
 	g->c = NULL;
-	if (!c->back)
+	if (!c->back) {
+		struct worker_pool *p = c->p;
 		__atomic_store_n(&c->abandoned, 1, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&p->mu);
+		for (int i = 0; i < p->nthreads; i++)
+			if (p->threads[i].c == c) /* running: stop it now */
+				worker_poke(&p->threads[i]);
+		pthread_mutex_unlock(&p->mu);
+	}
 	c->t = NULL;
 	call_unref(c);
 }

@@ -217,6 +217,12 @@ if node_peer timeout timeout.mjs; then
 	process_line timeout node ""
 fi
 
+# W9 worker: 8 CPU-bound tasks of ~200 ms through async.worker (one worker
+# per core) and then on the loop, a 10 ms timer ticking beside each (the
+# script prints both lines and its summary line; no peer: Node's
+# worker_threads would need a second module format)
+awaitd worker "" "" "$AWAITD" run --max-slice-ms 5000 "$B/w9_worker.lua"
+
 # Bytes per suspended task.
 awaitd task_bytes "" "" "$AWAITD" run "$B/task_bytes.lua"
 
