@@ -20,4 +20,11 @@ int64_t clock_wall_ms(void);
 /* Unix epoch seconds, with the fraction (CLOCK_REALTIME). */
 double clock_wall_s(void);
 
+/*
+ * Move every clock above forward by ms (`awaitd test`'s virtual time: the
+ * runtime skips to its next timer instead of waiting for it). 0 until
+ * then. Any thread may read the clocks meanwhile.
+ */
+void clock_skip(double ms);
+
 #endif

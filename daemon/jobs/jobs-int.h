@@ -28,6 +28,7 @@
 struct schedule;
 struct script;
 struct waiter;
+struct sched_timer;
 
 /* why a run's tree was cancelled; CANCEL_PARK: it parks at a durable wait */
 enum cancel_why { CANCEL_NONE, CANCEL_REQUEST, CANCEL_SHUTDOWN, CANCEL_PARK };
@@ -58,7 +59,7 @@ struct run {
 	int64_t run_at;            /* ms, wall: when it became ready */
 	double t0_offset;          /* ms between the job's first start and this attempt's */
 	struct store_req *pending; /* FINISH/REQUEUE waiting to be retried */
-	struct event *retry;
+	struct sched_timer *retry;
 	struct run *prev, *next;
 };
 
@@ -74,9 +75,9 @@ struct jobs {
 	struct waiter *waiters;     /* jobs-wait.c's */
 	struct schedule *schedules; /* jobs-schedule.c's */
 	struct event *kick_ev;      /* zero-timeout: coalesces dispatches */
-	struct event *poll_ev;
-	double poll_at; /* ms, monotonic: when poll_ev fires next */
-	struct event *prune_ev;
+	struct sched_timer *poll_ev; /* (sched timers: virtual time under `awaitd test`) */
+	double poll_at;              /* ms, monotonic: when poll_ev fires next */
+	struct sched_timer *prune_ev;
 	int kicked;
 	int started;
 	int draining;

@@ -40,6 +40,7 @@
 #include "store.h"
 #include "task.h"
 #include "trace.h"
+#include "vclock.h"
 
 static double jitter(struct jobs *j)
 {
@@ -72,8 +73,7 @@ void jobs_run_free(struct run *run)
 		run->next->prev = run->prev;
 	j->nruns--;
 	trace_unref(run->trace);
-	if (run->retry)
-		event_free(run->retry);
+	sched_timer_free(run->retry);
 	store_req_free(run->pending);
 	free(run->park_for);
 	free(run->name);
@@ -82,13 +82,11 @@ void jobs_run_free(struct run *run)
 
 static void finish_answered(struct store_req *r);
 
-static void retry_cb(evutil_socket_t fd, short what, void *arg)
+static void retry_cb(void *arg)
 {
 	struct run *run = arg;
 	struct store_req *r = run->pending;
 
-	(void)fd;
-	(void)what;
 	run->pending = NULL;
 	r->rc = 0;
 	memset(&r->err, 0, sizeof r->err);
@@ -100,7 +98,6 @@ static void finish_answered(struct store_req *r)
 	struct run *run = r->arg;
 	struct jobs *j = run->j;
 	struct slot *sl;
-	struct timeval tv = jobs_tv_ms(RETRY_STORE_MS);
 
 	if (r->rc && !j->closing && strcmp(r->err.code, "stopping") != 0) {
 		/* not durable: keep the outcome and try again */
@@ -108,9 +105,9 @@ static void finish_answered(struct store_req *r)
 		          (long long)run->id, RETRY_STORE_MS, r->err.msg);
 		run->pending = r;
 		if (!run->retry)
-			run->retry = evtimer_new(j->env.base, retry_cb, run);
+			run->retry = sched_timer_new(j->env.s, retry_cb, run);
 		if (run->retry)
-			evtimer_add(run->retry, &tv);
+			sched_timer_add(run->retry, RETRY_STORE_MS);
 		return;
 	}
 	if (r->rc == 0 && !r->changed)

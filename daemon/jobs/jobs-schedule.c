@@ -25,22 +25,21 @@
 #include "log.h"
 #include "scripts.h"
 #include "store.h"
+#include "vclock.h"
 
 struct schedule {
 	char *name;
 	char *expr;
 	struct cron cron;
 	int64_t next; /* ms, wall */
-	struct event *timer;
+	struct sched_timer *timer;
 	struct jobs *j;
 	struct schedule *next_s;
 };
 
 static void schedule_arm(struct schedule *sc)
 {
-	struct timeval tv = jobs_tv_ms((double)(sc->next - store_now()));
-
-	evtimer_add(sc->timer, &tv);
+	sched_timer_add(sc->timer, (double)(sc->next - store_now()));
 }
 
 /* The schedule of name now (a reload may have replaced the one a request was for). */
@@ -73,15 +72,13 @@ static void fire_answered(struct store_req *r)
 	store_req_free(r);
 }
 
-static void schedule_fire(evutil_socket_t fd, short what, void *arg)
+static void schedule_fire(void *arg)
 {
 	struct schedule *sc = arg;
 	const struct script *s = scripts_find(sc->j->env.scripts, sc->name);
 	struct store_req *r;
 	int64_t now = store_now(), next;
 
-	(void)fd;
-	(void)what;
 	if (sc->j->draining || !s)
 		return;
 	if (now < sc->next) { /* the clock moved: not yet */
@@ -125,8 +122,7 @@ void jobs_schedule_free(struct jobs *j)
 	while (j->schedules) {
 		struct schedule *sc = j->schedules;
 		j->schedules = sc->next_s;
-		if (sc->timer)
-			event_free(sc->timer);
+		sched_timer_free(sc->timer);
 		free(sc->name);
 		free(sc->expr);
 		free(sc);
@@ -161,7 +157,7 @@ void jobs_schedule_load(struct jobs *j)
 		sc->j = j;
 		sc->name = strdup(s->name);
 		sc->expr = strdup(s->schedule);
-		sc->timer = evtimer_new(j->env.base, schedule_fire, sc);
+		sc->timer = sched_timer_new(j->env.s, schedule_fire, sc);
 		sc->next_s = j->schedules;
 		j->schedules = sc;
 		r = store_req_new(STORE_SCHEDULE);
@@ -181,5 +177,6 @@ void jobs_schedule_load(struct jobs *j)
 void jobs_schedule_stop(struct jobs *j)
 {
 	for (struct schedule *sc = j->schedules; sc; sc = sc->next_s)
-		event_del(sc->timer);
+		if (sc->timer)
+			sched_timer_del(sc->timer);
 }

@@ -31,6 +31,7 @@
 #include "sched.h"
 #include "scripts.h"
 #include "store.h"
+#include "vclock.h"
 
 #define POLL_MS        1000 /* safety poll for ready jobs */
 #define PRUNE_EVERY_MS 3600000.0
@@ -139,10 +140,8 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 /* Arm poll_ev (the safety poll, and the due timer of every name) to fire in ms. */
 static void poll_arm(struct jobs *j, double ms)
 {
-	struct timeval tv = jobs_tv_ms(ms);
-
 	j->poll_at = sched_now() + ms;
-	event_add(j->poll_ev, &tv);
+	sched_timer_add(j->poll_ev, ms);
 }
 
 static void due_answered(struct store_req *r)
@@ -226,12 +225,10 @@ static void dispatch(struct jobs *j)
 	}
 }
 
-static void poll_cb(evutil_socket_t fd, short what, void *arg)
+static void poll_cb(void *arg)
 {
 	struct jobs *j = arg;
 
-	(void)fd;
-	(void)what;
 	wake_all(j); /* delayed jobs and retries come due without an event */
 	dispatch(j);
 	if (!j->draining && !j->closing)
@@ -353,14 +350,11 @@ static void prune_answered(struct store_req *r)
 	store_req_free(r);
 }
 
-static void prune_cb(evutil_socket_t fd, short what, void *arg)
+static void prune_cb(void *arg)
 {
 	struct jobs *j = arg;
-	struct timeval tv = jobs_tv_ms(PRUNE_EVERY_MS);
 	struct store_req *r;
 
-	(void)fd;
-	(void)what;
 	if (j->draining || j->closing || j->env.keep_jobs_ms <= 0)
 		return;
 	r = store_req_new(STORE_PRUNE);
@@ -369,7 +363,7 @@ static void prune_cb(evutil_socket_t fd, short what, void *arg)
 		r->done = prune_answered;
 		store_submit(j->st, r);
 	}
-	event_add(j->prune_ev, &tv);
+	sched_timer_add(j->prune_ev, PRUNE_EVERY_MS);
 }
 
 /* ---- life ---------------------------------------------------------------------------------- */
@@ -404,8 +398,8 @@ struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, s
 	j->runner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	db_set_store(L, st, j, &lua_ops);
 	j->kick_ev = evtimer_new(env->base, kick_cb, j);
-	j->poll_ev = evtimer_new(env->base, poll_cb, j);
-	j->prune_ev = evtimer_new(env->base, prune_cb, j);
+	j->poll_ev = sched_timer_new(env->s, poll_cb, j);
+	j->prune_ev = sched_timer_new(env->s, prune_cb, j);
 	if (!j->kick_ev || !j->poll_ev || !j->prune_ev) {
 		snprintf(err, errlen, "cannot create the job engine's timers");
 		jobs_close_lua(j);
@@ -420,7 +414,7 @@ void jobs_start(struct jobs *j)
 	j->started = 1;
 	jobs_schedule_load(j);
 	poll_arm(j, POLL_MS);
-	prune_cb(-1, 0, j);
+	prune_cb(j);
 	jobs_kick(j);
 }
 
@@ -435,8 +429,8 @@ void jobs_reloaded(struct jobs *j)
 void jobs_drain(struct jobs *j)
 {
 	j->draining = 1;
-	event_del(j->poll_ev);
-	event_del(j->prune_ev);
+	sched_timer_del(j->poll_ev);
+	sched_timer_del(j->prune_ev);
 	event_del(j->kick_ev);
 	jobs_schedule_stop(j);
 }
@@ -507,10 +501,8 @@ void jobs_free(struct jobs *j)
 	jobs_fail_waiters(j);
 	if (j->kick_ev)
 		event_free(j->kick_ev);
-	if (j->poll_ev)
-		event_free(j->poll_ev);
-	if (j->prune_ev)
-		event_free(j->prune_ev);
+	sched_timer_free(j->poll_ev);
+	sched_timer_free(j->prune_ev);
 	for (size_t i = 0; i < j->nslots; i++)
 		free(j->slots[i].name);
 	free(j->slots);

@@ -491,5 +491,6 @@ void sched_free(struct sched *s)
 	s->closing = 1; /* finalizers run by lua_close cannot start or suspend tasks */
 	lua_close(s->L);
 	event_free(s->ready);
+	free(s->vheap);
 	free(s);
 }

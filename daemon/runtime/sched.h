@@ -95,6 +95,11 @@ struct sched {
 	void (*between)(void *arg); /* called between two resumes of a turn (the store's
 	                             * answers, so a db:tx owner need not wait a turn) */
 	void *between_arg;
+	/* virtual time (vclock.h): `awaitd test` */
+	int vclock;
+	struct sched_vt **vheap;
+	size_t nvheap, capvheap;
+	uint64_t vseq;
 };
 
 /* An event_base with the precise monotonic timer the scheduler needs. */

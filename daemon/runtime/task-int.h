@@ -38,6 +38,9 @@ void task_wait_aw_remove(struct task *target, struct task *t);
 /* Push t's cancellation error (its reason; `parked` when task_park cancelled it). */
 void task_push_cancel_error(lua_State *L, struct task *t);
 
+/* Disarm t's timer (libevent's, or the virtual one), if armed. */
+void task_timer_stop(struct task *t);
+
 /* Undo what task_suspend registered: lists and timer. */
 void task_wait_undo(struct task *t);
 

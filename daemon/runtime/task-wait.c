@@ -24,6 +24,17 @@
 #include "task-int.h"
 #include "task.h"
 
+void task_timer_stop(struct task *t)
+{
+	if (!t->timer_on)
+		return;
+	if (t->s->vclock)
+		sched_vt_del(t->s, &t->vt);
+	else
+		evtimer_del(&t->timer);
+	t->timer_on = 0;
+}
+
 void task_wait_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct task *t = arg;
@@ -83,10 +94,7 @@ void task_wait_undo(struct task *t)
 	}
 	t->wait = TASK_WAIT_NONE;
 	t->wait_obj = NULL;
-	if (t->timer_on) {
-		evtimer_del(&t->timer);
-		t->timer_on = 0;
-	}
+	task_timer_stop(t);
 }
 
 void task_wake(struct task *t, enum task_wake why)
@@ -180,7 +188,11 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 		aw_append(wait_obj, t);
 	else if (wait == TASK_WAIT_PORT)
 		((struct port *)wait_obj)->waiter = t;
-	if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS) {
+	if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS && t->s->vclock) {
+		if (sched_vt_add(t->s, &t->vt, timeout_ms) < 0)
+			return luaL_error(L, "out of memory"); /* nothing registered but the wait */
+		t->timer_on = 1;
+	} else if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS) {
 		struct timeval tv;
 		tv.tv_sec = (time_t)(timeout_ms / 1000);
 		tv.tv_usec = (suseconds_t)fmod(timeout_ms * 1000, 1e6);

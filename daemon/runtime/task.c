@@ -198,6 +198,13 @@ void task_resume(struct task *t)
 	resume(t, 0);
 }
 
+/* A task's timer in virtual time fired (vclock.h): as its libevent timer would. */
+static void task_vt_fire(void *arg)
+{
+	task_wait_timer_cb(-1, 0, arg);
+}
+
+
 struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double deadline,
                         unsigned flags)
 {
@@ -262,6 +269,7 @@ struct task *task_spawn(lua_State *L, int nargs, struct task *parent, double dea
 	t->grace_until = HUGE_VAL;
 	t->observed = (flags & TASK_SPAWN_OBSERVED) != 0;
 	evtimer_assign(&t->timer, s->base, task_wait_timer_cb, t);
+	sched_vt_init(&t->vt, task_vt_fire, t);
 	if (parent) {
 		link_child(parent, t);
 		if (parent->deadline < t->deadline)
@@ -337,10 +345,7 @@ void task_release_resources(struct task *t)
 {
 	struct watch *w, *next;
 
-	if (t->timer_on) {
-		evtimer_del(&t->timer);
-		t->timer_on = 0;
-	}
+	task_timer_stop(t);
 	if (t->watch0.port)
 		port_unref(t->watch0.port);
 	t->watch0.port = NULL;

@@ -27,6 +27,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "vclock.h"
+
 #define TASK_MT "async.Task"
 
 struct sched;
@@ -108,6 +110,7 @@ struct task {
 	struct task *aw_next;
 	enum task_wake wake;
 	struct event timer; /* sleep and timed waits */
+	struct sched_vt vt; /* ... in virtual time (vclock.h) */
 
 	struct task *rq_next;   /* run queue link */
 	struct task *live_prev; /* sched's list of unsettled tasks */
