@@ -205,6 +205,11 @@ void worker_pool_stats(struct worker_pool *p, struct worker_stats *out)
 	pthread_mutex_unlock(&p->mu);
 }
 
+size_t worker_pool_out(const struct worker_pool *p)
+{
+	return p ? p->out : 0;
+}
+
 void worker_pool_register(lua_State *L, struct worker_pool *p)
 {
 	lua_pushlightuserdata(L, p);

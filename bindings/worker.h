@@ -74,6 +74,9 @@ struct worker_stats {
 
 void worker_pool_stats(struct worker_pool *p, struct worker_stats *out);
 
+/* Calls submitted and not yet back on the loop (loop thread; 0 for NULL). */
+size_t worker_pool_out(const struct worker_pool *p);
+
 /* Make p (NULL: none) the pool async.worker uses in L's state. */
 void worker_pool_register(lua_State *L, struct worker_pool *p);
 

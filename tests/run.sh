@@ -38,6 +38,12 @@ for f in tests/lua/test_*.lua; do
 done
 echo "valgrind: $passed passed, 0 failed"
 
+echo "== valgrind (awaitd test: the example scripts' tests on the virtual clock)"
+valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	build/awaitd test --scripts scripts --migrations migrations tests/scripts/test_*.lua >/dev/null ||
+	{ echo "valgrind: awaitd test failed"; exit 1; }
+echo "valgrind clean: awaitd test"
+
 echo "== valgrind (e2e: the daemon under valgrind, driven by awaitctl)"
 for f in tests/e2e/test_*.py; do
 	echo "-- $f"

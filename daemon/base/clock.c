@@ -1,4 +1,5 @@
 /* clock.c: see clock.h. clock_gettime cannot fail for these clocks on Linux. */
+#include <math.h>
 #include <time.h>
 
 #include "clock.h"
@@ -12,7 +13,8 @@ static double skipped_ms(void)
 
 void clock_skip(double ms)
 {
-	__atomic_add_fetch(&skipped_us, (int64_t)(ms * 1000.0), __ATOMIC_RELAXED);
+	/* rounded up: a clock read after the skip is past the time skipped to */
+	__atomic_add_fetch(&skipped_us, (int64_t)ceil(ms * 1000.0), __ATOMIC_RELAXED);
 }
 
 static double ms_of(clockid_t id)

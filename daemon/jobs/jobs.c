@@ -34,6 +34,7 @@
 #include "vclock.h"
 
 #define POLL_MS        1000 /* safety poll for ready jobs */
+#define POLL_VIRTUAL_MS 3600000.0 /* ... in virtual time, where the due timer is exact */
 #define PRUNE_EVERY_MS 3600000.0
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -137,6 +138,16 @@ static void kick_cb(evutil_socket_t fd, short what, void *arg)
 	dispatch(j);
 }
 
+/*
+ * The safety poll's period. Under `awaitd test`'s virtual time a poll every
+ * second would turn an hour's sleep into 3600 rounds of claims: the due
+ * timer (exact there) does the work, the poll is a rare safety net.
+ */
+static double poll_ms(const struct jobs *j)
+{
+	return sched_vclock(j->env.s) ? POLL_VIRTUAL_MS : POLL_MS;
+}
+
 /* Arm poll_ev (the safety poll, and the due timer of every name) to fire in ms. */
 static void poll_arm(struct jobs *j, double ms)
 {
@@ -150,7 +161,7 @@ static void due_answered(struct store_req *r)
 	double ms = (double)(r->out_id - store_now()) + 1;
 
 	/* one timer for every name: it may move earlier, never later */
-	if (!j->closing && !j->draining && r->rc == 0 && r->out_id > 0 && ms < POLL_MS &&
+	if (!j->closing && !j->draining && r->rc == 0 && r->out_id > 0 && ms < poll_ms(j) &&
 	    sched_now() + ms < j->poll_at)
 		poll_arm(j, ms);
 	store_req_free(r);
@@ -232,7 +243,7 @@ static void poll_cb(void *arg)
 	wake_all(j); /* delayed jobs and retries come due without an event */
 	dispatch(j);
 	if (!j->draining && !j->closing)
-		poll_arm(j, POLL_MS);
+		poll_arm(j, poll_ms(j));
 }
 
 size_t jobs_running(const struct jobs *j)
@@ -413,7 +424,7 @@ void jobs_start(struct jobs *j)
 {
 	j->started = 1;
 	jobs_schedule_load(j);
-	poll_arm(j, POLL_MS);
+	poll_arm(j, poll_ms(j));
 	prune_cb(j);
 	jobs_kick(j);
 }
@@ -481,13 +492,21 @@ void jobs_close_lua(struct jobs *j)
 	if (j->runner_ref != LUA_NOREF)
 		luaL_unref(j->L, LUA_REGISTRYINDEX, j->runner_ref);
 	j->runner_ref = LUA_NOREF;
-	for (struct run *run = j->runs; run; run = run->next)
+	for (struct run *run = j->runs; run; run = run->next) {
 		if (run->root_ref != LUA_NOREF) {
 			luaL_unref(j->L, LUA_REGISTRYINDEX, run->root_ref);
 			run->root_ref = LUA_NOREF;
 			run->root = NULL;
 		}
+		sched_timer_free(run->retry);
+		run->retry = NULL;
+	}
 	db_set_store(j->L, NULL, NULL, NULL);
+	/* the timers are the scheduler's, which goes next; closing: none is armed again */
+	jobs_schedule_free(j);
+	sched_timer_free(j->poll_ev);
+	sched_timer_free(j->prune_ev);
+	j->poll_ev = j->prune_ev = NULL;
 }
 
 void jobs_free(struct jobs *j)

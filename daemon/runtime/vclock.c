@@ -177,6 +177,8 @@ void sched_timer_add(struct sched_timer *tm, double ms)
 {
 	struct timeval tv;
 
+	if (!tm)
+		return;
 	if (ms < 0)
 		ms = 0;
 	if (tm->s->vclock) {
@@ -190,6 +192,8 @@ void sched_timer_add(struct sched_timer *tm, double ms)
 
 void sched_timer_del(struct sched_timer *tm)
 {
+	if (!tm)
+		return;
 	if (tm->s->vclock)
 		sched_vt_del(tm->s, &tm->vt);
 	else

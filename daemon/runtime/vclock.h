@@ -59,12 +59,12 @@ struct sched_timer;
 
 struct sched_timer *sched_timer_new(struct sched *s, void (*fire)(void *arg), void *arg);
 
-/* Arm to fire in ms (negative: 0); re-arms an armed one. */
+/* Arm to fire in ms (negative: 0); re-arms an armed one. NULL is a no-op. */
 void sched_timer_add(struct sched_timer *tm, double ms);
 
 void sched_timer_del(struct sched_timer *tm);
 
-/* Disarm and free. NULL is a no-op. */
+/* Disarm and free, before the scheduler is freed. NULL is a no-op. */
 void sched_timer_free(struct sched_timer *tm);
 
 #endif

@@ -1,12 +1,14 @@
 /*
  * main.c: awaitd's entry point; wiring only. Each mode lives in its own
- * file: run.c for `awaitd run`, daemon.c for the daemon and `awaitd check`.
+ * file: run.c for `awaitd run`, test.c for `awaitd test`, daemon.c for the daemon and
+ * `awaitd check`.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon.h"
 #include "run.h"
+#include "test.h"
 
 static void usage(FILE *out)
 {
@@ -16,6 +18,7 @@ static void usage(FILE *out)
 	             "       awaitd check [-c CONFIG] ...   validate config and scripts\n"
 	             "       awaitd migrate [-c CONFIG] [--db PATH] ...   apply migrations\n"
 	             "       awaitd run FILE.lua [ARGS_JSON]   run one file as the root task\n"
+	             "       awaitd test [--scripts DIR] FILE.lua...   run tests on a virtual clock\n"
 	             "       awaitd --version\n");
 }
 
@@ -23,6 +26,8 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "run") == 0)
 		return run_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "test") == 0)
+		return test_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
 		return daemon_migrate_main(argc - 1, argv + 1);
 	if (argc >= 2 && strcmp(argv[1], "check") == 0)

@@ -1,0 +1,1 @@
+test("never registered", function() end

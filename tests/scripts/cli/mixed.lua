@@ -1,0 +1,5 @@
+test("passes", function() test.eq(1 + 1, 2) end)
+test("fails on purpose", function() test.eq("left", "right", "the sides") end)
+test("returns nil, err", function() return nil, async.error("nope", "said no") end)
+test("waits for nothing", function() async.channel():recv() end, { timeout = 60000 })
+test("passes after the others", function() test.ok(true) end)
