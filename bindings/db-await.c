@@ -15,6 +15,7 @@
 
 #include "db.h"
 #include "errval.h"
+#include "guard.h"
 #include "store.h"
 #include "task.h"
 
@@ -233,16 +234,7 @@ int db_await(lua_State *L, struct store_req *r, double timeout_ms,
 		store_req_free(r);
 		return n;
 	}
-	g = lua_newuserdatauv(L, sizeof *g, 0);
-	g->p = NULL;
-	if (luaL_newmetatable(L, DB_PARK_MT)) {
-		lua_pushcfunction(L, guard_close);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, guard_close);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_setmetatable(L, -2);
-	lua_toclose(L, -1);
+	g = guard_push(L, sizeof *g, DB_PARK_MT, guard_close);
 	guard = lua_gettop(L);
 	p = calloc(1, sizeof *p);
 	if (!p) {

@@ -25,6 +25,7 @@
 
 #include "async-int.h"
 #include "errval.h"
+#include "guard.h"
 #include "json.h"
 #include "sched.h"
 #include "task.h"
@@ -348,16 +349,7 @@ int async_worker(lua_State *L)
 		}
 		json_array_append_new(args, v);
 	}
-	g = lua_newuserdatauv(L, sizeof *g, 0);
-	g->c = NULL;
-	if (luaL_newmetatable(L, CALL_MT)) {
-		lua_pushcfunction(L, guard_close);
-		lua_setfield(L, -2, "__close");
-		lua_pushcfunction(L, guard_close);
-		lua_setfield(L, -2, "__gc");
-	}
-	lua_setmetatable(L, -2);
-	lua_toclose(L, -1);
+	g = guard_push(L, sizeof *g, CALL_MT, guard_close);
 	gi = lua_gettop(L);
 	c = calloc(1, sizeof *c);
 	if (!c || !(c->module = strdup(module)) || !(c->fn = strdup(fn))) {
