@@ -395,16 +395,18 @@ static int push_wait(lua_State *L, struct store_req *r)
 }
 
 /*
- * wait(job_id, seq, journal_name, signal_name|nil, at, after): a durable
- * wait reached (STORE_WAIT) with its deadline: epoch ms `at` (0 none), or
- * `after` ms from now when >= 0. Ended (journaled), or to park with a
- * deadline, or the job is being cancelled.
+ * wait(job_id, seq, journal_name, signal_name|nil, at, after, lease): a
+ * durable wait reached (STORE_WAIT) by the run of that lease, with its
+ * deadline: epoch ms `at` (0 none), or `after` ms from now when >= 0.
+ * Ended (journaled), or to park with a deadline, or the job is being
+ * cancelled.
  */
 static int prim_wait(lua_State *L)
 {
 	const char *key = luaL_optstring(L, 4, NULL);
 	lua_Integer at = luaL_checkinteger(L, 5);
 	lua_Integer after = luaL_checkinteger(L, 6);
+	lua_Integer lease = luaL_checkinteger(L, 7);
 	struct store_req *r;
 
 	if (db_open_tx(L)) {
@@ -422,6 +424,7 @@ static int prim_wait(lua_State *L)
 	}
 	r->now = store_now();
 	r->run_at = after >= 0 ? r->now + after : at;
+	r->lease = lease;
 	lua_settop(L, 0);
 	return db_await_store(L, r, push_wait);
 }

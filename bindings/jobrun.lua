@@ -206,10 +206,13 @@ end
 -- at: the wall-clock deadline (epoch ms), or after: ms from now (-1: use at).
 local function durable_wait(st, what, signal, at, after)
   if st.nondet then error(st.nondet, 0) end -- it must not park: the attempt has failed
+  if st.ended then
+    invalid(what .. ": the job's run has ended; a task it left behind cannot wait for it")
+  end
   st.seq = st.seq + 1
   local seq = st.seq
   local span = trace.open(signal and ("wait " .. signal) or "sleep", 3)
-  local how, v = db.wait(st.job_id, seq, signal or "sleep", signal, at, after)
+  local how, v = db.wait(st.job_id, seq, signal or "sleep", signal, at, after, st.lease)
   if how == "done" then
     trace.close(span, "done")
     return wait_result(v, signal)
@@ -220,10 +223,10 @@ local function durable_wait(st, what, signal, at, after)
   end
   if how == "cancelled" then
     trace.close(span, "cancelled")
-    cancel_run(st.token)
+    cancel_run(st.serial)
   else
     trace.close(span, "waiting")
-    park(st.token, seq, signal, v)
+    park(st.serial, seq, signal, v)
   end
   asleep(0) -- raises: the run is cancelled now
   error(aerror("cancelled", "the job parked"), 0) -- not reached
@@ -268,9 +271,12 @@ local function make_waits(st)
   return sleep, sleep_until, wait_signal
 end
 
-return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_bytes, wait_seq)
+return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_bytes, wait_seq,
+                serial, lease)
   local finished = false
+  local st -- (below) its `ended` tells a task the run left behind that the run is over
   local guard <close> = setmetatable({}, { __close = function(_, e)
+    if st then st.ended = true end
     if not finished then
       finished = true
       finish(token, nil, e or aerror("cancelled", "the run was cancelled"))
@@ -282,8 +288,8 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_
     logs[name] = log
   end
   local h = db.handle(id)
-  local st = { job_id = id, seq = 0, journaled = journaled, max_bytes = max_bytes,
-    token = token, wait_seq = wait_seq ~= 0 and wait_seq or nil }
+  st = { job_id = id, seq = 0, journaled = journaled, max_bytes = max_bytes,
+    serial = serial, lease = lease, wait_seq = wait_seq ~= 0 and wait_seq or nil }
   runs[h] = st
   local sleep, sleep_until, wait_signal = make_waits(st)
   local ctx = {
@@ -303,5 +309,6 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_
   local v, err = timeout(timeout_ms, run, ctx, args)
   if st.nondet then v, err = nil, st.nondet end
   finished = true
+  st.ended = true
   finish(token, v, err)
 end

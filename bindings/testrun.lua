@@ -75,8 +75,14 @@ function api.contains(s, sub, what)
   return s
 end
 
--- test.db: the database, as ctx.db (outside any job): query, one, exec, tx
-api.db = db.handle(0)
+-- test.db: the database, as ctx.db is (outside any job): query, one, exec
+local h = db.handle(0)
+api.db = setmetatable({}, { __index = {
+  query = function(_, ...) return h:query(...) end,
+  one = function(_, ...) return h:one(...) end,
+  exec = function(_, ...) return h:exec(...) end,
+  tx = function() error("test.db:tx: transactions are jobs' (ctx.db:tx); use test.db:exec", 2) end,
+} })
 
 -- test(name, fn [, {timeout = ms}])
 setmetatable(api, { __call = function(_, name, fn, opts)
@@ -97,10 +103,21 @@ local function diagnostic(err)
   return table.concat(out, "\n")
 end
 
+-- The error of code that ran into its timeout of ms.
+local function stuck(ms)
+  return aerror("timeout", string.format("still running after %d ms of virtual time"
+    .. " (does it wait for something nothing will do?)", ms))
+end
+
 return function()
   _G.test = api
-  local ok, err = pcall(chunk)
-  if not ok then
+  -- the file's own code too has a (virtual) day at most
+  local t0 = now()
+  local _, err = timeout(DAY, function() chunk() end)
+  if err and type(err) == "table" and err.code == "timeout" and now() - t0 >= DAY then
+    err = stuck(DAY)
+  end
+  if err then
     print(string.format("not ok %d - %s: the file failed to load", first, file))
     print(diagnostic(err))
     return 1, 1
@@ -112,8 +129,7 @@ return function()
     local e
     if r[1] == nil and r.n >= 2 and r[2] ~= nil then e = r[2] end
     if e and type(e) == "table" and e.code == "timeout" and now() - t0 >= t.timeout then
-      e = aerror("timeout", string.format("still running after %d ms of virtual time"
-        .. " (does it wait for something nothing will do?)", t.timeout))
+      e = stuck(t.timeout)
     end
     if e then
       failed = failed + 1

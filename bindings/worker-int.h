@@ -60,6 +60,7 @@ struct wthread {
 	enum stop_why stop;
 	int started;
 	volatile sig_atomic_t in_call; /* W is inside a call: the signal may set its hook */
+	lua_State *volatile running;   /* the coroutine W's call is resuming, or NULL */
 	timer_t timer;                 /* fires WORKER_SIGNAL at the call's deadline */
 	int has_timer;
 };

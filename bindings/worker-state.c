@@ -52,8 +52,11 @@ static void on_signal(int sig, siginfo_t *si, void *uc)
 	(void)sig;
 	(void)si;
 	(void)uc;
-	if (w && w->in_call && w->W)
+	if (w && w->in_call && w->W) {
 		lua_sethook(w->W, worker_hook, LUA_MASKCOUNT, 1);
+		if (w->running) /* hooks are per thread: the coroutine running now too */
+			lua_sethook(w->running, worker_hook, LUA_MASKCOUNT, 1);
+	}
 	errno = saved;
 }
 
@@ -168,6 +171,45 @@ static int worker_msgh(lua_State *W)
 	return 1;
 }
 
+/*
+ * coroutine.resume in a worker state (upvalue 1: Lua's): the coroutine it
+ * resumes is w->running meanwhile, so that a stop reaches it (hooks are
+ * per thread), and a stop that came while it ran reaches the caller next.
+ */
+static int co_resume(lua_State *L)
+{
+	struct wthread *w = *(struct wthread **)lua_getextraspace(L);
+	lua_State *co = lua_tothread(L, 1), *prev = w->running;
+	int rc;
+
+	luaL_argexpected(L, co, 1, "coroutine");
+	if (w->stop != STOP_NONE)
+		lua_sethook(co, worker_hook, LUA_MASKCOUNT, 1);
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	w->running = co;
+	rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+	w->running = prev;
+	if (w->stop != STOP_NONE)
+		lua_sethook(L, worker_hook, LUA_MASKCOUNT, 1);
+	if (rc != LUA_OK)
+		return lua_error(L);
+	return lua_gettop(L);
+}
+
+/* coroutine.wrap on co_resume: Lua's own resumes directly, out of its sight */
+static const char co_wrap[] =
+    "local create, resume, pack, unpack, error = coroutine.create, coroutine.resume,"
+    " table.pack, table.unpack, error\n"
+    "coroutine.wrap = function(f)\n"
+    "  local co = create(f)\n"
+    "  return function(...)\n"
+    "    local r = pack(resume(co, ...))\n"
+    "    if not r[1] then error(r[2], 0) end\n"
+    "    return unpack(r, 2, r.n)\n"
+    "  end\n"
+    "end\n";
+
 static int init_state(lua_State *W)
 {
 	struct wthread *w = lua_touserdata(W, 1);
@@ -175,6 +217,14 @@ static int init_state(lua_State *W)
 	lua_settop(W, 0);
 	luaL_openlibs(W);
 	errval_register(W);
+	lua_getglobal(W, "coroutine");
+	lua_getfield(W, -1, "resume");
+	lua_pushcclosure(W, co_resume, 1);
+	lua_setfield(W, -2, "resume");
+	lua_pop(W, 1);
+	if (luaL_loadbufferx(W, co_wrap, sizeof co_wrap - 1, "=worker", "t") != LUA_OK)
+		return lua_error(W);
+	lua_call(W, 0, 0);
 	return w->p->init(W, w->p->ud);
 }
 
@@ -302,8 +352,10 @@ static int run_call(struct wthread *w, struct call *c)
 	lua_pushcfunction(W, worker_msgh);
 	lua_pushcfunction(W, run_protected);
 	lua_pushlightuserdata(W, c);
+	w->running = NULL;
 	rc = lua_pcall(W, 1, 0, 1);
 	w->in_call = 0;
+	w->running = NULL;
 	arm(w, 0);
 	lua_sethook(W, NULL, 0, 0);
 	if (rc == LUA_ERRMEM || (rc != LUA_OK && w->refused)) {
@@ -315,6 +367,20 @@ static int run_call(struct wthread *w, struct call *c)
 			snprintf(c->message, 160,
 			         "the worker's Lua state would pass its memory cap (max_memory_mb, %s)",
 			         cap);
+	} else if (w->stop != STOP_NONE) {
+		/* stopped, whatever came back (a tail call of a resume that was stopped
+		 * returns no error to here): the outcome is the stop */
+		json_decref(c->results);
+		c->results = NULL;
+		snprintf(c->code, sizeof c->code, "%s",
+		         w->stop == STOP_TIMEOUT ? "timeout" : "cancelled");
+		c->message = malloc(96);
+		if (c->message && w->stop == STOP_TIMEOUT)
+			snprintf(c->message, 96, "the worker ran past worker_timeout_ms = %.0f",
+			         w->p->cfg.timeout_ms);
+		else if (c->message)
+			snprintf(c->message, 96, "%s",
+			         w->stop == STOP_POOL ? "the daemon is stopping" : "the call was cancelled");
 	} else if (rc != LUA_OK) {
 		take_error(W, c);
 	}

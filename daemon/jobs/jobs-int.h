@@ -50,7 +50,9 @@ struct run {
 	int root_ref;      /* registry ref keeping root's handle while it runs */
 	struct trace *trace;
 	enum cancel_why cancel;
+	uint64_t serial;    /* unique in this engine: what the runner names its run by */
 	int resumed;        /* it continues an attempt that waited (a REQUEUE keeps it waiting) */
+	int cancel_parked;  /* `cancel` came while it parked: cancel the waiting job after */
 	int64_t park_seq;   /* CANCEL_PARK: the wait's step, */
 	char *park_for;     /* the signal's name (NULL: a sleep) */
 	int64_t park_until; /* and its deadline (0: none) */
@@ -85,6 +87,7 @@ struct jobs {
 	uint64_t rng;
 	/* stats */
 	uint64_t completed, failed, retried, dead, cancelled, requeued, parked;
+	uint64_t next_serial;
 	double lat[NLAT], wait[NLAT];
 	size_t nlat;
 };
@@ -125,7 +128,7 @@ void jobs_run_start(struct jobs *j, const struct store_job *job);
 /* Unlink run from its engine and free it (its Lua refs are released already). */
 void jobs_run_free(struct run *run);
 
-/* Protected: load jobrun.lua with its primitives; leaves the runner on the stack. */
+/* Protected (1: the engine, light): load jobrun.lua with its primitives; leaves the runner. */
 int jobs_run_load(lua_State *L);
 
 /* ---- jobs-schedule.c ---- */

@@ -82,6 +82,32 @@ void jobs_run_free(struct run *run)
 
 static void finish_answered(struct store_req *r);
 
+static void cancel_parked_answered(struct store_req *r)
+{
+	if (r->rc)
+		log_error("job %lld: cancelling it once parked failed: %s", (long long)r->id,
+		          r->err.msg);
+	else if (r->changed)
+		jobs_kick(r->arg); /* it wakes, to be cancelled at its wait */
+	store_req_free(r);
+}
+
+/* `cancel` came while job id parked: now that it waits, cancel it (STORE_CANCEL). */
+static void cancel_parked(struct jobs *j, int64_t id)
+{
+	struct store_req *r = store_req_new(STORE_CANCEL);
+
+	if (!r) {
+		log_error("job %lld: out of memory; cancel it again", (long long)id);
+		return;
+	}
+	r->id = id;
+	r->now = store_now();
+	r->done = cancel_parked_answered;
+	r->arg = j;
+	store_submit(j->st, r);
+}
+
 static void retry_cb(void *arg)
 {
 	struct run *run = arg;
@@ -115,6 +141,8 @@ static void finish_answered(struct store_req *r)
 		         (long long)run->id);
 	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && strcmp(r->name, "waiting") == 0) {
 		j->parked++;
+		if (run->cancel_parked)
+			cancel_parked(j, run->id);
 		/* ready already (a signal came while it ran) or soon: its claim sees it */
 		jobs_wake_name(j, run->name);
 	} else if (r->rc == 0 && r->changed && r->op == STORE_FINISH) {
@@ -322,8 +350,10 @@ static int spawn_run(lua_State *L)
 	lua_pushboolean(L, journaled);
 	lua_pushinteger(L, (lua_Integer)j->env.max_result_bytes); /* bound of a step's journal */
 	lua_pushinteger(L, wait_seq); /* where it parked last: a step there is not its wait */
+	lua_pushinteger(L, (lua_Integer)run->serial); /* how park() and cancel() name it */
+	lua_pushinteger(L, run->lease);               /* a wait is fenced by it */
 	j->env.s->spawn_trace = run->trace;
-	t = task_spawn(L, 10, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
+	t = task_spawn(L, 12, NULL, HUGE_VAL, TASK_SPAWN_OBSERVED);
 	j->env.s->spawn_trace = NULL;
 	if (run->trace && run->trace->n > 0)
 		snprintf(run->trace->spans[0].where, sizeof run->trace->spans[0].where, "%s.lua",
@@ -372,6 +402,7 @@ void jobs_run_start(struct jobs *j, const struct store_job *job)
 	run->started_at = job->started_at;
 	run->run_at = job->run_at;
 	run->resumed = job->resumed;
+	run->serial = ++j->next_serial;
 	run->trace = trace_new(run->started);
 	run->t0_offset = (double)(job->started_at - job->created_at);
 	run->next = j->runs;
@@ -408,7 +439,11 @@ void jobs_run_start(struct jobs *j, const struct store_job *job)
 int jobs_cancel_running(struct jobs *j, int64_t id)
 {
 	for (struct run *run = j->runs; run; run = run->next)
-		if (run->id == id && run->root) {
+		if (run->id == id && run->cancel == CANCEL_PARK) {
+			/* it is parking: once it waits, the waiting job is cancelled */
+			run->cancel_parked = 1;
+			return 1;
+		} else if (run->id == id && run->root) {
 			if (run->cancel == CANCEL_NONE)
 				run->cancel = CANCEL_REQUEST;
 			task_cancel(j->env.s->L, run->root, "cancelled by request");
@@ -431,16 +466,28 @@ void jobs_cancel_all(struct jobs *j)
 
 /* ---- the runner ------------------------------------------------------------------------ */
 
+/* The run serial names in j (upvalue 1), or NULL when it has ended. */
+static struct run *run_of(lua_State *L, int idx)
+{
+	struct jobs *j = lua_touserdata(L, lua_upvalueindex(1));
+	lua_Integer serial = luaL_checkinteger(L, idx);
+
+	for (struct run *run = j->runs; run; run = run->next)
+		if (run->serial == (uint64_t)serial)
+			return run;
+	return NULL;
+}
+
 /*
- * Lua: park(token, seq, signal_name|nil, deadline): the attempt parks at
+ * Lua: park(serial, seq, signal_name|nil, deadline): the attempt parks at
  * the durable wait of step seq. Its tree is cancelled (task_park); the
  * runner's finish() then records the job as waiting, and the job runs
  * again from its journal when woken. A run cancelled already (by request,
- * by the shutdown) keeps that outcome.
+ * by the shutdown), or over, keeps its outcome.
  */
 static int run_park(lua_State *L)
 {
-	struct run *run = lua_touserdata(L, 1);
+	struct run *run = run_of(L, 1);
 	lua_Integer seq = luaL_checkinteger(L, 2);
 	const char *key = luaL_optstring(L, 3, NULL);
 	lua_Integer until = luaL_checkinteger(L, 4);
@@ -456,10 +503,10 @@ static int run_park(lua_State *L)
 	return 0;
 }
 
-/* Lua: cancel(token): `cancel` reached the job while it waited: it is cancelled at the wait. */
+/* Lua: cancel(serial): `cancel` reached the job while it waited: it is cancelled at the wait. */
 static int run_cancel(lua_State *L)
 {
-	struct run *run = lua_touserdata(L, 1);
+	struct run *run = run_of(L, 1);
 
 	if (!run || !run->root)
 		return 0;
@@ -517,6 +564,8 @@ static int trace_close_l(lua_State *L)
 
 int jobs_run_load(lua_State *L)
 {
+	struct jobs *j = lua_touserdata(L, 1);
+
 	static const luaL_Reg tr[] = {
 	    {"open", trace_open_l}, {"close", trace_close_l}, {NULL, NULL}};
 
@@ -527,8 +576,10 @@ int jobs_run_load(lua_State *L)
 	lua_pushcfunction(L, run_make_log);
 	db_open_internal(L);
 	luaL_newlib(L, tr);
-	lua_pushcfunction(L, run_park);
-	lua_pushcfunction(L, run_cancel);
+	lua_pushlightuserdata(L, j);
+	lua_pushcclosure(L, run_park, 1);
+	lua_pushlightuserdata(L, j);
+	lua_pushcclosure(L, run_cancel, 1);
 	lua_call(L, 6, 1);
 	return 1;
 }

@@ -400,7 +400,8 @@ struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, s
 	j->runner_ref = LUA_NOREF;
 	j->rng = (uint64_t)store_now() * 2654435761u | 1;
 	lua_pushcfunction(L, jobs_run_load);
-	if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+	lua_pushlightuserdata(L, j);
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
 		snprintf(err, errlen, "job runner: %s", lua_tostring(L, -1));
 		lua_pop(L, 1);
 		free(j);

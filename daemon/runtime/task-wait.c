@@ -182,17 +182,20 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 		sched_enqueue(t->s, t);
 		return lua_yieldk(L, 0, ctx, k);
 	}
+	/* the virtual timer first: it is the one step that can fail, and then
+	 * nothing is registered yet */
+	if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS && t->s->vclock) {
+		if (sched_vt_add(t->s, &t->vt, timeout_ms) < 0)
+			return luaL_error(L, "out of memory");
+		t->timer_on = 1;
+	}
 	t->wait = wait;
 	t->wait_obj = wait_obj;
 	if (wait == TASK_WAIT_TASK || wait == TASK_WAIT_JOIN)
 		aw_append(wait_obj, t);
 	else if (wait == TASK_WAIT_PORT)
 		((struct port *)wait_obj)->waiter = t;
-	if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS && t->s->vclock) {
-		if (sched_vt_add(t->s, &t->vt, timeout_ms) < 0)
-			return luaL_error(L, "out of memory"); /* nothing registered but the wait */
-		t->timer_on = 1;
-	} else if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS) {
+	if (timeout_ms > 0 && timeout_ms < TASK_FOREVER_MS && !t->s->vclock) {
 		struct timeval tv;
 		tv.tv_sec = (time_t)(timeout_ms / 1000);
 		tv.tv_usec = (suseconds_t)fmod(timeout_ms * 1000, 1e6);

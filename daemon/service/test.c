@@ -14,7 +14,8 @@
  * clocks skip to the next one. "Nothing can happen" means a pass of the
  * loop that resumed no task and answered no store request, with no store
  * request and no worker call out (those are real work: the runner waits
- * for them). So sleeps, timeouts, retries' backoff and cron fires take no
+ * for them), but those held up by a user transaction, which wait for a
+ * task. The store's tx_timeout_ms is measured in real time. So sleeps, timeouts, retries' backoff and cron fires take no
  * time, in the order they would have had; an HTTP request is real and
  * virtual time may move on while it is out.
  */
@@ -203,7 +204,7 @@ static int drive(struct tenv *e, struct task *root)
 		event_base_loop(e->base, EVLOOP_NONBLOCK);
 		if (task_settled(root) || progress(e) != before)
 			continue;
-		if (store_pending(e->st) || worker_pool_out(e->pool)) {
+		if (store_pending(e->st) > store_held(e->st) || worker_pool_out(e->pool)) {
 			event_base_loop(e->base, EVLOOP_ONCE); /* real work is out: wait for it */
 			continue;
 		}

@@ -188,6 +188,11 @@ int store_wait(struct store *st, struct store_req *r)
 	if (!r->njobs)
 		return store_fail(r, "no_such_job", "no job %lld", (long long)r->job_id);
 	j = &r->jobs[0];
+	if (strcmp(j->state, "running") != 0 || j->lease != r->lease)
+		/* a run that is over (a task it left behind): it must not take a signal */
+		return store_fail(r, "invalid",
+		                  "job %lld: the run that reached this wait is over (the job is %s)",
+		                  (long long)r->job_id, j->state);
 	if (j->cancelling) {
 		r->changed = 1;
 		return 0;

@@ -75,6 +75,19 @@ size_t store_pending(const struct store *st)
 	return st->pending;
 }
 
+size_t store_held(const struct store *st)
+{
+	size_t n = 0;
+
+	if (!st->open_tx)
+		return 0;
+	for (const struct store_req *r = st->later; r; r = r->next)
+		n++;
+	for (const struct store_req *r = st->acks; r; r = r->next)
+		n++;
+	return n;
+}
+
 void store_get_stats(struct store *st, struct store_stats *out)
 {
 	pthread_mutex_lock(&st->mu);

@@ -75,7 +75,8 @@ enum store_op {
 	STORE_FIRE,     /* name, run_at (this fire), n (next fire), max_attempts, backoff_ms
 	                 * -> created, out_id (fenced by next_at: fires once) */
 	STORE_PRUNE,    /* now (finished before) -> changed (jobs removed) */
-	STORE_WAIT,     /* job_id, seq, name (the journal's: "sleep" or the signal's name),
+	STORE_WAIT,     /* job_id, lease (of the run that waits), seq, name (the journal's:
+	                 * "sleep" or the signal's name),
 	                 * key (the signal's name; NULL for a sleep), run_at (the deadline
 	                 * this wait asks for, 0 none), now -> journaled + out_text (ended:
 	                 * what the wait returns, journaled), else out_id (the deadline to
@@ -230,6 +231,13 @@ void store_poll(void *arg);
 
 /* Requests submitted and not yet answered. */
 size_t store_pending(const struct store *st);
+
+/*
+ * Of those, the ones held up by an open user transaction (deferred, or
+ * waiting for the batch it keeps open): only its task can end their wait
+ * (`awaitd test` does not count them as work under way).
+ */
+size_t store_held(const struct store *st);
 
 /* Fail r with code and a printf message (rc -1, err set). Returns -1. */
 int store_fail(struct store_req *r, const char *code, const char *fmt, ...)

@@ -109,6 +109,34 @@ return {
 """
 
 
+# a task the run left behind tries to wait after the run ended
+LEFTOVER = """
+return {
+  run = function(ctx, args)
+    async.detach(function()
+      async.sleep(200)
+      local ok, err = pcall(ctx.sleep, 1000)
+      log.info("leftover wait %d: %s %s", ctx.job.id, tostring(ok),
+        tostring(type(err) == "table" and err.code or err))
+    end)
+    return "done"
+  end,
+}
+"""
+
+# a park that takes a while to unwind (its <close> handler awaits)
+SLOWPARK = """
+return {
+  run = function(ctx, args)
+    local g <close> = setmetatable({}, { __close = function(_, e)
+      if e and e.parked then async.sleep(700) end
+      log.info("slowpark close %d: parked=%s", ctx.job.id, tostring(e and e.parked))
+    end })
+    return ctx.wait_signal("go")
+  end,
+}
+"""
+
 # a script may not forge or read another job's signals
 FORGER = """
 return {
@@ -437,6 +465,31 @@ def test_bad_input():
         cleanup(d)
 
 
+def test_stale_and_racing():
+    d = env("race", {"leftover": LEFTOVER, "slowpark": SLOWPARK})
+    try:
+        check("race: daemon ready", d.start(), log_text(d))
+        jid = enqueue(d, "leftover")
+        check("race: the job ends", poll(lambda: state(d, jid) == "succeeded", 5), job(d, jid))
+        check("race: a task it left behind cannot wait on its run (invalid), nothing breaks",
+              poll(lambda: "leftover wait %d: false invalid" % jid in log_text(d), 5)
+              and d.ctl("ping")[0] == 0, log_text(d))
+        check("race: nothing was parked for it", state(d, jid) == "succeeded"
+              and sql(d, "SELECT count(*) FROM steps WHERE job_id = ?", jid) == [(0,)])
+        jid = enqueue(d, "slowpark")
+        time.sleep(0.2)  # the park is unwinding (700 ms): the row still says running
+        rc, out, err = d.ctl("cancel", jid, timeout=30)
+        check("race: cancel while the job parks answers cancelled", rc == 0 and "cancelled" in out,
+              (rc, out, err, state(d, jid)))
+        j = job(d, jid)
+        check("race: the job ends cancelled, not waiting", j and j["state"] == "cancelled", j)
+        check("race: it woke and was cancelled at its wait",
+              "slowpark close %d: parked=nil" % jid in log_text(d), log_text(d))
+        check("race: SIGTERM exits 0, and clean under valgrind", d.stop() == 0)
+    finally:
+        cleanup(d)
+
+
 # ---- the example: scripts/checkout.lua --------------------------------------------------
 
 
@@ -483,6 +536,7 @@ def test_checkout_example():
 
 if __name__ == "__main__":
     test_checkout_example()
+    test_stale_and_racing()
     test_sleep_across_kill()
     test_buffered_and_ordered()
     test_cancel_waiting()

@@ -65,8 +65,8 @@ T.test("a module or function that is not there, or not a function", function()
   T.err(err, "invalid")
 end)
 
-T.test("an endless loop is stopped at worker_timeout_ms, pcall or not", function()
-  for _, fn in ipairs({ "forever", "stubborn" }) do
+T.test("an endless loop is stopped at worker_timeout_ms, pcall or coroutine or not", function()
+  for _, fn in ipairs({ "forever", "stubborn", "cospin", "coresume" }) do
     local t0 = async.now()
     local v, err = async.worker("worker_fns", fn)
     local took = async.now() - t0
@@ -118,6 +118,13 @@ T.test("the loop keeps running while a worker computes", function()
   end
   ticker:cancel()
   T.ok(ticks >= 5, "the loop ticked " .. ticks .. " times during " .. n .. " calls")
+end)
+
+T.test("coroutines in a worker work as Lua's", function()
+  local a, b, e = async.worker("worker_fns", "coworks")
+  T.eq(a, 2)
+  T.eq(b, 10)
+  T.eq(e, "x")
 end)
 
 T.test("a worker state has json and none of the loop's modules", function()

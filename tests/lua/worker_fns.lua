@@ -22,6 +22,19 @@ function M.stubborn()
   while true do pcall(function() while true do end end) end
 end
 
+-- endless loops inside coroutines (hooks are per thread)
+function M.cospin() coroutine.wrap(function() while true do end end)() end
+function M.coresume()
+  local co = coroutine.create(function() while true do end end)
+  return coroutine.resume(co)
+end
+-- coroutines that end still work as Lua's do
+function M.coworks()
+  local co = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end)
+  local first = co(1)
+  return first, co(5), select(2, coroutine.resume(coroutine.create(function() error("x", 0) end)))
+end
+
 function M.raise(x) return x.field end -- x is nil: "attempt to index a nil value"
 
 function M.fail() error("worker says no", 0) end

@@ -69,6 +69,22 @@ run "$DIR/broken.lua" "$DIR/hour.lua"
 check "a file that does not load is one failed test; the next file still runs" 1 \
 	"not ok 1 - $DIR/broken.lua" "ok 2 - sleeps an hour" "1..2"
 
+run "$DIR/held.lua"
+check "a transaction across a virtual sleep holds the writer, not the clock" 0 \
+	"ok 1 - a job's transaction" "ok 2 - test.db has no tx" "1..2"
+
+t0=$(date +%s%N)
+run "$DIR/stuck_top.lua"
+t1=$(date +%s%N)
+check "a file whose own code waits for nothing fails at its virtual day" 1 \
+	"not ok 1 - $DIR/stuck_top.lua" "still running after 86400000 ms" "1..1"
+ms=$(( (t1 - t0) / 1000000 ))
+if [ "$ms" -lt 10000 ]; then
+	passed=$((passed + 1)); echo "ok   ... in $ms ms"
+else
+	failed=$((failed + 1)); echo "FAIL a stuck file took $ms ms"
+fi
+
 run
 check "no file is a usage error" 2
 run --nope "$DIR/hour.lua"

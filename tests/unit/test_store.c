@@ -583,11 +583,18 @@ static void test_second_open_is_locked(void **state)
 
 /* ---- durable waits and signals -------------------------------------------------------- */
 
-/* STORE_WAIT for job at step seq (key: the signal's name, NULL a sleep). Not freed. */
+/*
+ * STORE_WAIT for job at step seq (key: the signal's name, NULL a sleep),
+ * by the run that holds the job now (its lease). Not freed.
+ */
 static struct store_req *wait_at(struct fx *fx, int64_t job, int64_t seq, const char *key,
                                  int64_t deadline, int64_t now)
 {
+	struct store_req *g = get(fx, job, 0);
 	struct store_req *r = req(STORE_WAIT);
+
+	r->lease = g->njobs ? g->jobs[0].lease : 0;
+	store_req_free(g);
 
 	r->job_id = job;
 	r->seq = seq;
@@ -822,6 +829,20 @@ static void test_wait_timeout_and_replay_checks(void **state)
 	call(fx, r);
 	assert_ok(r);
 	store_req_free(r);
+	/* a run that is over (another lease) cannot wait: a signal is not taken for it */
+	store_req_free(signal_job(fx, id, "late", "1", T0 + 100));
+	r = req(STORE_WAIT);
+	r->job_id = id;
+	r->seq = 4;
+	r->name = xstrdup("late");
+	r->key = xstrdup("late");
+	r->lease = l + 12345;
+	r->now = T0 + 100;
+	call(fx, r);
+	assert_err(r, "invalid");
+	assert_non_null(strstr(r->err.msg, "is over"));
+	store_req_free(r);
+	assert_int_equal(peek_int(fx, "SELECT count(*) FROM signals WHERE taken IS NULL"), 1);
 }
 
 static void test_cancel_waiting(void **state)

@@ -1,0 +1,13 @@
+test("a job's transaction that sleeps holds up the test's write, then both go on", function()
+  local id = assert(jobs.enqueue("txsleep"))
+  async.sleep(10) -- the job is in its transaction now
+  local t0 = async.now()
+  test.ok(test.db:exec("CREATE TABLE IF NOT EXISTS other (y INTEGER)"))
+  test.eq(jobs.wait(id), "committed")
+  test.ok(async.now() - t0 < 5000, "no tx_timeout: " .. (async.now() - t0) .. " ms")
+end)
+test("test.db has no tx, and says so", function()
+  local ok, err = pcall(function() return test.db:tx(function() end) end)
+  test.eq(ok, false)
+  test.contains(tostring(err), "transactions are jobs'")
+end)
