@@ -206,6 +206,17 @@ void worker_pool_stats(struct worker_pool *p, struct worker_stats *out)
 	pthread_mutex_unlock(&p->mu);
 }
 
+json_t *worker_pool_json(struct worker_pool *p)
+{
+	struct worker_stats ws;
+
+	worker_pool_stats(p, &ws);
+	return json_pack("{sI sI sI sI sI sI sI}", "size", (json_int_t)ws.size, "busy",
+	                 (json_int_t)ws.busy, "queued", (json_int_t)ws.queued, "calls",
+	                 (json_int_t)ws.calls, "failed", (json_int_t)ws.failed, "stopped",
+	                 (json_int_t)ws.stopped, "replaced", (json_int_t)ws.replaced);
+}
+
 size_t worker_pool_out(const struct worker_pool *p)
 {
 	return p ? p->out : 0;

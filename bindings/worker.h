@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <lua.h>
 
 struct event_base;
@@ -73,6 +74,9 @@ struct worker_stats {
 };
 
 void worker_pool_stats(struct worker_pool *p, struct worker_stats *out);
+
+/* worker_pool_stats as a JSON object {size, busy, queued, calls, failed, stopped, replaced}. */
+json_t *worker_pool_json(struct worker_pool *p);
 
 /* Calls submitted and not yet back on the loop (loop thread; 0 for NULL). */
 size_t worker_pool_out(const struct worker_pool *p);

@@ -49,7 +49,7 @@ void conn_maybe_free(struct conn *c)
 {
 	if (!c->closed || c->refs > 0 || c->depth > 0)
 		return;
-	if (c->srv != NULL) {
+	if (c->srv != NULL && !c->sink) {
 		if (c->prev != NULL)
 			c->prev->next = c->next;
 		else
@@ -72,9 +72,10 @@ void conn_close(struct conn *c, const char *why)
 	if (c->closed)
 		return;
 	c->closed = 1;
-	bufferevent_free(c->bev); /* clears its callbacks: none of ours runs after this */
+	if (c->bev)
+		bufferevent_free(c->bev); /* clears its callbacks: none of ours runs after this */
 	c->bev = NULL;
-	if (c->srv != NULL)
+	if (c->srv != NULL && !c->sink)
 		c->srv->nclients--;
 	log_debug("control: client %llu closed: %s", (unsigned long long)c->id, why);
 	if (fn != NULL) {
@@ -100,8 +101,19 @@ static void conn_maybe_finish(struct conn *c)
  */
 static void conn_write(struct conn *c, char *line, size_t len)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t earlier = evbuffer_get_length(out), pending, sent = 0;
+	struct evbuffer *out;
+	size_t earlier, pending, sent = 0;
+
+	if (c->sink) {
+		c->depth++;
+		c->sink(c, c->sink_arg, line, len);
+		c->depth--;
+		free(line);
+		conn_maybe_free(c);
+		return;
+	}
+	out = bufferevent_get_output(c->bev);
+	earlier = evbuffer_get_length(out);
 
 	/*
 	 * Nothing queued: try the socket at once. A reply that fits (the
@@ -252,6 +264,25 @@ void conn_event(struct conn *c, json_int_t id, json_t *event)
 		return;
 	}
 	conn_write(c, line, len);
+}
+
+struct conn *conn_new_sink(struct server *srv, conn_sink_fn *sink, void *arg)
+{
+	struct conn *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	c->srv = srv;
+	c->sink = sink;
+	c->sink_arg = arg;
+	c->refs = 1;
+	return c;
+}
+
+void conn_end(struct conn *c)
+{
+	conn_close(c, "done");
+	conn_maybe_free(c);
 }
 
 struct conn *conn_hold(struct conn *c)

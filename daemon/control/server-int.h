@@ -59,6 +59,8 @@ struct conn {
 	size_t scanned;           /* input bytes known to hold no '\n' */
 	conn_close_fn *on_close;
 	void *on_close_arg;
+	conn_sink_fn *sink; /* a connection without a socket (conn_new_sink): its lines go here */
+	void *sink_arg;
 };
 
 /* Free c if nothing can reach it any more (closed, not held, no callback running). */

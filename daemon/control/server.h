@@ -47,6 +47,21 @@ typedef void server_request_fn(struct conn *c, const struct proto_request *req, 
 /* Called once when a connection closes (see conn_on_close). */
 typedef void conn_close_fn(struct conn *c, void *arg);
 
+/* Where a connection without a socket puts each line it would send (len bytes, with "\n"). */
+typedef void conn_sink_fn(struct conn *c, void *arg, const char *line, size_t len);
+
+/*
+ * A connection without a socket, for another front end (the web server):
+ * the commands answer on it as on any connection, and each line they send
+ * goes to sink. It belongs to srv's limits but is not one of its clients.
+ * Returned held (conn_hold): the caller closes it (conn_close) and
+ * releases it when done.
+ */
+struct conn *conn_new_sink(struct server *srv, conn_sink_fn *sink, void *arg);
+
+/* conn_close for the outside: close c now (a sink connection whose front end is done). */
+void conn_end(struct conn *c);
+
 struct server_limits {
 	size_t max_line;   /* bytes of a request line, without "\r\n" (PROTO_MAX_LINE) */
 	size_t output_cap; /* bytes of pending output per connection; past it, closed */

@@ -72,6 +72,8 @@ static const struct config_key keys[] = {
     KEY("max_args_bytes", KIND_BYTES, max_args_bytes, 1024, 1024 * MIB),
     KEY("workers", KIND_INT, workers, 0, 256),
     KEY("worker_timeout_ms", KIND_MS, worker_timeout_ms, 1, 86400000),
+    KEY("http_listen", KIND_STRING, http_listen, 0, 0),
+    KEY("http_token", KIND_STRING, http_token, 0, 0),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -296,6 +298,8 @@ void config_init(struct config *c)
 	c->max_args_bytes = 1024 * 1024;
 	c->workers = 0;
 	c->worker_timeout_ms = 30000;
+	c->http_listen = strdup("off");
+	c->http_token = NULL;
 }
 
 void config_fini(struct config *c)
@@ -360,6 +364,12 @@ void config_dump(const struct config *c, FILE *f)
 		const struct config_key *k = &keys[i];
 		const void *field = (const char *)c + k->off;
 
+		if (k->off == offsetof(struct config, http_token)) {
+			/* a secret: never printed */
+			if (c->http_token)
+				fprintf(f, "# http_token is set (not shown)\n");
+			continue;
+		}
 		fprintf(f, "%s = ", k->name);
 		switch (k->kind) {
 		case KIND_STRING:

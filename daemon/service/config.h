@@ -44,6 +44,8 @@ struct config {
 	size_t max_args_bytes;      /* bytes of a job's args JSON at enqueue; default 1 MiB */
 	int workers;                /* async.worker threads; 0 = one per core (default) */
 	double worker_timeout_ms;   /* ms an async.worker call may run; default 30000 */
+	char *http_listen;          /* "ADDR:PORT" of the web server, or "off" (default) */
+	char *http_token;           /* bearer token of the web server; NULL: none (default) */
 };
 
 /*

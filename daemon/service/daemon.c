@@ -31,6 +31,7 @@
 #include "sched.h"
 #include "server.h"
 #include "store.h"
+#include "web.h"
 #include "worker.h"
 #include "task.h"
 
@@ -50,14 +51,7 @@ static void cmd_drain_cb(void *svc, const char *why)
 /* The worker pool's figures for `status` and `stats`. */
 static json_t *cmd_workers_cb(void *svc)
 {
-	struct daemon *d = svc;
-	struct worker_stats ws;
-
-	worker_pool_stats(d->workers, &ws);
-	return json_pack("{sI sI sI sI sI sI sI}", "size", (json_int_t)ws.size, "busy",
-	                 (json_int_t)ws.busy, "queued", (json_int_t)ws.queued, "calls",
-	                 (json_int_t)ws.calls, "failed", (json_int_t)ws.failed, "stopped",
-	                 (json_int_t)ws.stopped, "replaced", (json_int_t)ws.replaced);
+	return worker_pool_json(((struct daemon *)svc)->workers);
 }
 
 void daemon_cmd_env(struct daemon *d, struct cmd_env *env)
@@ -122,6 +116,7 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 	             {"--db", "db_path"},
 	             {"--migrations", "migrations_dir"},
 	             {"--socket", "socket_path"},
+	             {"--http", "http_listen"},
 	             {"--log-level", "log_level"}};
 	char err[512];
 	int i;
@@ -414,6 +409,12 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 	d->cmd.srv = d->srv;
 	if (!d->srv)
 		return -1;
+	if (strcmp(d->cfg.http_listen, "off") != 0) {
+		struct web_config wcf = {d->cfg.http_listen, d->cfg.http_token};
+		d->web = web_new(d->base, &wcf, d->srv, &d->cmd, err, errlen);
+		if (!d->web)
+			return -1;
+	}
 
 	d->sig_term = evsignal_new(d->base, SIGTERM, signal_cb, d);
 	d->sig_int = evsignal_new(d->base, SIGINT, signal_cb, d);
@@ -442,6 +443,7 @@ static void daemon_close(struct daemon *d)
 	                       d->reload_timer, d->watchdog, d->inotify_ev};
 
 	log_set_sink(NULL, NULL);
+	web_free(d->web);
 	jobs_fail_waiters(d->jobs); /* their clients get an answer while they can */
 	logbook_fini(&d->logs);
 	server_free(d->srv);

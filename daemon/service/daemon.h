@@ -34,6 +34,7 @@ struct store;
 struct jobs;
 struct jobs_env;
 struct worker_pool;
+struct web;
 
 struct daemon {
 	struct config cfg;
@@ -56,6 +57,7 @@ struct daemon {
 	struct store *st;   /* the database */
 	struct jobs *jobs;  /* the job engine */
 	struct worker_pool *workers; /* async.worker's threads */
+	struct web *web;             /* the HTTP front end, when http_listen is set */
 	int64_t orphans;    /* jobs requeued at start-up: an older epoch left them running */
 	uint64_t reloads;
 	struct logbook logs;  /* recent lines, `logs -f` followers */

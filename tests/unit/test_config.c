@@ -33,7 +33,7 @@
 	"scripts_dir, db_path, socket_path, migrations_dir, log_level, max_slice_ms, "             \
 	"max_memory_mb, cancel_grace_ms, shutdown_timeout_ms, max_line, output_cap, max_clients, " \
 	"socket_mode, synchronous, tx_timeout_ms, max_statement_ms, keep_jobs_ms, max_result_bytes, "  \
-	"max_args_bytes, workers, worker_timeout_ms"
+	"max_args_bytes, workers, worker_timeout_ms, http_listen, http_token"
 
 struct fx {
 	struct config c;
@@ -562,7 +562,8 @@ static void test_dump_defaults(void **state)
 	         "max_result_bytes = 1048576\n"
 	         "max_args_bytes = 1048576\n"
 	         "workers = 0\n"
-	         "worker_timeout_ms = 30000\n",
+	         "worker_timeout_ms = 30000\n"
+	         "http_listen = off\n",
 	         memcap_default() >> 20);
 	assert_string_equal(out, want);
 }
