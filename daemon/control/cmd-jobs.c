@@ -1,4 +1,7 @@
-/* cmd-jobs.c: `jobs [--state S] [--name N] [--limit N]`: jobs, newest first. */
+/*
+ * cmd-jobs.c: `jobs [--state S] [--name N] [--limit N]`: jobs, newest first;
+ * args.before (a job id) pages: only older jobs than it.
+ */
 #include <string.h>
 
 #include "cmd.h"
@@ -27,12 +30,18 @@ static void cmd_jobs(struct cmd_ctx *ctx)
 	json_t *state = json_object_get(ctx->args, "state");
 	json_t *name = json_object_get(ctx->args, "name");
 	json_t *limit = json_object_get(ctx->args, "limit");
+	json_t *before = json_object_get(ctx->args, "before");
 	struct store_req *r;
 
 	if (state && (!json_is_string(state) || store_state_parse(json_string_value(state)) < 0)) {
 		conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request",
-		           "args.state must be one of queued, running, succeeded, failed, dead, "
-		           "cancelled");
+		           "args.state must be one of queued, running, waiting, succeeded, failed, "
+		           "dead, cancelled");
+		return;
+	}
+	if (before && (!json_is_integer(before) || json_integer_value(before) < 1)) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request",
+		           "args.before must be a job id (an integer > 0)");
 		return;
 	}
 	if ((name && !json_is_string(name)) ||
@@ -51,6 +60,7 @@ static void cmd_jobs(struct cmd_ctx *ctx)
 		return;
 	}
 	r->n = limit ? json_integer_value(limit) : 20;
+	r->id = before ? json_integer_value(before) : 0;
 	cmd_store(ctx, r, listed);
 }
 

@@ -323,7 +323,8 @@ static int op_list(struct store *st, struct store_req *r)
 	sqlite3_stmt *s =
 	    store_stmt(&st->w,
 	               "SELECT " JOB_COLS " FROM jobs WHERE (?1 IS NULL OR state = ?1)"
-	               " AND (?2 IS NULL OR name = ?2) ORDER BY id DESC LIMIT ?3",
+	               " AND (?2 IS NULL OR name = ?2) AND (?4 = 0 OR id < ?4)"
+	               " ORDER BY id DESC LIMIT ?3",
 	               r);
 
 	if (!s)
@@ -331,6 +332,7 @@ static int op_list(struct store *st, struct store_req *r)
 	store_bind_text(s, 1, r->text);
 	store_bind_text(s, 2, r->name);
 	sqlite3_bind_int64(s, 3, r->n > 0 ? r->n : 20);
+	sqlite3_bind_int64(s, 4, r->id);
 	return read_jobs(st, s, r, "listing jobs") < 0 ? -1 : 0;
 }
 

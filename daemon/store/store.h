@@ -66,7 +66,8 @@ enum store_op {
 	                 * <close> handlers run) */
 	STORE_RETRY,    /* id, now -> jobs[0], changed (0: not failed/dead/cancelled) */
 	STORE_GET,      /* id, flag (1: with steps) -> jobs[0] (njobs 0: none), rows (steps) */
-	STORE_LIST,     /* name, text (state), n (limit) -> jobs[] newest first */
+	STORE_LIST,     /* name, text (state), n (limit), id (only older ones; 0 all)
+	                 * -> jobs[] newest first */
 	STORE_COUNTS,   /* -> counts[] by enum store_state */
 	STORE_SPANS,    /* id -> jobs[0], out_text (the trace: a JSON array per line) */
 	STORE_NEXT_DUE, /* name -> out_id: the earliest run_at of its ready jobs, or 0 */

@@ -13,7 +13,14 @@
 struct evhttp_request;
 struct evhttp_uri;
 
-enum web_route_kind { WEB_ROUTE_NONE, WEB_ROUTE_BAD, WEB_ROUTE_API, WEB_ROUTE_METRICS };
+enum web_route_kind {
+	WEB_ROUTE_NONE,
+	WEB_ROUTE_BAD,
+	WEB_ROUTE_API,
+	WEB_ROUTE_METRICS,
+	WEB_ROUTE_PAGE,   /* the dashboard's HTML */
+	WEB_ROUTE_SCRIPT, /* ... and its JavaScript */
+};
 
 struct web_route {
 	const char *cmd; /* the control command of an API path */

@@ -2,9 +2,10 @@
  * web-route.c: which control command an HTTP path asks for (web-int.h).
  *
  *   /api/status, /api/stats, /api/scripts     status, stats, scripts
- *   /api/jobs?state=S&name=N&limit=L          jobs
+ *   /api/jobs?state=S&name=N&limit=L&before=ID jobs (before: older than job ID)
  *   /api/jobs/ID, /api/jobs/ID/trace          show, trace
  *   /metrics                                  (status and stats)
+ *   /, /dashboard.js                          the dashboard (daemon/web/assets/)
  *
  * Query values are checked here only for form (a limit is digits); the
  * command checks their meaning and answers as it does on the socket.
@@ -20,8 +21,8 @@
 
 #include "web-int.h"
 
-#define PATHS "/api/status, /api/stats, /api/scripts, /api/jobs, /api/jobs/ID, " \
-              "/api/jobs/ID/trace, /metrics"
+#define PATHS "/ (the dashboard), /api/status, /api/stats, /api/scripts, /api/jobs, " \
+              "/api/jobs/ID, /api/jobs/ID/trace, /metrics"
 
 /* A job id of the path (all digits, > 0), or -1. */
 static json_int_t id_of(const char *s, size_t n)
@@ -53,16 +54,17 @@ static int jobs_query(const char *query, json_t *args, char *msg, size_t msglen)
 	for (kv = q.tqh_first; kv; kv = kv->next.tqe_next) {
 		if (strcmp(kv->key, "state") == 0 || strcmp(kv->key, "name") == 0) {
 			json_object_set_new(args, kv->key, json_string(kv->value));
-		} else if (strcmp(kv->key, "limit") == 0) {
+		} else if (strcmp(kv->key, "limit") == 0 || strcmp(kv->key, "before") == 0) {
 			json_int_t n = id_of(kv->value, strlen(kv->value));
 			if (n < 0) {
-				snprintf(msg, msglen, "limit must be a number > 0");
+				snprintf(msg, msglen, "%s must be a number > 0", kv->key);
 				rc = -1;
 				break;
 			}
-			json_object_set_new(args, "limit", json_integer(n));
+			json_object_set_new(args, kv->key, json_integer(n));
 		} else {
-			snprintf(msg, msglen, "unknown query parameter (state, name and limit are known)");
+			snprintf(msg, msglen,
+			         "unknown query parameter (state, name, limit and before are known)");
 			rc = -1;
 			break;
 		}
@@ -85,6 +87,10 @@ enum web_route_kind web_route_of(const struct evhttp_uri *uri, struct web_route 
 		return WEB_ROUTE_NONE;
 	if (strcmp(path, "/metrics") == 0)
 		return WEB_ROUTE_METRICS;
+	if (strcmp(path, "/") == 0 || strcmp(path, "/index.html") == 0)
+		return WEB_ROUTE_PAGE;
+	if (strcmp(path, "/dashboard.js") == 0)
+		return WEB_ROUTE_SCRIPT;
 	if (strcmp(path, "/api/status") == 0 || strcmp(path, "/api/stats") == 0 ||
 	    strcmp(path, "/api/scripts") == 0) {
 		out->cmd = path + 5;

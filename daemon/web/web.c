@@ -7,7 +7,8 @@
  * turns it into the HTTP response: the result as JSON with 200, or the
  * error object with a status that says what kind it is. /metrics runs
  * `status`, then `stats`, and prints both in the Prometheus text format
- * (web-metrics.c).
+ * (web-metrics.c). / is the dashboard, a page and a script embedded in the
+ * binary (daemon/web/assets/), which polls /api/.
  *
  * A request whose client goes away before the answer (evhttp frees it) is
  * marked gone by the connection's close callback; its answer is dropped.
@@ -29,6 +30,9 @@
 #include "server.h"
 #include "web.h"
 #include "web-int.h"
+
+#include "dashboard_html.h"
+#include "dashboard_js.h"
 
 #define WEB_MAX_HEADERS 8192
 #define WEB_MAX_BODY    65536
@@ -77,6 +81,10 @@ static void reply(struct evhttp_request *req, int code, const char *type, const 
 	evhttp_add_header(h, "Content-Type", type);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (strncmp(type, "text/html", 9) == 0)
+		/* the page runs only its own script; data is never markup (textContent) */
+		evhttp_add_header(h, "Content-Security-Policy",
+		                  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'");
 	if (buf)
 		evbuffer_add(buf, body, len);
 	evhttp_send_reply(req, code, NULL, buf);
@@ -254,6 +262,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 	case WEB_ROUTE_METRICS:
 		start(w, req, STAGE_METRICS_STATUS, "status", NULL);
 		break;
+	case WEB_ROUTE_PAGE:
+		reply(req, 200, "text/html; charset=utf-8", (const char *)dashboard_html,
+		      dashboard_html_len);
+		break;
+	case WEB_ROUTE_SCRIPT:
+		reply(req, 200, "text/javascript; charset=utf-8", (const char *)dashboard_js,
+		      dashboard_js_len);
+		break;
 	case WEB_ROUTE_API:
 		start(w, req, STAGE_API, route.cmd, route.args);
 		break;
@@ -346,7 +362,7 @@ struct web *web_new(struct event_base *base, const struct web_config *cfg, struc
 		web_free(w);
 		return NULL;
 	}
-	log_info("web: serving /api/ and /metrics on http://%s", cfg->listen);
+	log_info("web: serving the dashboard, /api/ and /metrics on http://%s", cfg->listen);
 	return w;
 }
 

@@ -1,0 +1,203 @@
+// dashboard.js: awaitd's dashboard, served by the daemon itself (daemon/web/).
+// It polls the JSON of /api/ (the documents `awaitctl --json` prints) once a
+// second and redraws the view: "#" the jobs (by state, filtered, paged),
+// "#job/ID" one job with its trace drawn to scale in SVG, "#scripts".
+// Every value from the daemon goes into the page as text (textContent), never
+// as markup, so a job's args cannot inject anything.
+"use strict";
+
+const STATES = ["queued", "running", "waiting", "succeeded", "failed", "dead", "cancelled"];
+const PAGE = 50;
+const COLORS = { done: "#12b76a", ok: "#12b76a", failed: "#f04438", cancelled: "#98a2b3",
+                 waiting: "#7a5af8", running: "#2e90fa" };
+let filter = { state: "", name: "" };
+let pages = [];       // the `before` ids of the pages behind the current one
+let before = 0;       // the current page: jobs older than this id (0: the newest)
+let polling = null;
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "onclick") e.onclick = v; else if (k === "class") e.className = v;
+    else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  return e;
+}
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+async function api(path) {
+  const r = await fetch(path, { cache: "no-store" });
+  const body = await r.json();
+  if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
+  return body;
+}
+
+function duration(ms) {
+  if (ms < 1000) return Math.round(ms) + "ms";
+  if (ms < 60000) return (ms / 1000).toFixed(1) + "s";
+  if (ms < 3600000) return Math.floor(ms / 60000) + "m" + Math.round(ms % 60000 / 1000) + "s";
+  return (ms / 3600000).toFixed(1) + "h";
+}
+
+function when(t) {
+  return t ? new Date(t).toLocaleString() : "-";
+}
+
+function text(v) {
+  if (v === null || v === undefined) return "-";
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+function waitText(j) {
+  const w = j.wait;
+  if (!w) return "";
+  const until = w.until ? " until " + when(w.until) : "";
+  return (w.cancelling ? "cancelling: " : "") + (w.signal ? 'signal "' + w.signal + '"' : "sleep") + until;
+}
+
+function header(st) {
+  document.getElementById("version").textContent = st.version;
+  document.getElementById("uptime").textContent = duration(st.uptime_s * 1000);
+  document.getElementById("tasks").textContent = st.tasks_running;
+  document.getElementById("workers").textContent =
+    st.workers === undefined ? "-" : st.workers_busy + "/" + st.workers + " busy";
+  document.getElementById("scripts").textContent =
+    st.scripts + (st.scripts_failed ? " (" + st.scripts_failed + " failed)" : "");
+}
+
+function counts(st) {
+  const box = el("div", { class: "counts", id: "counts" });
+  for (const s of STATES) {
+    const n = st.jobs ? st.jobs[s] : 0;
+    box.append(el("div", {
+      class: "count" + (filter.state === s ? " on" : ""), "data-state": s,
+      onclick: () => { filter.state = filter.state === s ? "" : s; pages = []; before = 0; draw(); },
+    }, el("span", { class: "n" }, n === undefined ? "-" : n), el("span", { class: "s" }, s)));
+  }
+  return box;
+}
+
+function filters() {
+  const name = el("input", { placeholder: "script name", id: "name", value: filter.name });
+  name.onchange = () => { filter.name = name.value.trim(); pages = []; before = 0; draw(); };
+  return el("div", { class: "filters" }, name,
+    el("button", { onclick: () => { location.hash = "#scripts"; } }, "scripts"));
+}
+
+function jobRow(j, now) {
+  const dur = j.started_at && j.finished_at ? duration(j.finished_at - j.started_at) : "-";
+  const res = j.wait ? waitText(j) : j.error ? j.error.code + ": " + j.error.message : text(j.result);
+  return el("tr", { class: "job", "data-id": j.id, onclick: () => { location.hash = "#job/" + j.id; } },
+    el("td", {}, j.id), el("td", {}, j.name), el("td", { class: "state " + j.state }, j.state),
+    el("td", {}, j.attempt + "/" + j.max_attempts), el("td", {}, when(j.created_at)),
+    el("td", {}, dur), el("td", { class: "mono" }, res.length > 120 ? res.slice(0, 119) + "…" : res));
+}
+
+async function listView(view) {
+  const q = new URLSearchParams({ limit: PAGE });
+  if (filter.state) q.set("state", filter.state);
+  if (filter.name) q.set("name", filter.name);
+  if (before) q.set("before", before);
+  const [st, list] = await Promise.all([api("/api/status"), api("/api/jobs?" + q)]);
+  header(st);
+  const rows = el("tbody", { id: "jobs" });
+  for (const j of list.jobs) rows.append(jobRow(j));
+  // the ids of the first list drawn: what was there before any live update
+  if (document.body.dataset.firstJobs === undefined)
+    document.body.dataset.firstJobs = list.jobs.map((j) => j.id).join(" ");
+  const older = el("button", { id: "older", onclick: () => {
+    pages.push(before); before = list.jobs[list.jobs.length - 1].id; draw(); } }, "older");
+  older.disabled = list.jobs.length < PAGE;
+  const newer = el("button", { onclick: () => { before = pages.pop() || 0; draw(); } }, "newer");
+  newer.disabled = pages.length === 0;
+  view.replaceChildren(counts(st), filters(),
+    el("table", {}, el("thead", {}, el("tr", {}, ...["id", "script", "state", "attempt", "created",
+      "took", "result"].map((h) => el("th", {}, h)))), rows),
+    el("div", { class: "pager" }, newer, older));
+}
+
+// the waterfall: one bar per span, at its start, as long as it took, under its parent
+function waterfall(trace) {
+  const spans = trace.spans || [];
+  const end = Math.max(1, ...spans.map((s) => s.start + (s.ms || 0)));
+  const byKey = new Map(spans.map((s) => [s.attempt + ":" + s.task, s]));
+  const depth = (s) => {
+    let d = 0, p = s;
+    while (p && p.parent && (p = byKey.get(p.attempt + ":" + p.parent)) && d < 30) d++;
+    return d;
+  };
+  const W = 900, L = 300, H = 20, scale = (W - L - 80) / end;
+  const g = svg("svg", { width: W, height: spans.length * H + 24, id: "waterfall",
+                         viewBox: "0 0 " + W + " " + (spans.length * H + 24) });
+  g.append(svg("text", { x: L, y: 12 }, "0"), svg("text", { x: W - 80, y: 12 }, duration(end)));
+  spans.forEach((s, i) => {
+    const y = 20 + i * H, x = L + s.start * scale, w = Math.max(2, (s.ms || 0) * scale);
+    g.append(svg("text", { x: 4 + depth(s) * 12, y: y + 12 }, s.name + (s.where ? " " + s.where : "")));
+    g.append(svg("rect", { x, y: y + 3, width: w, height: H - 8, rx: 2, class: "bar",
+                           fill: COLORS[s.outcome] || "#98a2b3" }));
+    g.append(svg("text", { x: Math.min(x + w + 4, W - 76), y: y + 12 },
+                 (s.ms === undefined ? "" : duration(s.ms) + " ") + (s.outcome || "")));
+  });
+  return g;
+}
+
+async function jobView(view, id) {
+  const [st, j, tr] = await Promise.all([api("/api/status"), api("/api/jobs/" + id),
+                                         api("/api/jobs/" + id + "/trace")]);
+  header(st);
+  const dl = el("dl", { id: "job" });
+  const add = (k, v, cls) => dl.append(el("dt", {}, k), el("dd", cls ? { class: cls } : {}, v));
+  add("id", j.id); add("script", j.name); add("state", j.state, "state " + j.state);
+  add("attempt", j.attempt + "/" + j.max_attempts); add("key", text(j.key));
+  if (j.wait) add("waits", waitText(j));
+  add("created", when(j.created_at)); add("started", when(j.started_at));
+  add("finished", when(j.finished_at)); add("args", text(j.args), "mono");
+  if (j.error) add("error", j.error.code + ": " + j.error.message, "mono");
+  else add("result", text(j.result), "mono");
+  const steps = el("tbody", {});
+  for (const s of j.steps || [])
+    steps.append(el("tr", {}, el("td", {}, s.seq), el("td", {}, s.kind), el("td", {}, s.name),
+                    el("td", {}, when(s.at)), el("td", { class: "mono" }, text(s.result))));
+  view.replaceChildren(el("p", {}, el("a", { href: "#" }, "← jobs")), dl,
+    el("h2", {}, "steps"), el("table", {}, el("thead", {}, el("tr", {},
+      ...["seq", "kind", "name", "at", "result"].map((h) => el("th", {}, h)))), steps),
+    el("h2", {}, "trace"), waterfall(tr));
+}
+
+async function scriptsView(view) {
+  const [st, list] = await Promise.all([api("/api/status"), api("/api/scripts")]);
+  header(st);
+  const rows = el("tbody", { id: "scriptlist" });
+  for (const s of list)
+    rows.append(el("tr", {}, el("td", {}, s.name), el("td", {}, text(s.description)),
+      el("td", {}, s.concurrency), el("td", {}, duration(s.timeout)), el("td", {}, text(s.schedule)),
+      el("td", { class: "mono" }, s.error ? s.error : "loaded")));
+  view.replaceChildren(el("p", {}, el("a", { href: "#" }, "← jobs")), el("table", {},
+    el("thead", {}, el("tr", {}, ...["script", "description", "concurrency", "timeout",
+      "schedule", "state"].map((h) => el("th", {}, h)))), rows));
+}
+
+async function draw() {
+  const view = document.getElementById("view");
+  const m = location.hash.match(/^#job\/(\d+)$/);
+  try {
+    if (m) await jobView(view, m[1]);
+    else if (location.hash === "#scripts") await scriptsView(view);
+    else await listView(view);
+    document.getElementById("error").textContent = "";
+    document.body.dataset.drawn = String((+document.body.dataset.drawn || 0) + 1);
+  } catch (e) {
+    document.getElementById("error").textContent = "cannot reach the daemon: " + e.message;
+  }
+}
+
+window.addEventListener("hashchange", draw);
+draw();
+polling = setInterval(draw, 1000);
