@@ -19,6 +19,28 @@ static double num(json_t *o, const char *key)
 	return json_is_number(v) ? json_number_value(v) : 0;
 }
 
+/* The metrics that are one figure of the stats result: stats[object][key]. */
+static const struct {
+	const char *name, *type, *help, *object, *key;
+} plain[] = {
+    {"awaitd_jobs_running", "gauge", "Attempts running or being recorded.", "jobs", "running"},
+    {"awaitd_tasks_running", "gauge", "Lua tasks not yet settled.", "tasks", "live"},
+    {"awaitd_tasks_spawned_total", "counter", "Lua tasks spawned.", "tasks", "spawned"},
+    {"awaitd_lua_memory_bytes", "gauge", "Bytes held by the Lua state.", "memory", "lua_bytes"},
+    {"awaitd_store_commits_total", "counter", "Group commits of the store.", "store", "commits"},
+    {"awaitd_store_syncs_total", "counter", "fdatasync calls of the store's WAL.", "store",
+     "syncs"},
+    {"awaitd_store_requests_total", "counter", "Requests the store answered.", "store",
+     "requests"},
+    {"awaitd_store_failed_commits_total", "counter", "Group commits that failed.", "store",
+     "failed_commits"},
+    {"awaitd_workers", "gauge", "async.worker threads.", "workers", "size"},
+    {"awaitd_workers_busy", "gauge", "async.worker threads running a call.", "workers", "busy"},
+    {"awaitd_worker_calls_total", "counter", "async.worker calls finished.", "workers", "calls"},
+    {"awaitd_control_requests_total", "counter", "Control socket requests.", "requests", "total"},
+    {"awaitd_control_clients", "gauge", "Open control connections.", "requests", "clients"},
+};
+
 static void metric(FILE *f, const char *name, const char *type, const char *help, double v)
 {
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
@@ -32,8 +54,6 @@ void web_metrics_reply(struct evhttp_request *req, json_t *status, json_t *stats
 	    {"parked", "parked"},
 	};
 	json_t *jobs = json_object_get(status, "jobs"), *v, *js = json_object_get(stats, "jobs");
-	json_t *tasks = json_object_get(stats, "tasks"), *mem = json_object_get(stats, "memory");
-	json_t *store = json_object_get(stats, "store"), *wk = json_object_get(stats, "workers");
 	const char *k;
 	char *text = NULL;
 	size_t len = 0;
@@ -60,30 +80,9 @@ void web_metrics_reply(struct evhttp_request *req, json_t *status, json_t *stats
 	for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
 		fprintf(f, "awaitd_job_outcomes_total{outcome=\"%s\"} %.17g\n", outcomes[i][1],
 		        num(js, outcomes[i][0]));
-	metric(f, "awaitd_jobs_running", "gauge", "Attempts running or being recorded.",
-	       num(js, "running"));
-	metric(f, "awaitd_tasks_running", "gauge", "Lua tasks not yet settled.", num(tasks, "live"));
-	metric(f, "awaitd_tasks_spawned_total", "counter", "Lua tasks spawned.",
-	       num(tasks, "spawned"));
-	metric(f, "awaitd_lua_memory_bytes", "gauge", "Bytes held by the Lua state.",
-	       num(mem, "lua_bytes"));
-	metric(f, "awaitd_store_commits_total", "counter", "Group commits of the store.",
-	       num(store, "commits"));
-	metric(f, "awaitd_store_syncs_total", "counter", "fdatasync calls of the store's WAL.",
-	       num(store, "syncs"));
-	metric(f, "awaitd_store_requests_total", "counter", "Requests the store answered.",
-	       num(store, "requests"));
-	metric(f, "awaitd_store_failed_commits_total", "counter", "Group commits that failed.",
-	       num(store, "failed_commits"));
-	metric(f, "awaitd_workers", "gauge", "async.worker threads.", num(wk, "size"));
-	metric(f, "awaitd_workers_busy", "gauge", "async.worker threads running a call.",
-	       num(wk, "busy"));
-	metric(f, "awaitd_worker_calls_total", "counter", "async.worker calls finished.",
-	       num(wk, "calls"));
-	metric(f, "awaitd_control_requests_total", "counter", "Control socket requests.",
-	       num(json_object_get(stats, "requests"), "total"));
-	metric(f, "awaitd_control_clients", "gauge", "Open control connections.",
-	       num(json_object_get(stats, "requests"), "clients"));
+	for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+		metric(f, plain[i].name, plain[i].type, plain[i].help,
+		       num(json_object_get(stats, plain[i].object), plain[i].key));
 	if (fclose(f) != 0 || !text) {
 		free(text);
 		web_reply_error(req, 500, "out_of_memory", "out of memory");

@@ -97,6 +97,15 @@ def rpc_many(sock, reqs, timeout=120.0):
         return None
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def finish():
     print("%d passed, %d failed" % (_counts["passed"], _counts["failed"]))
     sys.exit(1 if _counts["failed"] else 0)

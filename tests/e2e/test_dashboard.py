@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.request
 
-from harness import MIGRATIONS, SLOW, WRAP, Daemon, check, finish, poll
+from harness import MIGRATIONS, SLOW, WRAP, Daemon, check, finish, free_port, poll
 
 SCRIPT = """
 return { run = function(ctx, args)
@@ -84,14 +84,6 @@ class Dom(html.parser.HTMLParser):
         if self._in and self._in[0] == "n":
             self.counts[self._in[1]] = int(data) if data.strip().isdigit() else data
             self._in = None
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def main():

@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import AWAITD, MIGRATIONS, SLOW, WRAP, Daemon, check, finish, poll
+from harness import AWAITD, MIGRATIONS, SLOW, WRAP, Daemon, check, finish, free_port, poll
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -28,14 +28,6 @@ except ImportError:  # Debian's package, seen from another python3 on PATH
     from prometheus_client.parser import text_string_to_metric_families
 
 HELLO = 'return { run = function(ctx, args) return { hi = args and args.name or "x" } end }\n'
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def setup(conf):
