@@ -8,10 +8,12 @@ check failed.
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 AWAITD, AWAITCTL, SCRIPTS = (os.path.abspath(a) for a in sys.argv[1:4])
@@ -95,6 +97,24 @@ def rpc_many(sock, reqs, timeout=120.0):
         return out
     except (OSError, ValueError):
         return None
+
+
+def make_root(prefix, files, conf="", lib=False):
+    """A fresh directory for a Daemon: the repo's migrations, awaitd.conf holding
+    conf, scripts/lib copied from the repo when lib, and files ({path under the
+    root: text}, e.g. "scripts/x.lua" or "migrations/0100_x.sql"). Its path."""
+    root = tempfile.mkdtemp(prefix=prefix)
+    os.mkdir(os.path.join(root, "scripts"))
+    if lib:
+        shutil.copytree(os.path.join(SCRIPTS, "lib"), os.path.join(root, "scripts", "lib"))
+    shutil.copytree(MIGRATIONS, os.path.join(root, "migrations"))
+    files = dict(files, **{"awaitd.conf": conf})
+    for path, text in files.items():
+        full = os.path.join(root, path)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w") as f:
+            f.write(text)
+    return root
 
 
 def free_port():

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.request
 
-from harness import MIGRATIONS, SLOW, WRAP, Daemon, check, finish, free_port, poll
+from harness import SLOW, WRAP, Daemon, check, finish, free_port, make_root, poll
 
 SCRIPT = """
 return { run = function(ctx, args)
@@ -93,13 +93,8 @@ def main():
     os.makedirs(ARTIFACTS, exist_ok=True)
     port = free_port()
     base = "http://127.0.0.1:%d/" % port
-    root = tempfile.mkdtemp(prefix="awaitd-dash-")
-    os.mkdir(os.path.join(root, "scripts"))
-    with open(os.path.join(root, "scripts", "demo.lua"), "w") as f:
-        f.write(SCRIPT)
-    shutil.copytree(MIGRATIONS, os.path.join(root, "migrations"))
-    with open(os.path.join(root, "awaitd.conf"), "w") as f:
-        f.write("http_listen = 127.0.0.1:%d\n" % port)
+    root = make_root("awaitd-dash-", {"scripts/demo.lua": SCRIPT},
+                     "http_listen = 127.0.0.1:%d\n" % port)
     d = Daemon(root)
     try:
         check("daemon starts", d.start(), open(d.log.name).read())

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import MIGRATIONS, SCRIPTS, SLOW, WRAP, Daemon, check, finish, poll, rpc, rpc_many
+from harness import SCRIPTS, SLOW, WRAP, Daemon, check, finish, make_root, poll, rpc, rpc_many
 
 MARKS = "CREATE TABLE marks (job INTEGER NOT NULL, what TEXT NOT NULL);\n"
 
@@ -152,18 +152,9 @@ return {
 
 
 def env(name, scripts, conf=""):
-    root = tempfile.mkdtemp(prefix="awaitd-waits-%s-" % name)
-    os.mkdir(os.path.join(root, "scripts"))
-    shutil.copytree(os.path.join(SCRIPTS, "lib"), os.path.join(root, "scripts", "lib"))
-    for n, text in scripts.items():
-        with open(os.path.join(root, "scripts", n + ".lua"), "w") as f:
-            f.write(text)
-    shutil.copytree(MIGRATIONS, os.path.join(root, "migrations"))
-    with open(os.path.join(root, "migrations", "0100_marks.sql"), "w") as f:
-        f.write(MARKS)
-    with open(os.path.join(root, "awaitd.conf"), "w") as f:
-        f.write(conf)
-    return Daemon(root)
+    files = {"scripts/%s.lua" % n: text for n, text in scripts.items()}
+    files["migrations/0100_marks.sql"] = MARKS
+    return Daemon(make_root("awaitd-waits-%s-" % name, files, conf, lib=True))
 
 
 def sql(d, q, *args):

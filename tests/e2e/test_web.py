@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import AWAITD, MIGRATIONS, SLOW, WRAP, Daemon, check, finish, free_port, poll
+from harness import SLOW, Daemon, check, finish, free_port, make_root
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -31,14 +31,7 @@ HELLO = 'return { run = function(ctx, args) return { hi = args and args.name or 
 
 
 def setup(conf):
-    root = tempfile.mkdtemp(prefix="awaitd-web-")
-    os.mkdir(os.path.join(root, "scripts"))
-    with open(os.path.join(root, "scripts", "hello.lua"), "w") as f:
-        f.write(HELLO)
-    shutil.copytree(MIGRATIONS, os.path.join(root, "migrations"))
-    with open(os.path.join(root, "awaitd.conf"), "w") as f:
-        f.write(conf)
-    return root
+    return make_root("awaitd-web-", {"scripts/hello.lua": HELLO}, conf)
 
 
 def get(url, method="GET"):

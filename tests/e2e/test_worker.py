@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 
-from harness import MIGRATIONS, SLOW, WRAP, Daemon, check, finish, poll, rpc
+from harness import SLOW, WRAP, Daemon, check, finish, make_root, poll, rpc
 
 CRUNCH_LIB = """
 local M = {}
@@ -50,20 +50,13 @@ return {
 
 
 def setup():
-    root = tempfile.mkdtemp(prefix="awaitd-worker-")
-    os.makedirs(os.path.join(root, "scripts", "lib"))
-    with open(os.path.join(root, "scripts", "lib", "crunch.lua"), "w") as f:
-        f.write(CRUNCH_LIB)
-    with open(os.path.join(root, "scripts", "crunch.lua"), "w") as f:
-        f.write(CRUNCH)
-    shutil.copytree(MIGRATIONS, os.path.join(root, "migrations"))
-    with open(os.path.join(root, "awaitd.conf"), "w") as f:
-        # the timeout leaves a sanitizer build on a busy machine room for the two
-        # 150,000-round calls (~0.25 s each in a release build), and stays under the
-        # job's own 60 s timeout under valgrind, where the calls are 20 times shorter
-        f.write("workers = 2\nworker_timeout_ms = %d\nshutdown_timeout_ms = 200\n"
-                % (30000 if WRAP else 5000))
-    return root
+    # the timeout leaves a sanitizer build on a busy machine room for the two
+    # 150,000-round calls (~0.25 s each in a release build), and stays under the
+    # job's own 60 s timeout under valgrind, where the calls are 20 times shorter
+    return make_root("awaitd-worker-",
+                     {"scripts/lib/crunch.lua": CRUNCH_LIB, "scripts/crunch.lua": CRUNCH},
+                     "workers = 2\nworker_timeout_ms = %d\nshutdown_timeout_ms = 200\n"
+                     % (30000 if WRAP else 5000))
 
 
 def run(d, fn, *args, timeout=60):
