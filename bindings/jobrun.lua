@@ -1,8 +1,9 @@
 -- jobrun.lua: runs one attempt of a durable job (daemon/jobs/jobs.c) and builds
--- its ctx: job, log, deadline, db (with db:tx), step, step_key.
+-- its ctx: job, log, deadline, db (with db:tx), step, step_key, the durable
+-- waits, progress.
 --
 -- Loaded once by the daemon with (finish, make_log, db, trace, park,
--- cancel); returns
+-- cancel, progress); returns
 -- the runner, which jobs.c spawns as a detached task per attempt.
 -- finish(token, value, err) is called exactly once per attempt, also when
 -- the attempt is cancelled (timeout, `awaitctl cancel`, shutdown).
@@ -23,13 +24,13 @@
 -- in the store, to run again from the start when woken, its journaled
 -- steps returning without running. cancel() instead when `cancel` reached
 -- the job while it waited.
-local finish, make_log, db, trace, park, cancel_run = ...
+local finish, make_log, db, trace, park, cancel_run, progress = ...
 -- private references, taken once: what a script can reach are read-only
 -- views of these modules, and the runner never looks them up again
 local pack, unpack, tostring, type, pcall, setmetatable =
   table.pack, table.unpack, tostring, type, pcall, setmetatable
 local timeout, aerror, now, asleep = async.timeout, async.error, async.now, async.sleep
-local floor, huge, mtype = math.floor, math.huge, math.type
+local floor, huge, mtype, ulen = math.floor, math.huge, math.type, utf8.len
 local jencode, jdecode, null = json.encode, json.decode, json.null
 local logs = {}
 local runs = setmetatable({}, { __mode = "k" }) -- job handle -> {job_id, seq}
@@ -240,6 +241,26 @@ local function check_ms(ms, what)
   return mtype(ms) == "integer" and ms or floor(ms + 0.5)
 end
 
+local MAX_PROGRESS_MESSAGE = 256
+
+-- ctx.progress(fraction [, message]): the C side keeps the latest and writes
+-- it at most a few times a second; true, or false once the run is over.
+local function make_progress(st)
+  return function(fraction, message)
+    if type(fraction) ~= "number" or not (fraction >= 0 and fraction <= 1) then
+      invalid("ctx.progress: the fraction must be a number from 0 to 1, not "
+        .. (type(fraction) == "number" and tostring(fraction) or type(fraction)))
+    end
+    if message ~= nil and (type(message) ~= "string" or #message > MAX_PROGRESS_MESSAGE
+        or not ulen(message)) then
+      invalid(string.format("ctx.progress: the message must be UTF-8 text of at most %d"
+        .. " bytes, not %s", MAX_PROGRESS_MESSAGE,
+        type(message) == "string" and (#message .. " bytes") or type(message)))
+    end
+    return progress(st.serial, fraction, message)
+  end
+end
+
 local function make_waits(st)
   -- (no tail calls below: the trace names the caller's line, 3 frames up)
   local function sleep(ms)
@@ -301,6 +322,7 @@ return function(job, name, id, attempt, args, timeout_ms, token, journaled, max_
     sleep = sleep,
     sleep_until = sleep_until,
     wait_signal = wait_signal,
+    progress = make_progress(st),
     step_key = function(step)
       return "awaitd-" .. id .. "-" .. tostring(step)
     end,

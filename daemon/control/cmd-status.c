@@ -1,5 +1,5 @@
 /* cmd-status.c: `status`: version, uptime, pid, scripts, tasks, clients, jobs by state,
- * workers. */
+ * workers; with args.by_script, jobs by script and state too (`jobs_by_script`). */
 #include <unistd.h>
 
 #include "cmd.h"
@@ -37,6 +37,17 @@ static void status_reply(struct cmd_later *l, struct store_req *r)
 		json_object_set(out, "workers_queued", json_object_get(w, "queued"));
 	}
 	json_decref(w);
+	if (out && r->rc == 0 && r->rows.ncols == 3) {
+		json_t *by = json_object();
+		for (size_t i = 0; by && i < r->rows.nrows; i++) {
+			const struct store_val *v = &r->rows.vals[i * 3];
+			json_t *o = json_object_get(by, v[0].p);
+			if (!o)
+				json_object_set_new(by, v[0].p, o = json_object());
+			json_object_set_new(o, v[1].p, json_integer(v[2].i));
+		}
+		json_object_set_new(out, "jobs_by_script", by ? by : json_null());
+	}
 	conn_ok(l->c, l->id, l->has_id, out);
 }
 
@@ -48,6 +59,7 @@ static void cmd_status(struct cmd_ctx *ctx)
 		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
 		return;
 	}
+	r->flag = json_is_true(json_object_get(ctx->args, "by_script"));
 	cmd_store(ctx, r, status_reply);
 }
 

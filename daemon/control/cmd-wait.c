@@ -1,4 +1,7 @@
-/* cmd-wait.c: `wait ID [--timeout MS]`: the job once it is final (succeeded, dead, cancelled). */
+/*
+ * cmd-wait.c: `wait ID [--timeout MS]`: the job once it is final (succeeded,
+ * dead, cancelled); with args.progress, its progress as events meanwhile.
+ */
 #include "cmd.h"
 #include "server.h"
 
@@ -20,7 +23,15 @@ static void cmd_wait(struct cmd_ctx *ctx)
 		           WAIT_MAX_MS);
 		return;
 	}
+	if (json_object_get(ctx->args, "progress") &&
+	    !json_is_boolean(json_object_get(ctx->args, "progress"))) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request",
+		           "args.progress must be true or false");
+		return;
+	}
 	l = cmd_later_new(ctx);
+	if (l)
+		l->progress = json_is_true(json_object_get(ctx->args, "progress"));
 	if (l)
 		cmd_wait_job(l, id, timeout ? json_number_value(timeout) : 0, 0);
 }

@@ -200,6 +200,14 @@ static void wait_timeout(evutil_socket_t fd, short what, void *arg)
 	l->timed_out = 1; /* the store has it: the answer replies */
 }
 
+static void wait_progress(void *arg, double fraction, const char *message)
+{
+	struct cmd_later *l = arg;
+
+	conn_event(l->c, l->id,
+	           json_pack("{s:f, s:s?}", "progress", fraction, "message", message));
+}
+
 void cmd_wait_job(struct cmd_later *l, int64_t id, double timeout_ms, int want_result)
 {
 	struct store_req *r = store_req_new(STORE_GET);
@@ -222,7 +230,7 @@ void cmd_wait_job(struct cmd_later *l, int64_t id, double timeout_ms, int want_r
 		if (l->timer)
 			evtimer_add(l->timer, &tv);
 	}
-	jobs_wait(r, l->env->jobs);
+	jobs_wait_watch(r, l->env->jobs, l->progress ? wait_progress : NULL, l);
 }
 
 void cmd_dispatch(struct conn *c, const struct proto_request *req, void *arg)

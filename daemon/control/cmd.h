@@ -34,6 +34,8 @@ struct store;
  * everything behind the pointers: the commands never see the daemon's
  * own struct. reload and drain are the service's (svc their argument).
  */
+struct loopwatch;
+
 struct cmd_env {
 	struct event_base *base;
 	struct sched *s;
@@ -50,6 +52,7 @@ struct cmd_env {
 	int (*reload)(void *svc, const char *why); /* scripts that failed to load */
 	void (*drain)(void *svc, const char *why);
 	json_t *(*workers)(void *svc); /* the worker pool's figures, a new object */
+	const struct loopwatch *loop;  /* the loop's lag (NULL: not watched) */
 	void *svc;
 };
 
@@ -84,6 +87,7 @@ struct cmd_later {
 	struct store_req *r; /* cmd_wait_job's waiting request */
 	int timed_out;
 	int want_result; /* cmd_wait_job: reply with the result (run), not the job (wait) */
+	int progress;    /* cmd_wait_job: send the job's progress as events */
 };
 
 /* Hold ctx's connection for a later reply. NULL (and an error reply) when out of memory. */
@@ -137,7 +141,9 @@ void cmd_store_job(struct cmd_ctx *ctx, enum store_op op, int flag,
  * Reply when job id is final (succeeded, dead, cancelled), or "timeout"
  * after timeout_ms (<= 0: none), or no_such_job. With want_result, a
  * success replies with the job's result and a failure with its error
- * (`run`); otherwise with the job object (`wait`). Takes l.
+ * (`run`); otherwise with the job object (`wait`). With l->progress set,
+ * each progress of the job recorded meanwhile is sent as an event
+ * {"progress": FRACTION, "message": TEXT}. Takes l.
  */
 void cmd_wait_job(struct cmd_later *l, int64_t id, double timeout_ms, int want_result);
 

@@ -342,11 +342,32 @@ static void ctl_usage(FILE *f)
 }
 
 /* Each event as it arrives: a raw line for {"line":...} and strings, else JSON. */
+static int ctl_bar_shown; /* `wait` drew a progress bar on the terminal */
+
+/* Erase the progress bar before anything else is printed. */
+static void ctl_bar_clear(void)
+{
+	if (ctl_bar_shown)
+		fputs("\r\033[K", stdout);
+	ctl_bar_shown = 0;
+}
+
 static void ctl_on_event(json_t *ev, void *arg)
 {
 	const struct client_opts *o = arg;
-	json_t *line = json_object_get(ev, "line");
+	json_t *line = json_object_get(ev, "line"), *progress = json_object_get(ev, "progress");
 
+	if (!o->json && json_is_number(progress)) {
+		/* `wait` on a terminal: redraw the bar in place */
+		char bar[512];
+		const char *msg = json_string_value(json_object_get(ev, "message"));
+		printf("\r%s\033[K", view_progress_bar(bar, sizeof bar, json_number_value(progress),
+		                                         msg, view_columns(STDOUT_FILENO) - 1));
+		ctl_bar_shown = 1;
+		fflush(stdout);
+		return;
+	}
+	ctl_bar_clear();
 	if (o->json)
 		ctl_print_json(ev);
 	else if (json_is_string(line))
@@ -412,8 +433,12 @@ int main(int argc, char **argv)
 		ctl_fail(&o, ex == CLIENT_EXIT_DENIED ? "permission_denied" : "unreachable", err);
 		goto out;
 	}
+	if (strcmp(o.cmd->name, "wait") == 0 && !o.json && isatty(STDOUT_FILENO))
+		/* a bar on a terminal; piped output stays the result alone */
+		json_object_set_new(o.args, "progress", json_true());
 	rc = client_request(fd, 1, o.cmd->name, json_incref(o.args), o.timeout_ms, ctl_on_event, &o,
 	                    &result, &error, err, sizeof err);
+	ctl_bar_clear();
 	switch (rc) {
 	case CLIENT_OK:
 		ex = o.cmd->fn(&o, result);

@@ -253,6 +253,64 @@ static const char *view_wait(char *buf, size_t n, json_t *job, json_int_t now, i
 	return buf;
 }
 
+/* job.progress.fraction as a whole percent (floored: 100% only when done), or -1. */
+static int view_percent(json_t *job)
+{
+	double f;
+
+	if (!view_num(json_object_get(job, "progress"), "fraction", &f) || !(f >= 0 && f <= 1))
+		return -1;
+	return (int)(f * 100);
+}
+
+/* The state cell: "running 42%" for a running job with progress (malloc'd). */
+static char *view_state(json_t *job)
+{
+	const char *state = view_str(job, "state", "?");
+	int pct = view_percent(job);
+	char buf[64];
+
+	if (pct < 0 || strcmp(state, "running") != 0)
+		return strdup(state);
+	snprintf(buf, sizeof buf, "%s %d%%", state, pct);
+	return strdup(buf);
+}
+
+const char *view_progress_bar(char *buf, size_t n, double fraction, const char *message,
+                              int width)
+{
+	int cells = width > 12 ? (width - 8) / 2 : 4, full;
+	size_t len = 0;
+
+	if (!(fraction >= 0))
+		fraction = 0;
+	if (fraction > 1)
+		fraction = 1;
+	if (cells > 40)
+		cells = 40;
+	full = (int)(fraction * cells);
+	if (n == 0)
+		return buf;
+	buf[0] = 0;
+	if (n > (size_t)cells + 2) {
+		buf[len++] = '[';
+		for (int i = 0; i < cells; i++)
+			buf[len++] = i < full ? '#' : '-';
+		buf[len++] = ']';
+		buf[len] = 0;
+	}
+	snprintf(buf + len, n - len, " %3d%%%s%s", (int)(fraction * 100), message ? "  " : "",
+	         message ? message : "");
+	/* a terminal line: cut to width (on a UTF-8 boundary) */
+	if (width > 0 && strlen(buf) > (size_t)width) {
+		size_t cut = (size_t)width;
+		while (cut > 0 && ((unsigned char)buf[cut] & 0xC0) == 0x80)
+			cut--;
+		buf[cut] = 0;
+	}
+	return buf;
+}
+
 /* A job's row of the jobs table: ID NAME STATE ATTEMPT CREATED DURATION RESULT. */
 static int view_job_row(char **row, json_t *job, json_int_t now)
 {
@@ -262,7 +320,7 @@ static int view_job_row(char **row, json_t *job, json_int_t now)
 
 	row[0] = view_text(json_object_get(job, "id"));
 	row[1] = strdup(view_str(job, "name", "?"));
-	row[2] = strdup(view_str(job, "state", "?"));
+	row[2] = view_state(job);
 	view_num(job, "attempt", &a);
 	view_num(job, "max_attempts", &b);
 	snprintf(buf, sizeof buf, "%.0f/%.0f", a, b);
@@ -389,6 +447,13 @@ int view_show(FILE *f, json_t *job, const struct view_opts *vo)
 	free(s);
 	view_field(f, "name", view_str(job, "name", "?"));
 	view_field(f, "state", view_str(job, "state", "?"));
+	if (view_percent(job) >= 0) {
+		const char *m =
+		    json_string_value(json_object_get(json_object_get(job, "progress"), "message"));
+		char p[320];
+		snprintf(p, sizeof p, "%d%%%s%s", view_percent(job), m ? "  " : "", m ? m : "");
+		view_field(f, "progress", p);
+	}
 	view_num(job, "attempt", &a);
 	view_num(job, "max_attempts", &b);
 	snprintf(buf, sizeof buf, "%.0f/%.0f", a, b);

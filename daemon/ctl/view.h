@@ -57,6 +57,13 @@ int view_show(FILE *f, json_t *job, const struct view_opts *vo);
 /* A job in one line: "job 12 purchase: queued (attempt 2 of 4)" (cancel, retry). */
 int view_job_line(FILE *f, json_t *job, const struct view_opts *vo);
 
+/*
+ * A progress bar for a terminal of width columns, into buf:
+ * "[#########-----------]  42%  message", cut to width.
+ */
+const char *view_progress_bar(char *buf, size_t n, double fraction, const char *message,
+                              int width);
+
 /* {"job":job,"spans":[...]}: the task tree as a waterfall drawn to scale in vo->width columns. */
 int view_trace(FILE *f, json_t *result, const struct view_opts *vo);
 

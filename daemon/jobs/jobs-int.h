@@ -4,7 +4,8 @@
  * concurrency slots and its runs, and the functions one file calls in
  * another. jobs.c claims and owns the engine's life; jobs-run.c runs one
  * attempt and records its outcome; jobs-schedule.c fires the scripts'
- * schedules; jobs-wait.c answers waiters; jobs-json.c shows a job.
+ * schedules; jobs-wait.c answers waiters; jobs-json.c shows a job;
+ * jobs-stats.c counts; jobs-progress.c keeps a run's ctx.progress.
  *
  * Everything here runs on the loop. A run is in j->runs from its claim's
  * answer until its FINISH (or REQUEUE) is durable; its slot's running
@@ -20,7 +21,9 @@
 
 #include <lua.h>
 
+#include "histo.h"
 #include "jobs.h"
+#include "store.h"
 
 #define RETRY_STORE_MS 1000 /* a FINISH the store could not record is tried again */
 #define NLAT           4096 /* latencies kept for percentiles */
@@ -40,6 +43,10 @@ struct slot {
 	int idle;       /* its last claim found nothing ready: not asked again until
 	                 * something may be (an enqueue of it, a retry, a timer) */
 	uint64_t wakes; /* +1 at each wake: a claim sent before one cannot idle it */
+	/* attempts of this name ended in each state (FINISH: succeeded, failed (to be
+	 * retried), dead, cancelled, waiting (parked)); queued: requeued unfinished */
+	uint64_t ended[STORE_NSTATES];
+	struct histo duration; /* seconds per attempt that ended (not parked nor requeued) */
 };
 
 struct run {
@@ -61,6 +68,14 @@ struct run {
 	int64_t run_at;            /* ms, wall: when it became ready */
 	double t0_offset;          /* ms between the job's first start and this attempt's */
 	struct store_req *pending; /* FINISH/REQUEUE waiting to be retried */
+	/* ctx.progress (jobs-progress.c): the latest, whether it waits to be written,
+	 * when the last write was (ms, monotonic), the timer of the next */
+	double progress;
+	char *progress_msg;
+	int progress_dirty, progress_armed;
+	int ended; /* its runner called finish: progress is no longer taken */
+	double progress_at;
+	struct sched_timer *progress_timer;
 	struct sched_timer *retry;
 	struct run *prev, *next;
 };
@@ -131,6 +146,28 @@ void jobs_run_free(struct run *run);
 /* Protected (1: the engine, light): load jobrun.lua with its primitives; leaves the runner. */
 int jobs_run_load(lua_State *L);
 
+/* The run of serial in j, or NULL when it has ended. */
+struct run *jobs_run_of(struct jobs *j, uint64_t serial);
+
+/* ---- jobs-stats.c ---- */
+
+/* An attempt of run ended: its latency and queue wait join the percentiles. */
+void jobs_record_latency(struct jobs *j, const struct run *run);
+
+/* The per-script figures of an attempt whose end r recorded, ms after its start. */
+void jobs_slot_count(struct slot *sl, const struct store_req *r, double ms);
+
+/* ---- jobs-progress.c ---- */
+
+/* Lua (upvalue 1: the engine): progress(serial, fraction, message|nil) -> recorded. */
+int jobs_progress_l(lua_State *L);
+
+/* The attempt ends: write its pending progress now (before its outcome). */
+void jobs_progress_flush(struct run *run);
+
+/* Free run's progress (its timer, before the scheduler goes; its message). */
+void jobs_progress_free(struct run *run);
+
 /* ---- jobs-schedule.c ---- */
 
 /* (Re)build the schedules from the loaded scripts (frees the old ones). */
@@ -146,5 +183,8 @@ void jobs_schedule_free(struct jobs *j);
 
 /* Job id reached a final state: hand its waiters to the store to read it. */
 void jobs_wait_wake(struct jobs *j, int64_t id);
+
+/* Job id's progress was recorded: tell its waiters that asked (jobs_wait_watch). */
+void jobs_wait_progressed(struct jobs *j, int64_t id, double fraction, const char *message);
 
 #endif

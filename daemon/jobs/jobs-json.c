@@ -54,6 +54,12 @@ json_t *jobs_job_json(const struct store_job *job, size_t max_value)
 	json_object_set_new(o, "finished_at", opt_int(job->finished_at));
 	set_clipped(o, "result", job->result, max_value);
 	json_object_set_new(o, "error", clip_error(job->error, max_value));
+	if (job->has_progress)
+		/* ctx.progress: the attempt's last, as stored (a few times a second at most) */
+		json_object_set_new(o, "progress",
+		                    json_pack("{sf so}", "fraction", job->progress, "message",
+		                              job->progress_msg ? json_string(job->progress_msg)
+		                                                : json_null()));
 	if (job->state && strcmp(job->state, "waiting") == 0)
 		/* what it waits for: a signal (with an optional deadline) or a wake time */
 		json_object_set_new(

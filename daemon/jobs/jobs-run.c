@@ -51,16 +51,6 @@ static double jitter(struct jobs *j)
 	return 0.75 + 0.5 * (double)(j->rng >> 11) / 9007199254740992.0;
 }
 
-static void record_latency(struct jobs *j, struct run *run)
-{
-	size_t i = j->nlat++ % NLAT;
-
-	j->lat[i] = sched_now() - run->started;
-	j->wait[i] = (double)(run->started_at - run->run_at);
-	if (j->wait[i] < 0)
-		j->wait[i] = 0;
-}
-
 void jobs_run_free(struct run *run)
 {
 	struct jobs *j = run->j;
@@ -73,6 +63,7 @@ void jobs_run_free(struct run *run)
 		run->next->prev = run->prev;
 	j->nruns--;
 	trace_unref(run->trace);
+	jobs_progress_free(run);
 	sched_timer_free(run->retry);
 	store_req_free(run->pending);
 	free(run->park_for);
@@ -156,11 +147,13 @@ static void finish_answered(struct store_req *r)
 			j->cancelled++;
 		if (strcmp(r->name, "failed") == 0 || strcmp(r->name, "dead") == 0)
 			j->failed++;
-		record_latency(j, run);
+		jobs_record_latency(j, run);
 	} else if (r->rc == 0 && r->changed) {
 		j->requeued++;
 	}
 	sl = jobs_slot_get(j, run->name);
+	if (sl && r->rc == 0 && r->changed)
+		jobs_slot_count(sl, r, sched_now() - run->started);
 	/* a retry: its claim finds the retry's time and arms the timer */
 	if (sl && r->rc == 0 && r->changed && strcmp(r->name, "failed") == 0)
 		jobs_wake_name(j, run->name);
@@ -191,6 +184,8 @@ static int run_finish(lua_State *L)
 	const char *state;
 	char *text = NULL;
 
+	jobs_progress_flush(run); /* submitted first: the outcome follows it */
+	run->ended = 1;
 	r = store_req_new(run->cancel == CANCEL_SHUTDOWN ? STORE_REQUEUE : STORE_FINISH);
 	if (!r)
 		return luaL_error(L, "out of memory");
@@ -466,16 +461,20 @@ void jobs_cancel_all(struct jobs *j)
 
 /* ---- the runner ------------------------------------------------------------------------ */
 
+struct run *jobs_run_of(struct jobs *j, uint64_t serial)
+{
+	for (struct run *run = j->runs; run; run = run->next)
+		if (run->serial == serial)
+			return run;
+	return NULL;
+}
+
 /* The run serial names in j (upvalue 1), or NULL when it has ended. */
 static struct run *run_of(lua_State *L, int idx)
 {
 	struct jobs *j = lua_touserdata(L, lua_upvalueindex(1));
-	lua_Integer serial = luaL_checkinteger(L, idx);
 
-	for (struct run *run = j->runs; run; run = run->next)
-		if (run->serial == (uint64_t)serial)
-			return run;
-	return NULL;
+	return jobs_run_of(j, (uint64_t)luaL_checkinteger(L, idx));
 }
 
 /*
@@ -580,6 +579,8 @@ int jobs_run_load(lua_State *L)
 	lua_pushcclosure(L, run_park, 1);
 	lua_pushlightuserdata(L, j);
 	lua_pushcclosure(L, run_cancel, 1);
-	lua_call(L, 6, 1);
+	lua_pushlightuserdata(L, j);
+	lua_pushcclosure(L, jobs_progress_l, 1);
+	lua_call(L, 7, 1);
 	return 1;
 }

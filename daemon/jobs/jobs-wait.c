@@ -1,6 +1,6 @@
 /*
  * jobs-wait.c: waiters (jobs.wait, `awaitctl wait`/`run`) until a job is
- * finished.
+ * finished, told of its progress on the way if they ask.
  *
  * A waiter holds a GET request; it is submitted when the job reaches a
  * final state here (jobs_wait_wake, jobs_finished), and re-parked if the
@@ -20,6 +20,8 @@ struct waiter {
 	struct store_req *r;
 	store_done_fn *done; /* the waiter's own completion */
 	void *arg;
+	jobs_progress_fn *progress; /* NULL: not told of progress */
+	void *parg;
 	struct waiter *next;
 };
 
@@ -40,7 +42,9 @@ static void waiter_answered(struct store_req *r)
 	int final = r->rc != 0 || r->njobs == 0 || jobs_final_state(r->jobs[0].state);
 
 	if (!final && !j->closing) {
-		/* not finished yet: wait for its final state */
+		/* not finished yet: wait for its final state; its progress so far first */
+		if (w->progress && r->jobs[0].has_progress)
+			w->progress(w->parg, r->jobs[0].progress, r->jobs[0].progress_msg);
 		for (size_t i = 0; i < r->njobs; i++)
 			store_job_fini(&r->jobs[i]);
 		free(r->jobs);
@@ -57,6 +61,11 @@ static void waiter_answered(struct store_req *r)
 
 void jobs_wait(struct store_req *r, void *ud)
 {
+	jobs_wait_watch(r, ud, NULL, NULL);
+}
+
+void jobs_wait_watch(struct store_req *r, void *ud, jobs_progress_fn *fn, void *arg)
+{
 	struct jobs *j = ud;
 	struct waiter *w = calloc(1, sizeof *w);
 
@@ -66,6 +75,8 @@ void jobs_wait(struct store_req *r, void *ud)
 		return;
 	}
 	w->r = r;
+	w->progress = fn;
+	w->parg = arg;
 	w->done = r->done;
 	w->arg = r->arg;
 	r->op = STORE_GET;
@@ -106,6 +117,13 @@ void jobs_wait_wake(struct jobs *j, int64_t id)
 			pw = &w->next;
 		}
 	}
+}
+
+void jobs_wait_progressed(struct jobs *j, int64_t id, double fraction, const char *message)
+{
+	for (struct waiter *w = j->waiters; w; w = w->next)
+		if (w->progress && w->r->id == id)
+			w->progress(w->parg, fraction, message);
 }
 
 void jobs_finished(struct jobs *j, int64_t id)

@@ -77,6 +77,7 @@ struct slot *jobs_slot_get(struct jobs *j, const char *name)
 	ns->name = strdup(name);
 	if (!ns->name)
 		return NULL;
+	histo_init(&ns->duration, histo_le_seconds, HISTO_LE_SECONDS_N);
 	j->nslots++;
 	return ns;
 }
@@ -447,44 +448,6 @@ void jobs_drain(struct jobs *j)
 	jobs_schedule_stop(j);
 }
 
-/* Percentile p of the first n values of v (sorted copy). */
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static json_t *percentiles(const double *v, size_t n)
-{
-	double *c;
-	json_t *o;
-
-	if (!n)
-		return json_null();
-	c = malloc(n * sizeof *c);
-	if (!c)
-		return json_null();
-	memcpy(c, v, n * sizeof *c);
-	qsort(c, n, sizeof *c, cmp_double);
-	o = json_pack("{sf sf sf sf}", "p50", c[n / 2], "p90", c[n * 9 / 10], "p99",
-	              c[n * 99 / 100], "max", c[n - 1]);
-	free(c);
-	return o ? o : json_null();
-}
-
-json_t *jobs_stats_json(struct jobs *j)
-{
-	size_t n = j->nlat < NLAT ? j->nlat : NLAT;
-
-	return json_pack("{sI sI sI sI sI sI sI sI so so}", "running", (json_int_t)j->nruns,
-	                 "completed", (json_int_t)j->completed, "failed", (json_int_t)j->failed,
-	                 "retried", (json_int_t)j->retried, "dead", (json_int_t)j->dead,
-	                 "cancelled", (json_int_t)j->cancelled, "requeued", (json_int_t)j->requeued,
-	                 "parked", (json_int_t)j->parked, "latency_ms", percentiles(j->lat, n),
-	                 "wait_ms", percentiles(j->wait, n));
-}
-
 void jobs_close_lua(struct jobs *j)
 {
 	if (!j)
@@ -501,6 +464,7 @@ void jobs_close_lua(struct jobs *j)
 		}
 		sched_timer_free(run->retry);
 		run->retry = NULL;
+		jobs_progress_free(run);
 	}
 	db_set_store(j->L, NULL, NULL, NULL);
 	/* the timers are the scheduler's, which goes next; closing: none is armed again */

@@ -110,6 +110,16 @@ int jobs_signal_refused(const struct store_req *r, char *code, size_t codelen, c
  */
 void jobs_wait(struct store_req *r, void *ud);
 
+/* Told of a job's progress: its fraction (0..1) and message (NULL: none). */
+typedef void jobs_progress_fn(void *arg, double fraction, const char *message);
+
+/*
+ * jobs_wait, and while r waits fn(arg, ...) runs with the job's progress
+ * as stored when the wait begins (if any) and each time a new one is
+ * recorded. fn must not withdraw r.
+ */
+void jobs_wait_watch(struct store_req *r, void *ud, jobs_progress_fn *fn, void *arg);
+
 /* Take back a waiting r (1: taken, the caller owns it; 0: with the store). */
 int jobs_withdraw(struct store_req *r, void *ud);
 

@@ -24,6 +24,7 @@
 #include "jobs.h"
 #include "listen.h"
 #include "log.h"
+#include "loopwatch.h"
 #include "humanfmt.h"
 #include "memcap.h"
 #include "modules.h"
@@ -72,6 +73,7 @@ void daemon_cmd_env(struct daemon *d, struct cmd_env *env)
 	env->reload = cmd_reload_cb;
 	env->drain = cmd_drain_cb;
 	env->workers = cmd_workers_cb;
+	env->loop = d->loop;
 	env->svc = d;
 }
 
@@ -404,6 +406,7 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 	lim.output_cap = d->cfg.output_cap;
 	lim.max_clients = d->cfg.max_clients;
 	lim.allow_gid = -1;
+	d->loop = loopwatch_new(d->base, LOOPWATCH_MS);
 	daemon_cmd_env(d, &d->cmd);
 	d->srv = server_new(d->base, d->listen_fd, &lim, cmd_dispatch, &d->cmd, err, errlen);
 	d->cmd.srv = d->srv;
@@ -444,6 +447,7 @@ static void daemon_close(struct daemon *d)
 
 	log_set_sink(NULL, NULL);
 	web_free(d->web);
+	loopwatch_free(d->loop);
 	jobs_fail_waiters(d->jobs); /* their clients get an answer while they can */
 	logbook_fini(&d->logs);
 	server_free(d->srv);

@@ -35,6 +35,9 @@ struct jobs;
 struct jobs_env;
 struct worker_pool;
 struct web;
+struct loopwatch;
+
+#define LOOPWATCH_MS 100 /* the lag probe's period */
 
 struct daemon {
 	struct config cfg;
@@ -58,6 +61,7 @@ struct daemon {
 	struct jobs *jobs;  /* the job engine */
 	struct worker_pool *workers; /* async.worker's threads */
 	struct web *web;             /* the HTTP front end, when http_listen is set */
+	struct loopwatch *loop;      /* the loop's lag, every LOOPWATCH_MS */
 	int64_t orphans;    /* jobs requeued at start-up: an older epoch left them running */
 	uint64_t reloads;
 	struct logbook logs;  /* recent lines, `logs -f` followers */

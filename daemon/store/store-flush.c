@@ -43,6 +43,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "errbuf.h"
 #include "store-int.h"
 
@@ -77,6 +78,7 @@ static void *flush_main(void *arg)
 		st->ckpt_frames = 0;
 		pthread_mutex_unlock(&st->fmu);
 		if (list) {
+			double t0 = clock_mono_ms();
 			if (fdatasync(st->wal_fd) < 0) {
 				/* not the log: its sink belongs to the loop thread */
 				fprintf(
@@ -90,6 +92,7 @@ static void *flush_main(void *arg)
 			}
 			pthread_mutex_lock(&st->mu);
 			st->stats.syncs++;
+			histo_observe(&st->stats.fsync, (clock_mono_ms() - t0) / 1000);
 			pthread_mutex_unlock(&st->mu);
 			store_answer_list(st, list);
 		}

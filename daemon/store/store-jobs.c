@@ -20,7 +20,7 @@
 #define JOB_COLS                                                                                   \
 	"id, name, state, args, key, priority, attempt, max_attempts, backoff_ms, timeout_ms,"     \
 	" run_at, created_at, started_at, finished_at, lease, result, error, wait_seq,"          \
-	" wait_for, wait_until, cancelling"
+	" wait_for, wait_until, cancelling, progress, progress_msg"
 
 #define PRUNE_MAX 10000 /* jobs removed per prune: the writer is not held for long */
 
@@ -71,8 +71,11 @@ static void read_job(sqlite3_stmt *s, struct store_job *j)
 	j->wait_for = store_col_text(s, 18);
 	j->wait_until = col_i64(s, 19);
 	j->cancelling = (int)col_i64(s, 20);
-	if (sqlite3_column_count(s) > 21) /* the claim's has_steps */
-		j->has_steps = sqlite3_column_int(s, 21);
+	j->has_progress = sqlite3_column_type(s, 21) != SQLITE_NULL;
+	j->progress = sqlite3_column_double(s, 21);
+	j->progress_msg = store_col_text(s, 22);
+	if (sqlite3_column_count(s) > 23) /* the claim's has_steps */
+		j->has_steps = sqlite3_column_int(s, 23);
 }
 
 /* Step s to the end, appending each row to r->jobs. Returns rows read or -1. */
@@ -188,7 +191,9 @@ static int op_claim(struct store *st, struct store_req *r)
 	/* a job that waited continues its attempt: not counted again */
 	s = store_stmt(&st->w,
 	               "UPDATE jobs SET state = 'running', attempt = attempt + (state <> 'waiting'),"
-	               " lease = ?, epoch = ?, started_at = ? WHERE id = ?",
+	               " lease = ?, epoch = ?, started_at = ?,"
+	               " progress = iif(state = 'waiting', progress, NULL),"
+	               " progress_msg = iif(state = 'waiting', progress_msg, NULL) WHERE id = ?",
 	               r);
 	if (!s)
 		return -1;
@@ -336,11 +341,27 @@ static int op_list(struct store *st, struct store_req *r)
 	return read_jobs(st, s, r, "listing jobs") < 0 ? -1 : 0;
 }
 
+/* flag: by script too, as rows (name, state, n); the totals by state are their sums */
 static int op_counts(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(&st->w, "SELECT state, count(*) FROM jobs GROUP BY state", r);
+	sqlite3_stmt *s;
 	int rc;
 
+	if (r->flag) {
+		s = store_stmt(&st->w,
+		               "SELECT name, state, count(*) AS n FROM jobs GROUP BY name, state", r);
+		if (!s)
+			return -1;
+		rc = store_collect(&st->w, s, r);
+		sqlite3_reset(s);
+		for (size_t i = 0; rc == 0 && i < r->rows.nrows; i++) {
+			int k = store_state_parse(r->rows.vals[i * 3 + 1].p);
+			if (k >= 0)
+				r->counts[k] += r->rows.vals[i * 3 + 2].i;
+		}
+		return rc;
+	}
+	s = store_stmt(&st->w, "SELECT state, count(*) FROM jobs GROUP BY state", r);
 	if (!s)
 		return -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -443,6 +464,23 @@ static int op_fire(struct store *st, struct store_req *r)
 	return op_enqueue(st, r);
 }
 
+/* Fenced by lease: the progress of an attempt that is over changes nothing. */
+static int op_progress(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(&st->w,
+	                             "UPDATE jobs SET progress = ?1, progress_msg = ?2"
+	                             " WHERE id = ?3 AND state = 'running' AND lease = ?4",
+	                             r);
+
+	if (!s)
+		return -1;
+	sqlite3_bind_double(s, 1, r->fraction);
+	store_bind_text(s, 2, r->text);
+	sqlite3_bind_int64(s, 3, r->id);
+	sqlite3_bind_int64(s, 4, r->lease);
+	return store_run_done(st, s, r, "recording the job's progress");
+}
+
 static int op_prune(struct store *st, struct store_req *r)
 {
 	sqlite3_stmt *s =
@@ -499,6 +537,8 @@ int store_jobs_exec(struct store *st, struct store_req *r)
 		return store_wait(st, r);
 	case STORE_SIGNAL:
 		return store_signal(st, r);
+	case STORE_PROGRESS:
+		return op_progress(st, r);
 	default:
 		return store_fail(r, "invalid", "unknown store operation %d", (int)r->op);
 	}

@@ -37,6 +37,7 @@ void store_job_fini(struct store_job *j)
 	free(j->result);
 	free(j->error);
 	free(j->wait_for);
+	free(j->progress_msg);
 	memset(j, 0, sizeof *j);
 }
 

@@ -176,6 +176,8 @@ static void batch_fail(struct store *st, const char *why)
 
 static void batch_commit(struct store *st)
 {
+	size_t n = 0;
+
 	if (!st->in_batch || st->open_tx)
 		return;
 	if (store_exec(&st->w, "COMMIT") < 0) {
@@ -187,8 +189,11 @@ static void batch_commit(struct store *st)
 		return;
 	}
 	st->in_batch = 0;
+	for (const struct store_req *r = st->acks; r; r = r->next)
+		n++;
 	pthread_mutex_lock(&st->mu);
 	st->stats.commits++; /* before the answers: whoever sees them sees the commit counted */
+	histo_observe(&st->stats.batch, (double)n);
 	pthread_mutex_unlock(&st->mu);
 	if (st->wal_fd >= 0)
 		store_flush_hand(st, st->acks); /* answered once the WAL is synced */
@@ -462,6 +467,8 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 	st->lock_fd = -1;
 	st->efd = -1;
 	st->wal_fd = -1;
+	histo_init(&st->stats.batch, histo_le_count, HISTO_LE_COUNT_N);
+	histo_init(&st->stats.fsync, histo_le_fast, HISTO_LE_FAST_N);
 	st->path = strdup(cfg->path);
 	st->migrations_dir = strdup(cfg->migrations_dir);
 	st->synchronous = strdup(cfg->synchronous);

@@ -38,6 +38,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "histo.h"
+
 struct event_base;
 struct store;
 struct store_req;
@@ -68,7 +70,8 @@ enum store_op {
 	STORE_GET,      /* id, flag (1: with steps) -> jobs[0] (njobs 0: none), rows (steps) */
 	STORE_LIST,     /* name, text (state), n (limit), id (only older ones; 0 all)
 	                 * -> jobs[] newest first */
-	STORE_COUNTS,   /* -> counts[] by enum store_state */
+	STORE_COUNTS,   /* flag (1: by script too) -> counts[] by enum store_state; with the
+	                 * flag rows (name TEXT, state TEXT, n INT) too */
 	STORE_SPANS,    /* id -> jobs[0], out_text (the trace: a JSON array per line) */
 	STORE_NEXT_DUE, /* name -> out_id: the earliest run_at of its ready jobs, or 0 */
 	STORE_SCHEDULE, /* name, text (expr), run_at (next fire), flag (1: keep a stored next
@@ -85,6 +88,8 @@ enum store_op {
 	                 * cancelled instead (see STORE_CANCEL) */
 	STORE_SIGNAL,   /* id, name, text (payload JSON), now -> jobs[0] (njobs 0: no job),
 	                 * changed (0: the job is final, nothing stored) */
+	STORE_PROGRESS, /* id, lease, fraction, text (message, NULL none) -> changed (0: that
+	                 * attempt is over); a claim that starts a new attempt clears it */
 };
 
 enum store_state {
@@ -134,6 +139,9 @@ struct store_job {
 	char *wait_for;
 	int cancelling;
 	int resumed; /* STORE_CLAIM: it was waiting (this run continues an attempt) */
+	int has_progress; /* ctx.progress: the attempt's last progress (0..1) and message */
+	double progress;
+	char *progress_msg;
 };
 
 struct store_err {
@@ -150,6 +158,7 @@ struct store_req {
 	char *name, *key, *sql, *text, *text2; /* malloc'd, freed with the request */
 	struct store_val *params;
 	int nparams;
+	double fraction; /* STORE_PROGRESS */
 	double deadline; /* STORE_SQL: ms, CLOCK_MONOTONIC, when its task must be done; 0 none */
 	int cancelled;   /* atomic: the waiter is gone, a statement of it may stop */
 	/* outputs */
@@ -258,6 +267,8 @@ struct store_stats {
 	uint64_t checkpoints; /* WAL checkpoints run by the flusher */
 	uint64_t requests;    /* requests answered */
 	uint64_t failed_commits;
+	struct histo batch; /* requests per group commit */
+	struct histo fsync; /* seconds per fdatasync of the WAL */
 };
 
 void store_get_stats(struct store *st, struct store_stats *out);

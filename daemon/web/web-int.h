@@ -20,6 +20,7 @@ enum web_route_kind {
 	WEB_ROUTE_METRICS,
 	WEB_ROUTE_PAGE,   /* the dashboard's HTML */
 	WEB_ROUTE_SCRIPT, /* ... and its JavaScript */
+	WEB_ROUTE_ACTION, /* a command that changes a job (POST, with the token) */
 };
 
 struct web_route {
@@ -28,9 +29,10 @@ struct web_route {
 };
 
 /*
- * What uri asks for: an API command with its args, /metrics, a bad request
- * (msg says why: a bad id, a bad query parameter) or nothing (msg names the
- * paths there are).
+ * What uri asks for: an API command with its args, an action (cancel,
+ * retry, signal: args {id}; a signal's name and payload come in the body),
+ * /metrics, a bad request (msg says why: a bad id, a bad query parameter)
+ * or nothing (msg names the paths there are).
  */
 enum web_route_kind web_route_of(const struct evhttp_uri *uri, struct web_route *out, char *msg,
                                  size_t msglen);

@@ -1,8 +1,10 @@
 /*
  * web-metrics.c: /metrics in the Prometheus text exposition format
- * (version 0.0.4), from the `status` and `stats` results: jobs by state
- * (gauge), job outcomes (counters), tasks, Lua memory, the store's
- * commits and syncs, the worker pool, control requests, uptime.
+ * (version 0.0.4), from the `status` (by script) and `stats` results: jobs
+ * by script and state (gauge), attempts by script and outcome (counter),
+ * attempt durations, store batch sizes, fsync times and the loop's lag
+ * (histograms), tasks, Lua memory, the store's commits and syncs, the
+ * worker pool, control requests, uptime.
  * Names follow Prometheus' conventions: awaitd_ prefix, _total for
  * counters, base units (seconds, bytes).
  */
@@ -46,15 +48,100 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
 }
 
+/* s as a label value: backslash, quote and newline escaped. */
+static void label(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+/* One series of a histogram family (histo_json's object h), labels like "script=\"x\"". */
+static void histogram(FILE *f, const char *name, const char *key, const char *val, json_t *h)
+{
+	json_t *le = json_object_get(h, "le"), *counts = json_object_get(h, "counts");
+	size_t n = json_array_size(le);
+	char lv[32];
+
+	if (json_array_size(counts) != n + 1)
+		return;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n)
+			snprintf(lv, sizeof lv, "%.15g", json_number_value(json_array_get(le, i)));
+		fprintf(f, "%s_bucket{", name);
+		if (key) {
+			fprintf(f, "%s=\"", key);
+			label(f, val);
+			fputs("\",", f);
+		}
+		fprintf(f, "le=\"%s\"} %lld\n", i < n ? lv : "+Inf",
+		        (long long)json_integer_value(json_array_get(counts, i)));
+	}
+	fprintf(f, "%s_sum", name);
+	if (key) {
+		fprintf(f, "{%s=\"", key);
+		label(f, val);
+		fputs("\"}", f);
+	}
+	fprintf(f, " %.17g\n%s_count", num(h, "sum"), name);
+	if (key) {
+		fprintf(f, "{%s=\"", key);
+		label(f, val);
+		fputs("\"}", f);
+	}
+	fprintf(f, " %.17g\n", num(h, "count"));
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* The job figures by script: in the store by state, attempts ended, durations. */
+static void by_script(FILE *f, json_t *status, json_t *stats)
+{
+	static const char *const states[] = {"queued", "running", "waiting", "succeeded",
+	                                     "failed", "dead",    "cancelled"};
+	json_t *by = json_object_get(status, "jobs_by_script");
+	json_t *run = json_object_get(json_object_get(stats, "jobs"), "by_script"), *v, *x;
+	const char *k, *o;
+
+	family(f, "awaitd_jobs", "gauge", "Jobs in the store, by script and state.");
+	json_object_foreach(by, k, v)
+	{
+		for (size_t i = 0; i < sizeof states / sizeof states[0]; i++) {
+			fputs("awaitd_jobs{script=\"", f);
+			label(f, k);
+			fprintf(f, "\",state=\"%s\"} %.17g\n", states[i], num(v, states[i]));
+		}
+	}
+	family(f, "awaitd_job_attempts_total", "counter",
+	       "Attempts ended since the start, by script and outcome (retried: failed, to be "
+	       "retried; parked: at a durable wait; requeued: stopped by a shutdown).");
+	json_object_foreach(run, k, v)
+	{
+		json_object_foreach(json_object_get(v, "ended"), o, x)
+		{
+			fputs("awaitd_job_attempts_total{script=\"", f);
+			label(f, k);
+			fprintf(f, "\",outcome=\"%s\"} %.17g\n", o, json_number_value(x));
+		}
+	}
+	family(f, "awaitd_job_duration_seconds", "histogram",
+	       "Seconds an attempt ran, by script (attempts that ended, not parked).");
+	json_object_foreach(run, k, v)
+	    histogram(f, "awaitd_job_duration_seconds", "script", k,
+	              json_object_get(v, "duration_s"));
+}
+
 void web_metrics_reply(struct evhttp_request *req, json_t *status, json_t *stats)
 {
-	static const char *const outcomes[][2] = {
-	    {"completed", "succeeded"}, {"failed", "failed"},       {"retried", "retried"},
-	    {"dead", "dead"},           {"cancelled", "cancelled"}, {"requeued", "requeued"},
-	    {"parked", "parked"},
-	};
-	json_t *jobs = json_object_get(status, "jobs"), *v, *js = json_object_get(stats, "jobs");
-	const char *k;
+	json_t *store = json_object_get(stats, "store");
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -68,21 +155,19 @@ void web_metrics_reply(struct evhttp_request *req, json_t *status, json_t *stats
 	        AWAITD_VERSION);
 	metric(f, "awaitd_uptime_seconds", "gauge", "Seconds since the daemon started.",
 	       num(status, "uptime_s"));
-	fprintf(f, "# HELP awaitd_jobs Jobs in the store, by state.\n# TYPE awaitd_jobs gauge\n");
-	json_object_foreach(jobs, k, v)
-	{
-		if (json_is_integer(v))
-			fprintf(f, "awaitd_jobs{state=\"%s\"} %lld\n", k,
-			        (long long)json_integer_value(v));
-	}
-	fprintf(f, "# HELP awaitd_job_outcomes_total Attempt outcomes recorded since the start.\n"
-	           "# TYPE awaitd_job_outcomes_total counter\n");
-	for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++)
-		fprintf(f, "awaitd_job_outcomes_total{outcome=\"%s\"} %.17g\n", outcomes[i][1],
-		        num(js, outcomes[i][0]));
+	by_script(f, status, stats);
 	for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
 		metric(f, plain[i].name, plain[i].type, plain[i].help,
 		       num(json_object_get(stats, plain[i].object), plain[i].key));
+	family(f, "awaitd_store_batch_size", "histogram", "Requests per group commit.");
+	histogram(f, "awaitd_store_batch_size", NULL, NULL, json_object_get(store, "batch"));
+	family(f, "awaitd_store_fsync_seconds", "histogram", "Seconds per fdatasync of the WAL.");
+	histogram(f, "awaitd_store_fsync_seconds", NULL, NULL, json_object_get(store, "fsync_s"));
+	family(f, "awaitd_loop_lag_seconds", "histogram",
+	       "How late the event loop ran a timer due every 100 ms; the sum over a span is the "
+	       "lag the loop added in it.");
+	histogram(f, "awaitd_loop_lag_seconds", NULL, NULL,
+	          json_object_get(json_object_get(stats, "loop"), "lag"));
 	if (fclose(f) != 0 || !text) {
 		free(text);
 		web_reply_error(req, 500, "out_of_memory", "out of memory");

@@ -4,6 +4,7 @@
  *   /api/status, /api/stats, /api/scripts     status, stats, scripts
  *   /api/jobs?state=S&name=N&limit=L&before=ID jobs (before: older than job ID)
  *   /api/jobs/ID, /api/jobs/ID/trace          show, trace
+ *   POST /api/jobs/ID/cancel|retry|signal     cancel, retry, signal (actions)
  *   /metrics                                  (status and stats)
  *   /, /dashboard.js                          the dashboard (daemon/web/assets/)
  *
@@ -22,7 +23,8 @@
 #include "web-int.h"
 
 #define PATHS "/ (the dashboard), /api/status, /api/stats, /api/scripts, /api/jobs, " \
-              "/api/jobs/ID, /api/jobs/ID/trace, /metrics"
+              "/api/jobs/ID, /api/jobs/ID/trace, /metrics; POST /api/jobs/ID/cancel, " \
+              "/api/jobs/ID/retry, /api/jobs/ID/signal"
 
 /* A job id of the path (all digits, > 0), or -1. */
 static json_int_t id_of(const char *s, size_t n)
@@ -114,12 +116,20 @@ enum web_route_kind web_route_of(const struct evhttp_uri *uri, struct web_route 
 		snprintf(msg, msglen, "a job id is a number > 0");
 		return WEB_ROUTE_BAD;
 	}
+	static const char *const actions[] = {"cancel", "retry", "signal"};
+	enum web_route_kind kind = WEB_ROUTE_API;
+
 	if (rest[n] == 0)
 		out->cmd = "show";
 	else if (strcmp(rest + n, "/trace") == 0)
 		out->cmd = "trace";
-	else
+	for (size_t i = 0; !out->cmd && rest[n] == '/' && i < 3; i++)
+		if (strcmp(rest + n + 1, actions[i]) == 0) {
+			out->cmd = actions[i];
+			kind = WEB_ROUTE_ACTION;
+		}
+	if (!out->cmd)
 		return WEB_ROUTE_NONE;
 	out->args = json_pack("{sI}", "id", id);
-	return WEB_ROUTE_API;
+	return kind;
 }

@@ -8,7 +8,9 @@
  * error object with a status that says what kind it is. /metrics runs
  * `status`, then `stats`, and prints both in the Prometheus text format
  * (web-metrics.c). / is the dashboard, a page and a script embedded in the
- * binary (daemon/web/assets/), which polls /api/.
+ * binary (daemon/web/assets/), which polls /api/. The actions (POST
+ * /api/jobs/ID/cancel, retry, signal) run the same commands, only with
+ * http_token set and sent as "Authorization: Bearer TOKEN"; else 403.
  *
  * A request whose client goes away before the answer (evhttp frees it) is
  * marked gone by the connection's close callback; its answer is dropped.
@@ -41,6 +43,7 @@ struct webreq;
 
 struct web {
 	struct evhttp *http;
+	char *token; /* NULL: actions are off */
 	struct server *srv;
 	const struct cmd_env *env;
 	unsigned long requests;
@@ -128,6 +131,10 @@ static int status_of(const char *code)
 		return 404;
 	if (strcmp(code, "invalid_request") == 0 || strcmp(code, "invalid") == 0)
 		return 400;
+	if (strcmp(code, "finished") == 0)
+		return 409;
+	if (strcmp(code, "too_large") == 0)
+		return 413;
 	if (strcmp(code, "stopping") == 0 || strcmp(code, "busy") == 0)
 		return 503;
 	if (strcmp(code, "timeout") == 0)
@@ -244,23 +251,107 @@ static void start(struct web *w, struct evhttp_request *req, enum stage stage, c
 	web_call(wr, cmd, args);
 }
 
+/* Equal, in a time that does not tell how much of a matched. */
+static int same_secret(const char *a, const char *b)
+{
+	size_t na = strlen(a), nb = strlen(b);
+	unsigned char d = na != nb;
+
+	for (size_t i = 0; i < na; i++)
+		d |= (unsigned char)a[i] ^ (unsigned char)b[i % (nb ? nb : 1)];
+	return d == 0;
+}
+
+/* May req change jobs? 1, or 0 after a 403 that says why. */
+static int authorized(struct web *w, struct evhttp_request *req)
+{
+	const char *h =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+
+	if (!w->token) {
+		web_reply_error(req, 403, "forbidden",
+		                "actions are off: set http_token in awaitd.conf, then send "
+		                "\"Authorization: Bearer TOKEN\"");
+		return 0;
+	}
+	if (!h || strncmp(h, "Bearer ", 7) != 0 || !same_secret(h + 7, w->token)) {
+		web_reply_error(req, 403, "forbidden",
+		                "an action needs \"Authorization: Bearer TOKEN\" with http_token");
+		return 0;
+	}
+	return 1;
+}
+
+/* A signal's name and payload from the body {"name": N, "payload": JSON} into args. */
+static int signal_body(struct evhttp_request *req, json_t *args, char *msg, size_t msglen)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	const char *text = (const char *)evbuffer_pullup(in, (ev_ssize_t)len);
+	json_error_t je;
+	json_t *body = text ? json_loadb(text, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+	json_t *name = json_object_get(body, "name");
+
+	if (!json_is_object(body) || !json_is_string(name)) {
+		snprintf(msg, msglen,
+		         "the body must be a JSON object {\"name\": SIGNAL, \"payload\": JSON}%s%s",
+		         body || !text ? "" : ": ", body || !text ? "" : je.text);
+		json_decref(body);
+		return -1;
+	}
+	json_object_set(args, "name", name);
+	if (json_object_get(body, "payload"))
+		json_object_set(args, "payload", json_object_get(body, "payload"));
+	json_decref(body);
+	return 0;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	struct web *w = arg;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
+	enum web_route_kind kind;
 	struct web_route route;
 	char msg[256];
 
 	w->requests++;
-	if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-		web_reply_error(req, 405, "method_not_allowed",
-		                "the web interface is read-only: GET and HEAD only");
+	kind = web_route_of(evhttp_request_get_evhttp_uri(req), &route, msg, sizeof msg);
+	if (kind == WEB_ROUTE_ACTION && m != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		web_reply_error(req, 405, "method_not_allowed", "an action is a POST");
+		json_decref(route.args);
 		return;
 	}
-	switch (web_route_of(evhttp_request_get_evhttp_uri(req), &route, msg, sizeof msg)) {
+	if (kind != WEB_ROUTE_ACTION && m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		web_reply_error(req, 405, "method_not_allowed",
+		                "only the actions (POST /api/jobs/ID/cancel, retry, signal) change "
+		                "anything: this path takes GET and HEAD");
+		json_decref(route.args);
+		return;
+	}
+	if (kind == WEB_ROUTE_ACTION) {
+		if (!authorized(w, req)) {
+			json_decref(route.args);
+			return;
+		}
+		if (strcmp(route.cmd, "signal") == 0 &&
+		    signal_body(req, route.args, msg, sizeof msg) < 0) {
+			json_decref(route.args);
+			web_reply_error(req, 400, "invalid_request", msg);
+			return;
+		}
+		char *peer = NULL;
+		ev_uint16_t port = 0;
+		evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+		log_info("web: %s of job %lld, asked by %s:%u", route.cmd,
+		         (long long)json_integer_value(json_object_get(route.args, "id")),
+		         peer ? peer : "?", (unsigned)port);
+		kind = WEB_ROUTE_API;
+	}
+	switch (kind) {
 	case WEB_ROUTE_METRICS:
-		start(w, req, STAGE_METRICS_STATUS, "status", NULL);
+		start(w, req, STAGE_METRICS_STATUS, "status", json_pack("{sb}", "by_script", 1));
 		break;
 	case WEB_ROUTE_PAGE:
 		reply(req, 200, "text/html; charset=utf-8", (const char *)dashboard_html,
@@ -351,6 +442,11 @@ struct web *web_new(struct event_base *base, const struct web_config *cfg, struc
 	}
 	w->srv = srv;
 	w->env = env;
+	if (cfg->token && cfg->token[0] && !(w->token = strdup(cfg->token))) {
+		snprintf(err, errlen, "out of memory");
+		web_free(w);
+		return NULL;
+	}
 	evhttp_set_max_headers_size(w->http, WEB_MAX_HEADERS);
 	evhttp_set_max_body_size(w->http, WEB_MAX_BODY);
 	evhttp_set_timeout(w->http, 60);
@@ -362,7 +458,8 @@ struct web *web_new(struct event_base *base, const struct web_config *cfg, struc
 		web_free(w);
 		return NULL;
 	}
-	log_info("web: serving the dashboard, /api/ and /metrics on http://%s", cfg->listen);
+	log_info("web: serving the dashboard, /api/ and /metrics on http://%s (actions %s)",
+	         cfg->listen, w->token ? "on, with the token" : "off: no http_token");
 	return w;
 }
 
@@ -384,5 +481,6 @@ void web_free(struct web *w)
 		wr->w = NULL;
 	}
 	evhttp_free(w->http);
+	free(w->token);
 	free(w);
 }

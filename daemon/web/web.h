@@ -2,10 +2,11 @@
  * web.h: the daemon's HTTP front end (SPEC section 8), on its own libevent
  * loop through evhttp: no second loop, no thread.
  *
- * Read-only JSON under /api/ (the documents `awaitctl --json` prints: the
- * same commands answer, through a connection without a socket) and
- * /metrics in the Prometheus text format. It binds a loopback address
- * only, unless a token is set.
+ * JSON under /api/ (the documents `awaitctl --json` prints: the same
+ * commands answer, through a connection without a socket), /metrics in
+ * the Prometheus text format, the dashboard. Read-only but for the
+ * actions (cancel, retry, signal), which need the token. It binds a
+ * loopback address only, unless a token is set.
  *
  * Part web (daemon/web/): the HTTP server, its routes and the metrics. It
  * may call control, jobs, store, runtime and base; the service wires it.
@@ -22,7 +23,7 @@ struct web;
 
 struct web_config {
 	const char *listen; /* "ADDR:PORT" ("[v6]:PORT" for IPv6) */
-	const char *token;  /* NULL or "": none (loopback only) */
+	const char *token;  /* NULL or "": none (loopback only, no actions) */
 };
 
 /*

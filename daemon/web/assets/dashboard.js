@@ -1,7 +1,9 @@
 // dashboard.js: awaitd's dashboard, served by the daemon itself (daemon/web/).
 // It polls the JSON of /api/ (the documents `awaitctl --json` prints) once a
 // second and redraws the view: "#" the jobs (by state, filtered, paged),
-// "#job/ID" one job with its trace drawn to scale in SVG, "#scripts".
+// "#job/ID" one job with its trace drawn to scale in SVG, its progress and the
+// actions (cancel, retry, signal: POSTs that carry the token typed in the
+// header as "Authorization: Bearer"), "#scripts".
 // Every value from the daemon goes into the page as text (textContent), never
 // as markup, so a job's args cannot inject anything.
 "use strict";
@@ -14,6 +16,8 @@ let filter = { state: "", name: "" };
 let pages = [];       // the `before` ids of the pages behind the current one
 let before = 0;       // the current page: jobs older than this id (0: the newest)
 let polling = null;
+let prevStats = null;  // the last /api/stats, for the lag and fsync time per interval
+let actionBox = null;  // the job page's actions, kept across redraws (their inputs)
 
 function el(tag, attrs, ...kids) {
   const e = document.createElement(tag);
@@ -32,11 +36,27 @@ function svg(tag, attrs, text) {
   return e;
 }
 
-async function api(path) {
-  const r = await fetch(path, { cache: "no-store" });
+async function api(path, init) {
+  const r = await fetch(path, Object.assign({ cache: "no-store" }, init || {}));
   const body = await r.json();
   if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
   return body;
+}
+
+// an action on a job: POST with the token of the header (sessionStorage keeps it)
+function act(id, what, body) {
+  const token = document.getElementById("token").value;
+  return api("/api/jobs/" + id + "/" + what, { method: "POST",
+    headers: { "Authorization": "Bearer " + token, "Content-Type": "application/json" },
+    body: body === undefined ? "" : JSON.stringify(body) });
+}
+
+function progressBar(p) {
+  const pct = Math.floor(Math.min(1, Math.max(0, p.fraction)) * 100);
+  const bar = el("span", { class: "bar" }, el("i", {}));
+  bar.firstChild.style.width = pct + "%";
+  return el("span", { class: "progress", "data-pct": pct }, " " + pct + "%", bar,
+            p.message ? " " + p.message : "");
 }
 
 function duration(ms) {
@@ -72,6 +92,28 @@ function header(st) {
     st.scripts + (st.scripts_failed ? " (" + st.scripts_failed + " failed)" : "");
 }
 
+// the loop's lag (ms of lag per second) and the mean fsync since the last poll
+function loopStats(stats) {
+  const lag = stats.loop && stats.loop.lag, fs = stats.store && stats.store.fsync_s;
+  const p = prevStats;
+  if (lag && p && p.t < stats.t) {
+    const ms = (lag.sum - p.lag.sum) * 1000 / ((stats.t - p.t) / 1000);
+    document.getElementById("lag").textContent = ms.toFixed(2) + " ms/s";
+  }
+  if (fs && p && fs.count > p.fs.count)
+    document.getElementById("fsync").textContent =
+      ((fs.sum - p.fs.sum) * 1000 / (fs.count - p.fs.count)).toFixed(2) + " ms";
+  if (lag && fs) prevStats = { t: stats.t, lag: { sum: lag.sum }, fs: { sum: fs.sum, count: fs.count } };
+}
+
+async function status() {
+  const [st, stats] = await Promise.all([api("/api/status"), api("/api/stats")]);
+  stats.t = performance.now();
+  header(st);
+  loopStats(stats);
+  return st;
+}
+
 function counts(st) {
   const box = el("div", { class: "counts", id: "counts" });
   for (const s of STATES) {
@@ -95,7 +137,9 @@ function jobRow(j, now) {
   const dur = j.started_at && j.finished_at ? duration(j.finished_at - j.started_at) : "-";
   const res = j.wait ? waitText(j) : j.error ? j.error.code + ": " + j.error.message : text(j.result);
   return el("tr", { class: "job", "data-id": j.id, onclick: () => { location.hash = "#job/" + j.id; } },
-    el("td", {}, j.id), el("td", {}, j.name), el("td", { class: "state " + j.state }, j.state),
+    el("td", {}, j.id), el("td", {}, j.name),
+    el("td", { class: "state " + j.state }, j.state,
+       j.state === "running" && j.progress ? progressBar(j.progress) : ""),
     el("td", {}, j.attempt + "/" + j.max_attempts), el("td", {}, when(j.created_at)),
     el("td", {}, dur), el("td", { class: "mono" }, res.length > 120 ? res.slice(0, 119) + "…" : res));
 }
@@ -105,8 +149,7 @@ async function listView(view) {
   if (filter.state) q.set("state", filter.state);
   if (filter.name) q.set("name", filter.name);
   if (before) q.set("before", before);
-  const [st, list] = await Promise.all([api("/api/status"), api("/api/jobs?" + q)]);
-  header(st);
+  const [st, list] = await Promise.all([status(), api("/api/jobs?" + q)]);
   const rows = el("tbody", { id: "jobs" });
   for (const j of list.jobs) rows.append(jobRow(j));
   // the ids of the first list drawn: what was there before any live update
@@ -148,13 +191,35 @@ function waterfall(trace) {
   return g;
 }
 
+// cancel, retry and signal for job id: built once per job, so what is typed stays
+function actions(id) {
+  if (actionBox && actionBox.dataset.id === String(id)) return actionBox;
+  const msg = el("span", { class: "msg", id: "actionmsg" });
+  const run = (what, body) => act(id, what, body).then(
+    (j) => { msg.textContent = what + ": job " + j.id + " is " + j.state; draw(); },
+    (e) => { msg.textContent = what + " refused: " + e.message; });
+  const name = el("input", { id: "signame", placeholder: "signal name", size: 12 });
+  const payload = el("input", { id: "sigpayload", placeholder: "payload JSON (optional)", size: 22 });
+  const signal = () => {
+    let body = { name: name.value };
+    try { if (payload.value.trim()) body.payload = JSON.parse(payload.value); }
+    catch (e) { msg.textContent = "the payload is not JSON: " + e.message; return; }
+    run("signal", body);
+  };
+  actionBox = el("div", { class: "actions", "data-id": id },
+    el("button", { id: "cancel", onclick: () => run("cancel") }, "cancel"),
+    el("button", { id: "retry", onclick: () => run("retry") }, "retry"),
+    name, payload, el("button", { id: "signal", onclick: signal }, "signal"), msg);
+  return actionBox;
+}
+
 async function jobView(view, id) {
-  const [st, j, tr] = await Promise.all([api("/api/status"), api("/api/jobs/" + id),
+  const [st, j, tr] = await Promise.all([status(), api("/api/jobs/" + id),
                                          api("/api/jobs/" + id + "/trace")]);
-  header(st);
   const dl = el("dl", { id: "job" });
   const add = (k, v, cls) => dl.append(el("dt", {}, k), el("dd", cls ? { class: cls } : {}, v));
   add("id", j.id); add("script", j.name); add("state", j.state, "state " + j.state);
+  if (j.progress) add("progress", progressBar(j.progress));
   add("attempt", j.attempt + "/" + j.max_attempts); add("key", text(j.key));
   if (j.wait) add("waits", waitText(j));
   add("created", when(j.created_at)); add("started", when(j.started_at));
@@ -165,15 +230,14 @@ async function jobView(view, id) {
   for (const s of j.steps || [])
     steps.append(el("tr", {}, el("td", {}, s.seq), el("td", {}, s.kind), el("td", {}, s.name),
                     el("td", {}, when(s.at)), el("td", { class: "mono" }, text(s.result))));
-  view.replaceChildren(el("p", {}, el("a", { href: "#" }, "← jobs")), dl,
+  view.replaceChildren(el("p", {}, el("a", { href: "#" }, "← jobs")), dl, actions(j.id),
     el("h2", {}, "steps"), el("table", {}, el("thead", {}, el("tr", {},
       ...["seq", "kind", "name", "at", "result"].map((h) => el("th", {}, h)))), steps),
     el("h2", {}, "trace"), waterfall(tr));
 }
 
 async function scriptsView(view) {
-  const [st, list] = await Promise.all([api("/api/status"), api("/api/scripts")]);
-  header(st);
+  const [st, list] = await Promise.all([status(), api("/api/scripts")]);
   const rows = el("tbody", { id: "scriptlist" });
   for (const s of list)
     rows.append(el("tr", {}, el("td", {}, s.name), el("td", {}, text(s.description)),
@@ -198,6 +262,9 @@ async function draw() {
   }
 }
 
+const tokenInput = document.getElementById("token");
+tokenInput.value = sessionStorage.getItem("awaitd-token") || "";
+tokenInput.onchange = () => sessionStorage.setItem("awaitd-token", tokenInput.value);
 window.addEventListener("hashchange", draw);
 draw();
 polling = setInterval(draw, 1000);
