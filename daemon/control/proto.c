@@ -341,6 +341,18 @@ fail:
 	return NULL;
 }
 
+const char *proto_ok_result(const char *line, size_t len, size_t *rlen)
+{
+	static const char head[] = "{\"ok\":true,\"result\":";
+	size_t n = sizeof head - 1;
+
+	if (len < n + 3 || memcmp(line, head, n) != 0 || line[len - 1] != '\n' ||
+	    line[len - 2] != '}')
+		return NULL;
+	*rlen = len - n - 2;
+	return line + n;
+}
+
 char *proto_error(json_int_t id, int has_id, const char *code, const char *message, size_t *len)
 {
 	json_t *obj = NULL, *err = NULL;

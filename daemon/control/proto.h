@@ -104,6 +104,13 @@ char *proto_ok(json_int_t id, int has_id, json_t *result, size_t *len);
  */
 char *proto_error(json_int_t id, int has_id, const char *code, const char *message, size_t *len);
 
+/*
+ * In a line proto_ok made without an id ({"ok":true,"result":R}\n): where
+ * R's JSON text starts, its length in *rlen. NULL for any other line. (The
+ * web front end answers with R as it is, without parsing it again.)
+ */
+const char *proto_ok_result(const char *line, size_t len, size_t *rlen);
+
 /* {"id":N,"event":...}: one line of a streaming command's output. */
 char *proto_event(json_int_t id, json_t *event, size_t *len);
 

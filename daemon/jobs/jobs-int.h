@@ -27,6 +27,7 @@
 
 #define RETRY_STORE_MS 1000 /* a FINISH the store could not record is tried again */
 #define NLAT           4096 /* latencies kept for percentiles */
+#define PCT_EVERY_MS   1000 /* their percentiles computed again at most this often */
 
 struct schedule;
 struct script;
@@ -105,6 +106,9 @@ struct jobs {
 	uint64_t next_serial;
 	double lat[NLAT], wait[NLAT];
 	size_t nlat;
+	json_t *pct[2];  /* jobs-stats.c: the percentiles of lat and wait, as computed */
+	size_t pct_nlat; /* ... when nlat was this */
+	double pct_at;   /* ... at this time (ms, monotonic) */
 };
 
 /* ---- jobs.c ---- */

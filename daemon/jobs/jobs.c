@@ -480,6 +480,8 @@ void jobs_free(struct jobs *j)
 		return;
 	j->closing = 1;
 	jobs_schedule_free(j);
+	json_decref(j->pct[0]);
+	json_decref(j->pct[1]);
 	while (j->runs)
 		jobs_run_free(j->runs);
 	jobs_fail_waiters(j);

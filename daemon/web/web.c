@@ -11,6 +11,8 @@
  * binary (daemon/web/assets/), which polls /api/. The actions (POST
  * /api/jobs/ID/cancel, retry, signal) run the same commands, only with
  * http_token set and sent as "Authorization: Bearer TOKEN"; else 403.
+ * The answer to an /api/ GET serves the same GET for WEB_CACHE_MS
+ * (web-cache.c): every open dashboard asks the same paths each second.
  *
  * A request whose client goes away before the answer (evhttp frees it) is
  * marked gone by the connection's close callback; its answer is dropped.
@@ -26,6 +28,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "cmd.h"
 #include "log.h"
 #include "proto.h"
@@ -48,6 +51,7 @@ struct web {
 	const struct cmd_env *env;
 	unsigned long requests;
 	struct webreq *pending; /* waiting for their command's answer */
+	struct web_cache cache; /* answers of /api/ GETs, for the next browser */
 };
 
 enum stage { STAGE_API, STAGE_METRICS_STATUS, STAGE_METRICS_STATS };
@@ -59,6 +63,9 @@ struct webreq {
 	enum stage stage;
 	int dispatching; /* inside cmd_dispatch: an answer now is handled after it */
 	json_t *got;     /* the answer's document */
+	char *raw;       /* ... or a success's result as JSON text (STAGE_API) */
+	size_t rawlen;
+	char *key;       /* a GET's URI: its answer is cached (web-cache.c) */
 	json_t *status;  /* /metrics: the status result, while stats runs */
 	struct webreq *prev, *next; /* in w->pending */
 };
@@ -152,7 +159,7 @@ static void on_gone(struct evhttp_connection *evcon, void *arg)
 
 static void web_call(struct webreq *wr, const char *cmd, json_t *args);
 
-/* The command's answer is in wr->got: the next stage, or the reply. */
+/* The command's answer is in wr->got or wr->raw: the next stage, or the reply. */
 static void after_answer(struct webreq *wr)
 {
 	json_t *doc = wr->got, *result = json_object_get(doc, "result");
@@ -161,7 +168,13 @@ static void after_answer(struct webreq *wr)
 	conn_end(wr->c);
 	conn_release(wr->c);
 	wr->c = NULL;
-	if (wr->req && !json_is_true(json_object_get(doc, "ok"))) {
+	if (wr->raw) {
+		if (wr->req)
+			reply(wr->req, 200, "application/json", wr->raw, wr->rawlen);
+		if (wr->key && wr->w)
+			web_cache_put(&wr->w->cache, wr->key, wr->raw, wr->rawlen, clock_mono_ms());
+		free(wr->raw);
+	} else if (wr->req && !json_is_true(json_object_get(doc, "ok"))) {
 		json_t *e = json_object_get(doc, "error");
 		json_t *body = json_pack("{sO}", "error", e ? e : json_null());
 		web_reply_json(wr->req, status_of(json_string_value(json_object_get(e, "code"))),
@@ -183,6 +196,7 @@ static void after_answer(struct webreq *wr)
 	json_decref(doc);
 	json_decref(wr->status);
 	unlink_req(wr);
+	free(wr->key);
 	free(wr);
 }
 
@@ -190,15 +204,28 @@ static void after_answer(struct webreq *wr)
 static void on_line(struct conn *c, void *arg, const char *line, size_t len)
 {
 	struct webreq *wr = arg;
-	json_t *doc = json_loadb(line, len, 0, NULL);
+	const char *r = NULL;
+	size_t rlen = 0;
+	json_t *doc = NULL;
 
 	(void)c;
-	if (!doc || json_object_get(doc, "event")) {
+	/* a success of an API path goes out as the command encoded it */
+	if (wr->stage == STAGE_API && !wr->raw && (r = proto_ok_result(line, len, &rlen))) {
+		if (!(wr->raw = malloc(rlen ? rlen : 1)))
+			r = NULL;
+		else {
+			memcpy(wr->raw, r, rlen);
+			wr->rawlen = rlen;
+		}
+	}
+	if (!r && (!(doc = json_loadb(line, len, 0, NULL)) || json_object_get(doc, "event"))) {
 		json_decref(doc);
 		return;
 	}
-	json_decref(wr->got);
-	wr->got = doc;
+	if (doc) {
+		json_decref(wr->got);
+		wr->got = doc;
+	}
 	if (!wr->dispatching)
 		after_answer(wr);
 }
@@ -218,6 +245,7 @@ static void web_call(struct webreq *wr, const char *cmd, json_t *args)
 		json_decref(pr.args);
 		json_decref(wr->status);
 		unlink_req(wr);
+		free(wr->key);
 		free(wr);
 		return;
 	}
@@ -225,16 +253,18 @@ static void web_call(struct webreq *wr, const char *cmd, json_t *args)
 	cmd_dispatch(wr->c, &pr, (void *)wr->w->env);
 	wr->dispatching = 0;
 	json_decref(pr.args);
-	if (wr->got)
+	if (wr->got || wr->raw)
 		after_answer(wr);
 }
 
-/* Start the command behind an API path for req. */
+/* Start the command behind an API path for req; key: cache its answer under this. */
 static void start(struct web *w, struct evhttp_request *req, enum stage stage, const char *cmd,
-                  json_t *args)
+                  json_t *args, const char *key)
 {
 	struct webreq *wr = calloc(1, sizeof *wr);
 
+	if (wr && key)
+		wr->key = strdup(key); /* without memory: answered, not cached */
 	if (!wr) {
 		json_decref(args);
 		web_reply_error(req, 500, "out_of_memory", "out of memory");
@@ -311,6 +341,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	struct web *w = arg;
 	enum evhttp_cmd_type m = evhttp_request_get_command(req);
 	enum web_route_kind kind;
+	const struct web_cache_entry *hit;
 	struct web_route route;
 	char msg[256];
 
@@ -347,11 +378,13 @@ static void on_request(struct evhttp_request *req, void *arg)
 		log_info("web: %s of job %lld, asked by %s:%u", route.cmd,
 		         (long long)json_integer_value(json_object_get(route.args, "id")),
 		         peer ? peer : "?", (unsigned)port);
-		kind = WEB_ROUTE_API;
+		web_cache_clear(&w->cache); /* what it changes shows at once */
+		start(w, req, STAGE_API, route.cmd, route.args, NULL);
+		return;
 	}
 	switch (kind) {
 	case WEB_ROUTE_METRICS:
-		start(w, req, STAGE_METRICS_STATUS, "status", json_pack("{sb}", "by_script", 1));
+		start(w, req, STAGE_METRICS_STATUS, "status", json_pack("{sb}", "by_script", 1), NULL);
 		break;
 	case WEB_ROUTE_PAGE:
 		reply(req, 200, "text/html; charset=utf-8", (const char *)dashboard_html,
@@ -362,7 +395,14 @@ static void on_request(struct evhttp_request *req, void *arg)
 		      dashboard_js_len);
 		break;
 	case WEB_ROUTE_API:
-		start(w, req, STAGE_API, route.cmd, route.args);
+		if (m == EVHTTP_REQ_GET &&
+		    (hit = web_cache_get(&w->cache, evhttp_request_get_uri(req), clock_mono_ms()))) {
+			json_decref(route.args);
+			reply(req, 200, "application/json", hit->body, hit->len);
+			break;
+		}
+		start(w, req, STAGE_API, route.cmd, route.args,
+		      m == EVHTTP_REQ_GET ? evhttp_request_get_uri(req) : NULL);
 		break;
 	case WEB_ROUTE_BAD:
 		web_reply_error(req, 400, "invalid_request", msg);
@@ -481,6 +521,7 @@ void web_free(struct web *w)
 		wr->w = NULL;
 	}
 	evhttp_free(w->http);
+	web_cache_clear(&w->cache);
 	free(w->token);
 	free(w);
 }

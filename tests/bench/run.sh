@@ -234,6 +234,11 @@ sh "$(dirname "$0")/w7.sh"
 # p-limit (own script; prints its own result lines and its summary line)
 sh "$(dirname "$0")/w8.sh"
 
+# W10 dashboard: 50 browsers polling the dashboard's /api/ paths once a
+# second; the loop lag they add, by the daemon's own probe (own script; no
+# peer: the other systems' dashboards are separate services)
+sh "$(dirname "$0")/w10.sh"
+
 # W5 jobs: 100,000 durable trivial jobs through the daemon, against BullMQ
 # on Redis (appendfsync everysec) and the raw SQLite floor (own script;
 # prints its own result lines and its summary line)

@@ -2,8 +2,9 @@
 """The dashboard in a real browser: headless Chromium loads the page the
 daemon serves (http_listen) and the test reads the DOM it rendered
 (--dump-dom): the counts match `awaitctl status`, a job enqueued after the
-page loaded appears without a reload, a job's trace has one SVG bar per
-span, and a job's args holding <script> show as text. Screenshots of the
+page loaded appears without a reload, a running job's progress shows in
+the list and on its page, a job's trace has one SVG bar per span, and a
+job's args holding <script> show as text. Screenshots of the
 dashboard and of a job page are saved in AWAITD_ARTIFACTS (default
 build/artifacts) as test artifacts.
 
@@ -29,6 +30,10 @@ return { run = function(ctx, args)
   local t = async.spawn(function() async.sleep(5) return 2 end)
   t:await()
   if args and args.wait then return ctx.wait_signal("go") end
+  if args and args.hold then
+    ctx.progress(0.42, "item 42 of 100")
+    async.sleep(600000)
+  end
   return { note = args and args.note }
 end }
 """
@@ -60,6 +65,7 @@ class Dom(html.parser.HTMLParser):
     def __init__(self, text):
         super().__init__()
         self.counts, self.rows, self.bars, self.scripts, self.attrs = {}, [], 0, 0, {}
+        self.progress = []
         self._in = None
         self.text = []
         self.feed(text)
@@ -74,6 +80,8 @@ class Dom(html.parser.HTMLParser):
             self._in = ("n", self._in[1])
         elif tag == "tr" and "data-id" in a:
             self.rows.append(int(a["data-id"]))
+        elif tag == "span" and a.get("class") == "progress":
+            self.progress.append(int(a.get("data-pct", "-1")))
         elif tag == "rect" and a.get("class") == "bar":
             self.bars += 1
         elif tag == "script":
@@ -130,6 +138,19 @@ def main():
                   new and new["id"] in dom.rows and new["id"] not in first
                   and int(dom.attrs.get("data-drawn", "0")) > 1,
                   (new, dom.rows, first, dom.attrs.get("data-drawn")))
+
+        # a running job's progress: in the list and on its page
+        rc, held, _ = d.cjson("enqueue", "demo", '{"hold":true}')
+        poll(lambda: ((d.cjson("show", held["id"])[1] or {}).get("progress") or {})
+             .get("fraction") == 0.42, 10)
+        rc, out = chrome(base, "--dump-dom")
+        dom = Dom(out)
+        check("the list shows the running job's progress (42%)", dom.progress == [42],
+              (dom.progress, out[:3000]))
+        rc, out = chrome(base + "#job/%d" % held["id"], "--dump-dom")
+        check("its page shows the progress and its message",
+              Dom(out).progress == [42] and "item 42 of 100" in out, out[:3000])
+        d.ctl("cancel", held["id"])
 
         rc, tr, _ = d.cjson("trace", 1)
         rc, out = chrome(base + "#job/1", "--dump-dom")

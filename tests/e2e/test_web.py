@@ -100,10 +100,15 @@ def actions():
             check("cancel with %s: 403" % what, code == 403, (code, body))
         check("... and the job is still queued",
               d.cjson("show", jid)[1]["state"] == "queued")
+        code, before, _ = get(base + "%d" % jid)
         code, body = post(base + "%d/cancel" % jid, "s3cret-token")
+        code2, after, _ = get(base + "%d" % jid)
         check("cancel with the token: 200, the job cancelled",
               code == 200 and body.get("state") == "cancelled"
               and d.cjson("show", jid)[1]["state"] == "cancelled", (code, body))
+        check("... and GET shows it at once (an action clears the cached answers)",
+              json.loads(before)["state"] == "queued" and json.loads(after)["state"] == "cancelled",
+              (before, after))
         code, body = post(base + "%d/retry" % jid, "s3cret-token")
         check("retry with the token: 200, the job queued again",
               code == 200 and body.get("state") == "queued", (code, body))
@@ -218,6 +223,9 @@ def main():
         check("/metrics: the loop's lag as a histogram",
               "awaitd_loop_lag_seconds_sum" in body and poll(lag_count, 10), body[-800:])
         check("/metrics: the workers", fams.get(("awaitd_workers", ())) >= 1, fams)
+        bodies = [get(base + "/api/status")[1] for _ in range(20)]
+        check("back-to-back GETs share a cached answer (uptime_s repeats)",
+              len(set(bodies)) < len(bodies), bodies[:3])
         code, body, _ = get(base + "/api/jobs/%d/cancel" % jid, method="POST")
         check("an action without http_token: 403, saying how to turn them on",
               code == 403 and "http_token" in body, (code, body))
