@@ -55,13 +55,32 @@ static void write_now(struct run *run)
 	store_submit(run->j->st, r);
 }
 
+static void on_timer(void *arg);
+
+/* Arm the timer for the rest of the interval. 0, or -1 out of memory. */
+static int arm(struct run *run, double ms)
+{
+	if (!run->progress_timer)
+		run->progress_timer = sched_timer_new(run->j->env.s, on_timer, run);
+	if (!run->progress_timer)
+		return -1;
+	sched_timer_add(run->progress_timer, ms);
+	run->progress_armed = 1;
+	return 0;
+}
+
 static void on_timer(void *arg)
 {
 	struct run *run = arg;
+	double since = sched_now() - run->progress_at;
 
 	run->progress_armed = 0;
-	if (run->progress_dirty)
+	if (!run->progress_dirty)
+		return;
+	if (since >= PROGRESS_MS)
 		write_now(run);
+	else if (arm(run, PROGRESS_MS - since) < 0)
+		write_now(run); /* no timer: write now rather than lose it */
 }
 
 void jobs_progress_flush(struct run *run)
@@ -112,14 +131,13 @@ int jobs_progress_l(lua_State *L)
 	run->progress_dirty = 1;
 	since = sched_now() - run->progress_at;
 	if (run->progress_at == 0 || since >= PROGRESS_MS) {
+		/* a busy loop can run the task before the timer: the timer is not needed now */
+		if (run->progress_armed)
+			sched_timer_del(run->progress_timer);
+		run->progress_armed = 0;
 		write_now(run);
-	} else if (!run->progress_armed) {
-		if (!run->progress_timer)
-			run->progress_timer = sched_timer_new(j->env.s, on_timer, run);
-		if (!run->progress_timer)
-			return luaL_error(L, "out of memory");
-		sched_timer_add(run->progress_timer, PROGRESS_MS - since);
-		run->progress_armed = 1;
+	} else if (!run->progress_armed && arm(run, PROGRESS_MS - since) < 0) {
+		return luaL_error(L, "out of memory");
 	}
 	lua_pushboolean(L, 1);
 	return 1;

@@ -148,9 +148,11 @@ def main():
               final and final.get("ok") and final["result"]["state"] == "succeeded"
               and len(events) >= 2, (final, events[:5]))
         # one a quarter second, plus the first call's, the end's and the one stored
-        # when the wait began
+        # when the wait began (a timer that fires after the task wrote must not
+        # write again: that doubled writes under ASan)
         check("200,000 calls in %.1f s made %d writes: at most ~4 a second" % (took, len(events)),
-              len(events) <= took * 4 + 4, (took, len(events)))
+              len(events) <= took * 4 + 3,
+              (took, len(events), [round(b[0] - a[0], 3) for a, b in zip(events, events[1:])]))
         check("the fractions rise and end at 1 with the last message",
               fracs == sorted(fracs) and fracs and fracs[-1] == 1.0
               and events[-1][1].get("message") == "item 200000", events[-3:])
