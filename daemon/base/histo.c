@@ -5,10 +5,9 @@
 
 const double histo_le_seconds[HISTO_LE_SECONDS_N] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.25,
                                                      0.5,   1,     2.5,  10,   60,  300};
-const double histo_le_fast[HISTO_LE_FAST_N] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001,
-                                               0.0025,  0.005,  0.01,    0.025,  0.05,
-                                               0.1,     0.25,   1};
-const double histo_le_count[HISTO_LE_COUNT_N] = {1,  2,   4,   8,    16,   32,  64,
+const double histo_le_fast[HISTO_LE_FAST_N] = {
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+const double histo_le_count[HISTO_LE_COUNT_N] = {1,   2,   4,   8,    16,   32,  64,
                                                  128, 256, 512, 1024, 2048, 4096};
 
 void histo_init(struct histo *h, const double *le, size_t n)

@@ -19,7 +19,8 @@
 struct histo {
 	const double *le; /* upper bounds, ascending */
 	size_t n;         /* bounds (<= HISTO_MAX_BUCKETS) */
-	uint64_t counts[HISTO_MAX_BUCKETS + 1]; /* per bucket, not cumulative; [n]: above the last */
+	uint64_t
+	    counts[HISTO_MAX_BUCKETS + 1]; /* per bucket, not cumulative; [n]: above the last */
 	uint64_t count;
 	double sum;
 };
@@ -39,9 +40,9 @@ json_t *histo_json(const struct histo *h);
 /* The bucket bounds the daemon's histograms share. */
 extern const double histo_le_seconds[]; /* 1 ms .. 5 min: durations of jobs */
 #define HISTO_LE_SECONDS_N 12
-extern const double histo_le_fast[];    /* 50 us .. 1 s: fsyncs, loop lag */
+extern const double histo_le_fast[]; /* 50 us .. 1 s: fsyncs, loop lag */
 #define HISTO_LE_FAST_N 13
-extern const double histo_le_count[];   /* 1 .. 4096: sizes of batches */
+extern const double histo_le_count[]; /* 1 .. 4096: sizes of batches */
 #define HISTO_LE_COUNT_N 13
 
 #endif

@@ -22,14 +22,13 @@ static void status_reply(struct cmd_later *l, struct store_req *r)
 		                    json_integer(r->counts[i]));
 	if (jobs && r->rc)
 		json_object_set_new(jobs, "error", json_string(r->err.msg));
-	out = json_pack("{s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:o, s:s, s:I, s:b}", "version",
-	                  AWAITD_VERSION, "pid", (json_int_t)getpid(), "uptime_s",
-	                  (sched_now() - e->started_mono) / 1e3, "scripts",
-	                  (json_int_t)e->scripts->n, "scripts_failed", (json_int_t)failed,
-	                  "tasks_running", (json_int_t)e->s->stats.live, "clients",
-	                  (json_int_t)server_nclients(e->srv), "jobs", jobs ? jobs : json_null(),
-	                  "database", e->db_path, "epoch", (json_int_t)store_epoch(e->st),
-	                  "draining", *e->draining);
+	out = json_pack(
+	    "{s:s, s:I, s:f, s:I, s:I, s:I, s:I, s:o, s:s, s:I, s:b}", "version", AWAITD_VERSION,
+	    "pid", (json_int_t)getpid(), "uptime_s", (sched_now() - e->started_mono) / 1e3,
+	    "scripts", (json_int_t)e->scripts->n, "scripts_failed", (json_int_t)failed,
+	    "tasks_running", (json_int_t)e->s->stats.live, "clients",
+	    (json_int_t)server_nclients(e->srv), "jobs", jobs ? jobs : json_null(), "database",
+	    e->db_path, "epoch", (json_int_t)store_epoch(e->st), "draining", *e->draining);
 	if (out && w) {
 		/* async.worker's threads: how many, how many busy, calls waiting for one */
 		json_object_set(out, "workers", json_object_get(w, "size"));

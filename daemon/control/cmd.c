@@ -204,8 +204,7 @@ static void wait_progress(void *arg, double fraction, const char *message)
 {
 	struct cmd_later *l = arg;
 
-	conn_event(l->c, l->id,
-	           json_pack("{s:f, s:s?}", "progress", fraction, "message", message));
+	conn_event(l->c, l->id, json_pack("{s:f, s:s?}", "progress", fraction, "message", message));
 }
 
 void cmd_wait_job(struct cmd_later *l, int64_t id, double timeout_ms, int want_result)

@@ -126,8 +126,8 @@ static int ctl_scripts(const struct client_opts *o, json_t *result)
 			char buf[HUMANFMT_LEN];
 			/* timeout is ms, loaded_at s since the epoch (0: never loaded) */
 			if (c == 3 && json_is_number(v))
-				cells[r * NCOL + c] =
-				    strdup(humanfmt_duration(json_number_value(v), buf, sizeof buf));
+				cells[r * NCOL + c] = strdup(
+				    humanfmt_duration(json_number_value(v), buf, sizeof buf));
 			else if (c == 5 && json_is_number(v) && json_number_value(v) > 0)
 				cells[r * NCOL + c] = strdup(
 				    humanfmt_time(json_number_value(v) * 1000, buf, sizeof buf));
@@ -362,7 +362,7 @@ static void ctl_on_event(json_t *ev, void *arg)
 		char bar[512];
 		const char *msg = json_string_value(json_object_get(ev, "message"));
 		printf("\r%s\033[K", view_progress_bar(bar, sizeof bar, json_number_value(progress),
-		                                         msg, view_columns(STDOUT_FILENO) - 1));
+		                                       msg, view_columns(STDOUT_FILENO) - 1));
 		ctl_bar_shown = 1;
 		fflush(stdout);
 		return;

@@ -164,8 +164,8 @@ static void view_when(char *buf, size_t n, double t, json_int_t now)
 
 char *view_job_counts(json_t *jobs)
 {
-	static const char *const states[] = {"queued", "running",   "waiting", "succeeded",
-	                                     "failed", "dead",      "cancelled"};
+	static const char *const states[] = {"queued", "running", "waiting",  "succeeded",
+	                                     "failed", "dead",    "cancelled"};
 	char buf[512];
 	size_t i, len = 0;
 	json_t *v;
@@ -276,8 +276,7 @@ static char *view_state(json_t *job)
 	return strdup(buf);
 }
 
-const char *view_progress_bar(char *buf, size_t n, double fraction, const char *message,
-                              int width)
+const char *view_progress_bar(char *buf, size_t n, double fraction, const char *message, int width)
 {
 	int cells = width > 12 ? (width - 8) / 2 : 4, full;
 	size_t len = 0;
@@ -334,7 +333,8 @@ static int view_job_row(char **row, json_t *job, json_int_t now)
 		humanfmt_duration(b - a, buf, sizeof buf);
 	row[5] = strdup(buf);
 	if (json_is_object(json_object_get(job, "wait")))
-		row[6] = view_fit(strdup(view_wait(buf, sizeof buf, job, now, 1)), VIEW_RESULT_CELLS);
+		row[6] =
+		    view_fit(strdup(view_wait(buf, sizeof buf, job, now, 1)), VIEW_RESULT_CELLS);
 	else if (json_is_object(err))
 		row[6] = strdup(view_str(err, "code", "error"));
 	else

@@ -64,10 +64,10 @@ struct run {
 	int64_t park_seq;   /* CANCEL_PARK: the wait's step, */
 	char *park_for;     /* the signal's name (NULL: a sleep) */
 	int64_t park_until; /* and its deadline (0: none) */
-	double started;            /* ms, monotonic */
-	int64_t started_at;        /* ms, wall */
-	int64_t run_at;            /* ms, wall: when it became ready */
-	double t0_offset;          /* ms between the job's first start and this attempt's */
+	double started;     /* ms, monotonic */
+	int64_t started_at; /* ms, wall */
+	int64_t run_at;     /* ms, wall: when it became ready */
+	double t0_offset;   /* ms between the job's first start and this attempt's */
 	struct store_req *pending; /* FINISH/REQUEUE waiting to be retried */
 	/* ctx.progress (jobs-progress.c): the latest, whether it waits to be written,
 	 * when the last write was (ms, monotonic), the timer of the next */
@@ -90,9 +90,9 @@ struct jobs {
 	size_t nslots;
 	struct run *runs;
 	size_t nruns;
-	struct waiter *waiters;     /* jobs-wait.c's */
-	struct schedule *schedules; /* jobs-schedule.c's */
-	struct event *kick_ev;      /* zero-timeout: coalesces dispatches */
+	struct waiter *waiters;      /* jobs-wait.c's */
+	struct schedule *schedules;  /* jobs-schedule.c's */
+	struct event *kick_ev;       /* zero-timeout: coalesces dispatches */
 	struct sched_timer *poll_ev; /* (sched timers: virtual time under `awaitd test`) */
 	double poll_at;              /* ms, monotonic: when poll_ev fires next */
 	struct sched_timer *prune_ev;

@@ -303,7 +303,12 @@ static int run_finish(lua_State *L)
 	sl = jobs_slot_get(j, run->name);
 	if (sl)
 		sl->running--;
-	jobs_dispatch_soon(j);
+	if (scripts_find(j->env.scripts, run->name) &&
+	    scripts_find(j->env.scripts, run->name)->nlimits)
+		jobs_wake_name(j,
+		               run->name); /* its keys have room again: claim past an idle slot */
+	else
+		jobs_dispatch_soon(j);
 	return 0;
 }
 
@@ -542,7 +547,8 @@ static int trace_open_l(lua_State *L)
 	return 1;
 }
 
-/* Lua: trace.close(span, outcome): "done", "waiting" (a durable wait parked), "cancelled", else failed */
+/* Lua: trace.close(span, outcome): "done", "waiting" (a durable wait parked), "cancelled", else
+ * failed */
 static int trace_close_l(lua_State *L)
 {
 	struct task *t = task_current(L);

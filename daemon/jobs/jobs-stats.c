@@ -80,8 +80,8 @@ json_t *jobs_stats_json(struct jobs *j)
 		json_t *ended = json_object();
 		/* the state an attempt left its job in, as an outcome */
 		static const char *const outcome[STORE_NSTATES] = {
-		    [STORE_QUEUED] = "requeued", [STORE_SUCCEEDED] = "succeeded",
-		    [STORE_FAILED] = "retried",  [STORE_DEAD] = "dead",
+		    [STORE_QUEUED] = "requeued",     [STORE_SUCCEEDED] = "succeeded",
+		    [STORE_FAILED] = "retried",      [STORE_DEAD] = "dead",
 		    [STORE_CANCELLED] = "cancelled", [STORE_WAITING] = "parked"};
 		for (int k = 0; ended && k < STORE_NSTATES; k++)
 			if (outcome[k])
@@ -98,4 +98,3 @@ json_t *jobs_stats_json(struct jobs *j)
 	                 "parked", (json_int_t)j->parked, "latency_ms", json_incref(j->pct[0]),
 	                 "wait_ms", json_incref(j->pct[1]), "by_script", by ? by : json_null());
 }
-

@@ -33,9 +33,9 @@
 #include "store.h"
 #include "vclock.h"
 
-#define POLL_MS        1000 /* safety poll for ready jobs */
+#define POLL_MS         1000      /* safety poll for ready jobs */
 #define POLL_VIRTUAL_MS 3600000.0 /* ... in virtual time, where the due timer is exact */
-#define PRUNE_EVERY_MS 3600000.0
+#define PRUNE_EVERY_MS  3600000.0
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
@@ -228,6 +228,8 @@ static void dispatch(struct jobs *j)
 			continue;
 		}
 		r->n = s->concurrency - sl->running;
+		for (int k = 0; k < s->nlimits; k++)
+			r->limit_caps[k] = s->limits[k].concurrency;
 		r->seq = (int64_t)sl->wakes; /* a CLAIM does not read seq: it carries this back */
 		r->now = store_now();
 		r->done = claim_answered;
@@ -253,6 +255,47 @@ size_t jobs_running(const struct jobs *j)
 }
 
 /* ---- enqueue ------------------------------------------------------------------------------- */
+
+/*
+ * The job's value of each of s's limits, from its args (JSON text) into
+ * r->limit_keys: a string as it is, a number as its shortest text, absent
+ * or null as no value (the limit does not apply). 0, or -1 with err.
+ */
+static int limit_keys(const struct script *s, struct store_req *r, struct store_err *err)
+{
+	json_t *args = r->text ? json_loads(r->text, JSON_DECODE_ANY, NULL) : NULL;
+	int rc = 0;
+
+	for (int i = 0; rc == 0 && i < s->nlimits; i++) {
+		json_t *v = json_object_get(args, s->limits[i].by);
+		char num[64];
+		const char *text = NULL;
+		if (json_is_string(v))
+			text = json_string_value(v);
+		else if (json_is_integer(v))
+			snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		else if (json_is_real(v))
+			snprintf(num, sizeof num, "%.17g", json_real_value(v));
+		else if (v && !json_is_null(v)) {
+			snprintf(err->code, sizeof err->code, "invalid");
+			snprintf(
+			    err->msg, sizeof err->msg,
+			    "%s limits by args.%s: it must be a string or a number (or absent)",
+			    s->name, s->limits[i].by);
+			rc = -1;
+			break;
+		}
+		if (json_is_number(v))
+			text = num;
+		if (text && !(r->limit_keys[i] = strdup(text))) {
+			snprintf(err->code, sizeof err->code, "out_of_memory");
+			snprintf(err->msg, sizeof err->msg, "out of memory");
+			rc = -1;
+		}
+	}
+	json_decref(args);
+	return rc;
+}
 
 int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 {
@@ -284,6 +327,8 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 		         r->name, n, humanfmt_bytes(n, size, sizeof size), j->env.max_args_bytes);
 		return -1;
 	}
+	if (s->nlimits && limit_keys(s, r, err) < 0)
+		return -1;
 	r->op = STORE_ENQUEUE;
 	r->max_attempts = 1 + s->retries;
 	r->backoff_ms = jobs_backoff_ms(s);
@@ -344,7 +389,8 @@ int jobs_signal_refused(const struct store_req *r, char *code, size_t codelen, c
 	}
 	if (!r->changed) {
 		snprintf(code, codelen, "finished");
-		snprintf(msg, msglen, "job %lld is %s: a signal reaches only a job that has not finished",
+		snprintf(msg, msglen,
+		         "job %lld is %s: a signal reaches only a job that has not finished",
 		         (long long)r->id, r->jobs[0].state);
 		return 1;
 	}
@@ -382,8 +428,8 @@ static void prune_cb(void *arg)
 
 /* What the Lua jobs module calls (it may not include this part: bindings/db.h). */
 static const struct db_jobs_ops lua_ops = {
-    jobs_enqueue, jobs_job_json,  jobs_job_failure,    jobs_wait,
-    jobs_withdraw, jobs_signal, jobs_signalled, jobs_signal_refused,
+    jobs_enqueue,  jobs_job_json, jobs_job_failure, jobs_wait,
+    jobs_withdraw, jobs_signal,   jobs_signalled,   jobs_signal_refused,
 };
 
 struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, size_t errlen)

@@ -8,6 +8,8 @@
 
 #include <lua.h>
 
+#include "scripts.h"
+
 /* A new version of one script, owned by scripts_reload until the swap. */
 struct script_load {
 	char *error;
@@ -18,6 +20,8 @@ struct script_load {
 	int retries;
 	double backoff_ms;
 	char *schedule;
+	struct script_limit limits[SCRIPTS_MAX_LIMITS];
+	int nlimits;
 };
 
 /* A malloc'd copy of s, or NULL when memory runs out. */

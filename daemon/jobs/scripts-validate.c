@@ -1,7 +1,7 @@
 /*
  * scripts-validate.c: checking the table a job script returns. It must
  * have a run function and nothing but the known fields (run, description,
- * concurrency, timeout, retries, backoff, schedule); each setting is
+ * concurrency, timeout, retries, backoff, schedule, limits); each setting is
  * checked for its type and range, and a schedule must parse as cron
  * (cron.h).
  *
@@ -18,8 +18,9 @@
 #include "cron.h"
 #include "scripts-int.h"
 
-static const char *const field_names[] = {"run",     "description", "concurrency", "timeout",
-                                          "retries", "backoff",     "schedule",    NULL};
+static const char *const field_names[] = {"run",      "description", "concurrency",
+                                          "timeout",  "retries",     "backoff",
+                                          "schedule", "limits",      NULL};
 
 /* A short rendering of the value at idx for messages: "ten", 5, nil, a table. */
 static void render(lua_State *L, int idx, char *buf, size_t len)
@@ -133,6 +134,76 @@ static int rawfield(lua_State *L, int idx, const char *k)
 	return lua_rawget(L, idx);
 }
 
+/*
+ * limits at idx (absolute): an array of 1 to SCRIPTS_MAX_LIMITS tables
+ * {by = FIELD, concurrency = N}, FIELD the name of a field of the job's
+ * args. 0, or -1 after recording the failure.
+ */
+static int check_limits(lua_State *L, int idx, const char *path, struct script_load *out)
+{
+	char got[64], what[48];
+	lua_Integer n = lua_type(L, idx) == LUA_TTABLE ? (lua_Integer)lua_rawlen(L, idx) : 0;
+
+	if (n < 1 || n > SCRIPTS_MAX_LIMITS) {
+		render(L, idx, got, sizeof got);
+		scripts_load_fail(out,
+		                  "%s: limits must be a list of 1 to %d limits "
+		                  "{ by = \"FIELD\", concurrency = N }, got %s",
+		                  path, SCRIPTS_MAX_LIMITS, got);
+		return -1;
+	}
+	for (lua_Integer i = 1; i <= n; i++) {
+		struct script_limit *lim = &out->limits[i - 1];
+		int t = lua_rawgeti(L, idx, i), top = lua_gettop(L), bad = 0;
+		snprintf(what, sizeof what, "limits[%lld]", (long long)i);
+		if (t != LUA_TTABLE) {
+			render(L, top, got, sizeof got);
+			scripts_load_fail(
+			    out,
+			    "%s: %s must be a table { by = \"FIELD\", concurrency = N }, got %s",
+			    path, what, got);
+			return -1;
+		}
+		lua_pushnil(L);
+		while (!bad && lua_next(L, top)) {
+			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+			if (!k || (strcmp(k, "by") != 0 && strcmp(k, "concurrency") != 0)) {
+				render(L, -2, got, sizeof got);
+				scripts_load_fail(
+				    out,
+				    "%s: %s has the unknown field %s (known: by, concurrency; "
+				    "rate limits are not supported yet)",
+				    path, what, got);
+				bad = 1;
+			}
+			lua_pop(L, 1);
+		}
+		if (bad)
+			return -1;
+		if (rawfield(L, top, "by") != LUA_TSTRING || lua_rawlen(L, -1) == 0 ||
+		    lua_rawlen(L, -1) >= SCRIPTS_LIMIT_BY) {
+			render(L, -1, got, sizeof got);
+			scripts_load_fail(
+			    out,
+			    "%s: %s.by must name a field of the job's args (1 to %d bytes), got %s",
+			    path, what, SCRIPTS_LIMIT_BY - 1, got);
+			return -1;
+		}
+		snprintf(lim->by, sizeof lim->by, "%s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+		snprintf(what, sizeof what, "limits[%lld].concurrency", (long long)i);
+		if (rawfield(L, top, "concurrency") == LUA_TNIL) {
+			scripts_load_fail(out, "%s: %s is missing (an integer >= 1)", path, what);
+			return -1;
+		}
+		if (check_int(L, lua_gettop(L), path, what, 1, &lim->concurrency, out) < 0)
+			return -1;
+		lua_pop(L, 2);
+	}
+	out->nlimits = (int)n;
+	return 0;
+}
+
 int scripts_validate(lua_State *L, int idx, const char *path, struct script_load *out)
 {
 	char got[64];
@@ -155,7 +226,7 @@ int scripts_validate(lua_State *L, int idx, const char *path, struct script_load
 			scripts_load_fail(
 			    out,
 			    "%s: unknown field %s%s%s (known: run, description, concurrency, "
-			    "timeout, retries, backoff, schedule)",
+			    "timeout, retries, backoff, schedule, limits)",
 			    path, lua_type(L, -2) == LUA_TSTRING ? "" : "[", got,
 			    lua_type(L, -2) == LUA_TSTRING ? "" : "]");
 			lua_settop(L, top);
@@ -199,6 +270,9 @@ int scripts_validate(lua_State *L, int idx, const char *path, struct script_load
 			goto fail;
 		}
 	}
+	lua_settop(L, top);
+	if (rawfield(L, idx, "limits") != LUA_TNIL && check_limits(L, lua_gettop(L), path, out) < 0)
+		goto fail;
 	lua_settop(L, top);
 	return 0;
 fail:

@@ -474,6 +474,8 @@ int scripts_reload(struct scripts *ss)
 		s->timeout_ms = ld->timeout_ms;
 		s->retries = ld->retries;
 		s->backoff_ms = ld->backoff_ms;
+		memcpy(s->limits, ld->limits, sizeof s->limits);
+		s->nlimits = ld->nlimits;
 		s->version++;
 		s->loaded_at = clock_wall_s();
 		free(s->error);

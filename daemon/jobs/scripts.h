@@ -25,6 +25,17 @@
 
 #define SCRIPTS_NAME_MAX 64 /* characters in a script's name */
 
+#define SCRIPTS_MAX_LIMITS 4 /* per-key limits a script may declare (store.h's STORE_MAX_LIMITS)   \
+	                      */
+#define SCRIPTS_LIMIT_BY 64  /* bytes of a limit's field name, with its NUL */
+
+/* `limits = { { by = "account", concurrency = 1 } }`: at most concurrency
+ * running jobs of the script share one value of args[by] */
+struct script_limit {
+	char by[SCRIPTS_LIMIT_BY];
+	int concurrency;
+};
+
 struct script {
 	char *name;        /* file name without ".lua" */
 	char *path;        /* DIR/name.lua */
@@ -38,6 +49,8 @@ struct script {
 	int retries;       /* extra attempts, default 0 */
 	double backoff_ms; /* ms before the first retry, default 1000 */
 	char *schedule;    /* NULL or the cron string as given (validated later) */
+	struct script_limit limits[SCRIPTS_MAX_LIMITS]; /* per-key limits, in order */
+	int nlimits;
 };
 
 /* What the load guard needs between a load and its count hook (see scripts.c). */

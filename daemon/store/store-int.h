@@ -246,6 +246,12 @@ int store_tx_end(struct store *st, struct store_req *r);
 
 /* ---- store-jobs.c ---------------------------------------------------------- */
 
+/* The columns of a job row, in the order store_read_jobs reads them. */
+#define JOB_COLS                                                                                   \
+	"id, name, state, args, key, priority, attempt, max_attempts, backoff_ms, timeout_ms,"     \
+	" run_at, created_at, started_at, finished_at, lease, result, error, wait_seq,"            \
+	" wait_for, wait_until, cancelling, progress, progress_msg"
+
 /* Execute one job operation (every op but SQL and TX_*). Returns 0 or -1 (r->err set). */
 int store_jobs_exec(struct store *st, struct store_req *r);
 
@@ -254,6 +260,20 @@ int store_job_get(struct store *st, struct store_req *r);
 
 /* Run a statement that returns no rows; r->changed gets the count. 0 or -1. */
 int store_run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what);
+
+/*
+ * Step s (JOB_COLS, then optionally has_steps and the limit keys) to the
+ * end, appending each row to r->jobs. Returns rows read or -1.
+ */
+int store_read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what);
+
+/* Lease the jobs of r->jobs to this claim (running, attempt counted, started now). */
+int store_claim_mark(struct store *st, struct store_req *r);
+
+/* ---- store-limits.c ------------------------------------------------------------ */
+
+/* A CLAIM with per-key limits (r->limit_caps): at most caps[i] running per value i. */
+int store_claim_limited(struct store *st, struct store_req *r);
 
 /* ---- store-waits.c: durable waits and signals (each 0 or -1 with r->err) ---- */
 

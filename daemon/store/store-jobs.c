@@ -17,14 +17,7 @@
 
 #include "store-int.h"
 
-#define JOB_COLS                                                                                   \
-	"id, name, state, args, key, priority, attempt, max_attempts, backoff_ms, timeout_ms,"     \
-	" run_at, created_at, started_at, finished_at, lease, result, error, wait_seq,"          \
-	" wait_for, wait_until, cancelling, progress, progress_msg"
-
 #define PRUNE_MAX 10000 /* jobs removed per prune: the writer is not held for long */
-
-
 
 static const char *const state_names[STORE_NSTATES] = {
     "queued", "running", "succeeded", "failed", "dead", "cancelled", "waiting",
@@ -76,10 +69,11 @@ static void read_job(sqlite3_stmt *s, struct store_job *j)
 	j->progress_msg = store_col_text(s, 22);
 	if (sqlite3_column_count(s) > 23) /* the claim's has_steps */
 		j->has_steps = sqlite3_column_int(s, 23);
+	for (int i = 0; i < STORE_MAX_LIMITS && sqlite3_column_count(s) > 24 + i; i++)
+		j->limit_keys[i] = store_col_text(s, 24 + i); /* a limited claim's */
 }
 
-/* Step s to the end, appending each row to r->jobs. Returns rows read or -1. */
-static int read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what)
+int store_read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what)
 {
 	size_t cap = r->njobs;
 	int rc, n = 0;
@@ -123,7 +117,7 @@ int store_job_get(struct store *st, struct store_req *r)
 	if (!s)
 		return -1;
 	sqlite3_bind_int64(s, 1, r->id);
-	return read_jobs(st, s, r, "reading the job");
+	return store_read_jobs(st, s, r, "reading the job");
 }
 
 static int op_enqueue(struct store *st, struct store_req *r)
@@ -131,7 +125,8 @@ static int op_enqueue(struct store *st, struct store_req *r)
 	sqlite3_stmt *s = store_stmt(
 	    &st->w,
 	    "INSERT INTO jobs (name, state, args, key, priority, max_attempts, backoff_ms,"
-	    " timeout_ms, run_at, created_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)"
+	    " timeout_ms, run_at, created_at, limit_key1, limit_key2, limit_key3, limit_key4)"
+	    " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	    " ON CONFLICT (key) DO NOTHING",
 	    r);
 
@@ -146,6 +141,8 @@ static int op_enqueue(struct store *st, struct store_req *r)
 	store_bind_opt(s, 7, r->timeout_ms);
 	sqlite3_bind_int64(s, 8, r->run_at ? r->run_at : r->now);
 	sqlite3_bind_int64(s, 9, r->now);
+	for (int i = 0; i < STORE_MAX_LIMITS; i++)
+		store_bind_text(s, 10 + i, r->limit_keys[i]);
 	if (store_run_done(st, s, r, "inserting the job") < 0)
 		return -1;
 	if (r->changed) {
@@ -159,7 +156,7 @@ static int op_enqueue(struct store *st, struct store_req *r)
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, r->key, -1, SQLITE_STATIC);
-	if (read_jobs(st, s, r, "reading the job of the key") != 1)
+	if (store_read_jobs(st, s, r, "reading the job of the key") != 1)
 		return r->rc ? -1 : store_fail(r, "db", "key %s: no job and no insert", r->key);
 	r->out_id = r->jobs[0].id;
 	return 0;
@@ -172,6 +169,9 @@ static int op_enqueue(struct store *st, struct store_req *r)
  */
 static int op_claim(struct store *st, struct store_req *r)
 {
+	for (int i = 0; i < STORE_MAX_LIMITS; i++)
+		if (r->limit_caps[i] > 0)
+			return store_claim_limited(st, r);
 	/* has_steps: a job without a journal needs no replay check (jobrun.lua skips it) */
 	sqlite3_stmt *s = store_stmt(
 	    &st->w,
@@ -179,22 +179,29 @@ static int op_claim(struct store *st, struct store_req *r)
 	    " WHERE (state = 'queued' OR state = 'failed' OR state = 'waiting') AND name = ?"
 	    " AND run_at <= ? ORDER BY priority DESC, run_at, id LIMIT ?",
 	    r);
-	int64_t lease = store_new_lease(st);
 
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, r->now);
 	sqlite3_bind_int64(s, 3, r->n);
-	if (read_jobs(st, s, r, "claiming jobs") < 0)
+	if (store_read_jobs(st, s, r, "claiming jobs") < 0)
 		return -1;
+	return store_claim_mark(st, r);
+}
+
+int store_claim_mark(struct store *st, struct store_req *r)
+{
+	int64_t lease = store_new_lease(st);
 	/* a job that waited continues its attempt: not counted again */
-	s = store_stmt(&st->w,
-	               "UPDATE jobs SET state = 'running', attempt = attempt + (state <> 'waiting'),"
-	               " lease = ?, epoch = ?, started_at = ?,"
-	               " progress = iif(state = 'waiting', progress, NULL),"
-	               " progress_msg = iif(state = 'waiting', progress_msg, NULL) WHERE id = ?",
-	               r);
+	sqlite3_stmt *s = store_stmt(
+	    &st->w,
+	    "UPDATE jobs SET state = 'running', attempt = attempt + (state <> 'waiting'),"
+	    " lease = ?, epoch = ?, started_at = ?,"
+	    " progress = iif(state = 'waiting', progress, NULL),"
+	    " progress_msg = iif(state = 'waiting', progress_msg, NULL) WHERE id = ?",
+	    r);
+
 	if (!s)
 		return -1;
 	for (size_t i = 0; i < r->njobs; i++) {
@@ -204,8 +211,10 @@ static int op_claim(struct store *st, struct store_req *r)
 		sqlite3_bind_int64(s, 2, store_epoch(st));
 		sqlite3_bind_int64(s, 3, r->now);
 		sqlite3_bind_int64(s, 4, j->id);
-		if (store_run_done(st, s, r, "claiming a job") < 0)
+		if (store_run_done(st, s, r, "claiming a job") < 0) {
+			free(state);
 			return -1;
+		}
 		if (!state)
 			return store_fail(r, "out_of_memory", "out of memory");
 		j->resumed = strcmp(j->state, "waiting") == 0;
@@ -255,12 +264,12 @@ static int op_finish(struct store *st, struct store_req *r)
 static int op_requeue(struct store *st, struct store_req *r)
 {
 	/* a run that continued a wait goes back to waiting, ready: its attempt goes on */
-	sqlite3_stmt *s = store_stmt(
-	    &st->w,
-	    "UPDATE jobs SET state = CASE WHEN ?4 THEN 'waiting' ELSE 'queued' END,"
-	    " attempt = attempt - (NOT ?4), run_at = ?1, lease = NULL"
-	    " WHERE id = ?2 AND state = 'running' AND lease = ?3",
-	    r);
+	sqlite3_stmt *s =
+	    store_stmt(&st->w,
+	               "UPDATE jobs SET state = CASE WHEN ?4 THEN 'waiting' ELSE 'queued' END,"
+	               " attempt = attempt - (NOT ?4), run_at = ?1, lease = NULL"
+	               " WHERE id = ?2 AND state = 'running' AND lease = ?3",
+	               r);
 
 	if (!s)
 		return -1;
@@ -281,7 +290,7 @@ static int op_transition(struct store *st, struct store_req *r, const char *sql)
 		return -1;
 	sqlite3_bind_int64(s, 1, r->id);
 	sqlite3_bind_int64(s, 2, r->now);
-	n = read_jobs(st, s, r, "changing the job");
+	n = store_read_jobs(st, s, r, "changing the job");
 	if (n < 0)
 		return -1;
 	r->changed = n;
@@ -338,7 +347,7 @@ static int op_list(struct store *st, struct store_req *r)
 	store_bind_text(s, 2, r->name);
 	sqlite3_bind_int64(s, 3, r->n > 0 ? r->n : 20);
 	sqlite3_bind_int64(s, 4, r->id);
-	return read_jobs(st, s, r, "listing jobs") < 0 ? -1 : 0;
+	return store_read_jobs(st, s, r, "listing jobs") < 0 ? -1 : 0;
 }
 
 /* flag: by script too, as rows (name, state, n); the totals by state are their sums */
@@ -348,8 +357,8 @@ static int op_counts(struct store *st, struct store_req *r)
 	int rc;
 
 	if (r->flag) {
-		s = store_stmt(&st->w,
-		               "SELECT name, state, count(*) AS n FROM jobs GROUP BY name, state", r);
+		s = store_stmt(
+		    &st->w, "SELECT name, state, count(*) AS n FROM jobs GROUP BY name, state", r);
 		if (!s)
 			return -1;
 		rc = store_collect(&st->w, s, r);

@@ -38,6 +38,8 @@ void store_job_fini(struct store_job *j)
 	free(j->error);
 	free(j->wait_for);
 	free(j->progress_msg);
+	for (int i = 0; i < STORE_MAX_LIMITS; i++)
+		free(j->limit_keys[i]);
 	memset(j, 0, sizeof *j);
 }
 
@@ -50,6 +52,8 @@ void store_req_free(struct store_req *r)
 	free(r->sql);
 	free(r->text);
 	free(r->text2);
+	for (int i = 0; i < STORE_MAX_LIMITS; i++)
+		free(r->limit_keys[i]);
 	vals_free(r->params, (size_t)r->nparams);
 	for (int i = 0; i < r->rows.ncols; i++)
 		free(r->rows.cols[i]);

@@ -53,9 +53,11 @@ enum store_op {
 	STORE_STEP_GET, /* job_id, seq, name -> journaled, text (or nondeterministic) */
 	STORE_STEP_PUT, /* job_id, seq, name, text (kind "step") */
 	STORE_ENQUEUE,  /* name, text (args JSON), key, run_at, priority, max_attempts,
-	                 * backoff_ms, timeout_ms -> out_id, created (jobs[0] when the key existed)
+	                 * backoff_ms, timeout_ms, limit_keys -> out_id, created (jobs[0]
+	                 * when the key existed)
 	                 */
-	STORE_CLAIM,    /* name, n (limit), now -> jobs[] (now running, leased, has_steps) */
+	STORE_CLAIM,    /* name, n (limit), now, limit_caps -> jobs[] (now running, leased,
+	                 * has_steps) */
 	STORE_FINISH,   /* id, lease, state, text (result/error JSON), run_at, n (attempt),
 	                 * text2 (the attempt's trace) -> changed. State "waiting" parks
 	                 * the job: seq (the wait's step), key (the signal's name, NULL
@@ -103,6 +105,8 @@ enum store_state {
 	STORE_NSTATES,
 };
 
+#define STORE_MAX_LIMITS 4 /* per-key limits of a name */
+
 enum store_vtype { STORE_NULL, STORE_INT, STORE_REAL, STORE_TEXT, STORE_BLOB };
 
 /* One SQL value; text and blob bytes are malloc'd and owned by their holder. */
@@ -139,6 +143,7 @@ struct store_job {
 	char *wait_for;
 	int cancelling;
 	int resumed; /* STORE_CLAIM: it was waiting (this run continues an attempt) */
+	char *limit_keys[STORE_MAX_LIMITS]; /* a limited claim's: its values of the limits */
 	int has_progress; /* ctx.progress: the attempt's last progress (0..1) and message */
 	double progress;
 	char *progress_msg;
@@ -159,6 +164,11 @@ struct store_req {
 	struct store_val *params;
 	int nparams;
 	double fraction; /* STORE_PROGRESS */
+	/* per-key limits: ENQUEUE stores the job's value of each (malloc'd; NULL none);
+	 * CLAIM takes a job only while fewer than caps[i] running jobs of the name share
+	 * its value i (0: no such limit) */
+	char *limit_keys[STORE_MAX_LIMITS];
+	int64_t limit_caps[STORE_MAX_LIMITS];
 	double deadline; /* STORE_SQL: ms, CLOCK_MONOTONIC, when its task must be done; 0 none */
 	int cancelled;   /* atomic: the waiter is gone, a statement of it may stop */
 	/* outputs */

@@ -13,8 +13,7 @@
 
 #include "web-int.h"
 
-const struct web_cache_entry *web_cache_get(const struct web_cache *c, const char *key,
-                                            double now)
+const struct web_cache_entry *web_cache_get(const struct web_cache *c, const char *key, double now)
 {
 	for (size_t i = 0; i < WEB_CACHE_N; i++) {
 		const struct web_cache_entry *e = &c->e[i];
@@ -24,8 +23,7 @@ const struct web_cache_entry *web_cache_get(const struct web_cache *c, const cha
 	return NULL;
 }
 
-void web_cache_put(struct web_cache *c, const char *key, const char *body, size_t len,
-                   double now)
+void web_cache_put(struct web_cache *c, const char *key, const char *body, size_t len, double now)
 {
 	struct web_cache_entry *e = &c->e[0];
 	char *k, *b;

@@ -32,8 +32,7 @@ static const struct {
     {"awaitd_store_commits_total", "counter", "Group commits of the store.", "store", "commits"},
     {"awaitd_store_syncs_total", "counter", "fdatasync calls of the store's WAL.", "store",
      "syncs"},
-    {"awaitd_store_requests_total", "counter", "Requests the store answered.", "store",
-     "requests"},
+    {"awaitd_store_requests_total", "counter", "Requests the store answered.", "store", "requests"},
     {"awaitd_store_failed_commits_total", "counter", "Group commits that failed.", "store",
      "failed_commits"},
     {"awaitd_workers", "gauge", "async.worker threads.", "workers", "size"},
@@ -105,7 +104,7 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 /* The job figures by script: in the store by state, attempts ended, durations. */
 static void by_script(FILE *f, json_t *status, json_t *stats)
 {
-	static const char *const states[] = {"queued", "running", "waiting", "succeeded",
+	static const char *const states[] = {"queued", "running", "waiting",  "succeeded",
 	                                     "failed", "dead",    "cancelled"};
 	json_t *by = json_object_get(status, "jobs_by_script");
 	json_t *run = json_object_get(json_object_get(stats, "jobs"), "by_script"), *v, *x;
@@ -134,9 +133,8 @@ static void by_script(FILE *f, json_t *status, json_t *stats)
 	}
 	family(f, "awaitd_job_duration_seconds", "histogram",
 	       "Seconds an attempt ran, by script (attempts that ended, not parked).");
-	json_object_foreach(run, k, v)
-	    histogram(f, "awaitd_job_duration_seconds", "script", k,
-	              json_object_get(v, "duration_s"));
+	json_object_foreach(run, k, v) histogram(f, "awaitd_job_duration_seconds", "script", k,
+	                                         json_object_get(v, "duration_s"));
 }
 
 void web_metrics_reply(struct evhttp_request *req, json_t *status, json_t *stats)
@@ -150,8 +148,9 @@ void web_metrics_reply(struct evhttp_request *req, json_t *status, json_t *stats
 		web_reply_error(req, 500, "out_of_memory", "out of memory");
 		return;
 	}
-	fprintf(f, "# HELP awaitd_info The daemon's version.\n# TYPE awaitd_info gauge\n"
-	           "awaitd_info{version=\"%s\"} 1\n",
+	fprintf(f,
+	        "# HELP awaitd_info The daemon's version.\n# TYPE awaitd_info gauge\n"
+	        "awaitd_info{version=\"%s\"} 1\n",
 	        AWAITD_VERSION);
 	metric(f, "awaitd_uptime_seconds", "gauge", "Seconds since the daemon started.",
 	       num(status, "uptime_s"));

@@ -22,9 +22,10 @@
 
 #include "web-int.h"
 
-#define PATHS "/ (the dashboard), /api/status, /api/stats, /api/scripts, /api/jobs, " \
-              "/api/jobs/ID, /api/jobs/ID/trace, /metrics; POST /api/jobs/ID/cancel, " \
-              "/api/jobs/ID/retry, /api/jobs/ID/signal"
+#define PATHS                                                                                      \
+	"/ (the dashboard), /api/status, /api/stats, /api/scripts, /api/jobs, "                    \
+	"/api/jobs/ID, /api/jobs/ID/trace, /metrics; POST /api/jobs/ID/cancel, "                   \
+	"/api/jobs/ID/retry, /api/jobs/ID/signal"
 
 /* A job id of the path (all digits, > 0), or -1. */
 static json_int_t id_of(const char *s, size_t n)
@@ -65,8 +66,9 @@ static int jobs_query(const char *query, json_t *args, char *msg, size_t msglen)
 			}
 			json_object_set_new(args, kv->key, json_integer(n));
 		} else {
-			snprintf(msg, msglen,
-			         "unknown query parameter (state, name, limit and before are known)");
+			snprintf(
+			    msg, msglen,
+			    "unknown query parameter (state, name, limit and before are known)");
 			rc = -1;
 			break;
 		}
@@ -101,7 +103,8 @@ enum web_route_kind web_route_of(const struct evhttp_uri *uri, struct web_route 
 	if (strcmp(path, "/api/jobs") == 0) {
 		out->cmd = "jobs";
 		out->args = json_object();
-		if (!out->args || jobs_query(evhttp_uri_get_query(uri), out->args, msg, msglen) < 0) {
+		if (!out->args ||
+		    jobs_query(evhttp_uri_get_query(uri), out->args, msg, msglen) < 0) {
 			json_decref(out->args);
 			out->args = NULL;
 			return WEB_ROUTE_BAD;

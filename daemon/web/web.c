@@ -65,8 +65,8 @@ struct webreq {
 	json_t *got;     /* the answer's document */
 	char *raw;       /* ... or a success's result as JSON text (STAGE_API) */
 	size_t rawlen;
-	char *key;       /* a GET's URI: its answer is cached (web-cache.c) */
-	json_t *status;  /* /metrics: the status result, while stats runs */
+	char *key;                  /* a GET's URI: its answer is cached (web-cache.c) */
+	json_t *status;             /* /metrics: the status result, while stats runs */
 	struct webreq *prev, *next; /* in w->pending */
 };
 
@@ -93,8 +93,9 @@ static void reply(struct evhttp_request *req, int code, const char *type, const 
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (strncmp(type, "text/html", 9) == 0)
 		/* the page runs only its own script; data is never markup (textContent) */
-		evhttp_add_header(h, "Content-Security-Policy",
-		                  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'");
+		evhttp_add_header(
+		    h, "Content-Security-Policy",
+		    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'");
 	if (buf)
 		evbuffer_add(buf, body, len);
 	evhttp_send_reply(req, code, NULL, buf);
@@ -295,8 +296,7 @@ static int same_secret(const char *a, const char *b)
 /* May req change jobs? 1, or 0 after a 403 that says why. */
 static int authorized(struct web *w, struct evhttp_request *req)
 {
-	const char *h =
-	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 
 	if (!w->token) {
 		web_reply_error(req, 403, "forbidden",
@@ -384,7 +384,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	switch (kind) {
 	case WEB_ROUTE_METRICS:
-		start(w, req, STAGE_METRICS_STATUS, "status", json_pack("{sb}", "by_script", 1), NULL);
+		start(w, req, STAGE_METRICS_STATUS, "status", json_pack("{sb}", "by_script", 1),
+		      NULL);
 		break;
 	case WEB_ROUTE_PAGE:
 		reply(req, 200, "text/html; charset=utf-8", (const char *)dashboard_html,
@@ -396,7 +397,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 		break;
 	case WEB_ROUTE_API:
 		if (m == EVHTTP_REQ_GET &&
-		    (hit = web_cache_get(&w->cache, evhttp_request_get_uri(req), clock_mono_ms()))) {
+		    (hit =
+		         web_cache_get(&w->cache, evhttp_request_get_uri(req), clock_mono_ms()))) {
 			json_decref(route.args);
 			reply(req, 200, "application/json", hit->body, hit->len);
 			break;
@@ -492,8 +494,9 @@ struct web *web_new(struct event_base *base, const struct web_config *cfg, struc
 	evhttp_set_timeout(w->http, 60);
 	evhttp_set_gencb(w->http, on_request, w);
 	if (!evhttp_bind_socket_with_handle(w->http, host, port)) {
-		snprintf(err, errlen, "http_listen = \"%s\": cannot listen there (in use, or no such "
-		                      "address)",
+		snprintf(err, errlen,
+		         "http_listen = \"%s\": cannot listen there (in use, or no such "
+		         "address)",
 		         cfg->listen);
 		web_free(w);
 		return NULL;
@@ -516,7 +519,8 @@ void web_free(struct web *w)
 	for (struct webreq *wr = w->pending, *next; wr; wr = next) {
 		next = wr->next;
 		if (wr->req)
-			evhttp_connection_set_closecb(evhttp_request_get_connection(wr->req), NULL, NULL);
+			evhttp_connection_set_closecb(evhttp_request_get_connection(wr->req), NULL,
+			                              NULL);
 		wr->req = NULL;
 		wr->w = NULL;
 	}

@@ -63,7 +63,8 @@ static void test_empty_and_capped(void **state)
 
 	(void)state;
 	histo_init(&h, le, 3);
-	assert_json(histo_json(&h), "{\"count\":0,\"counts\":[0,0,0,0],\"le\":[1.0,5.0,10.0],\"sum\":0.0}");
+	assert_json(histo_json(&h),
+	            "{\"count\":0,\"counts\":[0,0,0,0],\"le\":[1.0,5.0,10.0],\"sum\":0.0}");
 	histo_init(&h, many, 20); /* more bounds than it holds: the first 16 */
 	assert_int_equal(h.n, HISTO_MAX_BUCKETS);
 	histo_observe(&h, 100);

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""End-to-end tests of per-key limits (a script's `limits`): 200 purchases
+over 5 accounts with { by = "account", concurrency = 1 } and script
+concurrency 20 never run two jobs of one account at once and do run
+several accounts at once; two limits hold together; jobs without a value
+run freely; the limit holds across a SIGKILL and restart; bad settings and
+bad values are refused, saying why.
+
+Usage: test_keylimits.py AWAITD AWAITCTL SCRIPTS_DIR
+"""
+import json
+import shutil
+import signal
+import time
+
+from harness import SLOW, Daemon, check, finish, make_root, poll, rpc_many
+
+ACCT = r'''
+return { concurrency = 20, limits = { { by = "account", concurrency = 1 } },
+  run = function(ctx, args)
+    local t0 = async.now()
+    async.sleep(args.ms or 20)
+    return { account = args.account, t0 = t0, t1 = async.now() }
+  end }
+'''
+
+# two limits: one job per account and two per region at once
+TWO = r'''
+return { concurrency = 20,
+  limits = { { by = "account", concurrency = 1 }, { by = "region", concurrency = 2 } },
+  run = function(ctx, args)
+    local t0 = async.now()
+    async.sleep(15)
+    return { account = args.account, region = args.region, t0 = t0, t1 = async.now() }
+  end }
+'''
+
+BAD_MISSING = 'return { limits = { { by = "account" } }, run = function() end }\n'
+BAD_RATE = 'return { limits = { { by = "p", rate = 10, per = 1000 } }, run = function() end }\n'
+BAD_BY = 'return { limits = { { by = 7, concurrency = 1 } }, run = function() end }\n'
+BAD_LIST = 'return { limits = { 1, 2, 3, 4, 5 }, run = function() end }\n'
+
+
+def results(d, name):
+    rc, js, _ = d.cjson("jobs", "--name", name, "--limit", "1000")
+    return [j for j in (js or {}).get("jobs", [])]
+
+
+def overlaps(spans):
+    """Pairs of spans (t0, t1) that overlap."""
+    spans = sorted(spans)
+    return [(a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+
+
+def most_at_once(spans):
+    events = sorted([(t0, 1) for t0, _ in spans] + [(t1, -1) for _, t1 in spans],
+                    key=lambda e: (e[0], e[1]))
+    n = best = 0
+    for _, k in events:
+        n += k
+        best = max(best, n)
+    return best
+
+
+def enqueue_all(d, name, argss):
+    got = rpc_many(d.sock, [{"cmd": "enqueue", "args": {"name": name, "args": a}}
+                            for a in argss])
+    return got and all(v.get("ok") for v in got.values())
+
+
+def all_done(d, name, n):
+    return lambda: sum(1 for j in results(d, name) if j["state"] == "succeeded") == n
+
+
+def main():
+    root = make_root("awaitd-keylimits-", {
+        "scripts/acct.lua": ACCT, "scripts/two.lua": TWO, "scripts/bad_missing.lua": BAD_MISSING,
+        "scripts/bad_rate.lua": BAD_RATE, "scripts/bad_by.lua": BAD_BY,
+        "scripts/bad_list.lua": BAD_LIST})
+    d = Daemon(root)
+    try:
+        check("daemon starts", d.start(), open(d.log.name).read())
+
+        # bad settings: the script does not load, and says why
+        rc, js, _ = d.cjson("scripts")
+        errs = {s["name"]: s.get("error") or "" for s in js}
+        lims = {s["name"]: s.get("limits") for s in js}
+        check("awaitctl scripts shows the limits",
+              lims["two"] == [{"by": "account", "concurrency": 1},
+                              {"by": "region", "concurrency": 2}], lims)
+        check("limits without concurrency: refused", "concurrency is missing" in errs["bad_missing"],
+              errs)
+        check("a rate limit: refused as not supported yet",
+              "rate" in errs["bad_rate"] and "not supported" in errs["bad_rate"], errs)
+        check("by that is not a field name: refused", "by must name a field" in errs["bad_by"],
+              errs)
+        check("more than 4 limits: refused", "1 to 4 limits" in errs["bad_list"], errs)
+        rc, out, err = d.ctl("enqueue", "acct", '{"account": {"id": 1}}')
+        check("an account that is an object: invalid, nothing stored",
+              rc != 0 and "must be a string or a number" in err and not results(d, "acct"),
+              (rc, out, err))
+
+        # 200 purchases over 5 accounts (and 10 without one)
+        argss = [{"account": "acct-%d" % (i % 5)} for i in range(200)] + [{} for _ in range(10)]
+        t = time.monotonic()
+        check("210 jobs enqueued", enqueue_all(d, "acct", argss))
+        check("all succeed", poll(all_done(d, "acct", 210), 120), results(d, "acct")[:3])
+        took = time.monotonic() - t
+        jobs = [j["result"] for j in results(d, "acct")]
+        by = {}
+        for r in jobs:
+            by.setdefault(r.get("account"), []).append((r["t0"], r["t1"]))
+        bad = {a: overlaps(s) for a, s in by.items() if a and overlaps(s)}
+        check("no two jobs of one account ran at once (%d accounts)" % (len(by) - 1),
+              not bad and len(by) == 6, bad)
+        keyed = [s for a, spans in by.items() if a for s in spans]
+        most = most_at_once(keyed)
+        check("several accounts ran at once (at most %d at a time, of 5)" % most,
+              2 <= most <= 5, most)
+        check("the 10 jobs without an account were not held (%d ran together)"
+              % most_at_once(by[None]), most_at_once(by[None]) >= 2, by[None])
+        # 40 jobs of 20 ms each per account, one at a time: ~0.8 s when accounts overlap
+        check("done in %.1f s: accounts in parallel, not one after another" % took,
+              took < 200 * 0.02 * 0.9 * SLOW or SLOW > 1, took)
+
+        # two limits at once
+        argss = [{"account": "a%d" % (i % 6), "region": "r%d" % (i % 2)} for i in range(60)]
+        check("60 jobs under two limits enqueued", enqueue_all(d, "two", argss))
+        check("... all succeed", poll(all_done(d, "two", 60), 120))
+        res = [j["result"] for j in results(d, "two")]
+        acc, reg = {}, {}
+        for r in res:
+            acc.setdefault(r["account"], []).append((r["t0"], r["t1"]))
+            reg.setdefault(r["region"], []).append((r["t0"], r["t1"]))
+        check("one job per account at a time", not any(overlaps(s) for s in acc.values()), acc)
+        check("at most two per region at a time",
+              all(most_at_once(s) <= 2 for s in reg.values()), reg)
+        check("both regions ran at once", most_at_once([s for v in reg.values() for s in v]) >= 2)
+
+        # across a crash: kill mid-run, restart, the limit still holds
+        argss = [{"account": "k%d" % (i % 3), "ms": 60} for i in range(45)]
+        before = len(results(d, "acct"))
+        check("45 more enqueued", enqueue_all(d, "acct", argss))
+        time.sleep(0.5)
+        d.stop(signal.SIGKILL)
+        check("restarts after SIGKILL", d.start(), open(d.log.name).read())
+        check("... all of them succeed", poll(all_done(d, "acct", before + 45), 120))
+        spans = {}
+        for r in (j["result"] for j in results(d, "acct")):
+            if r.get("account", "").startswith("k"):
+                spans.setdefault(r["account"], []).append((r["t0"], r["t1"]))
+        check("no overlap per account across the restart",
+              sum(len(s) for s in spans.values()) == 45
+              and not any(overlaps(s) for s in spans.values()), spans)
+        check("SIGTERM exits 0", d.stop() == 0)
+    finally:
+        d.stop(signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
+    finish()
