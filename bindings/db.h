@@ -67,6 +67,8 @@ struct db_jobs_ops {
 	void (*signalled)(struct jobs *j, const struct store_req *r);
 	int (*signal_refused)(const struct store_req *r, char *code, size_t codelen, char *msg,
 	                      size_t msglen);
+	int (*pause)(struct jobs *j, struct store_req *r, struct store_err *err);
+	void (*paused)(struct jobs *j, const struct store_req *r);
 };
 
 /*

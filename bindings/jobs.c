@@ -1,5 +1,5 @@
 /*
- * jobs.c: the Lua "jobs" module (SPEC section 4): enqueue, get, wait, signal on
+ * jobs.c: the Lua "jobs" module (SPEC section 4): enqueue, get, wait, signal, pause on
  * the daemon's job engine (daemon/jobs/jobs.c). Each call parks the task until
  * the store answers (db_await). Without an engine (`awaitd run`) every
  * call answers nil, not_available.
@@ -301,6 +301,77 @@ static int jobs_l_signal(lua_State *L)
 	return db_await(L, r, -1, submitted, NULL, NULL, push_signalled);
 }
 
+static int push_paused(lua_State *L, struct store_req *r)
+{
+	db_jobs_ops(L)->paused(db_jobs(L), r);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/*
+ * jobs.pause(name, {ms = n [, key = value]}) -> true | nil, err: no new job
+ * of script name (with key: none of those one of whose limit values is
+ * key) starts for n ms; running ones go on. Durable: it holds across a
+ * restart. A job that hit a 429 pauses its provider's key, then fails to
+ * be retried after the pause.
+ */
+static int jobs_l_pause(lua_State *L)
+{
+	struct jobs *j = db_jobs(L);
+	struct store_req *r;
+	struct store_err err;
+	lua_Number ms;
+	const char *key = NULL;
+
+	if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TTABLE) {
+		lua_pushnil(L);
+		errval_push(L, "invalid", "jobs.pause: expected (name, {ms = n [, key = value]}), not "
+		                          "(%s, %s)",
+		            luaL_typename(L, 1), luaL_typename(L, 2));
+		return 2;
+	}
+	lua_getfield(L, 2, "ms");
+	ms = lua_tonumber(L, -1);
+	if (lua_type(L, -1) != LUA_TNUMBER || !(ms >= 1) || ms > STORE_PAUSE_MAX_MS) {
+		lua_pushnil(L);
+		errval_push(L, "invalid", "jobs.pause: ms must be a number of ms from 1 to %.0f",
+		            (double)STORE_PAUSE_MAX_MS);
+		return 2;
+	}
+	lua_getfield(L, 2, "key");
+	if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER)
+		key = lua_tostring(L, -1); /* a number as the text a limit keeps it as */
+	else if (!lua_isnil(L, -1)) {
+		lua_pushnil(L);
+		errval_push(L, "invalid", "jobs.pause: key must be a string or a number, not %s",
+		            luaL_typename(L, -2));
+		return 2;
+	}
+	if (!j)
+		return no_engine(L);
+	if (!task_current(L))
+		return luaL_error(L, "jobs.pause must be called inside a task");
+	r = store_req_new(STORE_PAUSE);
+	if (r) {
+		r->name = strdup(lua_tostring(L, 1));
+		r->key = key ? strdup(key) : NULL;
+		r->flag = 1;
+		r->run_at = store_now() + (int64_t)ms;
+	}
+	if (!r || !r->name || (key && !r->key)) {
+		store_req_free(r);
+		return luaL_error(L, "out of memory");
+	}
+	if (db_jobs_ops(L)->pause(j, r, &err) < 0) {
+		store_req_free(r);
+		lua_pushnil(L);
+		errval_push(L, err.code, "jobs.pause: %s", err.msg);
+		return 2;
+	}
+	lua_settop(L, 0);
+	return db_await(L, r, -1, submitted, NULL, NULL, push_paused);
+}
+
 int luaopen_jobs(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
@@ -308,6 +379,7 @@ int luaopen_jobs(lua_State *L)
 	    {"get", jobs_l_get},
 	    {"wait", jobs_l_wait},
 	    {"signal", jobs_l_signal},
+	    {"pause", jobs_l_pause},
 	    {NULL, NULL},
 	};
 

@@ -22,7 +22,7 @@ static const struct cmd_entry *const table[] = {
     &cmd_run_entry,      &cmd_reload_entry,  &cmd_logs_entry,   &cmd_stats_entry,
     &cmd_shutdown_entry, &cmd_enqueue_entry, &cmd_jobs_entry,   &cmd_show_entry,
     &cmd_wait_entry,     &cmd_cancel_entry,  &cmd_retry_entry,  &cmd_trace_entry,
-    &cmd_signal_entry,
+    &cmd_signal_entry,   &cmd_pause_entry,   &cmd_resume_entry,
 };
 
 const struct cmd_entry *cmd_find(const char *name)

@@ -28,4 +28,7 @@ int ctl_print_kv(json_t *obj, int sorted);
 /* "NAME: ERROR" for each entry of the array arr whose error is a non-empty string. */
 void ctl_print_errors(json_t *arr);
 
+/* Each script's limits and the pauses in force ("NAME: paused for key K until ..."). */
+void ctl_print_coordination(json_t *arr);
+
 #endif

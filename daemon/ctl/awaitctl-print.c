@@ -216,3 +216,40 @@ void ctl_print_errors(json_t *arr)
 			       json_string_value(msg));
 	}
 }
+
+void ctl_print_coordination(json_t *arr)
+{
+	json_t *s, *x;
+	size_t i, k;
+	char buf[HUMANFMT_LEN];
+
+	json_array_foreach(arr, i, s)
+	{
+		const char *name = json_string_value(json_object_get(s, "name"));
+		json_array_foreach(json_object_get(s, "limits"), k, x)
+		{
+			json_t *c = json_object_get(x, "concurrency"), *r = json_object_get(x, "rate");
+			printf("%s: limit by %s:", name ? name : "?",
+			       json_string_value(json_object_get(x, "by")));
+			if (json_is_integer(c))
+				printf(" %" JSON_INTEGER_FORMAT " at a time", json_integer_value(c));
+			if (json_is_integer(r))
+				printf("%s %" JSON_INTEGER_FORMAT " per %s", json_is_integer(c) ? "," : "",
+				       json_integer_value(r),
+				       humanfmt_duration(json_number_value(json_object_get(x, "per")), buf,
+				                         sizeof buf));
+			putchar('\n');
+		}
+		json_array_foreach(json_object_get(s, "paused"), k, x)
+		{
+			json_t *key = json_object_get(x, "key"), *until = json_object_get(x, "until");
+			printf("%s: paused%s%s", name ? name : "?", json_is_string(key) ? " for key " : "",
+			       json_is_string(key) ? json_string_value(key) : "");
+			if (json_is_number(until))
+				printf(" until %s", humanfmt_time(json_number_value(until), buf, sizeof buf));
+			else
+				fputs(" until resumed", stdout);
+			putchar('\n');
+		}
+	}
+}

@@ -140,6 +140,7 @@ static int ctl_scripts(const struct client_opts *o, json_t *result)
 		}
 	}
 	view_table(stdout, head, NCOL, cells, nrow);
+	ctl_print_coordination(result);
 	ctl_print_errors(result);
 	rc = CLIENT_EXIT_OK;
 	goto out;
@@ -228,6 +229,22 @@ static int ctl_job_line(const struct client_opts *o, json_t *result)
 	return ctl_view(o, result, view_job_line);
 }
 
+/* "paused NAME [key K]" / "resumed ...", with "(already)" when nothing changed. */
+static int ctl_pause(const struct client_opts *o, json_t *result)
+{
+	const char *key = json_string_value(json_object_get(result, "key"));
+
+	if (o->json) {
+		ctl_print_json(result);
+		return CLIENT_EXIT_OK;
+	}
+	printf("%s %s%s%s%s\n", json_is_true(json_object_get(result, "paused")) ? "paused" : "resumed",
+	       json_string_value(json_object_get(result, "name")), key ? " key " : "",
+	       key ? key : "",
+	       json_is_false(json_object_get(result, "changed")) ? " (it was already)" : "");
+	return CLIENT_EXIT_OK;
+}
+
 static int ctl_trace(const struct client_opts *o, json_t *result)
 {
 	return ctl_view(o, result, view_trace);
@@ -298,6 +315,12 @@ static const struct client_arg ctl_args_signal[] = {
     {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 
+static const struct client_arg ctl_args_pause[] = {
+    {NULL, "name", CLIENT_ARG_STRING, 0, 0},
+    {"--key", "key", CLIENT_ARG_STRING, 0, 0},
+    {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
+};
+
 static const struct client_arg ctl_args_logs[] = {
     {"-f", "follow", CLIENT_ARG_FLAG, 0, 0}, {"--follow", "follow", CLIENT_ARG_FLAG, 0, 0},
     {"-n", "lines", CLIENT_ARG_UINT, 0, 0},  {"--lines", "lines", CLIENT_ARG_UINT, 0, 0},
@@ -319,6 +342,8 @@ static const struct client_cmd ctl_cmds[] = {
     {"retry", 1, 1, ctl_args_id, ctl_job_line, "retry ID", NULL},
     {"signal", 2, 3, ctl_args_signal, ctl_job_line, "signal ID NAME [PAYLOAD_JSON]", NULL},
     {"trace", 1, 1, ctl_args_id, ctl_trace, "trace ID", NULL},
+    {"pause", 1, 1, ctl_args_pause, ctl_pause, "pause NAME [--key VALUE]", NULL},
+    {"resume", 1, 1, ctl_args_pause, ctl_pause, "resume NAME [--key VALUE]", NULL},
     {"logs", 0, 0, ctl_args_logs, ctl_logs, "logs [-f] [-n N]", NULL},
     {"stats", 0, 0, ctl_args_none, ctl_stats, "stats", NULL},
     {"reload", 0, 0, ctl_args_none, ctl_reload, "reload", NULL},

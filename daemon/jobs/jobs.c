@@ -190,8 +190,12 @@ static void claim_answered(struct store_req *r)
 	if (full) {
 		jobs_dispatch_soon(j);
 	} else if (r->rc == 0 && !j->closing) {
+		double ms = (double)(r->out_id - store_now()) + 1;
 		if (sl && sl->wakes == (uint64_t)r->seq)
 			sl->idle = 1; /* nothing was woken since it was sent */
+		/* a rate limit held jobs back: claim again when its window has room */
+		if (r->out_id > 0 && ms < poll_ms(j) && sched_now() + ms < j->poll_at)
+			poll_arm(j, ms);
 		struct store_req *due = store_req_new(STORE_NEXT_DUE);
 		if (due && !(due->name = strdup(r->name))) {
 			store_req_free(due);
@@ -228,8 +232,11 @@ static void dispatch(struct jobs *j)
 			continue;
 		}
 		r->n = s->concurrency - sl->running;
-		for (int k = 0; k < s->nlimits; k++)
+		for (int k = 0; k < s->nlimits; k++) {
 			r->limit_caps[k] = s->limits[k].concurrency;
+			r->limit_rates[k] = s->limits[k].rate;
+			r->limit_pers[k] = (int64_t)s->limits[k].per_ms;
+		}
 		r->seq = (int64_t)sl->wakes; /* a CLAIM does not read seq: it carries this back */
 		r->now = store_now();
 		r->done = claim_answered;
@@ -339,6 +346,37 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 	return 0;
 }
 
+/* ---- pauses ------------------------------------------------------------------------------- */
+
+int jobs_pause(struct jobs *j, struct store_req *r, struct store_err *err)
+{
+	if (!r->name || !scripts_find(j->env.scripts, r->name)) {
+		snprintf(err->code, sizeof err->code, "no_such_script");
+		snprintf(err->msg, sizeof err->msg, "no script '%s' in %s", r->name ? r->name : "",
+		         j->env.scripts->dir);
+		return -1;
+	}
+	if (r->key && (r->key[0] == 0 || strlen(r->key) > JOBS_PAUSE_KEY_MAX)) {
+		snprintf(err->code, sizeof err->code, "invalid");
+		snprintf(err->msg, sizeof err->msg, "a pause's key is 1 to %d bytes",
+		         JOBS_PAUSE_KEY_MAX);
+		return -1;
+	}
+	r->op = STORE_PAUSE;
+	r->now = store_now();
+	store_submit(j->st, r);
+	return 0;
+}
+
+void jobs_paused(struct jobs *j, const struct store_req *r)
+{
+	if (r->rc == 0) {
+		log_info("%s %s%s%s", r->flag ? "paused" : "resumed", r->name, r->key ? " key " : "",
+		         r->key ? r->key : "");
+		jobs_wake_name(j, r->name); /* resumed: claim; paused: the claim sees it and waits */
+	}
+}
+
 /* ---- signals ------------------------------------------------------------------------------ */
 
 int jobs_signal(struct jobs *j, struct store_req *r, struct store_err *err)
@@ -428,8 +466,8 @@ static void prune_cb(void *arg)
 
 /* What the Lua jobs module calls (it may not include this part: bindings/db.h). */
 static const struct db_jobs_ops lua_ops = {
-    jobs_enqueue,  jobs_job_json, jobs_job_failure, jobs_wait,
-    jobs_withdraw, jobs_signal,   jobs_signalled,   jobs_signal_refused,
+    jobs_enqueue,  jobs_job_json, jobs_job_failure,    jobs_wait,  jobs_withdraw,
+    jobs_signal,   jobs_signalled, jobs_signal_refused, jobs_pause, jobs_paused,
 };
 
 struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, size_t errlen)

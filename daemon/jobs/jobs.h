@@ -93,6 +93,22 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err);
  */
 int jobs_signal(struct jobs *j, struct store_req *r, struct store_err *err);
 
+/* Longest pause key, in bytes (the longest timed pause: STORE_PAUSE_MAX_MS). */
+#define JOBS_PAUSE_KEY_MAX 200
+
+/*
+ * Pause (r->flag 1) or resume (0) script r->name, or only its jobs one of
+ * whose limit values is r->key (NULL: the whole script); a pause ends by
+ * itself at r->run_at (epoch ms; 0: when resumed). Checks the name (a
+ * script there is) and the key, then submits r as STORE_PAUSE. Returns 0
+ * (r->done runs when it is durable: the caller then calls jobs_paused),
+ * or -1 with err filled and r untouched.
+ */
+int jobs_pause(struct jobs *j, struct store_req *r, struct store_err *err);
+
+/* A STORE_PAUSE was answered: a resumed script's jobs are claimed soon. */
+void jobs_paused(struct jobs *j, const struct store_req *r);
+
 /* A STORE_SIGNAL was answered: a job that waited for it is claimed soon. */
 void jobs_signalled(struct jobs *j, const struct store_req *r);
 

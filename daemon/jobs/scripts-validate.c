@@ -136,8 +136,9 @@ static int rawfield(lua_State *L, int idx, const char *k)
 
 /*
  * limits at idx (absolute): an array of 1 to SCRIPTS_MAX_LIMITS tables
- * {by = FIELD, concurrency = N}, FIELD the name of a field of the job's
- * args. 0, or -1 after recording the failure.
+ * {by = FIELD, concurrency = N, rate = N, per = MS}, FIELD the name of a
+ * field of the job's args, with concurrency, or rate and per, or all
+ * three. 0, or -1 after recording the failure.
  */
 static int check_limits(lua_State *L, int idx, const char *path, struct script_load *out)
 {
@@ -160,20 +161,20 @@ static int check_limits(lua_State *L, int idx, const char *path, struct script_l
 			render(L, top, got, sizeof got);
 			scripts_load_fail(
 			    out,
-			    "%s: %s must be a table { by = \"FIELD\", concurrency = N }, got %s",
+			    "%s: %s must be a table { by = \"FIELD\", concurrency = N, rate = N, per = MS }, got %s",
 			    path, what, got);
 			return -1;
 		}
 		lua_pushnil(L);
 		while (!bad && lua_next(L, top)) {
 			const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-			if (!k || (strcmp(k, "by") != 0 && strcmp(k, "concurrency") != 0)) {
+			if (!k || (strcmp(k, "by") != 0 && strcmp(k, "concurrency") != 0 &&
+			           strcmp(k, "rate") != 0 && strcmp(k, "per") != 0)) {
 				render(L, -2, got, sizeof got);
-				scripts_load_fail(
-				    out,
-				    "%s: %s has the unknown field %s (known: by, concurrency; "
-				    "rate limits are not supported yet)",
-				    path, what, got);
+				scripts_load_fail(out,
+				                  "%s: %s has the unknown field %s (known: by, concurrency, "
+				                  "rate, per)",
+				                  path, what, got);
 				bad = 1;
 			}
 			lua_pop(L, 1);
@@ -192,13 +193,34 @@ static int check_limits(lua_State *L, int idx, const char *path, struct script_l
 		snprintf(lim->by, sizeof lim->by, "%s", lua_tostring(L, -1));
 		lua_pop(L, 1);
 		snprintf(what, sizeof what, "limits[%lld].concurrency", (long long)i);
-		if (rawfield(L, top, "concurrency") == LUA_TNIL) {
-			scripts_load_fail(out, "%s: %s is missing (an integer >= 1)", path, what);
+		if (rawfield(L, top, "concurrency") != LUA_TNIL &&
+		    check_int(L, lua_gettop(L), path, what, 1, &lim->concurrency, out) < 0)
 			return -1;
-		}
-		if (check_int(L, lua_gettop(L), path, what, 1, &lim->concurrency, out) < 0)
+		lua_pop(L, 1);
+		snprintf(what, sizeof what, "limits[%lld].rate", (long long)i);
+		if (rawfield(L, top, "rate") != LUA_TNIL &&
+		    check_int(L, lua_gettop(L), path, what, 1, &lim->rate, out) < 0)
+			return -1;
+		lua_pop(L, 1);
+		snprintf(what, sizeof what, "limits[%lld].per", (long long)i);
+		if (rawfield(L, top, "per") != LUA_TNIL &&
+		    check_ms(L, lua_gettop(L), path, what, 1, &lim->per_ms, out) < 0)
 			return -1;
 		lua_pop(L, 2);
+		if (!lim->concurrency && !lim->rate) {
+			scripts_load_fail(out,
+			                  "%s: limits[%lld] needs concurrency = N, or rate = N with per = "
+			                  "MS (or both)",
+			                  path, (long long)i);
+			return -1;
+		}
+		if (!lim->rate != !(lim->per_ms > 0) || lim->per_ms > 86400000.0 * 366) {
+			scripts_load_fail(out,
+			                  "%s: limits[%lld]: rate and per go together (per: ms, at most "
+			                  "a year)",
+			                  path, (long long)i);
+			return -1;
+		}
 	}
 	out->nlimits = (int)n;
 	return 0;

@@ -29,11 +29,17 @@
 	                      */
 #define SCRIPTS_LIMIT_BY 64  /* bytes of a limit's field name, with its NUL */
 
-/* `limits = { { by = "account", concurrency = 1 } }`: at most concurrency
- * running jobs of the script share one value of args[by] */
+/*
+ * `limits = { { by = "account", concurrency = 1 }, { by = "provider", rate = 10,
+ * per = 1000 } }`: at most concurrency running jobs of the script share one
+ * value of args[by] (0: no such cap), and at most rate of them start in any
+ * per ms (0: no such cap); a limit has one or both.
+ */
 struct script_limit {
 	char by[SCRIPTS_LIMIT_BY];
 	int concurrency;
+	int rate;
+	double per_ms;
 };
 
 struct script {

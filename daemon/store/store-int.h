@@ -24,6 +24,7 @@
 #define AWAITD_STORE_INT_H
 
 #include <pthread.h>
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include <event2/event.h>
@@ -272,8 +273,23 @@ int store_claim_mark(struct store *st, struct store_req *r);
 
 /* ---- store-limits.c ------------------------------------------------------------ */
 
-/* A CLAIM with per-key limits (r->limit_caps): at most caps[i] running per value i. */
-int store_claim_limited(struct store *st, struct store_req *r);
+/*
+ * A CLAIM with per-key limits (r->limit_caps, rates) or paused keys
+ * (paused: a JSON array of them, or NULL; until: when the first timed
+ * pause ends, 0 none).
+ */
+int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, int64_t until);
+
+/*
+ * The pauses of r->name in force at r->now: 1 when the whole script is
+ * paused, else 0 with the paused keys in *keys (a new JSON array, NULL
+ * when none); *until: the first end of a timed one (0 none). -1 on error.
+ */
+int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_t *until);
+
+/* STORE_PAUSE and STORE_PAUSES. */
+int store_pause(struct store *st, struct store_req *r);
+int store_pauses(struct store *st, struct store_req *r);
 
 /* ---- store-waits.c: durable waits and signals (each 0 or -1 with r->err) ---- */
 

@@ -169,9 +169,22 @@ static int op_enqueue(struct store *st, struct store_req *r)
  */
 static int op_claim(struct store *st, struct store_req *r)
 {
+	json_t *paused = NULL;
+	int64_t until = 0;
+	int whole = store_pauses_of(st, r, &paused, &until);
+	int limited = paused != NULL;
+
+	if (whole != 0) {
+		r->out_id = until; /* paused: nothing now, and when it ends */
+		return whole < 0 ? -1 : 0;
+	}
 	for (int i = 0; i < STORE_MAX_LIMITS; i++)
-		if (r->limit_caps[i] > 0)
-			return store_claim_limited(st, r);
+		limited |= r->limit_caps[i] > 0 || r->limit_rates[i] > 0;
+	if (limited) {
+		whole = store_claim_limited(st, r, paused, until);
+		json_decref(paused);
+		return whole;
+	}
 	/* has_steps: a job without a journal needs no replay check (jobrun.lua skips it) */
 	sqlite3_stmt *s = store_stmt(
 	    &st->w,
@@ -548,6 +561,10 @@ int store_jobs_exec(struct store *st, struct store_req *r)
 		return store_signal(st, r);
 	case STORE_PROGRESS:
 		return op_progress(st, r);
+	case STORE_PAUSE:
+		return store_pause(st, r);
+	case STORE_PAUSES:
+		return store_pauses(st, r);
 	default:
 		return store_fail(r, "invalid", "unknown store operation %d", (int)r->op);
 	}

@@ -1,11 +1,18 @@
 /*
- * store-limits.c: claiming jobs under per-key limits (store.h, STORE_CLAIM
- * with limit_caps). Runs on the writer, inside the batch transaction.
+ * store-limits.c: claiming jobs under per-key limits and pauses (store.h,
+ * STORE_CLAIM with limit_caps or rates, STORE_PAUSE, STORE_PAUSES). Runs on
+ * the writer, inside the batch transaction.
+ *
+ * A pause of the whole script (key '') claims nothing; paused keys are left
+ * out like full ones. A pause with an end makes the claim say when
+ * (out_id), so the engine claims again then.
  *
  * A job of the name may start only while, for each limit i it falls under
  * (its limit_key<i> is not NULL), fewer than caps[i] running jobs of the
- * name hold the same value. The running jobs are counted first (they are
- * few: at most the script's concurrency on each daemon). Then candidates
+ * name hold the same value, and fewer than rates[i] jobs with that value
+ * started in the last pers[i] ms (awaitd_limit_starts keeps each start for
+ * that long). The running jobs and the recent starts are counted first
+ * (they are few: at most the script's concurrency, and its rate). Then candidates
  * are read best first with the keys already full left out in SQL, and
  * taken in order while their keys have room; a key that fills up during
  * this pass leaves the rest of its rows out, so the pass reads again
@@ -19,10 +26,12 @@
 
 #include "store-int.h"
 
+/* slot: 0..3 the running jobs of limit i, 4..7 its starts in the window */
 struct keycount {
-	int lim;
+	int slot;
 	char *key;
 	int64_t n;
+	int64_t oldest; /* rate slots: the oldest start in the window (epoch ms) */
 };
 
 struct counts {
@@ -30,21 +39,23 @@ struct counts {
 	size_t n, cap;
 };
 
-static struct keycount *find(struct counts *c, int lim, const char *key)
+static struct keycount *find(struct counts *c, int slot, const char *key)
 {
 	for (size_t i = 0; i < c->n; i++)
-		if (c->v[i].lim == lim && strcmp(c->v[i].key, key) == 0)
+		if (c->v[i].slot == slot && strcmp(c->v[i].key, key) == 0)
 			return &c->v[i];
 	return NULL;
 }
 
-/* One more running job with value key of limit lim. 0, or -1 out of memory. */
-static int add(struct counts *c, int lim, const char *key)
+/* n more of key in slot, the oldest at `at`. 0, or -1 out of memory. */
+static int add(struct counts *c, int slot, const char *key, int64_t n, int64_t at)
 {
-	struct keycount *k = find(c, lim, key);
+	struct keycount *k = find(c, slot, key);
 
 	if (k) {
-		k->n++;
+		k->n += n;
+		if (at < k->oldest)
+			k->oldest = at;
 		return 0;
 	}
 	if (c->n == c->cap) {
@@ -57,9 +68,21 @@ static int add(struct counts *c, int lim, const char *key)
 	}
 	if (!(c->v[c->n].key = strdup(key)))
 		return -1;
-	c->v[c->n].lim = lim;
-	c->v[c->n++].n = 1;
+	c->v[c->n].slot = slot;
+	c->v[c->n].oldest = at;
+	c->v[c->n++].n = n;
 	return 0;
+}
+
+/* The cap of a slot (0: none). */
+static int64_t cap_of(const struct store_req *r, int slot)
+{
+	return slot < STORE_MAX_LIMITS ? r->limit_caps[slot] : r->limit_rates[slot - STORE_MAX_LIMITS];
+}
+
+static int full(const struct store_req *r, const struct keycount *k)
+{
+	return cap_of(r, k->slot) > 0 && k->n >= cap_of(r, k->slot);
 }
 
 static void counts_free(struct counts *c)
@@ -72,14 +95,80 @@ static void counts_free(struct counts *c)
 /* Has job room under every limit (given the counts)? */
 static int has_room(struct counts *c, const struct store_req *r, const struct store_job *job)
 {
-	for (int i = 0; i < STORE_MAX_LIMITS; i++) {
+	for (int slot = 0; slot < 2 * STORE_MAX_LIMITS; slot++) {
+		const char *key = job->limit_keys[slot % STORE_MAX_LIMITS];
 		struct keycount *k;
-		if (r->limit_caps[i] <= 0 || !job->limit_keys[i])
-			continue;
-		if ((k = find(c, i, job->limit_keys[i])) && k->n >= r->limit_caps[i])
+		if (key && (k = find(c, slot, key)) && full(r, k))
 			return 0;
 	}
 	return 1;
+}
+
+/* Count job as started now under its limits (and log its rate-limited starts). */
+static int take(struct store *st, struct store_req *r, struct counts *c,
+                const struct store_job *job)
+{
+	for (int slot = 0; slot < 2 * STORE_MAX_LIMITS; slot++) {
+		int i = slot % STORE_MAX_LIMITS;
+		sqlite3_stmt *s;
+		if (!job->limit_keys[i] || cap_of(r, slot) <= 0)
+			continue;
+		if (add(c, slot, job->limit_keys[i], 1, r->now) < 0)
+			return store_fail(r, "out_of_memory", "out of memory");
+		if (slot < STORE_MAX_LIMITS)
+			continue;
+		s = store_stmt(&st->w,
+		               "INSERT INTO awaitd_limit_starts (name, lim, key, at) VALUES (?, ?, ?, ?)",
+		               r);
+		if (!s)
+			return -1;
+		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, i + 1);
+		sqlite3_bind_text(s, 3, job->limit_keys[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, r->now);
+		if (store_run_done(st, s, r, "recording a start under a rate limit") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Each rate limit's starts in its window (older ones pruned), by value. */
+static int count_starts(struct store *st, struct store_req *r, struct counts *c)
+{
+	for (int i = 0; i < STORE_MAX_LIMITS; i++) {
+		sqlite3_stmt *s;
+		int rc;
+		if (r->limit_rates[i] <= 0)
+			continue;
+		s = store_stmt(&st->w,
+		               "DELETE FROM awaitd_limit_starts WHERE name = ? AND lim = ? AND at <= ?",
+		               r);
+		if (!s)
+			return -1;
+		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, i + 1);
+		sqlite3_bind_int64(s, 3, r->now - r->limit_pers[i]);
+		if (store_run_done(st, s, r, "pruning old starts") < 0)
+			return -1;
+		s = store_stmt(&st->w,
+		               "SELECT key, count(*), min(at) FROM awaitd_limit_starts"
+		               " WHERE name = ? AND lim = ? GROUP BY key",
+		               r);
+		if (!s)
+			return -1;
+		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, i + 1);
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+			if (add(c, STORE_MAX_LIMITS + i, (const char *)sqlite3_column_text(s, 0),
+			        sqlite3_column_int64(s, 1), sqlite3_column_int64(s, 2)) < 0) {
+				sqlite3_reset(s);
+				return store_fail(r, "out_of_memory", "out of memory");
+			}
+		sqlite3_reset(s);
+		if (rc != SQLITE_DONE)
+			return store_fail_db(&st->w, r, "counting the starts by key");
+	}
+	return 0;
 }
 
 /* The running jobs of r->name counted by their limit values. */
@@ -98,7 +187,7 @@ static int count_running(struct store *st, struct store_req *r, struct counts *c
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		for (int i = 0; i < STORE_MAX_LIMITS; i++)
 			if (r->limit_caps[i] > 0 && sqlite3_column_type(s, i) != SQLITE_NULL &&
-			    add(c, i, (const char *)sqlite3_column_text(s, i)) < 0) {
+			    add(c, i, (const char *)sqlite3_column_text(s, i), 1, 0) < 0) {
 				sqlite3_reset(s);
 				return store_fail(r, "out_of_memory", "out of memory");
 			}
@@ -106,14 +195,18 @@ static int count_running(struct store *st, struct store_req *r, struct counts *c
 	return rc == SQLITE_DONE ? 0 : store_fail_db(&st->w, r, "counting the running jobs by key");
 }
 
-/* The values of limit lim that are full, as a JSON array for json_each (malloc'd). */
-static char *full_keys(const struct counts *c, const struct store_req *r, int lim)
+/*
+ * The values of limit lim that are full, and the paused keys (a JSON
+ * array, or NULL), as a JSON array for json_each (malloc'd).
+ */
+static char *full_keys(const struct counts *c, const struct store_req *r, int lim,
+                       json_t *paused)
 {
-	json_t *a = json_array();
+	json_t *a = paused ? json_copy(paused) : json_array();
 	char *text;
 
 	for (size_t i = 0; a && i < c->n; i++)
-		if (c->v[i].lim == lim && c->v[i].n >= r->limit_caps[lim])
+		if (c->v[i].slot % STORE_MAX_LIMITS == lim && full(r, &c->v[i]))
 			json_array_append_new(a, json_string(c->v[i].key));
 	text = a ? json_dumps(a, JSON_COMPACT) : NULL;
 	json_decref(a);
@@ -121,7 +214,8 @@ static char *full_keys(const struct counts *c, const struct store_req *r, int li
 }
 
 /* One pass: read up to want candidates without the full keys, take those with room. */
-static int pass(struct store *st, struct store_req *r, struct counts *c, int64_t want, int *took)
+static int pass(struct store *st, struct store_req *r, struct counts *c, json_t *paused,
+                int64_t want, int *took)
 {
 	sqlite3_stmt *s = store_stmt(
 	    &st->w,
@@ -142,7 +236,7 @@ static int pass(struct store *st, struct store_req *r, struct counts *c, int64_t
 	if (!s)
 		return -1;
 	for (int i = 0; i < STORE_MAX_LIMITS; i++)
-		if (!(full[i] = full_keys(c, r, i)))
+		if (!(full[i] = full_keys(c, r, i, paused)))
 			rc = store_fail(r, "out_of_memory", "out of memory");
 	if (rc == 0) {
 		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
@@ -163,10 +257,7 @@ static int pass(struct store *st, struct store_req *r, struct counts *c, int64_t
 			store_job_fini(job);
 			continue;
 		}
-		for (int k = 0; k < STORE_MAX_LIMITS; k++)
-			if (r->limit_caps[k] > 0 && job->limit_keys[k] &&
-			    add(c, k, job->limit_keys[k]) < 0)
-				rc = store_fail(r, "out_of_memory", "out of memory");
+		rc = take(st, r, c, job);
 		if (kept != i)
 			r->jobs[kept] = *job;
 		kept++;
@@ -176,19 +267,108 @@ static int pass(struct store *st, struct store_req *r, struct counts *c, int64_t
 	return rc;
 }
 
-int store_claim_limited(struct store *st, struct store_req *r)
+int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, int64_t until)
 {
 	struct counts c = {NULL, 0, 0};
 	int rc = count_running(st, r, &c), read = 1;
 
+	if (rc == 0)
+		rc = count_starts(st, r, &c);
 	while (rc == 0 && read > 0 && (int64_t)r->njobs < r->n) {
 		size_t before = r->njobs;
-		rc = pass(st, r, &c, r->n - (int64_t)r->njobs, &read);
+		rc = pass(st, r, &c, paused, r->n - (int64_t)r->njobs, &read);
 		if (rc == 0 && read > 0 && r->njobs - before == (size_t)read)
 			break; /* every row read was taken: the queue has no more than that */
+	}
+	/* when a value held back by its rate has room again, or a pause ends: the engine
+	 * claims then */
+	r->out_id = until;
+	for (size_t i = 0; rc == 0 && i < c.n; i++) {
+		const struct keycount *k = &c.v[i];
+		int64_t at;
+		if (k->slot < STORE_MAX_LIMITS || !full(r, k))
+			continue;
+		at = k->oldest + r->limit_pers[k->slot - STORE_MAX_LIMITS];
+		if (!r->out_id || at < r->out_id)
+			r->out_id = at;
 	}
 	counts_free(&c);
 	if (rc < 0)
 		return -1;
 	return store_claim_mark(st, r);
+}
+
+int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_t *until)
+{
+	sqlite3_stmt *s = store_stmt(&st->w,
+	                             "SELECT key, until FROM awaitd_pauses WHERE name = ?"
+	                             " AND (until IS NULL OR until > ?)",
+	                             r);
+	int rc, whole = 0;
+
+	*keys = NULL;
+	*until = 0;
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, r->now);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(s, 0);
+		int64_t end = sqlite3_column_int64(s, 1); /* 0 for NULL: until resumed */
+		if (key[0] == 0)
+			whole = 1;
+		else if ((*keys || (*keys = json_array())) && *keys)
+			json_array_append_new(*keys, json_string(key));
+		if (end && (!*until || end < *until))
+			*until = end;
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(*keys);
+		*keys = NULL;
+		return store_fail_db(&st->w, r, "reading the pauses");
+	}
+	if (whole) {
+		json_decref(*keys);
+		*keys = NULL;
+	}
+	return whole;
+}
+
+int store_pause(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(
+	    &st->w,
+	    r->flag ? "INSERT INTO awaitd_pauses (name, key, until) VALUES (?1, ?2, ?3)"
+	              " ON CONFLICT (name, key) DO UPDATE SET until = excluded.until"
+	              " WHERE until IS NOT excluded.until"
+	            : "DELETE FROM awaitd_pauses WHERE name = ?1 AND key = ?2",
+	    r);
+
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, r->key ? r->key : "", -1, SQLITE_STATIC);
+	if (r->flag)
+		store_bind_opt(s, 3, r->run_at);
+	return store_run_done(st, s, r, r->flag ? "pausing" : "resuming");
+}
+
+int store_pauses(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(
+	    &st->w, "DELETE FROM awaitd_pauses WHERE until IS NOT NULL AND until <= ?", r);
+	int rc;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->now);
+	if (store_run_done(st, s, r, "pruning ended pauses") < 0)
+		return -1;
+	s = store_stmt(&st->w, "SELECT name, key, until FROM awaitd_pauses ORDER BY name, key", r);
+	if (!s)
+		return -1;
+	rc = store_collect(&st->w, s, r);
+	sqlite3_reset(s);
+	return rc;
 }

@@ -56,8 +56,10 @@ enum store_op {
 	                 * backoff_ms, timeout_ms, limit_keys -> out_id, created (jobs[0]
 	                 * when the key existed)
 	                 */
-	STORE_CLAIM,    /* name, n (limit), now, limit_caps -> jobs[] (now running, leased,
-	                 * has_steps) */
+	STORE_CLAIM,    /* name, n (limit), now, limit_caps/rates/pers -> jobs[] (now running,
+	                 * leased, has_steps), out_id (a rate limit or a pause that ends held
+	                 * some back: the earliest time, epoch ms, that may change; else 0).
+	                 * Nothing of a paused name, nor with a paused key, is claimed */
 	STORE_FINISH,   /* id, lease, state, text (result/error JSON), run_at, n (attempt),
 	                 * text2 (the attempt's trace) -> changed. State "waiting" parks
 	                 * the job: seq (the wait's step), key (the signal's name, NULL
@@ -92,6 +94,11 @@ enum store_op {
 	                 * changed (0: the job is final, nothing stored) */
 	STORE_PROGRESS, /* id, lease, fraction, text (message, NULL none) -> changed (0: that
 	                 * attempt is over); a claim that starts a new attempt clears it */
+	STORE_PAUSE,    /* name, key (NULL: the whole script), flag (1 pause, 0 resume),
+	                 * run_at (when the pause ends, 0: when resumed) -> changed (resume:
+	                 * 0 when it was not paused) */
+	STORE_PAUSES,   /* now -> rows (name TEXT, key TEXT, until INT or NULL): the pauses
+	                 * in force */
 };
 
 enum store_state {
@@ -105,7 +112,8 @@ enum store_state {
 	STORE_NSTATES,
 };
 
-#define STORE_MAX_LIMITS 4 /* per-key limits of a name */
+#define STORE_MAX_LIMITS   4                     /* per-key limits of a name */
+#define STORE_PAUSE_MAX_MS (366 * 86400000.0)   /* the longest timed pause (a year) */
 
 enum store_vtype { STORE_NULL, STORE_INT, STORE_REAL, STORE_TEXT, STORE_BLOB };
 
@@ -166,9 +174,11 @@ struct store_req {
 	double fraction; /* STORE_PROGRESS */
 	/* per-key limits: ENQUEUE stores the job's value of each (malloc'd; NULL none);
 	 * CLAIM takes a job only while fewer than caps[i] running jobs of the name share
-	 * its value i (0: no such limit) */
+	 * its value i, and fewer than rates[i] of them started in the last pers[i] ms
+	 * (0: no such cap) */
 	char *limit_keys[STORE_MAX_LIMITS];
 	int64_t limit_caps[STORE_MAX_LIMITS];
+	int64_t limit_rates[STORE_MAX_LIMITS], limit_pers[STORE_MAX_LIMITS];
 	double deadline; /* STORE_SQL: ms, CLOCK_MONOTONIC, when its task must be done; 0 none */
 	int cancelled;   /* atomic: the waiter is gone, a statement of it may stop */
 	/* outputs */

@@ -2,8 +2,9 @@
 """End-to-end tests of per-key limits (a script's `limits`): 200 purchases
 over 5 accounts with { by = "account", concurrency = 1 } and script
 concurrency 20 never run two jobs of one account at once and do run
-several accounts at once; two limits hold together; jobs without a value
-run freely; the limit holds across a SIGKILL and restart; bad settings and
+several accounts at once; two limits hold together; a rate limit of 10
+a second starts no more than 10 jobs of a key in any 1-second window;
+jobs without a value run freely; the limit holds across a SIGKILL and restart; bad settings and
 bad values are refused, saying why.
 
 Usage: test_keylimits.py AWAITD AWAITCTL SCRIPTS_DIR
@@ -35,8 +36,14 @@ return { concurrency = 20,
   end }
 '''
 
+# ten starts a second per provider, however many are queued
+RATED = r'''
+return { concurrency = 50, limits = { { by = "provider", rate = 10, per = 1000 } },
+  run = function(ctx, args) return args.provider end }
+'''
+
 BAD_MISSING = 'return { limits = { { by = "account" } }, run = function() end }\n'
-BAD_RATE = 'return { limits = { { by = "p", rate = 10, per = 1000 } }, run = function() end }\n'
+BAD_RATE = 'return { limits = { { by = "p", rate = 10 } }, run = function() end }\n'
 BAD_BY = 'return { limits = { { by = 7, concurrency = 1 } }, run = function() end }\n'
 BAD_LIST = 'return { limits = { 1, 2, 3, 4, 5 }, run = function() end }\n'
 
@@ -74,7 +81,8 @@ def all_done(d, name, n):
 
 def main():
     root = make_root("awaitd-keylimits-", {
-        "scripts/acct.lua": ACCT, "scripts/two.lua": TWO, "scripts/bad_missing.lua": BAD_MISSING,
+        "scripts/acct.lua": ACCT, "scripts/two.lua": TWO, "scripts/rated.lua": RATED,
+        "scripts/bad_missing.lua": BAD_MISSING,
         "scripts/bad_rate.lua": BAD_RATE, "scripts/bad_by.lua": BAD_BY,
         "scripts/bad_list.lua": BAD_LIST})
     d = Daemon(root)
@@ -88,10 +96,10 @@ def main():
         check("awaitctl scripts shows the limits",
               lims["two"] == [{"by": "account", "concurrency": 1},
                               {"by": "region", "concurrency": 2}], lims)
-        check("limits without concurrency: refused", "concurrency is missing" in errs["bad_missing"],
+        check("a limit with neither concurrency nor rate: refused",
+              "needs concurrency = N, or rate = N" in errs["bad_missing"], errs)
+        check("a rate without per: refused", "rate and per go together" in errs["bad_rate"],
               errs)
-        check("a rate limit: refused as not supported yet",
-              "rate" in errs["bad_rate"] and "not supported" in errs["bad_rate"], errs)
         check("by that is not a field name: refused", "by must name a field" in errs["bad_by"],
               errs)
         check("more than 4 limits: refused", "1 to 4 limits" in errs["bad_list"], errs)
@@ -136,6 +144,22 @@ def main():
         check("at most two per region at a time",
               all(most_at_once(s) <= 2 for s in reg.values()), reg)
         check("both regions ran at once", most_at_once([s for v in reg.values() for s in v]) >= 2)
+
+        # a rate limit: at most 10 starts of a provider in any second
+        argss = [{"provider": "p1"} for _ in range(40)] + [{"provider": "p2"} for _ in range(10)]
+        check("50 rate-limited jobs enqueued", enqueue_all(d, "rated", argss))
+        check("... all succeed", poll(all_done(d, "rated", 50), 120))
+        starts = {}
+        for j in results(d, "rated"):
+            starts.setdefault(j["result"], []).append(j["started_at"])
+        worst = max(sum(1 for u in v if t - 1000 < u <= t) for v in starts.values() for t in v)
+        check("no more than 10 starts of a provider in any 1-second window (most: %d)" % worst,
+              worst <= 10, starts)
+        p1 = sorted(starts["p1"])
+        check("40 jobs of p1 took four windows (%d ms from first to last start)"
+              % (p1[-1] - p1[0]), p1[-1] - p1[0] >= 3000, p1)
+        check("p2 was not held behind p1 (started within its first second)",
+              max(starts["p2"]) - p1[0] < 1000, (starts["p2"], p1[0]))
 
         # across a crash: kill mid-run, restart, the limit still holds
         argss = [{"account": "k%d" % (i % 3), "ms": 60} for i in range(45)]
