@@ -82,6 +82,19 @@ static void enqueue_opts_of(lua_State *L, int idx, struct enqueue_opts *o)
 			luaL_error(L, "jobs.enqueue: option names must be strings, not %s",
 			           luaL_typename(L, -2));
 		name = lua_tolstring(L, -2, &namelen);
+		if (namelen == 5 && memcmp(name, "after", 5) == 0 &&
+		    lua_type(L, -1) == LUA_TTABLE && lua_rawlen(L, -1) > 0) {
+			/* after: a list of job ids, each checked as the option */
+			for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+				lua_rawgeti(L, -1, i);
+				enqueue_val_of(L, -1, &v);
+				if (enqueue_opts_set(o, name, namelen, &v, msg, sizeof msg) < 0)
+					luaL_error(L, "jobs.enqueue: %s", msg);
+				lua_pop(L, 1);
+			}
+			lua_pop(L, 1);
+			continue;
+		}
 		enqueue_val_of(L, -1, &v);
 		if (enqueue_opts_set(o, name, namelen, &v, msg, sizeof msg) < 0)
 			luaL_error(L, "jobs.enqueue: %s", msg);
@@ -91,7 +104,7 @@ static void enqueue_opts_of(lua_State *L, int idx, struct enqueue_opts *o)
 		luaL_error(L, "jobs.enqueue: %s", msg);
 }
 
-/* jobs.enqueue(name, args [, {key, delay, at, priority, timeout}]) -> id | nil, err */
+/* jobs.enqueue(name, args [, {key, delay, at, priority, timeout, after}]) -> id | nil, err */
 static int jobs_l_enqueue(lua_State *L)
 {
 	struct jobs *j = db_jobs(L);
@@ -325,8 +338,9 @@ static int jobs_l_pause(lua_State *L)
 
 	if (lua_type(L, 1) != LUA_TSTRING || lua_type(L, 2) != LUA_TTABLE) {
 		lua_pushnil(L);
-		errval_push(L, "invalid", "jobs.pause: expected (name, {ms = n [, key = value]}), not "
-		                          "(%s, %s)",
+		errval_push(L, "invalid",
+		            "jobs.pause: expected (name, {ms = n [, key = value]}), not "
+		            "(%s, %s)",
 		            luaL_typename(L, 1), luaL_typename(L, 2));
 		return 2;
 	}
@@ -375,12 +389,8 @@ static int jobs_l_pause(lua_State *L)
 int luaopen_jobs(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-	    {"enqueue", jobs_l_enqueue},
-	    {"get", jobs_l_get},
-	    {"wait", jobs_l_wait},
-	    {"signal", jobs_l_signal},
-	    {"pause", jobs_l_pause},
-	    {NULL, NULL},
+	    {"enqueue", jobs_l_enqueue}, {"get", jobs_l_get},     {"wait", jobs_l_wait},
+	    {"signal", jobs_l_signal},   {"pause", jobs_l_pause}, {NULL, NULL},
 	};
 
 	luaL_newlib(L, fns);

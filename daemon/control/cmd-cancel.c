@@ -28,7 +28,7 @@ static void cancelled(struct cmd_later *l, struct store_req *r)
 		return;
 	}
 	if (r->changed) {
-		jobs_finished(l->env->jobs, job->id);
+		jobs_finished(l->env->jobs, r);
 		conn_ok(l->c, l->id, l->has_id, jobs_job_json(job, cmd_value_max(l->env)));
 		return;
 	}

@@ -71,13 +71,20 @@ static int enqueue_args(struct cmd_ctx *ctx, struct store_req *r)
 	enqueue_opts_init(&o, store_now());
 	json_object_keylen_foreach(ctx->args, k, klen, val)
 	{
+		size_t n = 1, i;
 		if ((klen == 4 && memcmp(k, "name", 4) == 0) ||
 		    (klen == 4 && memcmp(k, "args", 4) == 0))
 			continue;
-		enqueue_val_of(val, &v);
-		if (enqueue_opts_set(&o, k, klen, &v, msg, sizeof msg) < 0) {
-			conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request", "%s", msg);
-			return -1;
+		/* after: one id or a list of them, each checked as the option */
+		if (klen == 5 && memcmp(k, "after", 5) == 0 && json_is_array(val))
+			n = json_array_size(val);
+		for (i = 0; i < n; i++) {
+			enqueue_val_of(json_is_array(val) && n ? json_array_get(val, i) : val, &v);
+			if (enqueue_opts_set(&o, k, klen, &v, msg, sizeof msg) < 0) {
+				conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request", "%s",
+				           msg);
+				return -1;
+			}
 		}
 	}
 	if (enqueue_opts_check(&o, msg, sizeof msg) < 0) {

@@ -22,8 +22,9 @@ static void answered(struct cmd_later *l, struct store_req *r)
 	jobs_paused(l->env->jobs, r);
 	conn_ok(l->c, l->id, l->has_id,
 	        json_pack("{s:s, s:s?, s:b, s:o, s:b}", "name", r->name, "key", r->key, "paused",
-	                  r->flag, "until", r->flag && r->run_at ? json_integer(r->run_at) : json_null(),
-	                  "changed", r->changed != 0));
+	                  r->flag, "until",
+	                  r->flag && r->run_at ? json_integer(r->run_at) : json_null(), "changed",
+	                  r->changed != 0));
 }
 
 static void pause_or_resume(struct cmd_ctx *ctx, int pause)
@@ -38,10 +39,11 @@ static void pause_or_resume(struct cmd_ctx *ctx, int pause)
 
 	json_object_foreach(ctx->args, k, v)
 	{
-		if (strcmp(k, "name") != 0 && strcmp(k, "key") != 0 && (!pause || strcmp(k, "ms") != 0)) {
+		if (strcmp(k, "name") != 0 && strcmp(k, "key") != 0 &&
+		    (!pause || strcmp(k, "ms") != 0)) {
 			conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request",
-			           "%s takes args name, key%s, not \"%s\"", pause ? "pause" : "resume",
-			           pause ? " and ms" : "", k);
+			           "%s takes args name, key%s, not \"%s\"",
+			           pause ? "pause" : "resume", pause ? " and ms" : "", k);
 			return;
 		}
 	}
@@ -53,7 +55,8 @@ static void pause_or_resume(struct cmd_ctx *ctx, int pause)
 	if (ms && (!json_is_number(ms) || !(json_number_value(ms) >= 1) ||
 	           json_number_value(ms) > STORE_PAUSE_MAX_MS)) {
 		conn_error(ctx->c, ctx->id, ctx->has_id, "invalid_request",
-		           "args.ms must be a number of ms from 1 to %.0f (a year)", STORE_PAUSE_MAX_MS);
+		           "args.ms must be a number of ms from 1 to %.0f (a year)",
+		           STORE_PAUSE_MAX_MS);
 		return;
 	}
 	r = store_req_new(STORE_PAUSE);

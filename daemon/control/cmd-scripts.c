@@ -21,10 +21,10 @@ static json_t *pauses_of(const struct store_req *r, const char *name)
 		const struct store_val *v = &r->rows.vals[i * 3];
 		if (strcmp(v[0].p, name) != 0)
 			continue;
-		json_array_append_new(a, json_pack("{s:o, s:o}", "key",
-		                                   v[1].p[0] ? json_string(v[1].p) : json_null(),
-		                                   "until", v[2].type == STORE_INT ? json_integer(v[2].i)
-		                                                                   : json_null()));
+		json_array_append_new(
+		    a, json_pack("{s:o, s:o}", "key", v[1].p[0] ? json_string(v[1].p) : json_null(),
+		                 "until",
+		                 v[2].type == STORE_INT ? json_integer(v[2].i) : json_null()));
 	}
 	return a ? a : json_null();
 }
@@ -41,7 +41,8 @@ static void scripts_answer(struct cmd_later *l, struct store_req *r)
 			const struct script_limit *lim = &s->limits[k];
 			json_t *x = json_pack("{s:s}", "by", lim->by);
 			if (lim->concurrency)
-				json_object_set_new(x, "concurrency", json_integer(lim->concurrency));
+				json_object_set_new(x, "concurrency",
+				                    json_integer(lim->concurrency));
 			if (lim->rate) {
 				json_object_set_new(x, "rate", json_integer(lim->rate));
 				json_object_set_new(x, "per", json_real(lim->per_ms));

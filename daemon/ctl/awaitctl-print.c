@@ -149,7 +149,8 @@ static int ctl_flatten(struct ctl_kvs *kvs, const char *prefix, json_t *obj, enu
 		/* the suffix is dropped only where the value is shown in its unit */
 		if (!json_is_number(v) && !json_is_object(v) && !json_is_null(v))
 			stem = strlen(k);
-		snprintf(path, n, "%s%s%.*s", prefix ? prefix : "", prefix ? "." : "", (int)stem, k);
+		snprintf(path, n, "%s%s%.*s", prefix ? prefix : "", prefix ? "." : "", (int)stem,
+		         k);
 		if (json_is_object(v) && json_object_size(v) > 0) {
 			if (ctl_flatten(kvs, path, v, u) < 0) {
 				free(path);
@@ -228,25 +229,31 @@ void ctl_print_coordination(json_t *arr)
 		const char *name = json_string_value(json_object_get(s, "name"));
 		json_array_foreach(json_object_get(s, "limits"), k, x)
 		{
-			json_t *c = json_object_get(x, "concurrency"), *r = json_object_get(x, "rate");
+			json_t *c = json_object_get(x, "concurrency"),
+			       *r = json_object_get(x, "rate");
 			printf("%s: limit by %s:", name ? name : "?",
 			       json_string_value(json_object_get(x, "by")));
 			if (json_is_integer(c))
-				printf(" %" JSON_INTEGER_FORMAT " at a time", json_integer_value(c));
+				printf(" %" JSON_INTEGER_FORMAT " at a time",
+				       json_integer_value(c));
 			if (json_is_integer(r))
-				printf("%s %" JSON_INTEGER_FORMAT " per %s", json_is_integer(c) ? "," : "",
-				       json_integer_value(r),
-				       humanfmt_duration(json_number_value(json_object_get(x, "per")), buf,
-				                         sizeof buf));
+				printf(
+				    "%s %" JSON_INTEGER_FORMAT " per %s",
+				    json_is_integer(c) ? "," : "", json_integer_value(r),
+				    humanfmt_duration(json_number_value(json_object_get(x, "per")),
+				                      buf, sizeof buf));
 			putchar('\n');
 		}
 		json_array_foreach(json_object_get(s, "paused"), k, x)
 		{
-			json_t *key = json_object_get(x, "key"), *until = json_object_get(x, "until");
-			printf("%s: paused%s%s", name ? name : "?", json_is_string(key) ? " for key " : "",
+			json_t *key = json_object_get(x, "key"),
+			       *until = json_object_get(x, "until");
+			printf("%s: paused%s%s", name ? name : "?",
+			       json_is_string(key) ? " for key " : "",
 			       json_is_string(key) ? json_string_value(key) : "");
 			if (json_is_number(until))
-				printf(" until %s", humanfmt_time(json_number_value(until), buf, sizeof buf));
+				printf(" until %s",
+				       humanfmt_time(json_number_value(until), buf, sizeof buf));
 			else
 				fputs(" until resumed", stdout);
 			putchar('\n');

@@ -238,10 +238,10 @@ static int ctl_pause(const struct client_opts *o, json_t *result)
 		ctl_print_json(result);
 		return CLIENT_EXIT_OK;
 	}
-	printf("%s %s%s%s%s\n", json_is_true(json_object_get(result, "paused")) ? "paused" : "resumed",
-	       json_string_value(json_object_get(result, "name")), key ? " key " : "",
-	       key ? key : "",
-	       json_is_false(json_object_get(result, "changed")) ? " (it was already)" : "");
+	printf(
+	    "%s %s%s%s%s\n", json_is_true(json_object_get(result, "paused")) ? "paused" : "resumed",
+	    json_string_value(json_object_get(result, "name")), key ? " key " : "", key ? key : "",
+	    json_is_false(json_object_get(result, "changed")) ? " (it was already)" : "");
 	return CLIENT_EXIT_OK;
 }
 
@@ -287,6 +287,7 @@ static const struct client_arg ctl_args_enqueue[] = {
     {"--key", "key", CLIENT_ARG_STRING, 0, 0},
     {"--delay", "delay", CLIENT_ARG_UINT, 0, ENQUEUE_MAX_DELAY_MS},
     {"--priority", "priority", CLIENT_ARG_INT, ENQUEUE_MIN_PRIORITY, ENQUEUE_MAX_PRIORITY},
+    {"--after", "after", CLIENT_ARG_IDS, 0, 0},
     {NULL, NULL, CLIENT_ARG_STRING, 0, 0},
 };
 
@@ -334,7 +335,7 @@ static const struct client_cmd ctl_cmds[] = {
     {"scripts", 0, 0, ctl_args_none, ctl_scripts, "scripts", NULL},
     {"run", 1, 2, ctl_args_run, ctl_run, "run NAME [ARGS_JSON] [--timeout MS]", "timeout"},
     {"enqueue", 1, 2, ctl_args_enqueue, ctl_enqueue,
-     "enqueue NAME [ARGS_JSON] [--key K] [--delay MS] [--priority N]", NULL},
+     "enqueue NAME [ARGS_JSON] [--key K] [--delay MS] [--priority N] [--after ID,...]", NULL},
     {"jobs", 0, 0, ctl_args_jobs, ctl_jobs, "jobs [--state S] [--name N] [--limit N]", NULL},
     {"show", 1, 1, ctl_args_id, ctl_show, "show ID", NULL},
     {"wait", 1, 1, ctl_args_wait, ctl_wait, "wait ID [--timeout MS]", "timeout"},

@@ -93,6 +93,7 @@ enum client_arg_type {
 	CLIENT_ARG_INT,    /* a decimal integer INT_MIN..INT_MAX (priority) */
 	CLIENT_ARG_ID,     /* a job id: an integer when all digits, else a string */
 	CLIENT_ARG_FLAG,   /* an option without a value: true when given, else false */
+	CLIENT_ARG_IDS,    /* job ids "1,2,3": a JSON array of integers > 0 */
 };
 
 struct client_arg {

@@ -164,8 +164,8 @@ static void view_when(char *buf, size_t n, double t, json_int_t now)
 
 char *view_job_counts(json_t *jobs)
 {
-	static const char *const states[] = {"queued", "running", "waiting",  "succeeded",
-	                                     "failed", "dead",    "cancelled"};
+	static const char *const states[] = {"queued",    "running", "waiting", "blocked",
+	                                     "succeeded", "failed",  "dead",    "cancelled"};
 	char buf[512];
 	size_t i, len = 0;
 	json_t *v;

@@ -188,6 +188,9 @@ void jobs_schedule_free(struct jobs *j);
 /* Job id reached a final state: hand its waiters to the store to read it. */
 void jobs_wait_wake(struct jobs *j, int64_t id);
 
+/* r (FINISH, CANCEL) settled jobs that waited for its job (r->deps): claim and answer them. */
+void jobs_deps_changed(struct jobs *j, const struct store_req *r);
+
 /* Job id's progress was recorded: tell its waiters that asked (jobs_wait_watch). */
 void jobs_wait_progressed(struct jobs *j, int64_t id, double fraction, const char *message);
 

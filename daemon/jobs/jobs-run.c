@@ -159,6 +159,7 @@ static void finish_answered(struct store_req *r)
 		jobs_wake_name(j, run->name);
 	if (r->rc == 0 && r->changed && r->op == STORE_FINISH && jobs_final_state(r->name))
 		jobs_wait_wake(j, run->id);
+	jobs_deps_changed(j, r);
 	store_req_free(r);
 	jobs_run_free(run);
 }

@@ -126,9 +126,26 @@ void jobs_wait_progressed(struct jobs *j, int64_t id, double fraction, const cha
 			w->progress(w->parg, fraction, message);
 }
 
-void jobs_finished(struct jobs *j, int64_t id)
+void jobs_finished(struct jobs *j, const struct store_req *r)
 {
-	jobs_wait_wake(j, id);
+	jobs_wait_wake(j, r->id);
+	jobs_deps_changed(j, r);
+}
+
+void jobs_deps_changed(struct jobs *j, const struct store_req *r)
+{
+	struct waiter *w;
+
+	if (r->rc || r->deps == 0)
+		return;
+	/* some blocked jobs were queued (claim them) or cancelled (answer their waiters:
+	 * each asks again, and the ones not final wait on) */
+	jobs_kick(j);
+	while ((w = j->waiters)) {
+		j->waiters = w->next;
+		w->next = NULL;
+		store_submit(j->st, w->r);
+	}
 }
 
 void jobs_fail_waiters(struct jobs *j)

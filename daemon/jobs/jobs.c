@@ -371,9 +371,10 @@ int jobs_pause(struct jobs *j, struct store_req *r, struct store_err *err)
 void jobs_paused(struct jobs *j, const struct store_req *r)
 {
 	if (r->rc == 0) {
-		log_info("%s %s%s%s", r->flag ? "paused" : "resumed", r->name, r->key ? " key " : "",
-		         r->key ? r->key : "");
-		jobs_wake_name(j, r->name); /* resumed: claim; paused: the claim sees it and waits */
+		log_info("%s %s%s%s", r->flag ? "paused" : "resumed", r->name,
+		         r->key ? " key " : "", r->key ? r->key : "");
+		jobs_wake_name(j,
+		               r->name); /* resumed: claim; paused: the claim sees it and waits */
 	}
 }
 
@@ -466,8 +467,8 @@ static void prune_cb(void *arg)
 
 /* What the Lua jobs module calls (it may not include this part: bindings/db.h). */
 static const struct db_jobs_ops lua_ops = {
-    jobs_enqueue,  jobs_job_json, jobs_job_failure,    jobs_wait,  jobs_withdraw,
-    jobs_signal,   jobs_signalled, jobs_signal_refused, jobs_pause, jobs_paused,
+    jobs_enqueue, jobs_job_json,  jobs_job_failure,    jobs_wait,  jobs_withdraw,
+    jobs_signal,  jobs_signalled, jobs_signal_refused, jobs_pause, jobs_paused,
 };
 
 struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, size_t errlen)

@@ -140,10 +140,11 @@ void jobs_wait_watch(struct store_req *r, void *ud, jobs_progress_fn *fn, void *
 int jobs_withdraw(struct store_req *r, void *ud);
 
 /*
- * Job id was made final outside the engine (a queued job cancelled in the
- * store): its waiters are answered.
+ * Job r->id was made final outside the engine (a queued job cancelled in
+ * the store, r that request): its waiters are answered, and the jobs that
+ * waited for it (r->deps) are claimed or answered too.
  */
-void jobs_finished(struct jobs *j, int64_t id);
+void jobs_finished(struct jobs *j, const struct store_req *r);
 
 /* Cancel the running attempt of job id here (1) or say it does not run here (0). */
 int jobs_cancel_running(struct jobs *j, int64_t id);

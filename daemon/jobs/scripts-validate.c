@@ -159,10 +159,10 @@ static int check_limits(lua_State *L, int idx, const char *path, struct script_l
 		snprintf(what, sizeof what, "limits[%lld]", (long long)i);
 		if (t != LUA_TTABLE) {
 			render(L, top, got, sizeof got);
-			scripts_load_fail(
-			    out,
-			    "%s: %s must be a table { by = \"FIELD\", concurrency = N, rate = N, per = MS }, got %s",
-			    path, what, got);
+			scripts_load_fail(out,
+			                  "%s: %s must be a table { by = \"FIELD\", concurrency = "
+			                  "N, rate = N, per = MS }, got %s",
+			                  path, what, got);
 			return -1;
 		}
 		lua_pushnil(L);
@@ -171,10 +171,11 @@ static int check_limits(lua_State *L, int idx, const char *path, struct script_l
 			if (!k || (strcmp(k, "by") != 0 && strcmp(k, "concurrency") != 0 &&
 			           strcmp(k, "rate") != 0 && strcmp(k, "per") != 0)) {
 				render(L, -2, got, sizeof got);
-				scripts_load_fail(out,
-				                  "%s: %s has the unknown field %s (known: by, concurrency, "
-				                  "rate, per)",
-				                  path, what, got);
+				scripts_load_fail(
+				    out,
+				    "%s: %s has the unknown field %s (known: by, concurrency, "
+				    "rate, per)",
+				    path, what, got);
 				bad = 1;
 			}
 			lua_pop(L, 1);
@@ -208,17 +209,19 @@ static int check_limits(lua_State *L, int idx, const char *path, struct script_l
 			return -1;
 		lua_pop(L, 2);
 		if (!lim->concurrency && !lim->rate) {
-			scripts_load_fail(out,
-			                  "%s: limits[%lld] needs concurrency = N, or rate = N with per = "
-			                  "MS (or both)",
-			                  path, (long long)i);
+			scripts_load_fail(
+			    out,
+			    "%s: limits[%lld] needs concurrency = N, or rate = N with per = "
+			    "MS (or both)",
+			    path, (long long)i);
 			return -1;
 		}
 		if (!lim->rate != !(lim->per_ms > 0) || lim->per_ms > 86400000.0 * 366) {
-			scripts_load_fail(out,
-			                  "%s: limits[%lld]: rate and per go together (per: ms, at most "
-			                  "a year)",
-			                  path, (long long)i);
+			scripts_load_fail(
+			    out,
+			    "%s: limits[%lld]: rate and per go together (per: ms, at most "
+			    "a year)",
+			    path, (long long)i);
 			return -1;
 		}
 	}

@@ -18,7 +18,7 @@
 #include "store.h"
 
 #define ENQUEUE_NAMESHOW 48 /* bytes of an unknown option's name shown in a message */
-#define ENQUEUE_KNOWN    "key, delay, at, priority, timeout"
+#define ENQUEUE_KNOWN    "key, delay, at, priority, timeout, after"
 
 /* An integer range an option must fall in; what describes it for messages. */
 struct enqueue_range {
@@ -147,6 +147,22 @@ int enqueue_opts_set(struct enqueue_opts *o, const char *name, size_t namelen,
 		rg = (struct enqueue_range){ENQUEUE_MIN_PRIORITY, ENQUEUE_MAX_PRIORITY, what};
 		return enqueue_int("priority", v, &rg, &o->priority, err, errlen);
 	}
+	if (IS("after")) {
+		int64_t id;
+		rg = (struct enqueue_range){
+		    1, INT64_MAX / 2, "a job id (an integer > 0), or a list of 1 to 100 of them"};
+		if (enqueue_int("after", v, &rg, &id, err, errlen) < 0)
+			return -1;
+		for (size_t i = 0; i < o->nafter; i++)
+			if (o->after[i] == id)
+				return 0;
+		if (o->nafter == ENQUEUE_MAX_AFTER) {
+			errbuf_set(err, errlen, "after names more than %d jobs", ENQUEUE_MAX_AFTER);
+			return -1;
+		}
+		o->after[o->nafter++] = id;
+		return 0;
+	}
 	if (IS("timeout")) {
 		snprintf(what, sizeof what, "an integer number of ms from 1 to %lld (30 days)",
 		         ENQUEUE_MAX_TIMEOUT_MS);
@@ -192,5 +208,16 @@ int enqueue_opts_apply(const struct enqueue_opts *o, struct store_req *r)
 	r->run_at = enqueue_opts_run_at(o);
 	r->priority = o->priority;
 	r->timeout_ms = o->timeout_ms;
+	r->after = NULL;
+	r->nafter = 0;
+	if (o->nafter) {
+		if (!(r->after = malloc(o->nafter * sizeof *r->after))) {
+			free(r->key);
+			r->key = NULL;
+			return -1;
+		}
+		memcpy(r->after, o->after, o->nafter * sizeof *r->after);
+		r->nafter = o->nafter;
+	}
 	return 0;
 }

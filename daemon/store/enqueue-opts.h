@@ -28,6 +28,7 @@ struct store_req;
 #define ENQUEUE_MIN_PRIORITY   (-1000)
 #define ENQUEUE_MAX_PRIORITY   1000 /* `run` uses it: a run goes first */
 #define ENQUEUE_MAX_KEY        512  /* bytes of an idempotency key */
+#define ENQUEUE_MAX_AFTER      100  /* jobs one job may wait for */
 
 /* What kind of value an option was given, as the caller found it. */
 enum enqueue_vtype {
@@ -55,13 +56,17 @@ struct enqueue_opts {
 	int64_t at;         /* ms, wall; -1: not given */
 	int64_t priority;   /* ENQUEUE_MIN_PRIORITY..ENQUEUE_MAX_PRIORITY */
 	int64_t timeout_ms; /* ms per attempt; 0: the script's */
+	int64_t after[ENQUEUE_MAX_AFTER]; /* the jobs it waits for (each once) */
+	size_t nafter;
 };
 
 /* No options given yet, measured from now (ms, wall: store_now()). */
 void enqueue_opts_init(struct enqueue_opts *o, int64_t now);
 
 /*
- * Check option name (namelen bytes) with value v and record it in o.
+ * Check option name (namelen bytes) with value v and record it in o. The
+ * option "after" takes one job id a call: a caller given a list calls it
+ * for each element.
  * Returns 0, or -1 with err filled ("delay must be ..., not 1e+19",
  * "unknown option \"delay_ms\" (...)") and o as it was. The message names
  * the option and is the one both the socket and Lua give.
@@ -79,8 +84,9 @@ int enqueue_opts_check(const struct enqueue_opts *o, char *err, size_t errlen);
 int64_t enqueue_opts_run_at(const struct enqueue_opts *o);
 
 /*
- * Fill r's key (a copy), run_at, priority and timeout_ms from o. Returns 0,
- * or -1 when the key cannot be copied (out of memory); r->key stays NULL.
+ * Fill r's key (a copy), run_at, priority, timeout_ms and after (a copy)
+ * from o. Returns 0, or -1 when out of memory; r->key and r->after stay
+ * NULL.
  */
 int enqueue_opts_apply(const struct enqueue_opts *o, struct store_req *r);
 

@@ -287,6 +287,21 @@ int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, i
  */
 int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_t *until);
 
+/* ---- store-deps.c: jobs enqueued after others ---- */
+
+/*
+ * ENQUEUE's after: every job named exists (else "invalid"); the new job's
+ * state: "queued" (all succeeded), "cancelled" with *error (malloc'd: one
+ * ended dead or cancelled) or "blocked". 0 or -1.
+ */
+int store_deps_state(struct store *st, struct store_req *r, const char **state, char **error);
+
+/* Record that job id waits for each of r->after. 0 or -1. */
+int store_deps_link(struct store *st, struct store_req *r, int64_t id);
+
+/* Job parent reached state: settle its blocked dependents (r->deps counts them). 0 or -1. */
+int store_deps_resolve(struct store *st, struct store_req *r, int64_t parent, const char *state);
+
 /* STORE_PAUSE and STORE_PAUSES. */
 int store_pause(struct store *st, struct store_req *r);
 int store_pauses(struct store *st, struct store_req *r);

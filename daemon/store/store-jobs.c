@@ -20,7 +20,7 @@
 #define PRUNE_MAX 10000 /* jobs removed per prune: the writer is not held for long */
 
 static const char *const state_names[STORE_NSTATES] = {
-    "queued", "running", "succeeded", "failed", "dead", "cancelled", "waiting",
+    "queued", "running", "succeeded", "failed", "dead", "cancelled", "waiting", "blocked",
 };
 
 const char *store_state_name(enum store_state s)
@@ -122,16 +122,24 @@ int store_job_get(struct store *st, struct store_req *r)
 
 static int op_enqueue(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(
-	    &st->w,
-	    "INSERT INTO jobs (name, state, args, key, priority, max_attempts, backoff_ms,"
-	    " timeout_ms, run_at, created_at, limit_key1, limit_key2, limit_key3, limit_key4)"
-	    " VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-	    " ON CONFLICT (key) DO NOTHING",
-	    r);
+	const char *state = "queued";
+	char *error = NULL;
+	sqlite3_stmt *s;
+	int rc;
 
-	if (!s)
+	if (r->nafter && store_deps_state(st, r, &state, &error) < 0)
 		return -1;
+	s = store_stmt(&st->w,
+	               "INSERT INTO jobs (name, args, key, priority, max_attempts, backoff_ms,"
+	               " timeout_ms, run_at, created_at, limit_key1, limit_key2, limit_key3,"
+	               " limit_key4, state, fair_key, error, finished_at)"
+	               " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	               " ON CONFLICT (key) DO NOTHING",
+	               r);
+	if (!s) {
+		free(error);
+		return -1;
+	}
 	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
 	store_bind_text(s, 2, r->text);
 	store_bind_text(s, 3, r->key);
@@ -143,12 +151,18 @@ static int op_enqueue(struct store *st, struct store_req *r)
 	sqlite3_bind_int64(s, 9, r->now);
 	for (int i = 0; i < STORE_MAX_LIMITS; i++)
 		store_bind_text(s, 10 + i, r->limit_keys[i]);
-	if (store_run_done(st, s, r, "inserting the job") < 0)
+	sqlite3_bind_text(s, 14, state, -1, SQLITE_STATIC);
+	store_bind_text(s, 15, r->fair_key);
+	store_bind_text(s, 16, error);
+	store_bind_opt(s, 17, error ? r->now : 0);
+	rc = store_run_done(st, s, r, "inserting the job");
+	free(error);
+	if (rc < 0)
 		return -1;
 	if (r->changed) {
 		r->created = 1;
 		r->out_id = sqlite3_last_insert_rowid(store_db(st));
-		return 0;
+		return strcmp(state, "blocked") == 0 ? store_deps_link(st, r, r->out_id) : 0;
 	}
 	/* the key names a job already: that one is the answer */
 	r->changed = 0;
@@ -271,7 +285,8 @@ static int op_finish(struct store *st, struct store_req *r)
 	store_bind_text(s, 8, r->text2);
 	if (store_run_done(st, s, r, "finishing the job") < 0)
 		return -1;
-	return 0;
+	/* the jobs that wait for it: queued when it was the last, cancelled when it failed */
+	return r->changed && terminal ? store_deps_resolve(st, r, r->id, r->name) : 0;
 }
 
 static int op_requeue(struct store *st, struct store_req *r)
@@ -320,10 +335,12 @@ static int op_cancel(struct store *st, struct store_req *r)
 	if (op_transition(st, r,
 	                  "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease = NULL,"
 	                  " error = '{\"code\":\"cancelled\",\"message\":\"cancelled by "
-	                  "request\"}' WHERE id = ?1 AND (state = 'queued' OR state = 'failed')"
-	                  " RETURNING " JOB_COLS) < 0)
+	                  "request\"}' WHERE id = ?1 AND (state = 'queued' OR state = 'failed'"
+	                  " OR state = 'blocked') RETURNING " JOB_COLS) < 0)
 		return -1;
-	if (r->changed || !r->njobs || strcmp(r->jobs[0].state, "waiting") != 0)
+	if (r->changed)
+		return store_deps_resolve(st, r, r->id, "cancelled");
+	if (!r->njobs || strcmp(r->jobs[0].state, "waiting") != 0)
 		return 0;
 	return store_wait_cancel(st, r);
 }

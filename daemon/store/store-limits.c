@@ -77,7 +77,8 @@ static int add(struct counts *c, int slot, const char *key, int64_t n, int64_t a
 /* The cap of a slot (0: none). */
 static int64_t cap_of(const struct store_req *r, int slot)
 {
-	return slot < STORE_MAX_LIMITS ? r->limit_caps[slot] : r->limit_rates[slot - STORE_MAX_LIMITS];
+	return slot < STORE_MAX_LIMITS ? r->limit_caps[slot]
+	                               : r->limit_rates[slot - STORE_MAX_LIMITS];
 }
 
 static int full(const struct store_req *r, const struct keycount *k)
@@ -117,9 +118,9 @@ static int take(struct store *st, struct store_req *r, struct counts *c,
 			return store_fail(r, "out_of_memory", "out of memory");
 		if (slot < STORE_MAX_LIMITS)
 			continue;
-		s = store_stmt(&st->w,
-		               "INSERT INTO awaitd_limit_starts (name, lim, key, at) VALUES (?, ?, ?, ?)",
-		               r);
+		s = store_stmt(
+		    &st->w,
+		    "INSERT INTO awaitd_limit_starts (name, lim, key, at) VALUES (?, ?, ?, ?)", r);
 		if (!s)
 			return -1;
 		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
@@ -140,9 +141,9 @@ static int count_starts(struct store *st, struct store_req *r, struct counts *c)
 		int rc;
 		if (r->limit_rates[i] <= 0)
 			continue;
-		s = store_stmt(&st->w,
-		               "DELETE FROM awaitd_limit_starts WHERE name = ? AND lim = ? AND at <= ?",
-		               r);
+		s = store_stmt(
+		    &st->w,
+		    "DELETE FROM awaitd_limit_starts WHERE name = ? AND lim = ? AND at <= ?", r);
 		if (!s)
 			return -1;
 		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
@@ -199,8 +200,7 @@ static int count_running(struct store *st, struct store_req *r, struct counts *c
  * The values of limit lim that are full, and the paused keys (a JSON
  * array, or NULL), as a JSON array for json_each (malloc'd).
  */
-static char *full_keys(const struct counts *c, const struct store_req *r, int lim,
-                       json_t *paused)
+static char *full_keys(const struct counts *c, const struct store_req *r, int lim, json_t *paused)
 {
 	json_t *a = paused ? json_copy(paused) : json_array();
 	char *text;
@@ -337,13 +337,13 @@ int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_
 
 int store_pause(struct store *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(
-	    &st->w,
-	    r->flag ? "INSERT INTO awaitd_pauses (name, key, until) VALUES (?1, ?2, ?3)"
-	              " ON CONFLICT (name, key) DO UPDATE SET until = excluded.until"
-	              " WHERE until IS NOT excluded.until"
-	            : "DELETE FROM awaitd_pauses WHERE name = ?1 AND key = ?2",
-	    r);
+	sqlite3_stmt *s =
+	    store_stmt(&st->w,
+	               r->flag ? "INSERT INTO awaitd_pauses (name, key, until) VALUES (?1, ?2, ?3)"
+	                         " ON CONFLICT (name, key) DO UPDATE SET until = excluded.until"
+	                         " WHERE until IS NOT excluded.until"
+	                       : "DELETE FROM awaitd_pauses WHERE name = ?1 AND key = ?2",
+	               r);
 
 	if (!s)
 		return -1;

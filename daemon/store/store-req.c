@@ -54,6 +54,8 @@ void store_req_free(struct store_req *r)
 	free(r->text2);
 	for (int i = 0; i < STORE_MAX_LIMITS; i++)
 		free(r->limit_keys[i]);
+	free(r->fair_key);
+	free(r->after);
 	vals_free(r->params, (size_t)r->nparams);
 	for (int i = 0; i < r->rows.ncols; i++)
 		free(r->rows.cols[i]);

@@ -53,8 +53,10 @@ enum store_op {
 	STORE_STEP_GET, /* job_id, seq, name -> journaled, text (or nondeterministic) */
 	STORE_STEP_PUT, /* job_id, seq, name, text (kind "step") */
 	STORE_ENQUEUE,  /* name, text (args JSON), key, run_at, priority, max_attempts,
-	                 * backoff_ms, timeout_ms, limit_keys -> out_id, created (jobs[0]
-	                 * when the key existed)
+	                 * backoff_ms, timeout_ms, limit_keys, fair_key, after -> out_id,
+	                 * created (jobs[0] when the key existed). With after: blocked until
+	                 * those succeeded (queued at once if they have; cancelled if one is
+	                 * dead or cancelled); an id that names no job fails it (invalid)
 	                 */
 	STORE_CLAIM,    /* name, n (limit), now, limit_caps/rates/pers -> jobs[] (now running,
 	                 * leased, has_steps), out_id (a rate limit or a pause that ends held
@@ -109,6 +111,7 @@ enum store_state {
 	STORE_DEAD,
 	STORE_CANCELLED,
 	STORE_WAITING,
+	STORE_BLOCKED, /* enqueued after other jobs, not all of them succeeded yet */
 	STORE_NSTATES,
 };
 
@@ -177,6 +180,9 @@ struct store_req {
 	 * its value i, and fewer than rates[i] of them started in the last pers[i] ms
 	 * (0: no such cap) */
 	char *limit_keys[STORE_MAX_LIMITS];
+	char *fair_key; /* ENQUEUE: the job's value of its script's fair_by field (malloc'd) */
+	int64_t *after; /* ENQUEUE: the jobs it waits for (malloc'd, nafter of them) */
+	size_t nafter;
 	int64_t limit_caps[STORE_MAX_LIMITS];
 	int64_t limit_rates[STORE_MAX_LIMITS], limit_pers[STORE_MAX_LIMITS];
 	double deadline; /* STORE_SQL: ms, CLOCK_MONOTONIC, when its task must be done; 0 none */
@@ -190,6 +196,7 @@ struct store_req {
 	int64_t counts[STORE_NSTATES];
 	int64_t out_id;
 	int created, changed, journaled;
+	int deps; /* FINISH, CANCEL: jobs that waited for this one became queued or cancelled */
 	char *out_text;
 	/* completion, on the loop thread */
 	store_done_fn *done;

@@ -104,8 +104,8 @@ static void family(FILE *f, const char *name, const char *type, const char *help
 /* The job figures by script: in the store by state, attempts ended, durations. */
 static void by_script(FILE *f, json_t *status, json_t *stats)
 {
-	static const char *const states[] = {"queued", "running", "waiting",  "succeeded",
-	                                     "failed", "dead",    "cancelled"};
+	static const char *const states[] = {"queued",    "running", "waiting", "blocked",
+	                                     "succeeded", "failed",  "dead",    "cancelled"};
 	json_t *by = json_object_get(status, "jobs_by_script");
 	json_t *run = json_object_get(json_object_get(stats, "jobs"), "by_script"), *v, *x;
 	const char *k, *o;

@@ -78,7 +78,8 @@ rng = random.Random(SEED)
 TAG = "%08x" % rng.randrange(1 << 32)
 PWN = "pwned-" + TAG      # what a replaced function answers
 FORGED = "forged-" + TAG  # what a forging statement writes into the daemon's tables
-DAEMON_TABLES = ("jobs", "steps", "schedules", "executor", "schema_migrations", "signals")
+DAEMON_TABLES = ("jobs", "steps", "schedules", "executor", "schema_migrations", "signals",
+                 "awaitd_limit_starts", "awaitd_pauses", "awaitd_deps")
 
 # --- the mutations -----------------------------------------------------------
 
@@ -515,7 +516,7 @@ def schema_problems(db, baseline):
                 problems.append("schema_migrations has %d rows" % migs)
             for (t,) in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
                 for fk in c.execute("SELECT * FROM pragma_foreign_key_list(?)", (t,)).fetchall():
-                    if fk[2] in DAEMON_TABLES and not (t in ("steps", "signals") and fk[2] == "jobs"):
+                    if fk[2] in DAEMON_TABLES and not (t in ("steps", "signals", "awaitd_deps") and fk[2] == "jobs"):
                         problems.append("foreign key %s -> %s" % (t, fk[2]))
     except sqlite3.Error as e:
         problems.append("sqlite: %s" % e)

@@ -186,7 +186,7 @@ static void test_unknown_and_both(void **state)
 
 	assert_int_equal(set(fx, "delay_ms", v), -1);
 	assert_string_equal(
-	    fx->err, "unknown option \"delay_ms\" (known: key, delay, at, priority, timeout)");
+	    fx->err, "unknown option \"delay_ms\" (known: key, delay, at, priority, timeout, after)");
 	assert_int_equal(set(fx, "run_at", v), -1);
 	assert_non_null(strstr(fx->err, "\"run_at\""));
 	assert_int_equal(set(fx, "Delay", v), -1); /* names are exact */

@@ -1205,7 +1205,7 @@ static void on_cancelled(struct store_req *r)
 	struct jx *jx = r->arg;
 
 	if (r->rc == 0 && r->changed)
-		jobs_finished(jx->d.jobs, r->id);
+		jobs_finished(jx->d.jobs, r);
 	r->arg = &jx->ans[1];
 	on_answer(r);
 }

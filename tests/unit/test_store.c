@@ -878,24 +878,29 @@ static void test_cancel_waiting(void **state)
 	store_req_free(r);
 }
 
-/* A database made before 0003_waits keeps its jobs and journal through it. */
-static void test_migration_to_waits_keeps_data(void **state)
+/*
+ * A database made by the migrations in `old` (copied alone into a
+ * directory of its own), holding the rows `fill` inserts, keeps them through
+ * every migration of the repository: `check` (one row, one text column)
+ * reads `want` afterwards, and no foreign key is broken.
+ */
+static void migrate_keeps(struct fx *fx, const char *const *old, const char *fill,
+                          const char *check, const char *want)
 {
-	struct fx *fx = *state;
 	struct store_config cfg = fx->cfg;
 	struct store *st;
 	char mig[160], sub[160], dbpath[192], from[256], to[256], cmd[700];
 	sqlite3 *db;
+	sqlite3_stmt *s;
 
 	snprintf(mig, sizeof mig, "%s/mig", fx->dir);
 	snprintf(sub, sizeof sub, "%s/sub", fx->dir);
 	assert_int_equal(mkdir(mig, 0755), 0);
 	assert_int_equal(mkdir(sub, 0755), 0);
 	snprintf(dbpath, sizeof dbpath, "%s/old.db", sub);
-	for (int i = 0; i < 2; i++) {
-		const char *f = i ? "0002_shop.sql" : "0001_core.sql";
-		snprintf(from, sizeof from, "%s/%s", MIGRATIONS, f);
-		snprintf(to, sizeof to, "%s/%s", mig, f);
+	for (int i = 0; old[i]; i++) {
+		snprintf(from, sizeof from, "%s/%s", MIGRATIONS, old[i]);
+		snprintf(to, sizeof to, "%s/%s", mig, old[i]);
 		snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
 		assert_int_equal(system(cmd), 0);
 	}
@@ -906,13 +911,7 @@ static void test_migration_to_waits_keeps_data(void **state)
 		fail_msg("store_open (old migrations): %s", fx->err);
 	store_close(st);
 	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
-	assert_int_equal(
-	    sqlite3_exec(db,
-	                 "INSERT INTO jobs (id, name, state, args, run_at, created_at, attempt)"
-	                 " VALUES (7, 'old', 'failed', '{\"x\":1}', 5, 1, 1);"
-	                 "INSERT INTO steps VALUES (7, 1, 'debit', 'tx', '[1]', 2);",
-	                 NULL, NULL, NULL),
-	    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, fill, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
 	cfg.migrations_dir = MIGRATIONS;
@@ -921,29 +920,63 @@ static void test_migration_to_waits_keeps_data(void **state)
 		fail_msg("store_open (all migrations): %s", fx->err);
 	store_close(st);
 	assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
-	{
-		sqlite3_stmt *s;
-		assert_int_equal(sqlite3_prepare_v2(db,
-		                                    "SELECT j.state || j.args || s.name || s.kind ||"
-		                                    " (SELECT count(*) FROM pragma_foreign_key_check)"
-		                                    " FROM jobs j JOIN steps s ON s.job_id = j.id",
-		                                    -1, &s, NULL),
-		                 SQLITE_OK);
-		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_string_equal((const char *)sqlite3_column_text(s, 0), "failed{\"x\":1}debittx0");
-		sqlite3_finalize(s);
-		/* the journal still belongs to its job: deleting the job takes it along */
-		assert_int_equal(sqlite3_exec(db,
-		                              "PRAGMA foreign_keys = ON; DELETE FROM jobs WHERE id = 7;",
-		                              NULL, NULL, NULL),
-		                 SQLITE_OK);
-		assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM steps", -1, &s, NULL),
-		                 SQLITE_OK);
-		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-		assert_int_equal(sqlite3_column_int(s, 0), 0);
-		sqlite3_finalize(s);
-	}
+	assert_int_equal(sqlite3_prepare_v2(db, check, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(s, 0), want);
+	sqlite3_finalize(s);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_foreign_key_check", -1, &s, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), 0);
+	sqlite3_finalize(s);
+	/* the journal and signals still belong to their job: deleting it takes them along */
+	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON; DELETE FROM jobs WHERE id = 7;",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT (SELECT count(*) FROM steps) +"
+	                                    " (SELECT count(*) FROM signals)",
+	                                    -1, &s, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), 0);
+	sqlite3_finalize(s);
 	sqlite3_close(db);
+}
+
+/* A database made before 0003_waits keeps its jobs and journal through it. */
+static void test_migration_to_waits_keeps_data(void **state)
+{
+	static const char *const old[] = {"0001_core.sql", "0002_shop.sql", NULL};
+
+	migrate_keeps(*state, old,
+	              "INSERT INTO jobs (id, name, state, args, run_at, created_at, attempt)"
+	              " VALUES (7, 'old', 'failed', '{\"x\":1}', 5, 1, 1);"
+	              "INSERT INTO steps VALUES (7, 1, 'debit', 'tx', '[1]', 2);",
+	              "SELECT j.state || j.args || s.name || s.kind FROM jobs j"
+	              " JOIN steps s ON s.job_id = j.id",
+	              "failed{\"x\":1}debittx");
+}
+
+/* ... and one made before 0007_fanin (jobs, steps and signals rebuilt) keeps them. */
+static void test_migration_to_fanin_keeps_data(void **state)
+{
+	static const char *const old[] = {"0001_core.sql",     "0002_shop.sql",   "0003_waits.sql",
+	                                  "0004_refunds.sql",  "0005_progress.sql",
+	                                  "0006_limits.sql",   NULL};
+
+	migrate_keeps(*state, old,
+	              "INSERT INTO jobs (id, name, state, args, run_at, created_at, attempt,"
+	              " progress, progress_msg, limit_key1, wait_seq, wait_for)"
+	              " VALUES (7, 'old', 'waiting', '{\"x\":1}', 5, 1, 1, 0.5, 'half', 'acct-1',"
+	              " 2, 'go');"
+	              "INSERT INTO steps VALUES (7, 1, 'debit', 'tx', '[1]', 2);"
+	              "INSERT INTO signals (job_id, name, payload, at) VALUES (7, 'go', '{}', 3);",
+	              "SELECT j.state || j.args || j.progress || j.progress_msg || j.limit_key1 ||"
+	              " j.wait_for || coalesce(j.fair_key, '-') || s.name || g.name FROM jobs j"
+	              " JOIN steps s ON s.job_id = j.id JOIN signals g ON g.job_id = j.id",
+	              "waiting{\"x\":1}0.5halfacct-1go-debitgo");
 }
 
 static void write_file(const char *path, const char *text)
@@ -2378,7 +2411,8 @@ static void test_prune(void **state)
 /* Every table the daemon's own migrations make is out of application SQL's reach. */
 static void test_core_tables_are_reserved(void **state)
 {
-	static const char *const own[] = {"0001_core.sql", "0003_waits.sql"};
+	static const char *const own[] = {"0001_core.sql", "0003_waits.sql", "0005_progress.sql",
+	                                  "0006_limits.sql", "0007_fanin.sql"};
 	char path[512], *sql = NULL;
 	sqlite3 *db;
 	sqlite3_stmt *s;
@@ -2825,6 +2859,7 @@ int main(void)
 	    T(test_wait_timeout_and_replay_checks),
 	    T(test_cancel_waiting),
 	    T(test_migration_to_waits_keeps_data),
+	    T(test_migration_to_fanin_keeps_data),
 	    cmocka_unit_test(test_core_tables_are_reserved),
 	    T(test_orphans_requeued_at_open),
 	    T(test_group_commit),

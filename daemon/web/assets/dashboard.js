@@ -8,7 +8,8 @@
 // as markup, so a job's args cannot inject anything.
 "use strict";
 
-const STATES = ["queued", "running", "waiting", "succeeded", "failed", "dead", "cancelled"];
+const STATES = ["queued", "running", "waiting", "blocked", "succeeded", "failed", "dead",
+                "cancelled"];
 const PAGE = 50;
 const COLORS = { done: "#12b76a", ok: "#12b76a", failed: "#f04438", cancelled: "#98a2b3",
                  waiting: "#7a5af8", running: "#2e90fa" };
