@@ -92,3 +92,9 @@ CREATE TABLE awaitd_deps (
   PRIMARY KEY (job_id, after_id)
 ) WITHOUT ROWID;
 CREATE INDEX awaitd_deps_after ON awaitd_deps (after_id);
+
+-- fair_by: where each script's round over its values (fair_key) stands.
+CREATE TABLE awaitd_fair (
+  name     TEXT PRIMARY KEY,
+  last_key TEXT NOT NULL
+) WITHOUT ROWID;

@@ -1,5 +1,7 @@
 /*
- * cmd-show.c: `show ID`: one job with its args, attempts, steps, result or error.
+ * cmd-show.c: `show ID`: one job with its args, attempts, steps, result or error,
+ * and for one that may not start yet what it waits behind ("held": the jobs
+ * it was enqueued after, a pause, a full per-key limit or rate).
  *
  * Every stored value goes through clip.h: one bigger than cmd_value_max
  * (a row written before max_result_bytes, or under a higher limit) is
@@ -14,6 +16,7 @@
 #include "clip.h"
 #include "cmd.h"
 #include "jobs.h"
+#include "scripts.h"
 #include "server.h"
 #include "store.h"
 
@@ -45,6 +48,24 @@ static json_t *step_json(const struct store_rows *rows, size_t i, size_t max, si
 	return o;
 }
 
+/* STORE_WHY answered: the job (l->doc) with what it waits behind, as "held". */
+static void held(struct cmd_later *l, struct store_req *r)
+{
+	json_t *job = l->doc, *why = r->rc == 0 && r->out_text ? json_loads(r->out_text, 0, NULL)
+	                                                        : NULL;
+	json_t *lim = json_object_get(why, "limit");
+	const struct script *s = scripts_find(l->env->scripts, r->name ? r->name : "");
+
+	l->doc = NULL;
+	/* a limit by its number: name the field it is by */
+	if (json_is_integer(lim) && s && json_integer_value(lim) < s->nlimits)
+		json_object_set_new(why, "by", json_string(s->limits[json_integer_value(lim)].by));
+	json_object_del(why, "limit");
+	if (why)
+		json_object_set_new(job, "held", why);
+	conn_ok(l->c, l->id, l->has_id, job);
+}
+
 static void shown(struct cmd_later *l, struct store_req *r)
 {
 	const struct store_job *found = cmd_later_job(l, r);
@@ -61,6 +82,26 @@ static void shown(struct cmd_later *l, struct store_req *r)
 		json_object_set_new(job, "steps", steps);
 	else
 		json_decref(steps);
+	if (job && (strcmp(found->state, "queued") == 0 || strcmp(found->state, "failed") == 0 ||
+	            strcmp(found->state, "blocked") == 0)) {
+		/* may not start yet: ask the store what it waits behind */
+		struct cmd_later *w = cmd_later_again(l);
+		struct store_req *q = store_req_new(STORE_WHY);
+		if (w && q) {
+			const struct script *s = scripts_find(l->env->scripts, found->name);
+			q->id = found->id;
+			q->now = store_now();
+			jobs_script_limits(s, q);
+			w->doc = job;
+			w->answer = held;
+			q->done = cmd_store_answered;
+			q->arg = w;
+			store_submit(l->env->st, q);
+			return;
+		}
+		store_req_free(q);
+		cmd_later_free(w);
+	}
 	conn_ok(l->c, l->id, l->has_id, job);
 }
 

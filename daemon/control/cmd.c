@@ -66,6 +66,7 @@ void cmd_later_free(struct cmd_later *l)
 		return;
 	if (l->timer)
 		event_free(l->timer);
+	json_decref(l->doc);
 	conn_release(l->c);
 	free(l);
 }

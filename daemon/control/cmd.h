@@ -89,6 +89,7 @@ struct cmd_later {
 	int timed_out;
 	int want_result; /* cmd_wait_job: reply with the result (run), not the job (wait) */
 	int progress;    /* cmd_wait_job: send the job's progress as events */
+	json_t *doc;     /* a reply built before a second store request (freed with l) */
 };
 
 /* Hold ctx's connection for a later reply. NULL (and an error reply) when out of memory. */

@@ -434,6 +434,41 @@ static void view_steps(FILE *f, json_t *steps, json_int_t now)
 	}
 }
 
+/* show's "held:" line: what a job that may not start waits behind. */
+static void view_held(FILE *f, json_t *h, json_int_t now)
+{
+	const char *kind = view_str(h, "kind", ""), *key = view_str(h, "key", "");
+	char when[96] = "", dur[HUMANFMT_LEN];
+	double t, n, of;
+
+	if (view_num(h, "until", &t))
+		view_when(when, sizeof when, t, now);
+	view_num(h, "of", &of);
+	fputs("held:     ", f);
+	if (strcmp(kind, "after") == 0) {
+		size_t i;
+		json_t *id;
+		fputs("after job", f);
+		fputs(json_array_size(json_object_get(h, "jobs")) == 1 ? "" : "s", f);
+		json_array_foreach(json_object_get(h, "jobs"), i, id)
+			fprintf(f, "%s %" JSON_INTEGER_FORMAT, i ? "," : "", json_integer_value(id));
+		fputs(" (not succeeded yet)", f);
+	} else if (strcmp(kind, "pause") == 0) {
+		fprintf(f, "paused%s%s until %s", key[0] ? " for key " : "", key,
+		        when[0] ? when : "resumed");
+	} else if (strcmp(kind, "limit") == 0 && view_num(h, "running", &n)) {
+		fprintf(f, "limit by %s = %s: %.0f of %.0f running", view_str(h, "by", "?"), key, n,
+		        of);
+	} else if (strcmp(kind, "rate") == 0 && view_num(h, "starts", &n) &&
+	           view_num(h, "per", &t)) {
+		fprintf(f, "rate limit by %s = %s: %.0f of %.0f starts in %s", view_str(h, "by", "?"),
+		        key, n, of, humanfmt_duration(t, dur, sizeof dur));
+	} else {
+		fputs(kind, f);
+	}
+	fputc('\n', f);
+}
+
 int view_show(FILE *f, json_t *job, const struct view_opts *vo)
 {
 	json_t *err = json_object_get(job, "error");
@@ -468,6 +503,8 @@ int view_show(FILE *f, json_t *job, const struct view_opts *vo)
 		char w[256];
 		view_field(f, "waits", view_wait(w, sizeof w, job, vo->now_ms, 0));
 	}
+	if (json_is_object(json_object_get(job, "held")))
+		view_held(f, json_object_get(job, "held"), vo->now_ms);
 	view_time_field(f, "created", job, "created_at", vo->now_ms);
 	view_time_field(f, "started", job, "started_at", vo->now_ms);
 	view_time_field(f, "finished", job, "finished_at", vo->now_ms);

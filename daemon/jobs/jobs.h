@@ -106,6 +106,10 @@ int jobs_signal(struct jobs *j, struct store_req *r, struct store_err *err);
  */
 int jobs_pause(struct jobs *j, struct store_req *r, struct store_err *err);
 
+/* Fill r's limit_caps, rates and pers from script s's limits (NULL: none). */
+struct script;
+void jobs_script_limits(const struct script *s, struct store_req *r);
+
 /* A STORE_PAUSE was answered: a resumed script's jobs are claimed soon. */
 void jobs_paused(struct jobs *j, const struct store_req *r);
 

@@ -22,6 +22,7 @@ struct script_load {
 	char *schedule;
 	struct script_limit limits[SCRIPTS_MAX_LIMITS];
 	int nlimits;
+	char fair_by[SCRIPTS_LIMIT_BY];
 };
 
 /* A malloc'd copy of s, or NULL when memory runs out. */

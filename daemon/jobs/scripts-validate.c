@@ -1,7 +1,7 @@
 /*
  * scripts-validate.c: checking the table a job script returns. It must
  * have a run function and nothing but the known fields (run, description,
- * concurrency, timeout, retries, backoff, schedule, limits); each setting is
+ * concurrency, timeout, retries, backoff, schedule, limits, fair_by); each setting is
  * checked for its type and range, and a schedule must parse as cron
  * (cron.h).
  *
@@ -20,7 +20,7 @@
 
 static const char *const field_names[] = {"run",      "description", "concurrency",
                                           "timeout",  "retries",     "backoff",
-                                          "schedule", "limits",      NULL};
+                                          "schedule", "limits", "fair_by",      NULL};
 
 /* A short rendering of the value at idx for messages: "ten", 5, nil, a table. */
 static void render(lua_State *L, int idx, char *buf, size_t len)
@@ -251,7 +251,7 @@ int scripts_validate(lua_State *L, int idx, const char *path, struct script_load
 			scripts_load_fail(
 			    out,
 			    "%s: unknown field %s%s%s (known: run, description, concurrency, "
-			    "timeout, retries, backoff, schedule, limits)",
+			    "timeout, retries, backoff, schedule, limits, fair_by)",
 			    path, lua_type(L, -2) == LUA_TSTRING ? "" : "[", got,
 			    lua_type(L, -2) == LUA_TSTRING ? "" : "]");
 			lua_settop(L, top);
@@ -298,6 +298,19 @@ int scripts_validate(lua_State *L, int idx, const char *path, struct script_load
 	lua_settop(L, top);
 	if (rawfield(L, idx, "limits") != LUA_TNIL && check_limits(L, lua_gettop(L), path, out) < 0)
 		goto fail;
+	lua_settop(L, top);
+	if (rawfield(L, idx, "fair_by") != LUA_TNIL) {
+		if (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0 ||
+		    lua_rawlen(L, -1) >= SCRIPTS_LIMIT_BY) {
+			render(L, -1, got, sizeof got);
+			scripts_load_fail(out,
+			                  "%s: fair_by must name a field of the job's args (1 to %d "
+			                  "bytes), got %s",
+			                  path, SCRIPTS_LIMIT_BY - 1, got);
+			goto fail;
+		}
+		snprintf(out->fair_by, sizeof out->fair_by, "%s", lua_tostring(L, -1));
+	}
 	lua_settop(L, top);
 	return 0;
 fail:

@@ -476,6 +476,7 @@ int scripts_reload(struct scripts *ss)
 		s->backoff_ms = ld->backoff_ms;
 		memcpy(s->limits, ld->limits, sizeof s->limits);
 		s->nlimits = ld->nlimits;
+		memcpy(s->fair_by, ld->fair_by, sizeof s->fair_by);
 		s->version++;
 		s->loaded_at = clock_wall_s();
 		free(s->error);

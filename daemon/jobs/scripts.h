@@ -57,6 +57,7 @@ struct script {
 	char *schedule;    /* NULL or the cron string as given (validated later) */
 	struct script_limit limits[SCRIPTS_MAX_LIMITS]; /* per-key limits, in order */
 	int nlimits;
+	char fair_by[SCRIPTS_LIMIT_BY]; /* "": claims in queue order; else rotate over its values */
 };
 
 /* What the load guard needs between a load and its count hook (see scripts.c). */

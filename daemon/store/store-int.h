@@ -302,9 +302,10 @@ int store_deps_link(struct store *st, struct store_req *r, int64_t id);
 /* Job parent reached state: settle its blocked dependents (r->deps counts them). 0 or -1. */
 int store_deps_resolve(struct store *st, struct store_req *r, int64_t parent, const char *state);
 
-/* STORE_PAUSE and STORE_PAUSES. */
+/* STORE_PAUSE, STORE_PAUSES and STORE_WHY. */
 int store_pause(struct store *st, struct store_req *r);
 int store_pauses(struct store *st, struct store_req *r);
+int store_why(struct store *st, struct store_req *r);
 
 /* ---- store-waits.c: durable waits and signals (each 0 or -1 with r->err) ---- */
 

@@ -194,6 +194,7 @@ static int op_claim(struct store *st, struct store_req *r)
 	}
 	for (int i = 0; i < STORE_MAX_LIMITS; i++)
 		limited |= r->limit_caps[i] > 0 || r->limit_rates[i] > 0;
+	limited |= r->flag; /* fair_by */
 	if (limited) {
 		whole = store_claim_limited(st, r, paused, until);
 		json_decref(paused);
@@ -582,6 +583,8 @@ int store_jobs_exec(struct store *st, struct store_req *r)
 		return store_pause(st, r);
 	case STORE_PAUSES:
 		return store_pauses(st, r);
+	case STORE_WHY:
+		return store_why(st, r);
 	default:
 		return store_fail(r, "invalid", "unknown store operation %d", (int)r->op);
 	}

@@ -215,7 +215,7 @@ static char *full_keys(const struct counts *c, const struct store_req *r, int li
 
 /* One pass: read up to want candidates without the full keys, take those with room. */
 static int pass(struct store *st, struct store_req *r, struct counts *c, json_t *paused,
-                int64_t want, int *took)
+                const char *pausedtext, int64_t want, int *took)
 {
 	sqlite3_stmt *s = store_stmt(
 	    &st->w,
@@ -227,6 +227,7 @@ static int pass(struct store *st, struct store_req *r, struct counts *c, json_t 
 	    " AND (limit_key2 IS NULL OR limit_key2 NOT IN (SELECT value FROM json_each(?5)))"
 	    " AND (limit_key3 IS NULL OR limit_key3 NOT IN (SELECT value FROM json_each(?6)))"
 	    " AND (limit_key4 IS NULL OR limit_key4 NOT IN (SELECT value FROM json_each(?7)))"
+	    " AND (fair_key IS NULL OR fair_key NOT IN (SELECT value FROM json_each(?8)))"
 	    " ORDER BY priority DESC, run_at, id LIMIT ?3",
 	    r);
 	size_t from = r->njobs, kept = from;
@@ -244,6 +245,7 @@ static int pass(struct store *st, struct store_req *r, struct counts *c, json_t 
 		sqlite3_bind_int64(s, 3, want);
 		for (int i = 0; i < STORE_MAX_LIMITS; i++)
 			sqlite3_bind_text(s, 4 + i, full[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 8, pausedtext, -1, SQLITE_STATIC);
 		n = store_read_jobs(st, s, r, "claiming jobs under their limits");
 		sqlite3_clear_bindings(s);
 		rc = n < 0 ? -1 : 0;
@@ -267,16 +269,175 @@ static int pass(struct store *st, struct store_req *r, struct counts *c, json_t 
 	return rc;
 }
 
+/* ---- fair_by: claims rotate over the values of fair_key ---------------------------------- */
+
+/* The first value of fair_key after `after` (NULL: the first of all) with jobs waiting to
+ * run; NULL when there is none (malloc'd), or *rc = -1 on error. */
+static char *fair_next(struct store *st, struct store_req *r, const char *after, int *rc)
+{
+	/* min() over the partial index jobs_fair: a seek per value, however many jobs */
+	sqlite3_stmt *s = store_stmt(
+	    &st->w,
+	    after ? "SELECT min(fair_key) FROM jobs WHERE name = ?1 AND fair_key IS NOT NULL"
+	            " AND (state = 'queued' OR state = 'failed' OR state = 'waiting')"
+	            " AND fair_key > ?2"
+	          : "SELECT min(fair_key) FROM jobs WHERE name = ?1 AND fair_key IS NOT NULL"
+	            " AND (state = 'queued' OR state = 'failed' OR state = 'waiting')",
+	    r);
+	char *v = NULL;
+
+	if (!s) {
+		*rc = -1;
+		return NULL;
+	}
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	if (after)
+		sqlite3_bind_text(s, 2, after, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = store_col_text(s, 0); /* NULL for a NULL min(): none */
+	else
+		*rc = store_fail_db(&st->w, r, "listing the fair_by values");
+	sqlite3_reset(s);
+	return v;
+}
+
+/* ... wrapping round to the first. */
+static char *fair_after(struct store *st, struct store_req *r, const char *after, int *rc)
+{
+	char *v = fair_next(st, r, after, rc);
+
+	return v || *rc < 0 || !after ? v : fair_next(st, r, NULL, rc);
+}
+
+/*
+ * Job number `skip` (0: the best) of value key that may start now, taken
+ * (appended to r->jobs and counted): 1, 0 when none, -1 on error.
+ */
+static int fair_head(struct store *st, struct store_req *r, struct counts *c, json_t *paused,
+                     const char *pausedtext, const char *key, int64_t skip)
+{
+	sqlite3_stmt *s = store_stmt(
+	    &st->w,
+	    "SELECT " JOB_COLS ", EXISTS (SELECT 1 FROM steps WHERE job_id = jobs.id),"
+	    " limit_key1, limit_key2, limit_key3, limit_key4 FROM jobs"
+	    " WHERE name = ?1 AND fair_key = ?2 AND fair_key IS NOT NULL"
+	    " AND (state = 'queued' OR state = 'failed' OR state = 'waiting') AND run_at <= ?3"
+	    " AND (limit_key1 IS NULL OR limit_key1 NOT IN (SELECT value FROM json_each(?5)))"
+	    " AND (limit_key2 IS NULL OR limit_key2 NOT IN (SELECT value FROM json_each(?6)))"
+	    " AND (limit_key3 IS NULL OR limit_key3 NOT IN (SELECT value FROM json_each(?7)))"
+	    " AND (limit_key4 IS NULL OR limit_key4 NOT IN (SELECT value FROM json_each(?8)))"
+	    " AND fair_key NOT IN (SELECT value FROM json_each(?9))"
+	    " ORDER BY priority DESC, run_at, id LIMIT 1 OFFSET ?4",
+	    r);
+	char *full[STORE_MAX_LIMITS] = {NULL};
+	size_t from = r->njobs;
+	int rc = 0;
+
+	if (!s)
+		return -1;
+	for (int i = 0; i < STORE_MAX_LIMITS; i++)
+		if (!(full[i] = full_keys(c, r, i, paused)))
+			rc = store_fail(r, "out_of_memory", "out of memory");
+	if (rc == 0) {
+		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, r->now);
+		sqlite3_bind_int64(s, 4, skip);
+		for (int i = 0; i < STORE_MAX_LIMITS; i++)
+			sqlite3_bind_text(s, 5 + i, full[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 9, pausedtext, -1, SQLITE_STATIC);
+		rc = store_read_jobs(st, s, r, "claiming a job in its turn") < 0 ? -1 : 0;
+		sqlite3_clear_bindings(s);
+	}
+	for (int i = 0; i < STORE_MAX_LIMITS; i++)
+		free(full[i]);
+	if (rc < 0 || r->njobs == from)
+		return rc;
+	if (!has_room(c, r, &r->jobs[from])) {
+		store_job_fini(&r->jobs[--r->njobs]);
+		return 0;
+	}
+	return take(st, r, c, &r->jobs[from]) < 0 ? -1 : 1;
+}
+
+/*
+ * A fair claim: one job of each value in turn, starting after the value
+ * served last (awaitd_fair), round after round until n are taken or a
+ * round takes none. 10 jobs of a small tenant enqueued behind 5,000 of a
+ * big one start within the next rounds, not after the 5,000.
+ */
+static int fair_claim(struct store *st, struct store_req *r, struct counts *c, json_t *paused,
+                      const char *pausedtext)
+{
+	sqlite3_stmt *s = store_stmt(&st->w, "SELECT last_key FROM awaitd_fair WHERE name = ?", r);
+	char *start = NULL, *last = NULL;
+	int rc = 0;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		start = store_col_text(s, 0);
+	sqlite3_reset(s);
+	for (int64_t round = 0; rc == 0 && (int64_t)r->njobs < r->n; round++) {
+		char *first = fair_after(st, r, start, &rc), *t = first ? strdup(first) : NULL;
+		int took = 0;
+		while (rc == 0 && t && (int64_t)r->njobs < r->n) {
+			char *next;
+			int got = fair_head(st, r, c, paused, pausedtext, t, round);
+			if (got < 0)
+				rc = -1;
+			if (got > 0) {
+				took++;
+				free(last);
+				last = strdup(t);
+			}
+			next = rc == 0 ? fair_after(st, r, t, &rc) : NULL;
+			free(t);
+			t = next;
+			if (t && strcmp(t, first) == 0)
+				break; /* round the circle */
+		}
+		free(t);
+		free(first);
+		if (!took)
+			break;
+	}
+	free(start);
+	if (rc == 0 && last) {
+		s = store_stmt(&st->w,
+		               "INSERT INTO awaitd_fair (name, last_key) VALUES (?, ?)"
+		               " ON CONFLICT (name) DO UPDATE SET last_key = excluded.last_key",
+		               r);
+		if (!s)
+			rc = -1;
+		if (s) {
+			sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 2, last, -1, SQLITE_STATIC);
+			rc = store_run_done(st, s, r, "keeping the fair turn");
+		}
+	}
+	free(last);
+	return rc;
+}
+
 int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, int64_t until)
 {
 	struct counts c = {NULL, 0, 0};
 	int rc = count_running(st, r, &c), read = 1;
+	char *pausedtext = paused ? json_dumps(paused, JSON_COMPACT) : strdup("[]");
 
+	if (!pausedtext)
+		rc = store_fail(r, "out_of_memory", "out of memory");
 	if (rc == 0)
 		rc = count_starts(st, r, &c);
+	if (rc == 0 && r->flag)
+		rc = fair_claim(st, r, &c, paused, pausedtext);
+	/* (after a fair claim: what its rounds left, jobs from before fair_by was set, deeper
+	 * ones behind blocked heads) */
 	while (rc == 0 && read > 0 && (int64_t)r->njobs < r->n) {
 		size_t before = r->njobs;
-		rc = pass(st, r, &c, paused, r->n - (int64_t)r->njobs, &read);
+		rc = pass(st, r, &c, paused, pausedtext, r->n - (int64_t)r->njobs, &read);
 		if (rc == 0 && read > 0 && r->njobs - before == (size_t)read)
 			break; /* every row read was taken: the queue has no more than that */
 	}
@@ -293,6 +454,7 @@ int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, i
 			r->out_id = at;
 	}
 	counts_free(&c);
+	free(pausedtext);
 	if (rc < 0)
 		return -1;
 	return store_claim_mark(st, r);

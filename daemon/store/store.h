@@ -58,7 +58,8 @@ enum store_op {
 	                 * those succeeded (queued at once if they have; cancelled if one is
 	                 * dead or cancelled); an id that names no job fails it (invalid)
 	                 */
-	STORE_CLAIM,    /* name, n (limit), now, limit_caps/rates/pers -> jobs[] (now running,
+	STORE_CLAIM,    /* name, n (limit), now, limit_caps/rates/pers, flag (1: fair_by: one job
+	                 * of each fair_key in turn) -> jobs[] (now running,
 	                 * leased, has_steps), out_id (a rate limit or a pause that ends held
 	                 * some back: the earliest time, epoch ms, that may change; else 0).
 	                 * Nothing of a paused name, nor with a paused key, is claimed */
@@ -101,6 +102,10 @@ enum store_op {
 	                 * 0 when it was not paused) */
 	STORE_PAUSES,   /* now -> rows (name TEXT, key TEXT, until INT or NULL): the pauses
 	                 * in force */
+	STORE_WHY,      /* id, now, limit_caps/rates/pers (its script's) -> out_text: what a
+	                 * job that may not start waits behind, as JSON {kind: "after" (jobs),
+	                 * "pause" (key, until), "limit" (limit, key, running, of), "rate"
+	                 * (limit, key, starts, of, per, until)}; NULL: nothing of these */
 };
 
 enum store_state {

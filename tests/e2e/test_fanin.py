@@ -85,6 +85,9 @@ def main():
               show(d, j))
         rc, st, _ = d.cjson("status")
         check("status counts it as blocked", st["jobs"].get("blocked") == 1, st["jobs"])
+        rc, out, _ = d.ctl("show", j)
+        check("show names the jobs it waits for",
+              "held:     after jobs %d, %d (not succeeded yet)" % (p1, p2) in out, out)
         rc, lst, _ = d.cjson("jobs", "--state", "blocked")
         check("jobs --state blocked lists it", [x["id"] for x in lst["jobs"]] == [j], lst)
         rc, out, err = d.ctl("wait", j, "--timeout", str(20000 * SLOW))

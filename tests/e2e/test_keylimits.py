@@ -42,6 +42,12 @@ return { concurrency = 50, limits = { { by = "provider", rate = 10, per = 1000 }
   run = function(ctx, args) return args.provider end }
 '''
 
+# one start per key per 10 minutes: the second waits, and show says why
+ONCE = r'''
+return { limits = { { by = "provider", rate = 1, per = 600000 } },
+  run = function(ctx, args) return args.provider end }
+'''
+
 BAD_MISSING = 'return { limits = { { by = "account" } }, run = function() end }\n'
 BAD_RATE = 'return { limits = { { by = "p", rate = 10 } }, run = function() end }\n'
 BAD_BY = 'return { limits = { { by = 7, concurrency = 1 } }, run = function() end }\n'
@@ -82,6 +88,7 @@ def all_done(d, name, n):
 def main():
     root = make_root("awaitd-keylimits-", {
         "scripts/acct.lua": ACCT, "scripts/two.lua": TWO, "scripts/rated.lua": RATED,
+        "scripts/once.lua": ONCE,
         "scripts/bad_missing.lua": BAD_MISSING,
         "scripts/bad_rate.lua": BAD_RATE, "scripts/bad_by.lua": BAD_BY,
         "scripts/bad_list.lua": BAD_LIST})
@@ -160,6 +167,27 @@ def main():
               % (p1[-1] - p1[0]), p1[-1] - p1[0] >= 3000, p1)
         check("p2 was not held behind p1 (started within its first second)",
               max(starts["p2"]) - p1[0] < 1000, (starts["p2"], p1[0]))
+
+        # show names the limit a queued job waits behind
+        rc, out, _ = d.ctl("enqueue", "acct", '{"account": "held", "ms": 3000}')
+        first = int(out.split()[0])
+        rc, out, _ = d.ctl("enqueue", "acct", '{"account": "held"}')
+        second = int(out.split()[0])
+        poll(lambda: d.cjson("show", first)[1]["state"] == "running", 10)
+        rc, out, _ = d.ctl("show", second)
+        check("show: a job behind a full key says so",
+              "held:     limit by account = held: 1 of 1 running" in out, out)
+        rc, js, _ = d.cjson("show", second)
+        check("show --json: held {kind, by, key, running, of}",
+              js.get("held") == {"kind": "limit", "by": "account", "key": "held", "running": 1,
+                                 "of": 1}, js)
+        d.ctl("run", "once", '{"provider": "z"}')
+        rc, out, _ = d.ctl("enqueue", "once", '{"provider": "z"}')
+        z = int(out.split()[0])
+        rc, out, _ = d.ctl("show", z)
+        check("show: a job behind a full rate says so",
+              "held:     rate limit by provider = z: 1 of 1 starts in 10m00s" in out, out)
+        d.ctl("cancel", z)
 
         # across a crash: kill mid-run, restart, the limit still holds
         argss = [{"account": "k%d" % (i % 3), "ms": 60} for i in range(45)]

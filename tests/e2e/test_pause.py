@@ -83,6 +83,9 @@ def main():
         check("new jobs stay queued while paused", held(d, ids), [state(d, i) for i in ids])
         rc, out, _ = d.ctl("scripts")
         check("awaitctl scripts shows the pause", "work: paused until resumed" in out, out)
+        rc, out, _ = d.ctl("show", ids[0])
+        check("show names the pause a queued job waits behind",
+              "held:     paused until resumed" in out, out)
         rc, js, _ = d.cjson("scripts")
         w = [s for s in js if s["name"] == "work"][0]
         check("scripts --json: paused [{key: null, until: null}]",
@@ -106,6 +109,9 @@ def main():
         check("the other key's jobs and a job without one run",
               poll(lambda: all(state(d, i) == "succeeded" for i in b + [c]), 10))
         check("the paused key's jobs wait", held(d, a, 1.2), [state(d, i) for i in a])
+        rc, out, _ = d.ctl("show", a[0])
+        check("... and show says which key", "held:     paused for key slow-bank until resumed"
+              in out, out)
         rc, out, _ = d.ctl("scripts")
         check("scripts shows the key's pause", "work: paused for key slow-bank" in out, out)
         d.ctl("resume", "work", "--key", "slow-bank")

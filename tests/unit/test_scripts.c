@@ -246,7 +246,7 @@ static void test_bad_settings_give_exact_messages(void **state)
 {
 	struct sx *sx = *state;
 	const char *known = " (known: run, description, concurrency, timeout, retries, backoff, "
-	                    "schedule, limits)";
+	                    "schedule, limits, fair_by)";
 	char want[512];
 
 	put(sx, "norun.lua", "return {description = 'x'}");

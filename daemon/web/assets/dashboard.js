@@ -83,6 +83,17 @@ function waitText(j) {
   return (w.cancelling ? "cancelling: " : "") + (w.signal ? 'signal "' + w.signal + '"' : "sleep") + until;
 }
 
+// what a job that may not start waits behind (show's "held")
+function heldText(h) {
+  const until = h.until ? " until " + when(h.until) : "";
+  if (h.kind === "after") return "after jobs " + h.jobs.join(", ") + " (not succeeded yet)";
+  if (h.kind === "pause") return "paused" + (h.key ? " for key " + h.key : "") + (until || " until resumed");
+  if (h.kind === "limit") return "limit by " + h.by + " = " + h.key + ": " + h.running + " of " + h.of + " running";
+  if (h.kind === "rate") return "rate limit by " + h.by + " = " + h.key + ": " + h.starts + " of " + h.of +
+    " starts in " + duration(h.per);
+  return h.kind;
+}
+
 function header(st) {
   document.getElementById("version").textContent = st.version;
   document.getElementById("uptime").textContent = duration(st.uptime_s * 1000);
@@ -223,6 +234,7 @@ async function jobView(view, id) {
   if (j.progress) add("progress", progressBar(j.progress));
   add("attempt", j.attempt + "/" + j.max_attempts); add("key", text(j.key));
   if (j.wait) add("waits", waitText(j));
+  if (j.held) add("held", heldText(j.held));
   add("created", when(j.created_at)); add("started", when(j.started_at));
   add("finished", when(j.finished_at)); add("args", text(j.args), "mono");
   if (j.error) add("error", j.error.code + ": " + j.error.message, "mono");

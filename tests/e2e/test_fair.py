@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""End-to-end tests of fairness (a script's fair_by): 10 jobs of a small
+tenant enqueued after thousands of a big one start within the next few
+claims, not after the big one's; three tenants take turns; jobs without
+the field take their turn too; the turn survives a restart; fair_by and a
+per-key limit hold together.
+
+Usage: test_fair.py AWAITD AWAITCTL SCRIPTS_DIR
+"""
+import json
+import shutil
+import signal
+
+from harness import WRAP, Daemon, check, finish, make_root, poll, rpc_many
+
+TENANTED = r'''
+return { concurrency = 4, fair_by = "tenant", limits = { { by = "acct", concurrency = 1 } },
+  run = function(ctx, args)
+    local t0 = async.now()
+    async.sleep(5)
+    if args.acct then return { acct = args.acct, t0 = t0, t1 = async.now() } end
+    return args.tenant or "none"
+  end }
+'''
+
+BAD = 'return { fair_by = 7, run = function() end }\n'
+
+
+def enqueue_all(d, argss):
+    got = rpc_many(d.sock, [{"cmd": "enqueue", "args": {"name": "tenanted", "args": a}}
+                            for a in argss])
+    return [v["result"]["id"] for _, v in sorted(got.items())] if got else []
+
+
+def started(d):
+    """(started_at, id, result) of the succeeded jobs, in start order."""
+    rc, js, _ = d.cjson("jobs", "--name", "tenanted", "--state", "succeeded", "--limit", "10000")
+    return sorted((j["started_at"], j["id"], j["result"]) for j in js["jobs"])
+
+
+def main():
+    big_n = 600 if WRAP else 3000
+    root = make_root("awaitd-fair-", {"scripts/tenanted.lua": TENANTED, "scripts/bad.lua": BAD})
+    d = Daemon(root)
+    try:
+        check("daemon starts", d.start(), open(d.log.name).read())
+        rc, js, _ = d.cjson("scripts")
+        errs = {s["name"]: s.get("error") or "" for s in js}
+        check("fair_by that is not a field name: refused",
+              "fair_by must name a field" in errs["bad"], errs)
+
+        # pause while enqueueing, so the big tenant's thousands are all ahead
+        d.ctl("pause", "tenanted")
+        big = enqueue_all(d, [{"tenant": "big"} for _ in range(big_n)])
+        small = enqueue_all(d, [{"tenant": "small"} for _ in range(10)])
+        check("%d + 10 jobs enqueued, small last" % big_n,
+              len(big) == big_n and len(small) == 10 and min(small) > max(big))
+        d.ctl("resume", "tenanted")
+        ok = poll(lambda: sum(1 for s in started(d) if s[2] == "small") == 10, 120)
+        order = [s[2] for s in started(d)]
+        last_small = max(i for i, t in enumerate(order) if t == "small")
+        check("the 10 small jobs started within the first 30 starts (the last at #%d)"
+              % (last_small + 1), ok and last_small < 30, order[:40])
+        check("... alternating with the big tenant, not after it",
+              order[:20].count("small") >= 8, order[:20])
+
+        # three tenants and jobs without one take turns
+        d.ctl("pause", "tenanted")
+        poll(lambda: all(j["state"] != "running" for j in
+                         d.cjson("jobs", "--name", "tenanted", "--state", "running")[1]["jobs"]),
+             60)
+        d.stop(signal.SIGKILL)  # the big backlog stays queued
+        check("restarts", d.start(), open(d.log.name).read())
+        n0 = len(started(d))
+        t = enqueue_all(d, [{"tenant": "t%d" % (i % 3)} for i in range(30)] + [{} for _ in range(5)])
+        check("35 more enqueued", len(t) == 35)
+        d.ctl("resume", "tenanted")
+        ok = poll(lambda: sum(1 for s in started(d) if s[2] in ("t0", "t1", "t2", "none")) == 35,
+                  120)
+        later = [s[2] for s in started(d)[n0:]]
+        first = later[:25]
+        check("after a restart, the tenants take turns: each of t0, t1, t2 and the jobs "
+              "without one start in the first 25 (%s)" % ",".join(first),
+              ok and all(x in first for x in ("t0", "t1", "t2", "none", "big")), later[:40])
+        # fair_by and a per-key limit together: the limit still holds
+        ids = enqueue_all(d, [{"tenant": "a", "acct": "same"} for _ in range(12)]
+                          + [{"tenant": "b", "acct": "b%d" % i} for i in range(12)])
+        ok = poll(lambda: all(d.cjson("show", i)[1]["state"] == "succeeded" for i in ids), 120)
+        spans = sorted((r["t0"], r["t1"]) for r in (d.cjson("show", i)[1]["result"] for i in ids)
+                       if r["acct"] == "same")
+        check("fair_by with a limit: one job of account 'same' at a time",
+              ok and len(spans) == 12 and all(b[0] >= a[1] for a, b in zip(spans, spans[1:])),
+              spans)
+        check("SIGTERM exits 0", d.stop(signal.SIGTERM) == 0)
+    finally:
+        d.stop(signal.SIGKILL)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
+    finish()
