@@ -73,6 +73,7 @@ int store_deps_link(struct store *st, struct store_req *r, int64_t id)
 
 	if (!s)
 		return -1;
+	st->has_deps = 1;
 	for (size_t i = 0; i < r->nafter; i++) {
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_int64(s, 2, r->after[i]);
@@ -139,6 +140,8 @@ int store_deps_resolve(struct store *st, struct store_req *r, int64_t parent, co
 {
 	sqlite3_stmt *s;
 
+	if (!st->has_deps)
+		return 0; /* no job was ever enqueued after another: no query */
 	if (strcmp(state, "succeeded") != 0)
 		return strcmp(state, "dead") == 0 || strcmp(state, "cancelled") == 0
 		           ? cancel_down(st, r, parent, state)

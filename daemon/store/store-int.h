@@ -68,6 +68,10 @@ struct store {
 	struct store_conn w; /* the writer's connection, on the loop thread */
 	int lock_fd;         /* the locked database directory */
 	int64_t epoch;
+	/* whether the coordination tables may hold rows (set at open from the tables, and
+	 * whenever this writer adds one): when not, claims and finishes skip their
+	 * queries (the writer is the only one, so the flags cannot miss a row) */
+	int has_pauses, has_deps;
 	struct event_base *base;
 
 	/* shared, under mu */

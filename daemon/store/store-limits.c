@@ -462,14 +462,17 @@ int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, i
 
 int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_t *until)
 {
-	sqlite3_stmt *s = store_stmt(&st->w,
-	                             "SELECT key, until FROM awaitd_pauses WHERE name = ?"
-	                             " AND (until IS NULL OR until > ?)",
-	                             r);
+	sqlite3_stmt *s;
 	int rc, whole = 0;
 
 	*keys = NULL;
 	*until = 0;
+	if (!st->has_pauses)
+		return 0; /* none was ever made: no query */
+	s = store_stmt(&st->w,
+	               "SELECT key, until FROM awaitd_pauses WHERE name = ?"
+	               " AND (until IS NULL OR until > ?)",
+	               r);
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
@@ -509,6 +512,7 @@ int store_pause(struct store *st, struct store_req *r)
 
 	if (!s)
 		return -1;
+	st->has_pauses |= r->flag;
 	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, r->key ? r->key : "", -1, SQLITE_STATIC);
 	if (r->flag)

@@ -66,6 +66,21 @@ static int open_exec(struct store *st, const char *sql, const char *what, char *
 	return -1;
 }
 
+/* Whether table holds a row (0 too when it does not exist: an older schema). */
+static int has_rows(struct store *st, const char *table)
+{
+	char sql[96];
+	sqlite3_stmt *s;
+	int yes = 0;
+
+	snprintf(sql, sizeof sql, "SELECT EXISTS (SELECT 1 FROM %s)", table);
+	if (sqlite3_prepare_v2(st->w.db, sql, -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		yes = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return yes;
+}
+
 /* New epoch and orphan requeue, in one transaction. */
 static int new_epoch(struct store *st, int64_t *requeued, char *err, size_t errlen)
 {
@@ -100,6 +115,8 @@ static int new_epoch(struct store *st, int64_t *requeued, char *err, size_t errl
 		*requeued = sqlite3_changes64(st->w.db);
 	sqlite3_finalize(s);
 	s = NULL;
+	st->has_pauses = has_rows(st, "awaitd_pauses");
+	st->has_deps = has_rows(st, "awaitd_deps");
 	if (open_exec(st, "COMMIT", "taking a new epoch", err, errlen) < 0)
 		goto out;
 	rc = 0;

@@ -239,6 +239,10 @@ sh "$(dirname "$0")/w8.sh"
 # peer: the other systems' dashboards are separate services)
 sh "$(dirname "$0")/w10.sh"
 
+# W5 with a per-key limit: the same jobs with { by = "k", concurrency = 1 }
+# over 1,000 keys against W5 without it, same run (own script; own lines)
+sh "$(dirname "$0")/w5_keys.sh"
+
 # W5 jobs: 100,000 durable trivial jobs through the daemon, against BullMQ
 # on Redis (appendfsync everysec) and the raw SQLite floor (own script;
 # prints its own result lines and its summary line)
