@@ -272,8 +272,12 @@ int store_run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, const
  */
 int store_read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what);
 
-/* Lease the jobs of r->jobs to this claim (running, attempt counted, started now). */
-int store_claim_mark(struct store *st, struct store_req *r);
+/*
+ * Lease r->jobs[from..] to this claim (running, attempt counted, started
+ * now). A claim of several passes marks each pass's jobs at once, so the
+ * next pass cannot read them again.
+ */
+int store_claim_mark(struct store *st, struct store_req *r, size_t from);
 
 /* ---- store-limits.c ------------------------------------------------------------ */
 

@@ -215,10 +215,10 @@ static int op_claim(struct store *st, struct store_req *r)
 	sqlite3_bind_int64(s, 3, r->n);
 	if (store_read_jobs(st, s, r, "claiming jobs") < 0)
 		return -1;
-	return store_claim_mark(st, r);
+	return store_claim_mark(st, r, 0);
 }
 
-int store_claim_mark(struct store *st, struct store_req *r)
+int store_claim_mark(struct store *st, struct store_req *r, size_t from)
 {
 	int64_t lease = store_new_lease(st);
 	/* a job that waited continues its attempt: not counted again */
@@ -232,7 +232,7 @@ int store_claim_mark(struct store *st, struct store_req *r)
 
 	if (!s)
 		return -1;
-	for (size_t i = 0; i < r->njobs; i++) {
+	for (size_t i = from; i < r->njobs; i++) {
 		struct store_job *j = &r->jobs[i];
 		char *state = strdup("running");
 		sqlite3_bind_int64(s, 1, lease);

@@ -266,7 +266,8 @@ static int pass(struct store *st, struct store_req *r, struct counts *c, json_t 
 	}
 	*took = (int)(r->njobs - from); /* rows read: 0 means none is left */
 	r->njobs = kept;
-	return rc;
+	/* running now: the next pass cannot read them again */
+	return rc == 0 ? store_claim_mark(st, r, from) : rc;
 }
 
 /* ---- fair_by: claims rotate over the values of fair_key ---------------------------------- */
@@ -301,20 +302,24 @@ static char *fair_next(struct store *st, struct store_req *r, const char *after,
 	return v;
 }
 
-/* ... wrapping round to the first. */
-static char *fair_after(struct store *st, struct store_req *r, const char *after, int *rc)
+/* ... wrapping round to the first (*wrapped then set). */
+static char *fair_after(struct store *st, struct store_req *r, const char *after, int *rc,
+                        int *wrapped)
 {
 	char *v = fair_next(st, r, after, rc);
 
-	return v || *rc < 0 || !after ? v : fair_next(st, r, NULL, rc);
+	if (v || *rc < 0 || !after)
+		return v;
+	*wrapped = 1;
+	return fair_next(st, r, NULL, rc);
 }
 
 /*
- * Job number `skip` (0: the best) of value key that may start now, taken
+ * The best job of value key that may start now, taken
  * (appended to r->jobs and counted): 1, 0 when none, -1 on error.
  */
 static int fair_head(struct store *st, struct store_req *r, struct counts *c, json_t *paused,
-                     const char *pausedtext, const char *key, int64_t skip)
+                     const char *pausedtext, const char *key)
 {
 	sqlite3_stmt *s = store_stmt(
 	    &st->w,
@@ -322,12 +327,12 @@ static int fair_head(struct store *st, struct store_req *r, struct counts *c, js
 	    " limit_key1, limit_key2, limit_key3, limit_key4 FROM jobs"
 	    " WHERE name = ?1 AND fair_key = ?2 AND fair_key IS NOT NULL"
 	    " AND (state = 'queued' OR state = 'failed' OR state = 'waiting') AND run_at <= ?3"
-	    " AND (limit_key1 IS NULL OR limit_key1 NOT IN (SELECT value FROM json_each(?5)))"
-	    " AND (limit_key2 IS NULL OR limit_key2 NOT IN (SELECT value FROM json_each(?6)))"
-	    " AND (limit_key3 IS NULL OR limit_key3 NOT IN (SELECT value FROM json_each(?7)))"
-	    " AND (limit_key4 IS NULL OR limit_key4 NOT IN (SELECT value FROM json_each(?8)))"
-	    " AND fair_key NOT IN (SELECT value FROM json_each(?9))"
-	    " ORDER BY priority DESC, run_at, id LIMIT 1 OFFSET ?4",
+	    " AND (limit_key1 IS NULL OR limit_key1 NOT IN (SELECT value FROM json_each(?4)))"
+	    " AND (limit_key2 IS NULL OR limit_key2 NOT IN (SELECT value FROM json_each(?5)))"
+	    " AND (limit_key3 IS NULL OR limit_key3 NOT IN (SELECT value FROM json_each(?6)))"
+	    " AND (limit_key4 IS NULL OR limit_key4 NOT IN (SELECT value FROM json_each(?7)))"
+	    " AND fair_key NOT IN (SELECT value FROM json_each(?8))"
+	    " ORDER BY priority DESC, run_at, id LIMIT 1",
 	    r);
 	char *full[STORE_MAX_LIMITS] = {NULL};
 	size_t from = r->njobs;
@@ -342,10 +347,9 @@ static int fair_head(struct store *st, struct store_req *r, struct counts *c, js
 		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 3, r->now);
-		sqlite3_bind_int64(s, 4, skip);
 		for (int i = 0; i < STORE_MAX_LIMITS; i++)
-			sqlite3_bind_text(s, 5 + i, full[i], -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 9, pausedtext, -1, SQLITE_STATIC);
+			sqlite3_bind_text(s, 4 + i, full[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 8, pausedtext, -1, SQLITE_STATIC);
 		rc = store_read_jobs(st, s, r, "claiming a job in its turn") < 0 ? -1 : 0;
 		sqlite3_clear_bindings(s);
 	}
@@ -357,7 +361,10 @@ static int fair_head(struct store *st, struct store_req *r, struct counts *c, js
 		store_job_fini(&r->jobs[--r->njobs]);
 		return 0;
 	}
-	return take(st, r, c, &r->jobs[from]) < 0 ? -1 : 1;
+	/* taken and running at once: the next head of this value is the next job */
+	if (take(st, r, c, &r->jobs[from]) < 0 || store_claim_mark(st, r, from) < 0)
+		return -1;
+	return 1;
 }
 
 /*
@@ -379,12 +386,17 @@ static int fair_claim(struct store *st, struct store_req *r, struct counts *c, j
 	if (sqlite3_step(s) == SQLITE_ROW)
 		start = store_col_text(s, 0);
 	sqlite3_reset(s);
-	for (int64_t round = 0; rc == 0 && (int64_t)r->njobs < r->n; round++) {
-		char *first = fair_after(st, r, start, &rc), *t = first ? strdup(first) : NULL;
-		int took = 0;
+	while (rc == 0 && (int64_t)r->njobs < r->n) {
+		int wrapped = 0, took = 0;
+		char *first = fair_after(st, r, start, &rc, &wrapped);
+		char *t = first ? strdup(first) : NULL;
+		/* a round: each value once, ascending from the one after the last served and
+		 * wrapping past the greatest, until it comes back to first or beyond (values
+		 * whose jobs were all taken drop out of the walk) */
+		wrapped = 0;
 		while (rc == 0 && t && (int64_t)r->njobs < r->n) {
 			char *next;
-			int got = fair_head(st, r, c, paused, pausedtext, t, round);
+			int got = fair_head(st, r, c, paused, pausedtext, t);
 			if (got < 0)
 				rc = -1;
 			if (got > 0) {
@@ -392,10 +404,10 @@ static int fair_claim(struct store *st, struct store_req *r, struct counts *c, j
 				free(last);
 				last = strdup(t);
 			}
-			next = rc == 0 ? fair_after(st, r, t, &rc) : NULL;
+			next = rc == 0 ? fair_after(st, r, t, &rc, &wrapped) : NULL;
 			free(t);
 			t = next;
-			if (t && strcmp(t, first) == 0)
+			if (t && wrapped && strcmp(t, first) >= 0)
 				break; /* round the circle */
 		}
 		free(t);
@@ -455,9 +467,7 @@ int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, i
 	}
 	counts_free(&c);
 	free(pausedtext);
-	if (rc < 0)
-		return -1;
-	return store_claim_mark(st, r);
+	return rc < 0 ? -1 : 0; /* each pass marked what it took */
 }
 
 int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_t *until)

@@ -17,6 +17,7 @@ from harness import SLOW, Daemon, check, finish, make_root, poll, rpc
 PART = r'''
 return { run = function(ctx, args)
   async.sleep(args.ms or 1)
+  if args.hold then ctx.wait_signal("go") end  -- held until the test says go
   if args.fail then return nil, async.error("broken", "part " .. args.n .. " failed") end
   return { part = args.n }
 end }
@@ -78,8 +79,8 @@ def main():
         check("daemon starts", d.start(), open(d.log.name).read())
 
         # two parts, then the join: blocked until both succeeded, then once
-        p1 = enqueue(d, "part", {"n": 1, "ms": 300})
-        p2 = enqueue(d, "part", {"n": 2, "ms": 600})
+        p1 = enqueue(d, "part", {"n": 1, "ms": 300, "hold": True})
+        p2 = enqueue(d, "part", {"n": 2, "ms": 600, "hold": True})
         j = enqueue(d, "join", {"after": [p1, p2]}, "--after", "%d,%d" % (p1, p2))
         check("the join is blocked while its parts run", show(d, j).get("state") == "blocked",
               show(d, j))
@@ -88,6 +89,12 @@ def main():
         rc, out, _ = d.ctl("show", j)
         check("show names the jobs it waits for",
               "held:     after jobs %d, %d (not succeeded yet)" % (p1, p2) in out, out)
+        d.ctl("signal", p1, "go")
+        poll(lambda: show(d, p1).get("state") == "succeeded", 20)
+        rc, out, _ = d.ctl("show", j)
+        check("... then the one left", show(d, j)["state"] == "blocked" and
+              "held:     after job %d (not succeeded yet)" % p2 in out, out)
+        d.ctl("signal", p2, "go")
         rc, lst, _ = d.cjson("jobs", "--state", "blocked")
         check("jobs --state blocked lists it", [x["id"] for x in lst["jobs"]] == [j], lst)
         rc, out, err = d.ctl("wait", j, "--timeout", str(20000 * SLOW))
@@ -136,12 +143,13 @@ def main():
               show(d, j7)["state"] == "cancelled", show(d, j7))
 
         # across a restart: still blocked, then runs once
-        s1 = enqueue(d, "part", {"n": 1, "ms": 1500})
+        s1 = enqueue(d, "part", {"n": 1, "ms": 300, "hold": True})
         j8 = enqueue(d, "join", {"after": [s1]}, "--after", str(s1))
-        poll(lambda: show(d, s1).get("state") == "running", 10)
+        poll(lambda: show(d, s1).get("state") == "waiting", 10)
         d.stop(signal.SIGKILL)
         check("restarts after SIGKILL", d.start(), open(d.log.name).read())
         check("the join is still blocked", show(d, j8).get("state") == "blocked", show(d, j8))
+        d.ctl("signal", s1, "go")
         rc, out, err = d.ctl("wait", j8, "--timeout", str(30000 * SLOW))
         check("... and runs once its part succeeded", rc == 0 and runs(d, j8) == 1,
               (rc, out, err, runs(d, j8)))

@@ -11,6 +11,7 @@ Usage: test_keylimits.py AWAITD AWAITCTL SCRIPTS_DIR
 """
 import json
 import shutil
+import sqlite3
 import signal
 import time
 
@@ -20,6 +21,7 @@ ACCT = r'''
 return { concurrency = 20, limits = { { by = "account", concurrency = 1 } },
   run = function(ctx, args)
     local t0 = async.now()
+    ctx.db:exec("INSERT INTO runs (job) VALUES (?)", ctx.job.id)
     async.sleep(args.ms or 20)
     return { account = args.account, t0 = t0, t1 = async.now() }
   end }
@@ -39,7 +41,10 @@ return { concurrency = 20,
 # ten starts a second per provider, however many are queued
 RATED = r'''
 return { concurrency = 50, limits = { { by = "provider", rate = 10, per = 1000 } },
-  run = function(ctx, args) return args.provider end }
+  run = function(ctx, args)
+    ctx.db:exec("INSERT INTO runs (job) VALUES (?)", ctx.job.id)
+    return args.provider
+  end }
 '''
 
 # one start per key per 10 minutes: the second waits, and show says why
@@ -47,6 +52,19 @@ ONCE = r'''
 return { limits = { { by = "provider", rate = 1, per = 600000 } },
   run = function(ctx, args) return args.provider end }
 '''
+
+RUNS = "CREATE TABLE runs (job INTEGER NOT NULL);\n"
+
+
+def runs_twice(d):
+    """Jobs that ran more than once (a claim must never take a job twice)."""
+    con = sqlite3.connect(d.db, timeout=10)
+    try:
+        return con.execute("SELECT job, count(*) FROM runs GROUP BY job"
+                           " HAVING count(*) > 1").fetchall()
+    finally:
+        con.close()
+
 
 BAD_MISSING = 'return { limits = { { by = "account" } }, run = function() end }\n'
 BAD_RATE = 'return { limits = { { by = "p", rate = 10 } }, run = function() end }\n'
@@ -88,7 +106,7 @@ def all_done(d, name, n):
 def main():
     root = make_root("awaitd-keylimits-", {
         "scripts/acct.lua": ACCT, "scripts/two.lua": TWO, "scripts/rated.lua": RATED,
-        "scripts/once.lua": ONCE,
+        "scripts/once.lua": ONCE, "migrations/0100_runs.sql": RUNS,
         "scripts/bad_missing.lua": BAD_MISSING,
         "scripts/bad_rate.lua": BAD_RATE, "scripts/bad_by.lua": BAD_BY,
         "scripts/bad_list.lua": BAD_LIST})
@@ -154,7 +172,9 @@ def main():
 
         # a rate limit: at most 10 starts of a provider in any second
         argss = [{"provider": "p1"} for _ in range(40)] + [{"provider": "p2"} for _ in range(10)]
+        d.ctl("pause", "rated")  # all of them queued before the first claim
         check("50 rate-limited jobs enqueued", enqueue_all(d, "rated", argss))
+        d.ctl("resume", "rated")
         check("... all succeed", poll(all_done(d, "rated", 50), 120))
         starts = {}
         for j in results(d, "rated"):
@@ -167,6 +187,8 @@ def main():
               % (p1[-1] - p1[0]), p1[-1] - p1[0] >= 3000, p1)
         check("p2 was not held behind p1 (started within its first second)",
               max(starts["p2"]) - p1[0] < 1000, (starts["p2"], p1[0]))
+        check("no job ran twice (each claim pass takes a job once)", runs_twice(d) == [],
+              runs_twice(d))
 
         # show names the limit a queued job waits behind
         rc, out, _ = d.ctl("enqueue", "acct", '{"account": "held", "ms": 3000}')
@@ -181,6 +203,8 @@ def main():
         check("show --json: held {kind, by, key, running, of}",
               js.get("held") == {"kind": "limit", "by": "account", "key": "held", "running": 1,
                                  "of": 1}, js)
+        rc, out, _ = d.ctl("wait", second, "--timeout", str(30000 * SLOW))
+        check("... and it runs once the first is done", rc == 0, out)
         d.ctl("run", "once", '{"provider": "z"}')
         rc, out, _ = d.ctl("enqueue", "once", '{"provider": "z"}')
         z = int(out.split()[0])
@@ -201,6 +225,11 @@ def main():
         for r in (j["result"] for j in results(d, "acct")):
             if r.get("account", "").startswith("k"):
                 spans.setdefault(r["account"], []).append((r["t0"], r["t1"]))
+        kids = {j["id"] for j in results(d, "acct")
+                if (j["result"] or {}).get("account", "").startswith("k")}
+        twice = runs_twice(d)
+        check("no job ran twice but those the SIGKILL cut short (at most one per account)",
+              len(twice) <= 3 and all(j in kids and n == 2 for j, n in twice), twice)
         check("no overlap per account across the restart",
               sum(len(s) for s in spans.values()) == 45
               and not any(overlaps(s) for s in spans.values()), spans)
