@@ -39,7 +39,9 @@ static void scripts_answer(struct cmd_later *l, struct store_req *r)
 		json_t *limits = json_array(), *o;
 		for (int k = 0; limits && k < s->nlimits; k++) {
 			const struct script_limit *lim = &s->limits[k];
-			json_t *x = json_pack("{s:s}", "by", lim->by);
+			/* a `by` function shows as by: null, function: true */
+			json_t *x = lim->by_fn ? json_pack("{s:n, s:b}", "by", "function", 1)
+			                       : json_pack("{s:s}", "by", lim->by);
 			if (lim->concurrency)
 				json_object_set_new(x, "concurrency",
 				                    json_integer(lim->concurrency));

@@ -51,15 +51,18 @@ static json_t *step_json(const struct store_rows *rows, size_t i, size_t max, si
 /* STORE_WHY answered: the job (l->doc) with what it waits behind, as "held". */
 static void held(struct cmd_later *l, struct store_req *r)
 {
-	json_t *job = l->doc, *why = r->rc == 0 && r->out_text ? json_loads(r->out_text, 0, NULL)
-	                                                        : NULL;
+	json_t *job = l->doc,
+	       *why = r->rc == 0 && r->out_text ? json_loads(r->out_text, 0, NULL) : NULL;
 	json_t *lim = json_object_get(why, "limit");
 	const struct script *s = scripts_find(l->env->scripts, r->name ? r->name : "");
 
 	l->doc = NULL;
 	/* a limit by its number: name the field it is by */
 	if (json_is_integer(lim) && s && json_integer_value(lim) < s->nlimits)
-		json_object_set_new(why, "by", json_string(s->limits[json_integer_value(lim)].by));
+		json_object_set_new(why, "by",
+		                    s->limits[json_integer_value(lim)].by_fn
+		                        ? json_string("(function)")
+		                        : json_string(s->limits[json_integer_value(lim)].by));
 	json_object_del(why, "limit");
 	if (why)
 		json_object_set_new(job, "held", why);

@@ -232,7 +232,9 @@ void ctl_print_coordination(json_t *arr)
 			json_t *c = json_object_get(x, "concurrency"),
 			       *r = json_object_get(x, "rate");
 			printf("%s: limit by %s:", name ? name : "?",
-			       json_string_value(json_object_get(x, "by")));
+			       json_is_string(json_object_get(x, "by"))
+			           ? json_string_value(json_object_get(x, "by"))
+			           : "(function)");
 			if (json_is_integer(c))
 				printf(" %" JSON_INTEGER_FORMAT " at a time",
 				       json_integer_value(c));

@@ -153,6 +153,17 @@ int jobs_run_load(lua_State *L);
 /* The run of serial in j, or NULL when it has ended. */
 struct run *jobs_run_of(struct jobs *j, uint64_t serial);
 
+/* ---- jobs-keys.c ---- */
+
+/*
+ * The job's value of each of s's limits and of its fair_by field into
+ * r->limit_keys and r->fair_key, from its args (r->text). 0, or -1 with
+ * err (invalid: a value that is not a string or a number, a `by` function
+ * that failed).
+ */
+int jobs_job_keys(struct jobs *j, const struct script *s, struct store_req *r,
+                  struct store_err *err);
+
 /* ---- jobs-stats.c ---- */
 
 /* An attempt of run ended: its latency and queue wait join the percentiles. */

@@ -269,56 +269,6 @@ size_t jobs_running(const struct jobs *j)
 
 /* ---- enqueue ------------------------------------------------------------------------------- */
 
-/*
- * The job's value of args[field] into *out (malloc'd): a string as it is,
- * a number as its shortest text, absent or null as none (NULL, or dflt
- * when given). 0, or -1 with err (what names the setting).
- */
-static int key_of(const struct script *s, json_t *args, const char *field, const char *what,
-                  const char *dflt, char **out, struct store_err *err)
-{
-	json_t *v = json_object_get(args, field);
-	char num[64];
-	const char *text = dflt;
-
-	if (json_is_string(v))
-		text = json_string_value(v);
-	else if (json_is_integer(v))
-		snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-	else if (json_is_real(v))
-		snprintf(num, sizeof num, "%.17g", json_real_value(v));
-	else if (v && !json_is_null(v)) {
-		snprintf(err->code, sizeof err->code, "invalid");
-		snprintf(err->msg, sizeof err->msg,
-		         "%s %s args.%s: it must be a string or a number (or absent)", s->name, what,
-		         field);
-		return -1;
-	}
-	if (json_is_number(v))
-		text = num;
-	if (text && !(*out = strdup(text))) {
-		snprintf(err->code, sizeof err->code, "out_of_memory");
-		snprintf(err->msg, sizeof err->msg, "out of memory");
-		return -1;
-	}
-	return 0;
-}
-
-/* The job's value of each of s's limits and of its fair_by field (r->limit_keys, r->fair_key). */
-static int job_keys(const struct script *s, struct store_req *r, struct store_err *err)
-{
-	json_t *args = r->text ? json_loads(r->text, JSON_DECODE_ANY, NULL) : NULL;
-	int rc = 0;
-
-	for (int i = 0; rc == 0 && i < s->nlimits; i++)
-		rc = key_of(s, args, s->limits[i].by, "limits by", NULL, &r->limit_keys[i], err);
-	/* without the field a job is in the round as "" (every value takes turns) */
-	if (rc == 0 && s->fair_by[0])
-		rc = key_of(s, args, s->fair_by, "is fair by", "", &r->fair_key, err);
-	json_decref(args);
-	return rc;
-}
-
 int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 {
 	const struct script *s = scripts_find(j->env.scripts, r->name);
@@ -349,7 +299,7 @@ int jobs_enqueue(struct jobs *j, struct store_req *r, struct store_err *err)
 		         r->name, n, humanfmt_bytes(n, size, sizeof size), j->env.max_args_bytes);
 		return -1;
 	}
-	if ((s->nlimits || s->fair_by[0]) && job_keys(s, r, err) < 0)
+	if ((s->nlimits || s->fair_by[0]) && jobs_job_keys(j, s, r, err) < 0)
 		return -1;
 	r->op = STORE_ENQUEUE;
 	r->max_attempts = 1 + s->retries;

@@ -18,9 +18,9 @@
 #include "cron.h"
 #include "scripts-int.h"
 
-static const char *const field_names[] = {"run",      "description", "concurrency",
-                                          "timeout",  "retries",     "backoff",
-                                          "schedule", "limits", "fair_by",      NULL};
+static const char *const field_names[] = {"run",     "description", "concurrency", "timeout",
+                                          "retries", "backoff",     "schedule",    "limits",
+                                          "fair_by", NULL};
 
 /* A short rendering of the value at idx for messages: "ten", 5, nil, a table. */
 static void render(lua_State *L, int idx, char *buf, size_t len)
@@ -182,16 +182,19 @@ static int check_limits(lua_State *L, int idx, const char *path, struct script_l
 		}
 		if (bad)
 			return -1;
-		if (rawfield(L, top, "by") != LUA_TSTRING || lua_rawlen(L, -1) == 0 ||
-		    lua_rawlen(L, -1) >= SCRIPTS_LIMIT_BY) {
+		if (rawfield(L, top, "by") == LUA_TFUNCTION) {
+			lim->by_fn = 1; /* called at enqueue with args (jobs.c) */
+		} else if (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0 ||
+		           lua_rawlen(L, -1) >= SCRIPTS_LIMIT_BY) {
 			render(L, -1, got, sizeof got);
-			scripts_load_fail(
-			    out,
-			    "%s: %s.by must name a field of the job's args (1 to %d bytes), got %s",
-			    path, what, SCRIPTS_LIMIT_BY - 1, got);
+			scripts_load_fail(out,
+			                  "%s: %s.by must name a field of the job's args (1 to %d "
+			                  "bytes) or be a function of args, got %s",
+			                  path, what, SCRIPTS_LIMIT_BY - 1, got);
 			return -1;
+		} else {
+			snprintf(lim->by, sizeof lim->by, "%s", lua_tostring(L, -1));
 		}
-		snprintf(lim->by, sizeof lim->by, "%s", lua_tostring(L, -1));
 		lua_pop(L, 1);
 		snprintf(what, sizeof what, "limits[%lld].concurrency", (long long)i);
 		if (rawfield(L, top, "concurrency") != LUA_TNIL &&
@@ -303,10 +306,11 @@ int scripts_validate(lua_State *L, int idx, const char *path, struct script_load
 		if (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0 ||
 		    lua_rawlen(L, -1) >= SCRIPTS_LIMIT_BY) {
 			render(L, -1, got, sizeof got);
-			scripts_load_fail(out,
-			                  "%s: fair_by must name a field of the job's args (1 to %d "
-			                  "bytes), got %s",
-			                  path, SCRIPTS_LIMIT_BY - 1, got);
+			scripts_load_fail(
+			    out,
+			    "%s: fair_by must name a field of the job's args (1 to %d "
+			    "bytes), got %s",
+			    path, SCRIPTS_LIMIT_BY - 1, got);
 			goto fail;
 		}
 		snprintf(out->fair_by, sizeof out->fair_by, "%s", lua_tostring(L, -1));

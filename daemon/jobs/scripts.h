@@ -36,7 +36,8 @@
  * per ms (0: no such cap); a limit has one or both.
  */
 struct script_limit {
-	char by[SCRIPTS_LIMIT_BY];
+	char by[SCRIPTS_LIMIT_BY]; /* the field; "" when by is a function of args (by_fn) */
+	int by_fn;                 /* the script's limits[i].by is a function: called at enqueue */
 	int concurrency;
 	int rate;
 	double per_ms;

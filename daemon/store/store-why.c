@@ -58,8 +58,7 @@ static int64_t count_of(struct store *st, struct store_req *r, const char *sql, 
 }
 
 /* The first thing of keys[] (limit values, then the fair value) that holds job back. */
-static json_t *held_by(struct store *st, struct store_req *r, char *const *keys,
-                       const char *fair)
+static json_t *held_by(struct store *st, struct store_req *r, char *const *keys, const char *fair)
 {
 	/* the running jobs holding value ?2 of limit k+1 */
 	static const char *const running[STORE_MAX_LIMITS] = {
@@ -96,16 +95,17 @@ static json_t *held_by(struct store *st, struct store_req *r, char *const *keys,
 			continue;
 		if (r->limit_caps[k] > 0 &&
 		    (n = count_of(st, r, running[k], keys[k], k + 1, 0, NULL)) >= r->limit_caps[k])
-			return json_pack("{ss si ss sI sI}", "kind", "limit", "limit", k, "key", keys[k],
-			                 "running", (json_int_t)n, "of", (json_int_t)r->limit_caps[k]);
+			return json_pack("{ss si ss sI sI}", "kind", "limit", "limit", k, "key",
+			                 keys[k], "running", (json_int_t)n, "of",
+			                 (json_int_t)r->limit_caps[k]);
 		if (r->limit_rates[k] > 0 &&
-		    (n = count_of(st, r,
-		                  "SELECT count(*), min(at) FROM awaitd_limit_starts WHERE name = ?1"
-		                  " AND key = ?2 AND lim = ?3 AND at > ?4",
-		                  keys[k], k + 1, r->now - r->limit_pers[k], &oldest)) >=
-		        r->limit_rates[k])
-			return json_pack("{ss si ss sI sI sI sI}", "kind", "rate", "limit", k, "key",
-			                 keys[k], "starts", (json_int_t)n, "of",
+		    (n = count_of(
+		         st, r,
+		         "SELECT count(*), min(at) FROM awaitd_limit_starts WHERE name = ?1"
+		         " AND key = ?2 AND lim = ?3 AND at > ?4",
+		         keys[k], k + 1, r->now - r->limit_pers[k], &oldest)) >= r->limit_rates[k])
+			return json_pack("{ss si ss sI sI sI sI}", "kind", "rate", "limit", k,
+			                 "key", keys[k], "starts", (json_int_t)n, "of",
 			                 (json_int_t)r->limit_rates[k], "per",
 			                 (json_int_t)r->limit_pers[k], "until",
 			                 (json_int_t)(oldest + r->limit_pers[k]));
@@ -136,8 +136,7 @@ int store_why(struct store *st, struct store_req *r)
 	sqlite3_reset(s);
 	if (state && strcmp(state, "blocked") == 0)
 		why = after_of(st, r);
-	else if (state && r->name &&
-	         (strcmp(state, "queued") == 0 || strcmp(state, "failed") == 0))
+	else if (state && r->name && (strcmp(state, "queued") == 0 || strcmp(state, "failed") == 0))
 		why = held_by(st, r, keys, fair);
 	r->out_text = why ? json_dumps(why, JSON_COMPACT) : NULL;
 	json_decref(why);

@@ -66,6 +66,31 @@ def runs_twice(d):
         con.close()
 
 
+# by as a function of args: a nested value no field name reaches
+BYFN = r'''
+return { concurrency = 20,
+  limits = { { by = function(a)
+                 if a.loop then while true do end end
+                 if a.table then return {} end
+                 if a.boom then error("no user") end
+                 return a.user and ("user-" .. a.user.id)
+               end, concurrency = 1 } },
+  run = function(ctx, args)
+    local t0 = async.now()
+    async.sleep(15)
+    return { user = args.user and args.user.id, t0 = t0, t1 = async.now() }
+  end }
+'''
+
+# jobs.enqueue from inside a task calls the by function too
+FROMTASK = r'''
+return { run = function(ctx, args)
+  local id = assert(jobs.enqueue("byfn", { user = { id = 9 } }))
+  local none, err = jobs.enqueue("byfn", { boom = true })
+  return { id = id, refused = none == nil and err.code == "invalid" }
+end }
+'''
+
 BAD_MISSING = 'return { limits = { { by = "account" } }, run = function() end }\n'
 BAD_RATE = 'return { limits = { { by = "p", rate = 10 } }, run = function() end }\n'
 BAD_BY = 'return { limits = { { by = 7, concurrency = 1 } }, run = function() end }\n'
@@ -106,7 +131,8 @@ def all_done(d, name, n):
 def main():
     root = make_root("awaitd-keylimits-", {
         "scripts/acct.lua": ACCT, "scripts/two.lua": TWO, "scripts/rated.lua": RATED,
-        "scripts/once.lua": ONCE, "migrations/0100_runs.sql": RUNS,
+        "scripts/once.lua": ONCE, "migrations/0100_runs.sql": RUNS, "scripts/byfn.lua": BYFN,
+        "scripts/fromtask.lua": FROMTASK,
         "scripts/bad_missing.lua": BAD_MISSING,
         "scripts/bad_rate.lua": BAD_RATE, "scripts/bad_by.lua": BAD_BY,
         "scripts/bad_list.lua": BAD_LIST})
@@ -212,6 +238,32 @@ def main():
         check("show: a job behind a full rate says so",
               "held:     rate limit by provider = z: 1 of 1 starts in 10m00s" in out, out)
         d.ctl("cancel", z)
+
+        # by as a function of args
+        argss = [{"user": {"id": i % 3}} for i in range(30)] + [{} for _ in range(3)]
+        check("33 jobs under a by function enqueued", enqueue_all(d, "byfn", argss))
+        check("... all succeed", poll(all_done(d, "byfn", 33), 120))
+        users = {}
+        for r in (j["result"] for j in results(d, "byfn")):
+            users.setdefault(r.get("user"), []).append((r["t0"], r["t1"]))
+        check("one job per user at a time, by what the function returned",
+              all(not overlaps(s) for u, s in users.items() if u is not None)
+              and len(users) == 4, users)
+        for args, want in (('{"loop": true}', "ran past"), ('{"table": true}', "must return"),
+                           ('{"boom": true}', "no user")):
+            rc, out, err = d.ctl("enqueue", "byfn", args)
+            check("a by function that %s: the enqueue is refused, saying so" % want,
+                  rc != 0 and "limits[1].by" in err and want in err, (rc, err))
+        rc, out, _ = d.ctl("scripts")
+        check("scripts shows a by function", "byfn: limit by (function): 1 at a time" in out,
+              out)
+        check("the daemon still answers", d.ctl("ping")[0] == 0)
+        rc, out, err = d.ctl("run", "fromtask")
+        got = json.loads(out) if rc == 0 else {}
+        rc2, out2, _ = d.ctl("wait", got.get("id", 0), "--timeout", str(20000 * SLOW))
+        check("jobs.enqueue from a task calls the by function (and a failing one is refused)",
+              got.get("refused") is True and rc2 == 0 and json.loads(out2)["user"] == 9,
+              (out, err, out2))
 
         # across a crash: kill mid-run, restart, the limit still holds
         argss = [{"account": "k%d" % (i % 3), "ms": 60} for i in range(45)]
