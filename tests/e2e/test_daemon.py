@@ -379,7 +379,16 @@ def test_logs_follow():
             if rc == 0 and json.loads(out)["clients"] >= 2:
                 break
             time.sleep(0.01)
-        d.ctl("run", "hello", '{"name":"follower-test"}')
+        # a client is counted when it connects, before its `logs -f` is read: run the
+        # job until the follower sees one (a line logged before it followed is not sent)
+        stop = threading.Event()
+
+        def runs():
+            while not stop.is_set():
+                d.ctl("run", "hello", '{"name":"follower-test"}')
+                stop.wait(0.3)
+        runner = threading.Thread(target=runs)
+        runner.start()
         got = []
         timer = threading.Timer(5 * SLOW, follower.terminate)
         timer.start()
@@ -388,6 +397,8 @@ def test_logs_follow():
             if "greeting follower-test" in line:
                 break
         timer.cancel()
+        stop.set()
+        runner.join()
         follower.terminate()
         follower.wait(5)
         check("logs -f streams new lines as they are logged",
