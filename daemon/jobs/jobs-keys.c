@@ -67,61 +67,100 @@ static int by_fn_fail(struct store_err *err, const struct script *s, int i, cons
 	return -1;
 }
 
-/*
- * Limit i's `by` function of s called with the job's args: its string or
- * number into *out (malloc'd), nil as none. On a thread of its own (the
- * caller may be a task), within BY_FN_MAX_INSNS instructions.
- */
-static int key_by_fn(struct jobs *j, const struct script *s, int i, json_t *args, char **out,
-                     struct store_err *err)
-{
-	lua_State *L = j->env.s->L, *T;
-	int top = lua_gettop(L), rc = 0;
+/* A `by` call: its inputs, and its key or why it failed. */
+struct by_call {
+	struct jobs *j;
+	const struct script *s;
+	int i;
+	json_t *args;
+	char *out; /* malloc'd; NULL: no value */
+	int failed;
 	char msg[256];
+};
 
-	T = lua_newthread(L);                /* anchored on L's stack until the end */
-	scripts_push_job(j->env.scripts, s); /* job.limits[i + 1].by, read raw */
+/*
+ * Lua (protected, on the daemon's state): limit c->i's `by` function of
+ * c->s called with the job's args on a thread of its own (the caller may be
+ * a task), within BY_FN_MAX_INSNS instructions; every allocation that may
+ * raise is in here.
+ */
+static int by_call_l(lua_State *L)
+{
+	struct by_call *c = lua_touserdata(L, 1);
+	lua_State *T = lua_newthread(L);
+
+	scripts_push_job(c->j->env.scripts, c->s); /* job.limits[i + 1].by, read raw */
 	if (lua_type(L, -1) == LUA_TTABLE) {
 		lua_pushliteral(L, "limits");
-		if (lua_rawget(L, -2) == LUA_TTABLE && lua_rawgeti(L, -1, i + 1) == LUA_TTABLE) {
+		if (lua_rawget(L, -2) == LUA_TTABLE && lua_rawgeti(L, -1, c->i + 1) == LUA_TTABLE) {
 			lua_pushliteral(L, "by");
 			lua_rawget(L, -2);
 		}
 	}
+	c->failed = 1;
 	if (lua_type(L, -1) != LUA_TFUNCTION) {
-		lua_settop(L, top);
-		return by_fn_fail(err, s, i, "the script no longer has this function");
+		snprintf(c->msg, sizeof c->msg, "the script no longer has this function");
+		return 0;
 	}
 	lua_xmove(L, T, 1);
-	if (!args || json_is_null(args))
+	if (!c->args || json_is_null(c->args))
 		lua_pushnil(T);
-	else if (json_push(T, args, msg, sizeof msg) < 0)
-		rc = by_fn_fail(err, s, i, msg);
+	else if (json_push(T, c->args, c->msg, sizeof c->msg) < 0)
+		return 0;
 	lua_sethook(T, by_fn_hook, LUA_MASKCOUNT, BY_FN_MAX_INSNS);
-	if (rc == 0 && lua_pcall(T, 1, 1, 0) != LUA_OK) {
-		snprintf(msg, sizeof msg, "%s",
+	if (lua_pcall(T, 1, 1, 0) != LUA_OK) {
+		snprintf(c->msg, sizeof c->msg, "%s",
 		         lua_tostring(T, -1) ? lua_tostring(T, -1) : "error");
-		rc = by_fn_fail(err, s, i, msg);
-	} else if (rc == 0 && lua_type(T, -1) == LUA_TNUMBER) {
-		if (lua_isinteger(T, -1))
-			snprintf(msg, sizeof msg, "%lld", (long long)lua_tointeger(T, -1));
-		else
-			snprintf(msg, sizeof msg, "%.17g", (double)lua_tonumber(T, -1));
-		*out = strdup(msg);
-	} else if (rc == 0 && lua_type(T, -1) == LUA_TSTRING) {
-		*out = strdup(lua_tostring(T, -1));
-	} else if (rc == 0 && !lua_isnil(T, -1)) {
-		snprintf(msg, sizeof msg, "it must return a string, a number or nil, not %s",
-		         luaL_typename(T, -1));
-		rc = by_fn_fail(err, s, i, msg);
+		return 0;
 	}
-	if (rc == 0 && !lua_isnil(T, -1) && !*out) {
-		snprintf(err->code, sizeof err->code, "out_of_memory");
-		snprintf(err->msg, sizeof err->msg, "out of memory");
-		rc = -1;
+	c->failed = 0;
+	if (lua_type(T, -1) == LUA_TNUMBER) {
+		char num[64];
+		if (lua_isinteger(T, -1))
+			snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(T, -1));
+		else
+			snprintf(num, sizeof num, "%.17g", (double)lua_tonumber(T, -1));
+		c->out = strdup(num);
+	} else if (lua_type(T, -1) == LUA_TSTRING) {
+		c->out = strdup(lua_tostring(T, -1));
+	} else if (!lua_isnil(T, -1)) {
+		snprintf(c->msg, sizeof c->msg, "it must return a string, a number or nil, not %s",
+		         luaL_typename(T, -1));
+		c->failed = 1;
+		return 0;
+	}
+	if (!lua_isnil(T, -1) && !c->out) {
+		snprintf(c->msg, sizeof c->msg, "out of memory");
+		c->failed = 1;
+	}
+	return 0;
+}
+
+/* Limit i's `by` function of s for the job's args: its value into *out (malloc'd, or none). */
+static int key_by_fn(struct jobs *j, const struct script *s, int i, json_t *args, char **out,
+                     struct store_err *err)
+{
+	lua_State *L = j->env.s->L;
+	struct by_call c = {j, s, i, args, NULL, 0, ""};
+	int top = lua_gettop(L);
+
+	if (!lua_checkstack(L, 4))
+		return by_fn_fail(err, s, i, "out of memory");
+	lua_pushcfunction(L, by_call_l);
+	lua_pushlightuserdata(L, &c);
+	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+		/* an allocation refused (the memory cap): nothing is left on the stack */
+		snprintf(c.msg, sizeof c.msg, "%s",
+		         lua_tostring(L, -1) ? lua_tostring(L, -1) : "out of memory");
+		c.failed = 1;
 	}
 	lua_settop(L, top);
-	return rc;
+	if (c.failed) {
+		free(c.out);
+		return by_fn_fail(err, s, i, c.msg);
+	}
+	*out = c.out;
+	return 0;
 }
 
 int jobs_job_keys(struct jobs *j, const struct script *s, struct store_req *r,

@@ -77,6 +77,7 @@ static void schedule_fire(void *arg)
 	struct schedule *sc = arg;
 	const struct script *s = scripts_find(sc->j->env.scripts, sc->name);
 	struct store_req *r;
+	struct store_err err;
 	int64_t now = store_now(), next;
 
 	if (sc->j->draining || !s)
@@ -98,6 +99,10 @@ static void schedule_fire(void *arg)
 	r->now = now;
 	r->max_attempts = 1 + s->retries;
 	r->backoff_ms = jobs_backoff_ms(s);
+	/* a fired job (args null) is under its script's limits and fairness too */
+	if ((s->nlimits || s->fair_by[0]) && jobs_job_keys(sc->j, s, r, &err) < 0)
+		log_error("schedule %s: %s: this fire's job is not under that limit", sc->name,
+		          err.msg);
 	r->done = fire_answered;
 	r->arg = sc->j;
 	store_submit(sc->j->st, r);

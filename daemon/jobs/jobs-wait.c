@@ -134,18 +134,12 @@ void jobs_finished(struct jobs *j, const struct store_req *r)
 
 void jobs_deps_changed(struct jobs *j, const struct store_req *r)
 {
-	struct waiter *w;
-
 	if (r->rc || r->deps == 0)
 		return;
-	/* some blocked jobs were queued (claim them) or cancelled (answer their waiters:
-	 * each asks again, and the ones not final wait on) */
+	/* blocked jobs were queued (claim them) or cancelled (answer their waiters) */
 	jobs_kick(j);
-	while ((w = j->waiters)) {
-		j->waiters = w->next;
-		w->next = NULL;
-		store_submit(j->st, w->r);
-	}
+	for (size_t i = 0; i < r->nsettled; i++)
+		jobs_wait_wake(j, r->settled[i]);
 }
 
 void jobs_fail_waiters(struct jobs *j)

@@ -56,6 +56,10 @@ int store_deps_state(struct store *st, struct store_req *r, const char **state, 
 			waits |= strcmp(ps, "succeeded") != 0;
 		}
 		sqlite3_reset(s);
+		if (rc == SQLITE_DONE || rc != SQLITE_ROW) {
+			free(*error);
+			*error = NULL;
+		}
 		if (rc == SQLITE_DONE)
 			return store_fail(r, "invalid", "after: no job %lld to wait for",
 			                  (long long)r->after[i]);
@@ -80,6 +84,18 @@ int store_deps_link(struct store *st, struct store_req *r, int64_t id)
 		if (store_run_done(st, s, r, "recording what the job waits for") < 0)
 			return -1;
 	}
+	return 0;
+}
+
+/* Note that job id became final here: its waiters are told (r->settled). 0, or -1. */
+static int settled(struct store_req *r, int64_t id)
+{
+	int64_t *ns = realloc(r->settled, (r->nsettled + 1) * sizeof *ns);
+
+	if (!ns)
+		return -1;
+	r->settled = ns;
+	r->settled[r->nsettled++] = id;
 	return 0;
 }
 
@@ -108,15 +124,18 @@ static int cancel_down(struct store *st, struct store_req *r, int64_t parent, co
 		sqlite3_bind_text(s, 2, err, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(s, 3, parent);
 		while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(s, 0);
 			if (n == cap) {
 				size_t ncap = cap ? cap * 2 : 16;
 				int64_t *nt = realloc(todo, ncap * sizeof *nt);
 				if (!nt)
-					break;
+					break; /* fails the op: its savepoint undoes the cancels */
 				todo = nt;
 				cap = ncap;
 			}
-			todo[n++] = sqlite3_column_int64(s, 0);
+			if (settled(r, id) < 0)
+				break;
+			todo[n++] = id;
 			r->deps++;
 		}
 		sqlite3_reset(s);
@@ -161,5 +180,56 @@ int store_deps_resolve(struct store *st, struct store_req *r, int64_t parent, co
 	}
 	sqlite3_reset(s);
 	r->deps += (int)sqlite3_changes(store_db(st));
+	return 0;
+}
+
+int store_deps_retry(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(&st->w,
+	                             "SELECT a.id, a.state FROM awaitd_deps d JOIN jobs a"
+	                             " ON a.id = d.after_id WHERE d.job_id = ?"
+	                             " AND (a.state = 'dead' OR a.state = 'cancelled') LIMIT 1",
+	                             r);
+	int rc;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		long long parent = (long long)sqlite3_column_int64(s, 0);
+		char state[16];
+		snprintf(state, sizeof state, "%s", (const char *)sqlite3_column_text(s, 1));
+		sqlite3_reset(s);
+		return store_fail(r, "invalid",
+		                  "job %lld waits for job %lld, which is %s: retry that one first",
+		                  (long long)r->id, parent, state);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : store_fail_db(&st->w, r, "reading what the job waits for");
+}
+
+int store_deps_reblock(struct store *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(&st->w,
+	                             "UPDATE jobs SET state = 'blocked' WHERE id = ?1 AND"
+	                             " state = 'queued' AND EXISTS (SELECT 1 FROM awaitd_deps d"
+	                             " JOIN jobs a ON a.id = d.after_id WHERE d.job_id = ?1"
+	                             " AND a.state <> 'succeeded')",
+	                             r);
+	char *blocked;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, r->id);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		sqlite3_reset(s);
+		return store_fail_db(&st->w, r, "blocking the retried job again");
+	}
+	sqlite3_reset(s);
+	if (sqlite3_changes(store_db(st)) && r->njobs && (blocked = strdup("blocked"))) {
+		free(r->jobs[0].state);
+		r->jobs[0].state = blocked;
+	}
 	return 0;
 }

@@ -307,7 +307,19 @@ int store_deps_state(struct store *st, struct store_req *r, const char **state, 
 /* Record that job id waits for each of r->after. 0 or -1. */
 int store_deps_link(struct store *st, struct store_req *r, int64_t id);
 
-/* Job parent reached state: settle its blocked dependents (r->deps counts them). 0 or -1. */
+/*
+ * RETRY of job r->id: refused (invalid, naming it) while one of the jobs it
+ * waits for is dead or cancelled. 0 or -1.
+ */
+int store_deps_retry(struct store *st, struct store_req *r);
+
+/* After that RETRY queued it: blocked again while its jobs have not all succeeded. 0 or -1. */
+int store_deps_reblock(struct store *st, struct store_req *r);
+
+/*
+ * Job parent reached state: settle its blocked dependents (r->deps counts
+ * them; the ones it made final are in r->settled). 0 or -1.
+ */
 int store_deps_resolve(struct store *st, struct store_req *r, int64_t parent, const char *state);
 
 /* STORE_PAUSE, STORE_PAUSES and STORE_WHY. */

@@ -537,26 +537,67 @@ static int op_prune(struct store *st, struct store_req *r)
 	return store_run_done(st, s, r, "pruning finished jobs");
 }
 
+/* RETRY: failed, dead or cancelled to queued (blocked again while its jobs are not done). */
+static int op_retry(struct store *st, struct store_req *r)
+{
+	if (st->has_deps && store_deps_retry(st, r) < 0)
+		return -1;
+	if (op_transition(st, r,
+	                  "UPDATE jobs SET state = 'queued', run_at = ?2, finished_at = NULL,"
+	                  " max_attempts = max(max_attempts, attempt + 1), cancelling = 0"
+	                  " WHERE id = ?1 AND (state = 'failed' OR state = 'dead' OR"
+	                  " state = 'cancelled') RETURNING " JOB_COLS) < 0)
+		return -1;
+	return st->has_deps && r->changed ? store_deps_reblock(st, r) : 0;
+}
+
+/*
+ * op under a savepoint: an op of several writes that fails midway (a full
+ * disk, no memory) leaves nothing of itself in the batch, so a claim never
+ * leaves jobs leased to no one and a finish never settles half a fan-in.
+ * Only for the ops that may write more than once: the plain paths of the
+ * hot loop (W5) pay nothing.
+ */
+static int atomic(struct store *st, struct store_req *r,
+                  int (*op)(struct store *st, struct store_req *r))
+{
+	if (store_exec(&st->w, "SAVEPOINT awaitd_op") < 0)
+		return store_fail_db(&st->w, r, "opening the operation's savepoint");
+	if (op(st, r) < 0) {
+		store_exec(&st->w, "ROLLBACK TO awaitd_op");
+		store_exec(&st->w, "RELEASE awaitd_op");
+		return -1;
+	}
+	if (store_exec(&st->w, "RELEASE awaitd_op") < 0)
+		return store_fail_db(&st->w, r, "releasing the operation's savepoint");
+	return 0;
+}
+
+/* Does this claim go beyond one SELECT and its UPDATEs (limits, fairness, pauses)? */
+static int claim_is_complex(const struct store *st, const struct store_req *r)
+{
+	int complex = r->flag || st->has_pauses;
+
+	for (int i = 0; i < STORE_MAX_LIMITS; i++)
+		complex |= r->limit_caps[i] > 0 || r->limit_rates[i] > 0;
+	return complex;
+}
+
 int store_jobs_exec(struct store *st, struct store_req *r)
 {
 	switch (r->op) {
 	case STORE_ENQUEUE:
-		return op_enqueue(st, r);
+		return r->nafter ? atomic(st, r, op_enqueue) : op_enqueue(st, r);
 	case STORE_CLAIM:
-		return op_claim(st, r);
+		return claim_is_complex(st, r) ? atomic(st, r, op_claim) : op_claim(st, r);
 	case STORE_FINISH:
-		return op_finish(st, r);
+		return st->has_deps ? atomic(st, r, op_finish) : op_finish(st, r);
 	case STORE_REQUEUE:
 		return op_requeue(st, r);
 	case STORE_CANCEL:
-		return op_cancel(st, r);
+		return st->has_deps ? atomic(st, r, op_cancel) : op_cancel(st, r);
 	case STORE_RETRY:
-		return op_transition(
-		    st, r,
-		    "UPDATE jobs SET state = 'queued', run_at = ?2, finished_at = NULL,"
-		    " max_attempts = max(max_attempts, attempt + 1), cancelling = 0"
-		    " WHERE id = ?1 AND (state = 'failed' OR state = 'dead' OR state = 'cancelled')"
-		    " RETURNING " JOB_COLS);
+		return st->has_deps ? atomic(st, r, op_retry) : op_retry(st, r);
 	case STORE_GET:
 		return op_get(st, r);
 	case STORE_LIST:

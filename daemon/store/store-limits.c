@@ -318,21 +318,29 @@ static char *fair_after(struct store *st, struct store_req *r, const char *after
  * The best job of value key that may start now, taken
  * (appended to r->jobs and counted): 1, 0 when none, -1 on error.
  */
+/* what a fair claim reads of a job, and the rules every candidate is under (?3..?8) */
+#define FAIR_COLS                                                                                  \
+	JOB_COLS ", EXISTS (SELECT 1 FROM steps WHERE job_id = jobs.id),"                          \
+	         " limit_key1, limit_key2, limit_key3, limit_key4 FROM jobs"
+#define FAIR_TAIL                                                                                  \
+	" AND run_at <= ?3"                                                                        \
+	" AND (limit_key1 IS NULL OR limit_key1 NOT IN (SELECT value FROM json_each(?4)))"         \
+	" AND (limit_key2 IS NULL OR limit_key2 NOT IN (SELECT value FROM json_each(?5)))"         \
+	" AND (limit_key3 IS NULL OR limit_key3 NOT IN (SELECT value FROM json_each(?6)))"         \
+	" AND (limit_key4 IS NULL OR limit_key4 NOT IN (SELECT value FROM json_each(?7)))"         \
+	" AND (fair_key IS NULL OR fair_key NOT IN (SELECT value FROM json_each(?8)))"             \
+	" ORDER BY priority DESC, run_at, id LIMIT 1"
+
 static int fair_head(struct store *st, struct store_req *r, struct counts *c, json_t *paused,
                      const char *pausedtext, const char *key)
 {
+	/* key NULL: the jobs without a value (enqueued before fair_by was set) take a turn */
 	sqlite3_stmt *s = store_stmt(
 	    &st->w,
-	    "SELECT " JOB_COLS ", EXISTS (SELECT 1 FROM steps WHERE job_id = jobs.id),"
-	    " limit_key1, limit_key2, limit_key3, limit_key4 FROM jobs"
-	    " WHERE name = ?1 AND fair_key = ?2 AND fair_key IS NOT NULL"
-	    " AND (state = 'queued' OR state = 'failed' OR state = 'waiting') AND run_at <= ?3"
-	    " AND (limit_key1 IS NULL OR limit_key1 NOT IN (SELECT value FROM json_each(?4)))"
-	    " AND (limit_key2 IS NULL OR limit_key2 NOT IN (SELECT value FROM json_each(?5)))"
-	    " AND (limit_key3 IS NULL OR limit_key3 NOT IN (SELECT value FROM json_each(?6)))"
-	    " AND (limit_key4 IS NULL OR limit_key4 NOT IN (SELECT value FROM json_each(?7)))"
-	    " AND fair_key NOT IN (SELECT value FROM json_each(?8))"
-	    " ORDER BY priority DESC, run_at, id LIMIT 1",
+	    key ? "SELECT " FAIR_COLS " WHERE name = ?1 AND fair_key = ?2 AND fair_key IS NOT NULL"
+	          " AND (state = 'queued' OR state = 'failed' OR state = 'waiting')" FAIR_TAIL
+	        : "SELECT " FAIR_COLS " WHERE name = ?1 AND fair_key IS NULL"
+	          " AND (state = 'queued' OR state = 'failed' OR state = 'waiting')" FAIR_TAIL,
 	    r);
 	char *full[STORE_MAX_LIMITS] = {NULL};
 	size_t from = r->njobs;
@@ -345,7 +353,8 @@ static int fair_head(struct store *st, struct store_req *r, struct counts *c, js
 			rc = store_fail(r, "out_of_memory", "out of memory");
 	if (rc == 0) {
 		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+		if (key) /* (the NULL variant has no ?2) */
+			sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 3, r->now);
 		for (int i = 0; i < STORE_MAX_LIMITS; i++)
 			sqlite3_bind_text(s, 4 + i, full[i], -1, SQLITE_STATIC);
@@ -387,16 +396,20 @@ static int fair_claim(struct store *st, struct store_req *r, struct counts *c, j
 		start = store_col_text(s, 0);
 	sqlite3_reset(s);
 	while (rc == 0 && (int64_t)r->njobs < r->n) {
-		int wrapped = 0, took = 0;
-		char *first = fair_after(st, r, start, &rc, &wrapped);
+		int wrapped = 0, took = 0, got = fair_head(st, r, c, paused, pausedtext, NULL);
+		char *first = got < 0 ? NULL : fair_after(st, r, start, &rc, &wrapped);
 		char *t = first ? strdup(first) : NULL;
-		/* a round: each value once, ascending from the one after the last served and
-		 * wrapping past the greatest, until it comes back to first or beyond (values
-		 * whose jobs were all taken drop out of the walk) */
+		if (got < 0)
+			rc = -1;
+		took += got > 0;
+		/* a round: the jobs without a value once (above), then each value once, ascending
+		 * from the one after the last served and wrapping past the greatest, until it comes
+		 * back to first or beyond (values whose jobs were all taken drop out of the walk)
+		 */
 		wrapped = 0;
 		while (rc == 0 && t && (int64_t)r->njobs < r->n) {
 			char *next;
-			int got = fair_head(st, r, c, paused, pausedtext, t);
+			got = fair_head(st, r, c, paused, pausedtext, t);
 			if (got < 0)
 				rc = -1;
 			if (got > 0) {

@@ -56,6 +56,7 @@ void store_req_free(struct store_req *r)
 		free(r->limit_keys[i]);
 	free(r->fair_key);
 	free(r->after);
+	free(r->settled);
 	vals_free(r->params, (size_t)r->nparams);
 	for (int i = 0; i < r->rows.ncols; i++)
 		free(r->rows.cols[i]);

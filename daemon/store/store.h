@@ -202,6 +202,8 @@ struct store_req {
 	int64_t out_id;
 	int created, changed, journaled;
 	int deps; /* FINISH, CANCEL: jobs that waited for this one became queued or cancelled */
+	int64_t *settled; /* ... the ones made final (cancelled): their waiters are told */
+	size_t nsettled;
 	char *out_text;
 	/* completion, on the loop thread */
 	store_done_fn *done;

@@ -8,6 +8,7 @@ per-key limit hold together.
 Usage: test_fair.py AWAITD AWAITCTL SCRIPTS_DIR
 """
 import json
+import os
 import shutil
 import signal
 
@@ -91,6 +92,32 @@ def main():
         check("fair_by with a limit: one job of account 'same' at a time",
               ok and len(spans) == 12 and all(b[0] >= a[1] for a, b in zip(spans, spans[1:])),
               spans)
+        # jobs enqueued before the script had fair_by take their turn too
+        old = os.path.join(root, "scripts", "late.lua")
+        with open(old, "w") as f:
+            f.write('return { concurrency = 2, run = function(ctx, args) async.sleep(5) '
+                    'return args.tenant or "old" end }\n')
+        d.ctl("reload")
+        d.ctl("pause", "late")
+        olds = rpc_many(d.sock, [{"cmd": "enqueue", "args": {"name": "late", "args": {}}}
+                                 for _ in range(3)])
+        with open(old, "w") as f:
+            f.write('return { concurrency = 2, fair_by = "tenant", run = function(ctx, args) '
+                    'async.sleep(5) return args.tenant or "old" end }\n')
+        d.ctl("reload")
+        rpc_many(d.sock, [{"cmd": "enqueue", "args": {"name": "late", "args": {"tenant": "big"}}}
+                          for _ in range(200)])
+        d.ctl("resume", "late")
+
+        def late_order():
+            rc, js, _ = d.cjson("jobs", "--name", "late", "--state", "succeeded", "--limit", "500")
+            return [j["result"] for j in sorted(js["jobs"], key=lambda j: (j["started_at"], j["id"]))]
+        poll(lambda: late_order().count("old") == 3, 60)
+        order = late_order()
+        check("jobs from before fair_by was set start in their turn (by #%d)"
+              % (max(i for i, t in enumerate(order) if t == "old") + 1 if "old" in order else -1),
+              olds and order.count("old") == 3
+              and max(i for i, t in enumerate(order) if t == "old") < 12, order[:20])
         check("SIGTERM exits 0", d.stop(signal.SIGTERM) == 0)
     finally:
         d.stop(signal.SIGKILL)

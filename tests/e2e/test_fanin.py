@@ -11,6 +11,7 @@ Usage: test_fanin.py AWAITD AWAITCTL SCRIPTS_DIR
 import json
 import shutil
 import signal
+import time
 
 from harness import SLOW, Daemon, check, finish, make_root, poll, rpc
 
@@ -121,6 +122,10 @@ def main():
         check("... and the join after it too", rc == 1 and js["state"] == "cancelled"
               and ("job %d" % j2) in js["error"]["message"], js)
         check("neither ran", runs(d, j2) == 0 and runs(d, j3) == 0)
+        rc, out, err = d.ctl("retry", j2)
+        check("retrying it while its part is dead is refused, naming the part",
+              rc != 0 and ("job %d, which is dead" % q2) in err
+              and show(d, j2)["state"] == "cancelled", (rc, err))
 
         # jobs that ended already: queued at once, or cancelled at once
         j4 = enqueue(d, "join", {"after": [p1]}, "--after", str(p1))
@@ -131,6 +136,21 @@ def main():
         js = show(d, j5)
         check("after a dead one: cancelled at once", js["state"] == "cancelled"
               and js["error"]["code"] == "dependency_failed", js)
+
+        # a wait with a timeout on a blocked job times out, whatever else is settled meanwhile
+        h = enqueue(d, "part", {"n": 1, "hold": True})
+        jh = enqueue(d, "join", {}, "--after", str(h))
+        for _ in range(5):  # fan-ins settling while the wait waits
+            x = enqueue(d, "part", {"n": 1})
+            enqueue(d, "join", {"after": [x]}, "--after", str(x))
+        t0 = time.monotonic()
+        rc, out, err = d.ctl("wait", jh, "--timeout", "1000")
+        check("wait --timeout 1000 on a blocked job: exit 124 in time (%.1f s)"
+              % (time.monotonic() - t0), rc == 124 and time.monotonic() - t0 < 10 * SLOW,
+              (rc, err))
+        d.ctl("signal", h, "go")
+        rc, out, err = d.ctl("wait", jh, "--timeout", str(20000 * SLOW))
+        check("... and it runs once released", rc == 0, (rc, out, err))
 
         # cancelling a blocked job
         r1 = enqueue(d, "part", {"n": 1, "ms": 3000})
@@ -168,6 +188,9 @@ def main():
         rc, out, err = d.ctl("enqueue", "join", "{}", "--after", "999999")
         check("after a job that does not exist: invalid", rc != 0 and "no job 999999" in err,
               (rc, out, err))
+        rc, out, err = d.ctl("enqueue", "join", "{}", "--after", "%d,999999" % q2)
+        check("after a dead job and one that does not exist: invalid",
+              rc != 0 and "no job 999999" in err, (rc, out, err))
         rc, out, err = d.ctl("enqueue", "join", "{}", "--after", "1,x")
         check("--after 1,x: a usage error", rc == 2 and "job ids separated by commas" in err,
               (rc, err))
