@@ -106,27 +106,18 @@ void cmd_enqueue_start(struct cmd_ctx *ctx, int64_t priority,
                        void (*answer)(struct cmd_later *l, struct store_req *r))
 {
 	struct store_req *r = store_req_new(STORE_ENQUEUE);
-	struct store_err err;
-	struct cmd_later *l;
 
 	if (!r) {
 		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
 		return;
 	}
-	if (enqueue_args(ctx, r) < 0 || !(l = cmd_later_new(ctx))) {
+	if (enqueue_args(ctx, r) < 0) {
 		store_req_free(r);
 		return;
 	}
 	if (priority)
 		r->priority = priority;
-	l->answer = answer;
-	r->done = cmd_store_answered;
-	r->arg = l;
-	if (jobs_enqueue(ctx->env->jobs, r, &err) < 0) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, err.code, "%s", err.msg);
-		store_req_free(r);
-		cmd_later_free(l);
-	}
+	cmd_jobs_submit(ctx, r, jobs_enqueue, answer);
 }
 
 static void cmd_enqueue(struct cmd_ctx *ctx)

@@ -32,8 +32,6 @@ static void pause_or_resume(struct cmd_ctx *ctx, int pause)
 	json_t *name = json_object_get(ctx->args, "name"), *key = json_object_get(ctx->args, "key");
 	json_t *ms = json_object_get(ctx->args, "ms");
 	struct store_req *r;
-	struct store_err err;
-	struct cmd_later *l;
 	const char *k;
 	json_t *v;
 
@@ -71,18 +69,7 @@ static void pause_or_resume(struct cmd_ctx *ctx, int pause)
 		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
 		return;
 	}
-	if (!(l = cmd_later_new(ctx))) {
-		store_req_free(r);
-		return;
-	}
-	l->answer = answered;
-	r->done = cmd_store_answered;
-	r->arg = l;
-	if (jobs_pause(ctx->env->jobs, r, &err) < 0) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, err.code, "%s", err.msg);
-		store_req_free(r);
-		cmd_later_free(l);
-	}
+	cmd_jobs_submit(ctx, r, jobs_pause, answered);
 }
 
 static void cmd_pause(struct cmd_ctx *ctx)

@@ -33,8 +33,6 @@ static void cmd_signal(struct cmd_ctx *ctx)
 	json_t *name = json_object_get(ctx->args, "name");
 	json_t *payload = json_object_get(ctx->args, "payload");
 	struct store_req *r;
-	struct store_err err;
-	struct cmd_later *l;
 	const char *k;
 	json_t *v;
 	int64_t id;
@@ -67,18 +65,7 @@ static void cmd_signal(struct cmd_ctx *ctx)
 		conn_error(ctx->c, ctx->id, ctx->has_id, "out_of_memory", "out of memory");
 		return;
 	}
-	if (!(l = cmd_later_new(ctx))) {
-		store_req_free(r);
-		return;
-	}
-	l->answer = signalled;
-	r->done = cmd_store_answered;
-	r->arg = l;
-	if (jobs_signal(ctx->env->jobs, r, &err) < 0) {
-		conn_error(ctx->c, ctx->id, ctx->has_id, err.code, "%s", err.msg);
-		store_req_free(r);
-		cmd_later_free(l);
-	}
+	cmd_jobs_submit(ctx, r, jobs_signal, signalled);
 }
 
 const struct cmd_entry cmd_signal_entry = {"signal", cmd_signal};

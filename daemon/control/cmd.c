@@ -124,6 +124,27 @@ void cmd_store(struct cmd_ctx *ctx, struct store_req *r,
 	store_submit(ctx->env->st, r);
 }
 
+void cmd_jobs_submit(struct cmd_ctx *ctx, struct store_req *r,
+                     int (*submit)(struct jobs *j, struct store_req *r, struct store_err *err),
+                     void (*answer)(struct cmd_later *l, struct store_req *r))
+{
+	struct cmd_later *l = cmd_later_new(ctx);
+	struct store_err err;
+
+	if (!l) {
+		store_req_free(r);
+		return;
+	}
+	l->answer = answer;
+	r->done = cmd_store_answered;
+	r->arg = l;
+	if (submit(ctx->env->jobs, r, &err) < 0) {
+		conn_error(ctx->c, ctx->id, ctx->has_id, err.code, "%s", err.msg);
+		store_req_free(r);
+		cmd_later_free(l);
+	}
+}
+
 void cmd_store_job(struct cmd_ctx *ctx, enum store_op op, int flag,
                    void (*answer)(struct cmd_later *l, struct store_req *r))
 {

@@ -129,6 +129,16 @@ void cmd_store_answered(struct store_req *r);
 void cmd_enqueue_start(struct cmd_ctx *ctx, int64_t priority,
                        void (*answer)(struct cmd_later *l, struct store_req *r));
 
+/*
+ * Hand r to one of the job engine's submits (jobs_enqueue, jobs_signal,
+ * jobs_pause): answer(l, r) runs once it is durable, then r and l are
+ * freed; a refusal (its err) is replied at once. Takes r.
+ */
+struct jobs;
+void cmd_jobs_submit(struct cmd_ctx *ctx, struct store_req *r,
+                     int (*submit)(struct jobs *j, struct store_req *r, struct store_err *err),
+                     void (*answer)(struct cmd_later *l, struct store_req *r));
+
 /* A second hold on l's connection and request, for a reply that comes later still. */
 struct cmd_later *cmd_later_again(const struct cmd_later *l);
 

@@ -131,6 +131,12 @@ def finish():
     sys.exit(1 if _counts["failed"] else 0)
 
 
+def run(main):
+    """A test script's entry: its checks, then the count and the exit status."""
+    main()
+    finish()
+
+
 class Ctl:
     """awaitctl on self.sock: what every e2e daemon wrapper shares."""
 
@@ -184,3 +190,12 @@ class Daemon(Ctl):
             self.proc.send_signal(sig)
             return self.proc.wait(30 * SLOW)
         return None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        """Whatever happened: the daemon killed, its directory removed."""
+        self.stop(signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False

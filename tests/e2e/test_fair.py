@@ -9,10 +9,9 @@ Usage: test_fair.py AWAITD AWAITCTL SCRIPTS_DIR
 """
 import json
 import os
-import shutil
 import signal
 
-from harness import WRAP, Daemon, check, finish, make_root, poll, rpc_many
+from harness import run, WRAP, Daemon, check, make_root, poll, rpc_many
 
 TENANTED = r'''
 return { concurrency = 4, fair_by = "tenant", limits = { { by = "acct", concurrency = 1 } },
@@ -42,8 +41,7 @@ def started(d):
 def main():
     big_n = 600 if WRAP else 3000
     root = make_root("awaitd-fair-", {"scripts/tenanted.lua": TENANTED, "scripts/bad.lua": BAD})
-    d = Daemon(root)
-    try:
+    with Daemon(root) as d:
         check("daemon starts", d.start(), open(d.log.name).read())
         rc, js, _ = d.cjson("scripts")
         errs = {s["name"]: s.get("error") or "" for s in js}
@@ -119,11 +117,7 @@ def main():
               olds and order.count("old") == 3
               and max(i for i, t in enumerate(order) if t == "old") < 12, order[:20])
         check("SIGTERM exits 0", d.stop(signal.SIGTERM) == 0)
-    finally:
-        d.stop(signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
-    finish()
+    run(main)

@@ -9,11 +9,10 @@ refused and store nothing.
 Usage: test_fanin.py AWAITD AWAITCTL SCRIPTS_DIR
 """
 import json
-import shutil
 import signal
 import time
 
-from harness import SLOW, Daemon, check, finish, make_root, poll, rpc
+from harness import run, SLOW, Daemon, check, make_root, poll, rpc
 
 PART = r'''
 return { run = function(ctx, args)
@@ -75,8 +74,7 @@ def main():
     root = make_root("awaitd-fanin-", {"scripts/part.lua": PART, "scripts/join.lua": JOIN,
                                        "scripts/fan.lua": FAN, "scripts/count.lua": COUNT,
                                        "migrations/0100_runs.sql": RUNS})
-    d = Daemon(root)
-    try:
+    with Daemon(root) as d:
         check("daemon starts", d.start(), open(d.log.name).read())
 
         # two parts, then the join: blocked until both succeeded, then once
@@ -203,11 +201,7 @@ def main():
               "more than 100" in got["error"]["message"], got)
         check("nothing was stored", d.cjson("status")[1]["jobs"] == before)
         check("SIGTERM exits 0", d.stop() == 0)
-    finally:
-        d.stop(signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
-    finish()
+    run(main)

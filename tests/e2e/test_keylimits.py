@@ -10,12 +10,11 @@ bad values are refused, saying why.
 Usage: test_keylimits.py AWAITD AWAITCTL SCRIPTS_DIR
 """
 import json
-import shutil
 import sqlite3
 import signal
 import time
 
-from harness import SLOW, Daemon, check, finish, make_root, poll, rpc_many
+from harness import run, SLOW, Daemon, check, make_root, poll, rpc_many
 
 ACCT = r'''
 return { concurrency = 20, limits = { { by = "account", concurrency = 1 } },
@@ -136,8 +135,7 @@ def main():
         "scripts/bad_missing.lua": BAD_MISSING,
         "scripts/bad_rate.lua": BAD_RATE, "scripts/bad_by.lua": BAD_BY,
         "scripts/bad_list.lua": BAD_LIST})
-    d = Daemon(root)
-    try:
+    with Daemon(root) as d:
         check("daemon starts", d.start(), open(d.log.name).read())
 
         # bad settings: the script does not load, and says why
@@ -286,11 +284,7 @@ def main():
               sum(len(s) for s in spans.values()) == 45
               and not any(overlaps(s) for s in spans.values()), spans)
         check("SIGTERM exits 0", d.stop() == 0)
-    finally:
-        d.stop(signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
-    finish()
+    run(main)

@@ -8,11 +8,10 @@ other keys go on; bad requests are refused, saying why.
 Usage: test_pause.py AWAITD AWAITCTL SCRIPTS_DIR
 """
 import json
-import shutil
 import signal
 import time
 
-from harness import SLOW, Daemon, check, finish, make_root, poll, rpc
+from harness import run, SLOW, Daemon, check, make_root, poll, rpc
 
 WORK = r'''
 return { concurrency = 10, limits = { { by = "acct", concurrency = 5 } },
@@ -66,8 +65,7 @@ def held(d, ids, secs=1.5):
 def main():
     root = make_root("awaitd-pause-", {"scripts/work.lua": WORK, "scripts/provider.lua": PROVIDER,
                                        "scripts/bad.lua": BAD})
-    d = Daemon(root)
-    try:
+    with Daemon(root) as d:
         check("daemon starts", d.start(), open(d.log.name).read())
 
         # the whole script: running ones finish, new ones wait, across a restart
@@ -165,11 +163,7 @@ def main():
         rc, out, _ = d.ctl("scripts")
         check("nothing stays paused", "paused" not in out, out)
         check("SIGTERM exits 0", d.stop() == 0)
-    finally:
-        d.stop(signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
-    finish()
+    run(main)
