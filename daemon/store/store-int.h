@@ -249,6 +249,9 @@ int store_tx_gone(struct store *st, struct store_req *r);
 int store_tx_begin(struct store *st, struct store_req *r);
 int store_tx_end(struct store *st, struct store_req *r);
 
+/* ---- store-views.c: GET, LIST, COUNTS, SPANS (0 or -1 with r->err) ---- */
+int store_view(struct store *st, struct store_req *r);
+
 /* ---- store-jobs.c ---------------------------------------------------------- */
 
 /* The columns of a job row, in the order store_read_jobs reads them. */
