@@ -109,36 +109,37 @@ void cmd_store_answered(struct store_req *r)
 	cmd_later_free(l);
 }
 
-void cmd_store(struct cmd_ctx *ctx, struct store_req *r,
-               void (*answer)(struct cmd_later *l, struct store_req *r))
+/* Hold ctx's connection for r's answer (answer(l, r) then frees both); NULL: r freed. */
+static struct cmd_later *hold_for(struct cmd_ctx *ctx, struct store_req *r,
+                                  void (*answer)(struct cmd_later *l, struct store_req *r))
 {
 	struct cmd_later *l = cmd_later_new(ctx);
 
 	if (!l) {
 		store_req_free(r);
-		return;
+		return NULL;
 	}
 	l->answer = answer;
 	r->done = cmd_store_answered;
 	r->arg = l;
-	store_submit(ctx->env->st, r);
+	return l;
+}
+
+void cmd_store(struct cmd_ctx *ctx, struct store_req *r,
+               void (*answer)(struct cmd_later *l, struct store_req *r))
+{
+	if (hold_for(ctx, r, answer))
+		store_submit(ctx->env->st, r);
 }
 
 void cmd_jobs_submit(struct cmd_ctx *ctx, struct store_req *r,
                      int (*submit)(struct jobs *j, struct store_req *r, struct store_err *err),
                      void (*answer)(struct cmd_later *l, struct store_req *r))
 {
-	struct cmd_later *l = cmd_later_new(ctx);
+	struct cmd_later *l = hold_for(ctx, r, answer);
 	struct store_err err;
 
-	if (!l) {
-		store_req_free(r);
-		return;
-	}
-	l->answer = answer;
-	r->done = cmd_store_answered;
-	r->arg = l;
-	if (submit(ctx->env->jobs, r, &err) < 0) {
+	if (l && submit(ctx->env->jobs, r, &err) < 0) {
 		conn_error(ctx->c, ctx->id, ctx->has_id, err.code, "%s", err.msg);
 		store_req_free(r);
 		cmd_later_free(l);

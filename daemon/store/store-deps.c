@@ -102,7 +102,7 @@ static int settled(struct store_req *r, int64_t id)
 /* Cancel the blocked dependents of parent (which ended state), then theirs. */
 static int cancel_down(struct store *st, struct store_req *r, int64_t parent, const char *state)
 {
-	int64_t *todo = NULL;
+	int64_t *below = NULL;
 	size_t n = 0, cap = 0;
 	int rc = 0;
 
@@ -127,15 +127,15 @@ static int cancel_down(struct store *st, struct store_req *r, int64_t parent, co
 			int64_t id = sqlite3_column_int64(s, 0);
 			if (n == cap) {
 				size_t ncap = cap ? cap * 2 : 16;
-				int64_t *nt = realloc(todo, ncap * sizeof *nt);
+				int64_t *nt = realloc(below, ncap * sizeof *nt);
 				if (!nt)
 					break; /* fails the op: its savepoint undoes the cancels */
-				todo = nt;
+				below = nt;
 				cap = ncap;
 			}
 			if (settled(r, id) < 0)
 				break;
-			todo[n++] = id;
+			below[n++] = id;
 			r->deps++;
 		}
 		sqlite3_reset(s);
@@ -148,10 +148,10 @@ static int cancel_down(struct store *st, struct store_req *r, int64_t parent, co
 		}
 		if (n == 0)
 			break;
-		parent = todo[--n];
+		parent = below[--n];
 		state = "cancelled";
 	}
-	free(todo);
+	free(below);
 	return rc;
 }
 
