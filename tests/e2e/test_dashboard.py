@@ -14,7 +14,6 @@ import html.parser
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,7 +21,7 @@ import threading
 import time
 import urllib.request
 
-from harness import SLOW, WRAP, Daemon, check, finish, free_port, make_root, poll
+from harness import run, SLOW, WRAP, Daemon, check, free_port, make_root, poll
 
 SCRIPT = """
 return { run = function(ctx, args)
@@ -103,8 +102,7 @@ def main():
     base = "http://127.0.0.1:%d/" % port
     root = make_root("awaitd-dash-", {"scripts/demo.lua": SCRIPT},
                      "http_listen = 127.0.0.1:%d\n" % port)
-    d = Daemon(root)
-    try:
+    with Daemon(root) as d:
         check("daemon starts", d.start(), open(d.log.name).read())
         d.ctl("run", "demo", json.dumps({"note": "<script>document.title='pwned'</script>"}))
         d.ctl("run", "demo", "{}")
@@ -167,11 +165,7 @@ def main():
             chrome(url, "--window-size=1200,800", "--screenshot=" + path)
             check("screenshot %s saved" % path, os.path.getsize(path) > 10000)
         check("SIGTERM exits 0 (and clean under valgrind)", d.stop() == 0)
-    finally:
-        d.stop(signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
-    finish()
+    run(main)

@@ -11,8 +11,6 @@ Usage: test_web.py AWAITD AWAITCTL SCRIPTS_DIR
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -22,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 
-from harness import SLOW, Daemon, check, finish, free_port, make_root, poll
+from harness import run, SLOW, Daemon, check, free_port, make_root, poll
 
 try:
     from prometheus_client.parser import text_string_to_metric_families
@@ -89,8 +87,7 @@ def actions():
     root = make_root("awaitd-web-act-", {"scripts/hello.lua": HELLO,
                                          "scripts/waiter.lua": WAITER},
                      "http_listen = 127.0.0.1:%d\nhttp_token = s3cret-token\n" % port)
-    d = Daemon(root)
-    try:
+    with Daemon(root) as d:
         check("daemon starts with a token", d.start(), open(d.log.name).read())
         rc, out, _ = d.ctl("enqueue", "hello", "{}", "--delay", "600000")
         jid = int(out.split()[0])
@@ -137,17 +134,13 @@ def actions():
         check("actions are logged, the token never", "web: cancel of job %d" % jid in log
               and "s3cret-token" not in log, log[-2000:])
         check("SIGTERM exits 0", d.stop() == 0)
-    finally:
-        d.stop(signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main():
     port = free_port()
     base = "http://127.0.0.1:%d" % port
     root = setup("http_listen = 127.0.0.1:%d\n" % port)
-    d = Daemon(root)
-    try:
+    with Daemon(root) as d:
         check("daemon starts with http_listen", d.start(), open(d.log.name).read())
         for i in range(3):
             d.ctl("run", "hello", json.dumps({"name": "n%d" % i}))
@@ -246,26 +239,18 @@ def main():
         check("the daemon still serves", get(base + "/api/status")[0] == 200
               and d.ctl("ping")[0] == 0)
         check("SIGTERM exits 0 (and clean under valgrind)", d.stop() == 0)
-    finally:
-        d.stop(signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
 
     actions()
 
     # beyond loopback only with a token
     root = setup("http_listen = 0.0.0.0:%d\n" % free_port())
-    d = Daemon(root)
-    try:
+    with Daemon(root) as d:
         d.start()
         rc = d.proc.wait(15 * SLOW)
         log = open(d.log.name).read()
         check("a non-loopback http_listen without http_token stops start-up, saying why",
               rc != 0 and "not a loopback address" in log and "http_token" in log, (rc, log))
-    finally:
-        d.stop(signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
-    finish()
+    run(main)

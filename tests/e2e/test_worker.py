@@ -7,8 +7,6 @@ Usage: test_worker.py AWAITD AWAITCTL SCRIPTS_DIR
 """
 import json
 import os
-import shutil
-import signal
 import sqlite3
 import tempfile
 import threading
@@ -65,8 +63,7 @@ def run(d, fn, *args, timeout=60):
 
 def main():
     root = setup()
-    d = Daemon(root)
-    try:
+    with Daemon(root) as d:
         check("daemon starts", d.start(), open(d.log.name).read())
         rc, v, out = run(d, "hash", 1000)
         check("a job's worker call answers", rc == 0 and isinstance(v.get("value"), int), out)
@@ -141,9 +138,6 @@ def main():
         con.close()
         check("the job it interrupted was requeued, its attempt not counted",
               row == [("queued", 0)], row)
-    finally:
-        d.stop(signal.SIGKILL)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
