@@ -31,7 +31,7 @@ for f in tests/lua/test_*.lua; do
 	# not starve the loop
 	args="$args --max-slice-ms 5000"
 	# shellcheck disable=SC2086
-	valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	valgrind -q --vgdb=no --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 		build/awaitd run $args "$f" >/dev/null || { echo "valgrind: $f failed"; echo "$passed passed, 1 failed"; exit 1; }
 	echo "valgrind clean: $f"
 	passed=$((passed + 1))
@@ -39,7 +39,7 @@ done
 echo "valgrind: $passed passed, 0 failed"
 
 echo "== valgrind (awaitd test: the example scripts' tests on the virtual clock)"
-valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+valgrind -q --vgdb=no --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
 	build/awaitd test --scripts scripts --migrations migrations tests/scripts/test_*.lua >/dev/null ||
 	{ echo "valgrind: awaitd test failed"; exit 1; }
 echo "valgrind clean: awaitd test"
@@ -48,8 +48,10 @@ echo "== valgrind (e2e: the daemon under valgrind, driven by awaitctl)"
 for f in tests/e2e/test_*.py; do
 	echo "-- $f"
 	# --fair-sched: valgrind runs one thread at a time, and without it a
-	# reader thread in a long statement starves the loop for minutes
-	AWAITD_E2E_WRAP="valgrind -q --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
+	# reader thread in a long statement starves the loop for minutes.
+	# --vgdb=no: no gdbserver FIFOs in /tmp, whose names reuse pids: a stale
+	# root-owned one made the run as `nobody` in test_jobs fail to start
+	AWAITD_E2E_WRAP="valgrind -q --vgdb=no --fair-sched=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite" \
 		python3 "$f" build/awaitd build/awaitctl scripts
 done
 

@@ -552,7 +552,8 @@ def test_read_only():
                 e.migrations = os.path.join(e.dir, "migrations")
                 shutil.copytree(MIGRATIONS, e.migrations)
             e.start(db=db, sock=os.path.join(run, "s.sock"), wait=False, binary=binary,
-                    prefix=[setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                    prefix=[setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            "env", "TMPDIR=" + run])
             try:
                 rc = e.proc.wait(15 * SLOW)
             except subprocess.TimeoutExpired:
