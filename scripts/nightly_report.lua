@@ -19,10 +19,10 @@ return {
       local s = assert(tx:one(
         "SELECT count(*) AS n, coalesce(sum(price), 0) AS total FROM orders"
         .. " WHERE created_at >= ? AND created_at < ?", from, from + 86400000))
-      local r = assert(tx:exec(
-        "INSERT INTO reports (day, orders, revenue, created_at) VALUES (?, ?, ?, ?)",
+      local r = assert(tx:one(
+        "INSERT INTO reports (day, orders, revenue, created_at) VALUES (?, ?, ?, ?) RETURNING id",
         day, s.n, s.total, now * 1000))
-      return r.last_id
+      return r.id
     end, { step = "report " .. day })
     return { day = day, report = id }
   end,

@@ -1,5 +1,6 @@
 /* cmd-status.c: `status`: version, uptime, pid, scripts, tasks, clients, jobs by state,
- * workers; with args.by_script, jobs by script and state too (`jobs_by_script`). */
+ * workers; with args.by_script, jobs by script and state too (`jobs_by_script`); on
+ * PostgreSQL the daemons sharing the database (`nodes`). */
 #include <unistd.h>
 
 #include "cmd.h"
@@ -36,6 +37,13 @@ static void status_reply(struct cmd_later *l, struct store_req *r)
 		json_object_set(out, "workers_queued", json_object_get(w, "queued"));
 	}
 	json_decref(w);
+	if (out && r->rc == 0 && r->out_text) {
+		/* PostgreSQL: the daemons sharing the database */
+		json_t *nodes = json_loads(r->out_text, 0, NULL);
+		if (json_is_array(nodes))
+			json_object_set(out, "nodes", nodes);
+		json_decref(nodes);
+	}
 	if (out && r->rc == 0 && r->rows.ncols == 3) {
 		json_t *by = json_object();
 		for (size_t i = 0; by && i < r->rows.nrows; i++) {

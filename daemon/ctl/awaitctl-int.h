@@ -31,4 +31,7 @@ void ctl_print_errors(json_t *arr);
 /* Each script's limits and the pauses in force ("NAME: paused for key K until ..."). */
 void ctl_print_coordination(json_t *arr);
 
+/* The daemons sharing a PostgreSQL database, a line each; `self` (the epoch) marks this one. */
+void ctl_print_nodes(json_t *nodes, json_t *self);
+
 #endif

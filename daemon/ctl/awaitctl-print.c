@@ -262,3 +262,27 @@ void ctl_print_coordination(json_t *arr)
 		}
 	}
 }
+
+void ctl_print_nodes(json_t *nodes, json_t *self)
+{
+	json_t *n;
+	size_t i;
+	char started[HUMANFMT_LEN];
+
+	if (!json_is_array(nodes))
+		return;
+	printf("nodes:          %zu\n", json_array_size(nodes));
+	json_array_foreach(nodes, i, n)
+	{
+		json_t *id = json_object_get(n, "node");
+		const char *host = json_string_value(json_object_get(n, "host"));
+		humanfmt_time(json_number_value(json_object_get(n, "started")), started,
+		              sizeof started);
+		printf("  node %" JSON_INTEGER_FORMAT "  %s  pid %" JSON_INTEGER_FORMAT
+		       "  started %s  running %" JSON_INTEGER_FORMAT "%s\n",
+		       json_integer_value(id), host ? host : "?",
+		       json_integer_value(json_object_get(n, "pid")), started,
+		       json_integer_value(json_object_get(n, "running")),
+		       json_equal(id, self) ? "  (this daemon)" : "");
+	}
+}

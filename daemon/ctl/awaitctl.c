@@ -84,7 +84,9 @@ static int ctl_status(const struct client_opts *o, json_t *result)
 		json_decref(copy);
 		return ctl_print_kv(result, 0);
 	}
+	json_object_del(copy, "nodes"); /* a table of their own, below */
 	rc = ctl_print_kv(copy, 0);
+	ctl_print_nodes(json_object_get(result, "nodes"), json_object_get(result, "epoch"));
 	free(counts);
 	json_decref(copy);
 	return rc;

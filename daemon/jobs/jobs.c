@@ -129,6 +129,17 @@ void jobs_kick(struct jobs *j)
 	jobs_dispatch_soon(j);
 }
 
+/* Another daemon sharing the database announced work or an outcome (PostgreSQL). */
+static void woken(void *arg, enum store_wake what, const char *payload)
+{
+	if (what == STORE_WAKE_DONE)
+		jobs_wait_wake(arg, strtoll(payload, NULL, 10)); /* waiters here read it */
+	else if (payload && *payload)
+		jobs_wake_name(arg, payload);
+	else
+		jobs_kick(arg);
+}
+
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct jobs *j = arg;
@@ -460,6 +471,7 @@ struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, s
 	}
 	j->runner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	db_set_store(L, st, j, &lua_ops);
+	store_set_wake(st, woken, j);
 	j->kick_ev = evtimer_new(env->base, kick_cb, j);
 	j->poll_ev = sched_timer_new(env->s, poll_cb, j);
 	j->prune_ev = sched_timer_new(env->s, prune_cb, j);

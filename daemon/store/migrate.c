@@ -18,23 +18,36 @@
 
 #define MIGRATE_MAX_BYTES (16 * 1024 * 1024)
 
-/* The version of a file named NNNN_name.sql, or -1 if the name does not match. */
-static int64_t file_version(const char *name)
+/*
+ * The version of a file named NNNN_name.sql or NNNN_name.pg.sql (*pg set to
+ * 1 for the latter, PostgreSQL's version of it), or -1 if the name does
+ * not match.
+ */
+static int64_t file_version_pg(const char *name, int *pg)
 {
 	const char *p = name;
 	int64_t v = 0;
-	size_t len = strlen(name), digits = 0;
+	size_t len = strlen(name), digits = 0, ext;
 
 	while (isdigit((unsigned char)*p) && digits < 15) {
 		v = v * 10 + (*p++ - '0');
 		digits++;
 	}
-	if (digits < 4 || *p++ != '_' || len < 5 || strcmp(name + len - 4, ".sql") != 0)
+	*pg = len > 7 && strcmp(name + len - 7, ".pg.sql") == 0;
+	ext = *pg ? 7 : 4;
+	if (digits < 4 || *p++ != '_' || len < ext + 1 || strcmp(name + len - 4, ".sql") != 0)
 		return -1;
-	for (; p < name + len - 4; p++)
+	for (; p < name + len - ext; p++)
 		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
 			return -1;
 	return p > name + digits + 1 ? v : -1; /* a name after the '_' */
+}
+
+static int64_t file_version(const char *name)
+{
+	int pg;
+
+	return file_version_pg(name, &pg);
 }
 
 static int only_migrations(const struct dirent *e)
@@ -50,7 +63,7 @@ static int by_version(const struct dirent **a, const struct dirent **b)
 }
 
 /* Read a whole file into a malloc'd NUL-terminated string, or NULL with err. */
-static char *slurp(const char *path, char *err, size_t errlen)
+char *migrate_read(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -144,7 +157,7 @@ static int apply_one(sqlite3 *db, const char *path, const char *name, int64_t v,
                      char *err, size_t errlen)
 {
 	sqlite3_stmt *st = NULL;
-	char *sql = slurp(path, err, errlen);
+	char *sql = migrate_read(path, err, errlen);
 	int rc = -1;
 
 	if (!sql)
@@ -178,46 +191,92 @@ out:
 	return rc;
 }
 
-int migrate_apply(sqlite3 *db, const char *dir, int64_t now_ms, char *err, size_t errlen)
+int migrate_list(const char *dir, int for_pg, struct migration **out, char *err, size_t errlen)
 {
 	struct dirent **list = NULL;
-	int n, i, rc = -1, count = 0;
+	struct migration *m = NULL;
+	int n, i, count = 0;
 
-	if (migrate_version(db, err, errlen) < 0)
-		return -1;
+	*out = NULL;
 	n = scandir(dir, &list, only_migrations, by_version);
 	if (n < 0) {
 		errbuf_set(err, errlen, "migrations directory %s: %s", dir, strerror(errno));
 		return -1;
 	}
-	for (i = 0; i < n; i++) {
+	m = calloc((size_t)n + 1, sizeof *m);
+	if (!m) {
+		errbuf_set(err, errlen, "out of memory");
+		count = -1;
+	}
+	for (i = 0; i < n && count >= 0; i++) {
 		const char *name = list[i]->d_name;
-		int64_t v = file_version(name);
-		char path[4096];
+		int pg, prev_pg = 0;
+		int64_t v = file_version_pg(name, &pg);
+		struct migration *last = count ? &m[count - 1] : NULL;
+
+		if (pg && !for_pg)
+			continue;
+		if (last && last->version == v) {
+			size_t stem = strlen(name) - (pg ? 7 : 4);
+			file_version_pg(last->file, &prev_pg);
+			if (pg != prev_pg && strlen(last->name) == stem + 4 &&
+			    !strncmp(name, last->name, stem)) {
+				/* NNNN_x.pg.sql beside NNNN_x.sql: PostgreSQL's version of it */
+				if (pg)
+					snprintf(last->file, sizeof last->file, "%s", name);
+				continue;
+			}
+			errbuf_set(err, errlen, "%s/%s and %s/%s have the same number", dir,
+			           last->file, dir, name);
+			count = -1;
+			break;
+		}
+		m[count].version = v;
+		snprintf(m[count].file, sizeof m[count].file, "%s", name);
+		if (pg) /* recorded under the name of the .sql it stands for */
+			snprintf(m[count].name, sizeof m[count].name, "%.*s.sql",
+			         (int)(strlen(name) - 7), name);
+		else
+			snprintf(m[count].name, sizeof m[count].name, "%s", name);
+		count++;
+	}
+	for (i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+	if (count < 0) {
+		free(m);
+		return -1;
+	}
+	*out = m;
+	return count;
+}
+
+int migrate_apply(sqlite3 *db, const char *dir, int64_t now_ms, char *err, size_t errlen)
+{
+	struct migration *list = NULL;
+	int n, i, rc = -1, count = 0;
+
+	if (migrate_version(db, err, errlen) < 0)
+		return -1;
+	n = migrate_list(dir, 0, &list, err, errlen);
+	if (n < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		char path[4096 + 300];
 		int a;
 
-		if (i + 1 < n && file_version(list[i + 1]->d_name) == v) {
-			errbuf_set(err, errlen, "%s/%s and %s/%s have the same number", dir, name,
-			           dir, list[i + 1]->d_name);
-			goto out;
-		}
-		if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) {
-			errbuf_set(err, errlen, "%s/%s: path too long", dir, name);
-			goto out;
-		}
-		a = applied(db, v, err, errlen);
+		snprintf(path, sizeof path, "%s/%s", dir, list[i].file);
+		a = applied(db, list[i].version, err, errlen);
 		if (a < 0)
 			goto out;
 		if (a)
 			continue;
-		if (apply_one(db, path, name, v, now_ms, err, errlen) < 0)
+		if (apply_one(db, path, list[i].name, list[i].version, now_ms, err, errlen) < 0)
 			goto out;
 		count++;
 	}
 	rc = count;
 out:
-	for (i = 0; i < n; i++)
-		free(list[i]);
 	free(list);
 	return rc;
 }

@@ -3,6 +3,7 @@
  *
  * A migration is a file DIR/NNNN_name.sql (four or more digits, then
  * '_', letters, digits, '_' or '-'), applied once, in the order of NNNN,
+ * with NNNN_name.pg.sql beside it as its PostgreSQL version (pg-migrate.c),
  * each in its own transaction together with its row in
  * schema_migrations(version, name, applied_at). Files that do not match
  * the pattern are ignored; two files with one number are an error.
@@ -14,6 +15,24 @@
 #include <stdint.h>
 
 #include <sqlite3.h>
+
+/* One migration file, in the order they apply. */
+struct migration {
+	int64_t version;
+	char file[256]; /* the file to run: NNNN_name.sql, or NNNN_name.pg.sql */
+	char name[256]; /* the name recorded in schema_migrations: NNNN_name.sql */
+};
+
+/*
+ * The migrations of dir by version (*out malloc'd). for_pg: a
+ * NNNN_name.pg.sql beside NNNN_name.sql replaces it (PostgreSQL's version),
+ * and one alone is a migration of PostgreSQL only; else .pg.sql files are
+ * ignored. Returns the count, or -1 with err (two files with one number).
+ */
+int migrate_list(const char *dir, int for_pg, struct migration **out, char *err, size_t errlen);
+
+/* A migration file's text (malloc'd, NUL-terminated), or NULL with err. */
+char *migrate_read(const char *path, char *err, size_t errlen);
 
 /*
  * Apply the pending migrations of dir to db (not inside a transaction).

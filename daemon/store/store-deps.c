@@ -32,7 +32,7 @@ static char *dep_error(int64_t parent, const char *state)
 	return text;
 }
 
-int store_deps_state(struct store *st, struct store_req *r, const char **state, char **error)
+int store_deps_state(struct sqlstore *st, struct store_req *r, const char **state, char **error)
 {
 	sqlite3_stmt *s = store_stmt(&st->w, "SELECT state FROM jobs WHERE id = ?", r);
 	int waits = 0;
@@ -70,7 +70,7 @@ int store_deps_state(struct store *st, struct store_req *r, const char **state, 
 	return 0;
 }
 
-int store_deps_link(struct store *st, struct store_req *r, int64_t id)
+int store_deps_link(struct sqlstore *st, struct store_req *r, int64_t id)
 {
 	sqlite3_stmt *s = store_stmt(
 	    &st->w, "INSERT OR IGNORE INTO awaitd_deps (job_id, after_id) VALUES (?, ?)", r);
@@ -100,7 +100,7 @@ static int settled(struct store_req *r, int64_t id)
 }
 
 /* Cancel the blocked dependents of parent (which ended state), then theirs. */
-static int cancel_down(struct store *st, struct store_req *r, int64_t parent, const char *state)
+static int cancel_down(struct sqlstore *st, struct store_req *r, int64_t parent, const char *state)
 {
 	int64_t *below = NULL;
 	size_t n = 0, cap = 0;
@@ -155,7 +155,7 @@ static int cancel_down(struct store *st, struct store_req *r, int64_t parent, co
 	return rc;
 }
 
-int store_deps_resolve(struct store *st, struct store_req *r, int64_t parent, const char *state)
+int store_deps_resolve(struct sqlstore *st, struct store_req *r, int64_t parent, const char *state)
 {
 	sqlite3_stmt *s;
 
@@ -183,7 +183,7 @@ int store_deps_resolve(struct store *st, struct store_req *r, int64_t parent, co
 	return 0;
 }
 
-int store_deps_retry(struct store *st, struct store_req *r)
+int store_deps_retry(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "SELECT a.id, a.state FROM awaitd_deps d JOIN jobs a"
@@ -209,7 +209,7 @@ int store_deps_retry(struct store *st, struct store_req *r)
 	return rc == SQLITE_DONE ? 0 : store_fail_db(&st->w, r, "reading what the job waits for");
 }
 
-int store_deps_reblock(struct store *st, struct store_req *r)
+int store_deps_reblock(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "UPDATE jobs SET state = 'blocked' WHERE id = ?1 AND"

@@ -47,7 +47,7 @@
 #include "errbuf.h"
 #include "store-int.h"
 
-static void checkpoint(struct store *st)
+static void checkpoint(struct sqlstore *st)
 {
 	int log = 0, done = 0;
 
@@ -62,7 +62,7 @@ static void checkpoint(struct store *st)
 
 static void *flush_main(void *arg)
 {
-	struct store *st = arg;
+	struct sqlstore *st = arg;
 
 	for (;;) {
 		struct store_req *list;
@@ -107,7 +107,7 @@ static void *flush_main(void *arg)
 /* The writer's WAL hook (loop thread, after each commit): time to checkpoint? */
 static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
 {
-	struct store *st = arg;
+	struct sqlstore *st = arg;
 
 	(void)db;
 	(void)name;
@@ -120,7 +120,7 @@ static int on_wal(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
-int store_flush_start(struct store *st, char *err, size_t errlen)
+int store_flush_start(struct sqlstore *st, char *err, size_t errlen)
 {
 	char sql[64];
 
@@ -167,7 +167,7 @@ int store_flush_start(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
-void store_flush_hand(struct store *st, struct store_req *head)
+void store_flush_hand(struct sqlstore *st, struct store_req *head)
 {
 	if (!head)
 		return;
@@ -177,7 +177,7 @@ void store_flush_hand(struct store *st, struct store_req *head)
 	pthread_mutex_unlock(&st->fmu);
 }
 
-void store_flush_stop(struct store *st)
+void store_flush_stop(struct sqlstore *st)
 {
 	if (st->fthread_on) {
 		pthread_mutex_lock(&st->fmu);

@@ -29,7 +29,7 @@
 
 #include <event2/event.h>
 
-#include "store.h"
+#include "store-drv.h"
 
 #define STMT_CACHE    64   /* prepared statements kept */
 #define DEAD_TX       64   /* timed-out transactions remembered */
@@ -49,7 +49,7 @@ struct stmt_slot {
  * Only the thread that owns it touches it.
  */
 struct store_conn {
-	struct store *st; /* for the limits in st->cfg and the open user tx */
+	struct sqlstore *st; /* for the limits in st->cfg and the open user tx */
 	sqlite3 *db;
 	int reader;            /* a reader's: statements that may write go to the writer */
 	int user_sql;          /* running application SQL: the authorizer's rules apply */
@@ -62,7 +62,8 @@ struct store_conn {
 	uint64_t stmt_clock;
 };
 
-struct store {
+struct sqlstore {
+	struct store drv; /* first: store-api.c calls through drv.ops (store-drv.h) */
 	struct store_config cfg;
 	char *path, *migrations_dir, *synchronous;
 	struct store_conn w; /* the writer's connection, on the loop thread */
@@ -123,27 +124,27 @@ struct store {
 /* ---- store.c --------------------------------------------------------------- */
 
 /* The database handle of st. */
-sqlite3 *store_db(struct store *st);
+sqlite3 *store_db(struct sqlstore *st);
 
 /* A new lease, unique across epochs. */
-int64_t store_new_lease(struct store *st);
+int64_t store_new_lease(struct sqlstore *st);
 
 /* Release a list of answers to the loop (any thread; wakes it if needed). */
-void store_answer_list(struct store *st, struct store_req *head);
+void store_answer_list(struct sqlstore *st, struct store_req *head);
 
 /* A reader hands r on to the writer (a reader's thread; the loop is woken). */
-void store_hand_to_writer(struct store *st, struct store_req *r);
+void store_hand_to_writer(struct sqlstore *st, struct store_req *r);
 
 /* ---- store-read.c ---------------------------------------------------------- */
 
 /* Open the reader connections and start their threads. Returns 0, or -1 with err. */
-int store_read_start(struct store *st, char *err, size_t errlen);
+int store_read_start(struct sqlstore *st, char *err, size_t errlen);
 
 /* Queue an application statement outside a transaction for the readers (loop thread). */
-void store_read_submit(struct store *st, struct store_req *r);
+void store_read_submit(struct sqlstore *st, struct store_req *r);
 
 /* Stop the statements that run, answer what is queued "stopping", join, close. */
-void store_read_stop(struct store *st);
+void store_read_stop(struct sqlstore *st);
 
 /* ---- store-flush.c --------------------------------------------------------- */
 
@@ -152,21 +153,15 @@ void store_read_stop(struct store *st);
  * checkpoint connection, the WAL file when synchronous = full, the writer's
  * WAL hook. Returns 0, or -1 with err; store_flush_stop undoes either.
  */
-int store_flush_start(struct store *st, char *err, size_t errlen);
+int store_flush_start(struct sqlstore *st, char *err, size_t errlen);
 
 /* Loop thread: the answers of a batch just committed, released after the next fdatasync. */
-void store_flush_hand(struct store *st, struct store_req *head);
+void store_flush_hand(struct sqlstore *st, struct store_req *head);
 
 /* After the writer's last commit: sync and answer what is handed, stop, close. */
-void store_flush_stop(struct store *st);
+void store_flush_stop(struct sqlstore *st);
 
 /* ---- store-req.c ----------------------------------------------------------- */
-
-/* Append the chain at head (NULL-ended) to the list first..last. */
-void store_list_append(struct store_req **first, struct store_req **last, struct store_req *head);
-
-/* Take the first request off the list first..last (its next cleared); NULL when empty. */
-struct store_req *store_list_pop(struct store_req **first, struct store_req **last);
 
 /* Fail r with SQLite's message for what. Returns -1. */
 int store_fail_db(struct store_conn *c, struct store_req *r, const char *what);
@@ -179,7 +174,7 @@ int store_fail_db(struct store_conn *c, struct store_req *r, const char *what);
  * NULL). Returns 0, or -1 with err; st->db and st->lock_fd, when set, are
  * for store_close to release.
  */
-int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen);
+int store_open_db(struct sqlstore *st, int64_t *requeued, char *err, size_t errlen);
 
 /*
  * Open a connection to path with the boundary of store-sql.c (authorizer,
@@ -231,26 +226,26 @@ int store_run_sql(struct store_conn *c, struct store_req *r);
 /* ---- store-tx.c ------------------------------------------------------------ */
 
 /* The journal for (job, seq, name): 1 found (r->out_text), 0 none, -1 error. */
-int store_journal_get(struct store *st, struct store_req *r);
+int store_journal_get(struct sqlstore *st, struct store_req *r);
 
 /* Journal r's step of the given kind ("step", "tx"). Returns 0 or -1 (r->err set). */
-int store_journal_put(struct store *st, struct store_req *r, const char *kind);
+int store_journal_put(struct sqlstore *st, struct store_req *r, const char *kind);
 
 /* 1 when tx timed out and was rolled back (forget: drop it from the list), else 0. */
-int store_tx_is_dead(struct store *st, int64_t tx, int forget);
+int store_tx_is_dead(struct sqlstore *st, int64_t tx, int forget);
 
 /* Roll the open user transaction back (its owner is late or gone). */
-void store_tx_abandon(struct store *st);
+void store_tx_abandon(struct sqlstore *st);
 
 /* 1 when r names a user transaction that is not open (r answered at once), else 0. */
-int store_tx_gone(struct store *st, struct store_req *r);
+int store_tx_gone(struct sqlstore *st, struct store_req *r);
 
 /* TX_BEGIN / TX_END of r. Return 1 when r is answered at once, 0 after the commit. */
-int store_tx_begin(struct store *st, struct store_req *r);
-int store_tx_end(struct store *st, struct store_req *r);
+int store_tx_begin(struct sqlstore *st, struct store_req *r);
+int store_tx_end(struct sqlstore *st, struct store_req *r);
 
 /* ---- store-views.c: GET, LIST, COUNTS, SPANS (0 or -1 with r->err) ---- */
-int store_view(struct store *st, struct store_req *r);
+int store_view(struct sqlstore *st, struct store_req *r);
 
 /* ---- store-jobs.c ---------------------------------------------------------- */
 
@@ -261,26 +256,26 @@ int store_view(struct store *st, struct store_req *r);
 	" wait_for, wait_until, cancelling, progress, progress_msg"
 
 /* Execute one job operation (every op but SQL and TX_*). Returns 0 or -1 (r->err set). */
-int store_jobs_exec(struct store *st, struct store_req *r);
+int store_jobs_exec(struct sqlstore *st, struct store_req *r);
 
 /* Append job r->id's row to r->jobs (none when there is no such job). Returns rows or -1. */
-int store_job_get(struct store *st, struct store_req *r);
+int store_job_get(struct sqlstore *st, struct store_req *r);
 
 /* Run a statement that returns no rows; r->changed gets the count. 0 or -1. */
-int store_run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what);
+int store_run_done(struct sqlstore *st, sqlite3_stmt *s, struct store_req *r, const char *what);
 
 /*
  * Step s (JOB_COLS, then optionally has_steps and the limit keys) to the
  * end, appending each row to r->jobs. Returns rows read or -1.
  */
-int store_read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what);
+int store_read_jobs(struct sqlstore *st, sqlite3_stmt *s, struct store_req *r, const char *what);
 
 /*
  * Lease r->jobs[from..] to this claim (running, attempt counted, started
  * now). A claim of several passes marks each pass's jobs at once, so the
  * next pass cannot read them again.
  */
-int store_claim_mark(struct store *st, struct store_req *r, size_t from);
+int store_claim_mark(struct sqlstore *st, struct store_req *r, size_t from);
 
 /* ---- store-limits.c ------------------------------------------------------------ */
 
@@ -289,14 +284,14 @@ int store_claim_mark(struct store *st, struct store_req *r, size_t from);
  * (paused: a JSON array of them, or NULL; until: when the first timed
  * pause ends, 0 none).
  */
-int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, int64_t until);
+int store_claim_limited(struct sqlstore *st, struct store_req *r, json_t *paused, int64_t until);
 
 /*
  * The pauses of r->name in force at r->now: 1 when the whole script is
  * paused, else 0 with the paused keys in *keys (a new JSON array, NULL
  * when none); *until: the first end of a timed one (0 none). -1 on error.
  */
-int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_t *until);
+int store_pauses_of(struct sqlstore *st, struct store_req *r, json_t **keys, int64_t *until);
 
 /* ---- store-deps.c: jobs enqueued after others ---- */
 
@@ -305,41 +300,41 @@ int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_
  * state: "queued" (all succeeded), "cancelled" with *error (malloc'd: one
  * ended dead or cancelled) or "blocked". 0 or -1.
  */
-int store_deps_state(struct store *st, struct store_req *r, const char **state, char **error);
+int store_deps_state(struct sqlstore *st, struct store_req *r, const char **state, char **error);
 
 /* Record that job id waits for each of r->after. 0 or -1. */
-int store_deps_link(struct store *st, struct store_req *r, int64_t id);
+int store_deps_link(struct sqlstore *st, struct store_req *r, int64_t id);
 
 /*
  * RETRY of job r->id: refused (invalid, naming it) while one of the jobs it
  * waits for is dead or cancelled. 0 or -1.
  */
-int store_deps_retry(struct store *st, struct store_req *r);
+int store_deps_retry(struct sqlstore *st, struct store_req *r);
 
 /* After that RETRY queued it: blocked again while its jobs have not all succeeded. 0 or -1. */
-int store_deps_reblock(struct store *st, struct store_req *r);
+int store_deps_reblock(struct sqlstore *st, struct store_req *r);
 
 /*
  * Job parent reached state: settle its blocked dependents (r->deps counts
  * them; the ones it made final are in r->settled). 0 or -1.
  */
-int store_deps_resolve(struct store *st, struct store_req *r, int64_t parent, const char *state);
+int store_deps_resolve(struct sqlstore *st, struct store_req *r, int64_t parent, const char *state);
 
 /* STORE_PAUSE, STORE_PAUSES and STORE_WHY. */
-int store_pause(struct store *st, struct store_req *r);
-int store_pauses(struct store *st, struct store_req *r);
-int store_why(struct store *st, struct store_req *r);
+int store_pause(struct sqlstore *st, struct store_req *r);
+int store_pauses(struct sqlstore *st, struct store_req *r);
+int store_why(struct sqlstore *st, struct store_req *r);
 
 /* ---- store-waits.c: durable waits and signals (each 0 or -1 with r->err) ---- */
 
 /* FINISH to "waiting": park the job's running attempt at its wait. */
-int store_park(struct store *st, struct store_req *r);
+int store_park(struct sqlstore *st, struct store_req *r);
 
 /* STORE_WAIT, STORE_SIGNAL (store.h). */
-int store_wait(struct store *st, struct store_req *r);
-int store_signal(struct store *st, struct store_req *r);
+int store_wait(struct sqlstore *st, struct store_req *r);
+int store_signal(struct sqlstore *st, struct store_req *r);
 
 /* CANCEL of a waiting job r->jobs[0]: mark it cancelling, ready now (changed 2). */
-int store_wait_cancel(struct store *st, struct store_req *r);
+int store_wait_cancel(struct sqlstore *st, struct store_req *r);
 
 #endif

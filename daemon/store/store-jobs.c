@@ -73,7 +73,7 @@ static void read_job(sqlite3_stmt *s, struct store_job *j)
 		j->limit_keys[i] = store_col_text(s, 24 + i); /* a limited claim's */
 }
 
-int store_read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what)
+int store_read_jobs(struct sqlstore *st, sqlite3_stmt *s, struct store_req *r, const char *what)
 {
 	size_t cap = r->njobs;
 	int rc, n = 0;
@@ -99,7 +99,7 @@ int store_read_jobs(struct store *st, sqlite3_stmt *s, struct store_req *r, cons
 	return n;
 }
 
-int store_run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, const char *what)
+int store_run_done(struct sqlstore *st, sqlite3_stmt *s, struct store_req *r, const char *what)
 {
 	int rc = sqlite3_step(s);
 
@@ -110,7 +110,7 @@ int store_run_done(struct store *st, sqlite3_stmt *s, struct store_req *r, const
 	return 0;
 }
 
-int store_job_get(struct store *st, struct store_req *r)
+int store_job_get(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w, "SELECT " JOB_COLS " FROM jobs WHERE id = ?", r);
 
@@ -120,7 +120,7 @@ int store_job_get(struct store *st, struct store_req *r)
 	return store_read_jobs(st, s, r, "reading the job");
 }
 
-static int op_enqueue(struct store *st, struct store_req *r)
+static int op_enqueue(struct sqlstore *st, struct store_req *r)
 {
 	const char *state = "queued";
 	char *error = NULL;
@@ -181,7 +181,7 @@ static int op_enqueue(struct store *st, struct store_req *r)
  * statements instead of UPDATE ... IN (SELECT) RETURNING, which builds two
  * ephemeral tables per claim; the batch transaction makes them atomic.
  */
-static int op_claim(struct store *st, struct store_req *r)
+static int op_claim(struct sqlstore *st, struct store_req *r)
 {
 	json_t *paused = NULL;
 	int64_t until = 0;
@@ -218,7 +218,7 @@ static int op_claim(struct store *st, struct store_req *r)
 	return store_claim_mark(st, r, 0);
 }
 
-int store_claim_mark(struct store *st, struct store_req *r, size_t from)
+int store_claim_mark(struct sqlstore *st, struct store_req *r, size_t from)
 {
 	int64_t lease = store_new_lease(st);
 	/* a job that waited continues its attempt: not counted again */
@@ -236,7 +236,7 @@ int store_claim_mark(struct store *st, struct store_req *r, size_t from)
 		struct store_job *j = &r->jobs[i];
 		char *state = strdup("running");
 		sqlite3_bind_int64(s, 1, lease);
-		sqlite3_bind_int64(s, 2, store_epoch(st));
+		sqlite3_bind_int64(s, 2, st->epoch);
 		sqlite3_bind_int64(s, 3, r->now);
 		sqlite3_bind_int64(s, 4, j->id);
 		if (store_run_done(st, s, r, "claiming a job") < 0) {
@@ -257,7 +257,7 @@ int store_claim_mark(struct store *st, struct store_req *r, size_t from)
 	return 0;
 }
 
-static int op_finish(struct store *st, struct store_req *r)
+static int op_finish(struct sqlstore *st, struct store_req *r)
 {
 	int ok = strcmp(r->name, "succeeded") == 0, terminal = strcmp(r->name, "failed") != 0;
 	sqlite3_stmt *s =
@@ -290,7 +290,7 @@ static int op_finish(struct store *st, struct store_req *r)
 	return r->changed && terminal ? store_deps_resolve(st, r, r->id, r->name) : 0;
 }
 
-static int op_requeue(struct store *st, struct store_req *r)
+static int op_requeue(struct sqlstore *st, struct store_req *r)
 {
 	/* a run that continued a wait goes back to waiting, ready: its attempt goes on */
 	sqlite3_stmt *s =
@@ -310,7 +310,7 @@ static int op_requeue(struct store *st, struct store_req *r)
 }
 
 /* CANCEL and RETRY: one guarded update returning the row, else the row as it is. */
-static int op_transition(struct store *st, struct store_req *r, const char *sql)
+static int op_transition(struct sqlstore *st, struct store_req *r, const char *sql)
 {
 	sqlite3_stmt *s = store_stmt(&st->w, sql, r);
 	int n;
@@ -331,7 +331,7 @@ static int op_transition(struct store *st, struct store_req *r, const char *sql)
  * waiting one is marked cancelling and made ready (changed 2): its run
  * replays to the wait and is cancelled there, so its <close> handlers run.
  */
-static int op_cancel(struct store *st, struct store_req *r)
+static int op_cancel(struct sqlstore *st, struct store_req *r)
 {
 	if (op_transition(st, r,
 	                  "UPDATE jobs SET state = 'cancelled', finished_at = ?2, lease = NULL,"
@@ -346,7 +346,7 @@ static int op_cancel(struct store *st, struct store_req *r)
 	return store_wait_cancel(st, r);
 }
 
-static int op_next_due(struct store *st, struct store_req *r)
+static int op_next_due(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "SELECT min(run_at) FROM jobs WHERE (state = 'queued'"
@@ -366,7 +366,7 @@ static int op_next_due(struct store *st, struct store_req *r)
 	           : store_fail_db(&st->w, r, "finding the next due job");
 }
 
-static int op_schedule(struct store *st, struct store_req *r)
+static int op_schedule(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s =
 	    store_stmt(&st->w, "SELECT expr, next_at FROM schedules WHERE name = ?", r);
@@ -398,7 +398,7 @@ static int op_schedule(struct store *st, struct store_req *r)
 	return 0;
 }
 
-static int op_fire(struct store *st, struct store_req *r)
+static int op_fire(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(
 	    &st->w, "UPDATE schedules SET next_at = ?1 WHERE name = ?2 AND next_at = ?3", r);
@@ -421,7 +421,7 @@ static int op_fire(struct store *st, struct store_req *r)
 }
 
 /* Fenced by lease: the progress of an attempt that is over changes nothing. */
-static int op_progress(struct store *st, struct store_req *r)
+static int op_progress(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "UPDATE jobs SET progress = ?1, progress_msg = ?2"
@@ -437,7 +437,7 @@ static int op_progress(struct store *st, struct store_req *r)
 	return store_run_done(st, s, r, "recording the job's progress");
 }
 
-static int op_prune(struct store *st, struct store_req *r)
+static int op_prune(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s =
 	    store_stmt(&st->w,
@@ -454,7 +454,7 @@ static int op_prune(struct store *st, struct store_req *r)
 }
 
 /* RETRY: failed, dead or cancelled to queued (blocked again while its jobs are not done). */
-static int op_retry(struct store *st, struct store_req *r)
+static int op_retry(struct sqlstore *st, struct store_req *r)
 {
 	if (st->has_deps && store_deps_retry(st, r) < 0)
 		return -1;
@@ -474,8 +474,8 @@ static int op_retry(struct store *st, struct store_req *r)
  * Only for the ops that may write more than once: the plain paths of the
  * hot loop (W5) pay nothing.
  */
-static int atomic(struct store *st, struct store_req *r,
-                  int (*op)(struct store *st, struct store_req *r))
+static int atomic(struct sqlstore *st, struct store_req *r,
+                  int (*op)(struct sqlstore *st, struct store_req *r))
 {
 	if (store_exec(&st->w, "SAVEPOINT awaitd_op") < 0)
 		return store_fail_db(&st->w, r, "opening the operation's savepoint");
@@ -490,7 +490,7 @@ static int atomic(struct store *st, struct store_req *r,
 }
 
 /* Does this claim go beyond one SELECT and its UPDATEs (limits, fairness, pauses)? */
-static int claim_is_complex(const struct store *st, const struct store_req *r)
+static int claim_is_complex(const struct sqlstore *st, const struct store_req *r)
 {
 	int complex = r->flag || st->has_pauses;
 
@@ -499,7 +499,7 @@ static int claim_is_complex(const struct store *st, const struct store_req *r)
 	return complex;
 }
 
-int store_jobs_exec(struct store *st, struct store_req *r)
+int store_jobs_exec(struct sqlstore *st, struct store_req *r)
 {
 	switch (r->op) {
 	case STORE_ENQUEUE:

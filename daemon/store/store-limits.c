@@ -106,7 +106,7 @@ static int has_room(struct counts *c, const struct store_req *r, const struct st
 }
 
 /* Count job as started now under its limits (and log its rate-limited starts). */
-static int take(struct store *st, struct store_req *r, struct counts *c,
+static int take(struct sqlstore *st, struct store_req *r, struct counts *c,
                 const struct store_job *job)
 {
 	for (int slot = 0; slot < 2 * STORE_MAX_LIMITS; slot++) {
@@ -134,7 +134,7 @@ static int take(struct store *st, struct store_req *r, struct counts *c,
 }
 
 /* Each rate limit's starts in its window (older ones pruned), by value. */
-static int count_starts(struct store *st, struct store_req *r, struct counts *c)
+static int count_starts(struct sqlstore *st, struct store_req *r, struct counts *c)
 {
 	for (int i = 0; i < STORE_MAX_LIMITS; i++) {
 		sqlite3_stmt *s;
@@ -173,7 +173,7 @@ static int count_starts(struct store *st, struct store_req *r, struct counts *c)
 }
 
 /* The running jobs of r->name counted by their limit values. */
-static int count_running(struct store *st, struct store_req *r, struct counts *c)
+static int count_running(struct sqlstore *st, struct store_req *r, struct counts *c)
 {
 	sqlite3_stmt *s =
 	    store_stmt(&st->w,
@@ -214,7 +214,7 @@ static char *full_keys(const struct counts *c, const struct store_req *r, int li
 }
 
 /* One pass: read up to want candidates without the full keys, take those with room. */
-static int pass(struct store *st, struct store_req *r, struct counts *c, json_t *paused,
+static int pass(struct sqlstore *st, struct store_req *r, struct counts *c, json_t *paused,
                 const char *pausedtext, int64_t want, int *took)
 {
 	sqlite3_stmt *s = store_stmt(
@@ -274,7 +274,7 @@ static int pass(struct store *st, struct store_req *r, struct counts *c, json_t 
 
 /* The first value of fair_key after `after` (NULL: the first of all) with jobs waiting to
  * run; NULL when there is none (malloc'd), or *rc = -1 on error. */
-static char *fair_next(struct store *st, struct store_req *r, const char *after, int *rc)
+static char *fair_next(struct sqlstore *st, struct store_req *r, const char *after, int *rc)
 {
 	/* min() over the partial index jobs_fair: a seek per value, however many jobs */
 	sqlite3_stmt *s = store_stmt(
@@ -303,7 +303,7 @@ static char *fair_next(struct store *st, struct store_req *r, const char *after,
 }
 
 /* ... wrapping round to the first (*wrapped then set). */
-static char *fair_after(struct store *st, struct store_req *r, const char *after, int *rc,
+static char *fair_after(struct sqlstore *st, struct store_req *r, const char *after, int *rc,
                         int *wrapped)
 {
 	char *v = fair_next(st, r, after, rc);
@@ -331,7 +331,7 @@ static char *fair_after(struct store *st, struct store_req *r, const char *after
 	" AND (fair_key IS NULL OR fair_key NOT IN (SELECT value FROM json_each(?8)))"             \
 	" ORDER BY priority DESC, run_at, id LIMIT 1"
 
-static int fair_head(struct store *st, struct store_req *r, struct counts *c, json_t *paused,
+static int fair_head(struct sqlstore *st, struct store_req *r, struct counts *c, json_t *paused,
                      const char *pausedtext, const char *key)
 {
 	/* key NULL: the jobs without a value (enqueued before fair_by was set) take a turn */
@@ -382,7 +382,7 @@ static int fair_head(struct store *st, struct store_req *r, struct counts *c, js
  * round takes none. 10 jobs of a small tenant enqueued behind 5,000 of a
  * big one start within the next rounds, not after the 5,000.
  */
-static int fair_claim(struct store *st, struct store_req *r, struct counts *c, json_t *paused,
+static int fair_claim(struct sqlstore *st, struct store_req *r, struct counts *c, json_t *paused,
                       const char *pausedtext)
 {
 	sqlite3_stmt *s = store_stmt(&st->w, "SELECT last_key FROM awaitd_fair WHERE name = ?", r);
@@ -446,7 +446,7 @@ static int fair_claim(struct store *st, struct store_req *r, struct counts *c, j
 	return rc;
 }
 
-int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, int64_t until)
+int store_claim_limited(struct sqlstore *st, struct store_req *r, json_t *paused, int64_t until)
 {
 	struct counts c = {NULL, 0, 0};
 	int rc = count_running(st, r, &c), read = 1;
@@ -483,7 +483,7 @@ int store_claim_limited(struct store *st, struct store_req *r, json_t *paused, i
 	return rc < 0 ? -1 : 0; /* each pass marked what it took */
 }
 
-int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_t *until)
+int store_pauses_of(struct sqlstore *st, struct store_req *r, json_t **keys, int64_t *until)
 {
 	sqlite3_stmt *s;
 	int rc, whole = 0;
@@ -523,7 +523,7 @@ int store_pauses_of(struct store *st, struct store_req *r, json_t **keys, int64_
 	return whole;
 }
 
-int store_pause(struct store *st, struct store_req *r)
+int store_pause(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s =
 	    store_stmt(&st->w,
@@ -543,7 +543,7 @@ int store_pause(struct store *st, struct store_req *r)
 	return store_run_done(st, s, r, r->flag ? "pausing" : "resuming");
 }
 
-int store_pauses(struct store *st, struct store_req *r)
+int store_pauses(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(
 	    &st->w, "DELETE FROM awaitd_pauses WHERE until IS NOT NULL AND until <= ?", r);

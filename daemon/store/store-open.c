@@ -33,7 +33,7 @@ void store_config_defaults(struct store_config *cfg)
 	cfg->max_batch = 4096;
 }
 
-static int lock_dir(struct store *st, char *err, size_t errlen)
+static int lock_dir(struct sqlstore *st, char *err, size_t errlen)
 {
 	char *copy = strdup(st->path);
 	const char *dir;
@@ -58,7 +58,8 @@ static int lock_dir(struct store *st, char *err, size_t errlen)
 	return rc;
 }
 
-static int open_exec(struct store *st, const char *sql, const char *what, char *err, size_t errlen)
+static int open_exec(struct sqlstore *st, const char *sql, const char *what, char *err,
+                     size_t errlen)
 {
 	if (sqlite3_exec(st->w.db, sql, NULL, NULL, NULL) == SQLITE_OK)
 		return 0;
@@ -67,7 +68,7 @@ static int open_exec(struct store *st, const char *sql, const char *what, char *
 }
 
 /* Whether table holds a row (0 too when it does not exist: an older schema). */
-static int has_rows(struct store *st, const char *table)
+static int has_rows(struct sqlstore *st, const char *table)
 {
 	char sql[96];
 	sqlite3_stmt *s;
@@ -82,7 +83,7 @@ static int has_rows(struct store *st, const char *table)
 }
 
 /* New epoch and orphan requeue, in one transaction. */
-static int new_epoch(struct store *st, int64_t *requeued, char *err, size_t errlen)
+static int new_epoch(struct sqlstore *st, int64_t *requeued, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = NULL;
 	int64_t now = store_now();
@@ -178,7 +179,7 @@ void store_conn_close(struct store_conn *c)
 	c->db = NULL;
 }
 
-int store_open_db(struct store *st, int64_t *requeued, char *err, size_t errlen)
+int store_open_db(struct sqlstore *st, int64_t *requeued, char *err, size_t errlen)
 {
 	char sql[128], *mode = NULL;
 	sqlite3_stmt *s = NULL;

@@ -29,7 +29,7 @@
 static void *read_main(void *arg)
 {
 	struct store_conn *c = arg;
-	struct store *st = c->st;
+	struct sqlstore *st = c->st;
 
 	for (;;) {
 		struct store_req *r;
@@ -59,7 +59,7 @@ static void *read_main(void *arg)
 	return NULL;
 }
 
-int store_read_start(struct store *st, char *err, size_t errlen)
+int store_read_start(struct sqlstore *st, char *err, size_t errlen)
 {
 	for (int i = 0; i < STORE_READERS; i++) {
 		struct store_conn *c = &st->readers[i];
@@ -81,7 +81,7 @@ int store_read_start(struct store *st, char *err, size_t errlen)
 	return 0;
 }
 
-void store_read_submit(struct store *st, struct store_req *r)
+void store_read_submit(struct sqlstore *st, struct store_req *r)
 {
 	r->next = NULL;
 	pthread_mutex_lock(&st->rmu);
@@ -90,7 +90,7 @@ void store_read_submit(struct store *st, struct store_req *r)
 	pthread_mutex_unlock(&st->rmu);
 }
 
-void store_read_stop(struct store *st)
+void store_read_stop(struct sqlstore *st)
 {
 	pthread_mutex_lock(&st->rmu);
 	__atomic_store_n(&st->rstop, 1, __ATOMIC_RELAXED); /* the progress handlers read it */

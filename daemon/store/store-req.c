@@ -43,10 +43,35 @@ void store_job_fini(struct store_job *j)
 	memset(j, 0, sizeof *j);
 }
 
+void store_req_reset(struct store_req *r)
+{
+	for (int i = 0; i < r->rows.ncols; i++)
+		free(r->rows.cols[i]);
+	free(r->rows.cols);
+	vals_free(r->rows.vals, r->rows.nrows * (size_t)r->rows.ncols);
+	memset(&r->rows, 0, sizeof r->rows);
+	for (size_t i = 0; i < r->njobs; i++)
+		store_job_fini(&r->jobs[i]);
+	free(r->jobs);
+	r->jobs = NULL;
+	r->njobs = 0;
+	free(r->settled);
+	r->settled = NULL;
+	r->nsettled = 0;
+	free(r->out_text);
+	r->out_text = NULL;
+	r->rc = 0;
+	memset(&r->err, 0, sizeof r->err);
+	memset(r->counts, 0, sizeof r->counts);
+	r->out_id = 0;
+	r->created = r->changed = r->journaled = r->deps = 0;
+}
+
 void store_req_free(struct store_req *r)
 {
 	if (!r)
 		return;
+	store_req_reset(r);
 	free(r->name);
 	free(r->key);
 	free(r->sql);
@@ -56,16 +81,7 @@ void store_req_free(struct store_req *r)
 		free(r->limit_keys[i]);
 	free(r->fair_key);
 	free(r->after);
-	free(r->settled);
 	vals_free(r->params, (size_t)r->nparams);
-	for (int i = 0; i < r->rows.ncols; i++)
-		free(r->rows.cols[i]);
-	free(r->rows.cols);
-	vals_free(r->rows.vals, r->rows.nrows * (size_t)r->rows.ncols);
-	for (size_t i = 0; i < r->njobs; i++)
-		store_job_fini(&r->jobs[i]);
-	free(r->jobs);
-	free(r->out_text);
 	free(r);
 }
 

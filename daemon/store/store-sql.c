@@ -223,7 +223,7 @@ static int ddl_references_reserved(struct store_conn *c, char *buf, size_t len)
 
 int store_run_sql(struct store_conn *c, struct store_req *r)
 {
-	struct store *st = c->st;
+	struct sqlstore *st = c->st;
 	int64_t before = sqlite3_total_changes64(c->db);
 	double started = clock_mono_ms(), limit = st->cfg.max_statement_ms, deadline;
 	sqlite3_stmt *s;

@@ -19,12 +19,13 @@
 #include "store-int.h"
 
 /* The journal for (job, seq, name): 1 found (r->out_text), 0 none, -1 error. */
-int store_journal_get(struct store *st, struct store_req *r)
+int store_journal_get(struct sqlstore *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(&st->w,
-	                             "SELECT seq, name, result FROM steps WHERE job_id = ?1"
-	                             " AND (seq = ?2 OR (name = ?3 AND (kind = 'tx' OR kind = 'step')))",
-	                             r);
+	sqlite3_stmt *s =
+	    store_stmt(&st->w,
+	               "SELECT seq, name, result FROM steps WHERE job_id = ?1"
+	               " AND (seq = ?2 OR (name = ?3 AND (kind = 'tx' OR kind = 'step')))",
+	               r);
 	int rc, found = 0;
 
 	if (!s)
@@ -54,7 +55,7 @@ int store_journal_get(struct store *st, struct store_req *r)
 	return found;
 }
 
-int store_journal_put(struct store *st, struct store_req *r, const char *kind)
+int store_journal_put(struct sqlstore *st, struct store_req *r, const char *kind)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "INSERT INTO steps (job_id, seq, name, kind, result, at)"
@@ -79,7 +80,7 @@ int store_journal_put(struct store *st, struct store_req *r, const char *kind)
 	return rc == SQLITE_DONE ? 0 : store_fail_db(&st->w, r, "journaling the step");
 }
 
-int store_tx_is_dead(struct store *st, int64_t tx, int forget)
+int store_tx_is_dead(struct sqlstore *st, int64_t tx, int forget)
 {
 	for (int i = 0; i < st->ndead; i++)
 		if (st->dead_tx[i] == tx) {
@@ -91,7 +92,7 @@ int store_tx_is_dead(struct store *st, int64_t tx, int forget)
 }
 
 /* Roll the open user transaction back (its owner is late or gone). */
-void store_tx_abandon(struct store *st)
+void store_tx_abandon(struct sqlstore *st)
 {
 	store_exec(&st->w, "ROLLBACK TO u");
 	store_exec(&st->w, "RELEASE u");
@@ -106,7 +107,7 @@ void store_tx_abandon(struct store *st)
  * a rollback of one that timed out, done (it is rolled back already);
  * either way r is answered at once. 0 when r may run.
  */
-int store_tx_gone(struct store *st, struct store_req *r)
+int store_tx_gone(struct sqlstore *st, struct store_req *r)
 {
 	if (!(r->tx && r->op != STORE_TX_BEGIN && r->tx != st->open_tx))
 		return 0;
@@ -128,7 +129,7 @@ int store_tx_gone(struct store *st, struct store_req *r)
  * 1 when the transaction is open (answer at once), 0 when not (journaled,
  * or failed: the answer waits for the batch's commit).
  */
-int store_tx_begin(struct store *st, struct store_req *r)
+int store_tx_begin(struct sqlstore *st, struct store_req *r)
 {
 	int rc;
 
@@ -154,7 +155,7 @@ int store_tx_begin(struct store *st, struct store_req *r)
  * once), 0 for a commit, done or failed (answered after the batch's
  * COMMIT).
  */
-int store_tx_end(struct store *st, struct store_req *r)
+int store_tx_end(struct sqlstore *st, struct store_req *r)
 {
 	int now_answer = 0;
 

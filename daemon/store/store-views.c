@@ -9,7 +9,7 @@
 
 #include "store-int.h"
 
-static int op_get(struct store *st, struct store_req *r)
+static int op_get(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s;
 
@@ -26,7 +26,7 @@ static int op_get(struct store *st, struct store_req *r)
 	return store_collect(&st->w, s, r);
 }
 
-static int op_list(struct store *st, struct store_req *r)
+static int op_list(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s =
 	    store_stmt(&st->w,
@@ -45,7 +45,7 @@ static int op_list(struct store *st, struct store_req *r)
 }
 
 /* flag: by script too, as rows (name, state, n); the totals by state are their sums */
-static int op_counts(struct store *st, struct store_req *r)
+static int op_counts(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s;
 	int rc;
@@ -76,7 +76,7 @@ static int op_counts(struct store *st, struct store_req *r)
 	return rc == SQLITE_DONE ? 0 : store_fail_db(&st->w, r, "counting jobs");
 }
 
-static int op_spans(struct store *st, struct store_req *r)
+static int op_spans(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w, "SELECT trace FROM jobs WHERE id = ?", r);
 	int rc;
@@ -93,7 +93,7 @@ static int op_spans(struct store *st, struct store_req *r)
 	return store_job_get(st, r) < 0 ? -1 : 0;
 }
 
-int store_view(struct store *st, struct store_req *r)
+int store_view(struct sqlstore *st, struct store_req *r)
 {
 	switch (r->op) {
 	case STORE_GET:

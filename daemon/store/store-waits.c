@@ -37,7 +37,7 @@ static int final_state(const char *name)
  * as store.h says). Ready at once when a signal it waits for came while
  * it ran, or when a cancel reached it meanwhile.
  */
-int store_park(struct store *st, struct store_req *r)
+int store_park(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(
 	    &st->w,
@@ -77,8 +77,7 @@ static char *dump_json(struct store_req *r, json_t *v)
  * A wait ended: journal what it returns (r->out_text) as step r->seq of
  * kind `kind`. A signal's payload comes as JSON text; a timeout as an error.
  */
-static int wait_end(struct store *st, struct store_req *r, const char *kind,
-                    const char *payload)
+static int wait_end(struct sqlstore *st, struct store_req *r, const char *kind, const char *payload)
 {
 	json_t *v;
 	char msg[256];
@@ -105,13 +104,14 @@ static int wait_end(struct store *st, struct store_req *r, const char *kind,
 }
 
 /* Take the oldest signal r->key buffered for the job: 1 taken (journaled), 0 none, -1 error. */
-static int wait_take(struct store *st, struct store_req *r)
+static int wait_take(struct sqlstore *st, struct store_req *r)
 {
-	sqlite3_stmt *s = store_stmt(&st->w,
-	                             "UPDATE signals SET taken = ?3 WHERE id = (SELECT id FROM signals"
-	                             " WHERE job_id = ?1 AND name = ?2 AND taken IS NULL"
-	                             " ORDER BY id LIMIT 1) RETURNING payload",
-	                             r);
+	sqlite3_stmt *s =
+	    store_stmt(&st->w,
+	               "UPDATE signals SET taken = ?3 WHERE id = (SELECT id FROM signals"
+	               " WHERE job_id = ?1 AND name = ?2 AND taken IS NULL"
+	               " ORDER BY id LIMIT 1) RETURNING payload",
+	               r);
 	char *payload = NULL;
 	int rc;
 
@@ -136,7 +136,7 @@ static int wait_take(struct store *st, struct store_req *r)
 }
 
 /* A wait's step in the journal: 1 (ended: r->out_text), 0 none, -1 error or another step. */
-static int wait_journaled(struct store *st, struct store_req *r, const char *kind)
+static int wait_journaled(struct sqlstore *st, struct store_req *r, const char *kind)
 {
 	sqlite3_stmt *s = store_stmt(
 	    &st->w, "SELECT name, kind, result FROM steps WHERE job_id = ?1 AND seq = ?2", r);
@@ -151,11 +151,12 @@ static int wait_journaled(struct store *st, struct store_req *r, const char *kin
 		const char *name = (const char *)sqlite3_column_text(s, 0);
 		const char *k = (const char *)sqlite3_column_text(s, 1);
 		if (!name || !k || strcmp(name, r->name) != 0 || strcmp(k, kind) != 0) {
-			store_fail(r, "nondeterministic",
-			           "step %lld (%s \"%s\"): the journal of job %lld has %s \"%s\" there;"
-			           " this run reached its steps in a different order",
-			           (long long)r->seq, kind, r->name, (long long)r->job_id,
-			           k ? k : "?", name ? name : "?");
+			store_fail(
+			    r, "nondeterministic",
+			    "step %lld (%s \"%s\"): the journal of job %lld has %s \"%s\" there;"
+			    " this run reached its steps in a different order",
+			    (long long)r->seq, kind, r->name, (long long)r->job_id, k ? k : "?",
+			    name ? name : "?");
 			sqlite3_reset(s);
 			return -1;
 		}
@@ -171,7 +172,7 @@ static int wait_journaled(struct store *st, struct store_req *r, const char *kin
 	return found;
 }
 
-int store_wait(struct store *st, struct store_req *r)
+int store_wait(struct sqlstore *st, struct store_req *r)
 {
 	const char *kind = r->key ? "signal" : "sleep";
 	int64_t deadline = r->run_at;
@@ -190,9 +191,10 @@ int store_wait(struct store *st, struct store_req *r)
 	j = &r->jobs[0];
 	if (strcmp(j->state, "running") != 0 || j->lease != r->lease)
 		/* a run that is over (a task it left behind): it must not take a signal */
-		return store_fail(r, "invalid",
-		                  "job %lld: the run that reached this wait is over (the job is %s)",
-		                  (long long)r->job_id, j->state);
+		return store_fail(
+		    r, "invalid",
+		    "job %lld: the run that reached this wait is over (the job is %s)",
+		    (long long)r->job_id, j->state);
 	if (j->cancelling) {
 		r->changed = 1;
 		return 0;
@@ -219,7 +221,7 @@ int store_wait(struct store *st, struct store_req *r)
 	return 0;
 }
 
-int store_signal(struct store *st, struct store_req *r)
+int store_signal(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s;
 	int64_t n = 0;
@@ -270,7 +272,7 @@ int store_signal(struct store *st, struct store_req *r)
 	return 0;
 }
 
-int store_wait_cancel(struct store *st, struct store_req *r)
+int store_wait_cancel(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "UPDATE jobs SET cancelling = 1, run_at = ?2"

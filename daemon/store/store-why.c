@@ -13,7 +13,7 @@
 #include "store-int.h"
 
 /* The jobs job waits for that have not succeeded, as {kind: "after", jobs: [...]}. */
-static json_t *after_of(struct store *st, struct store_req *r)
+static json_t *after_of(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "SELECT d.after_id FROM awaitd_deps d JOIN jobs a"
@@ -34,7 +34,7 @@ static json_t *after_of(struct store *st, struct store_req *r)
 }
 
 /* How many rows the query (name ?1, key ?2, and lim ?3, since ?4 if it has them) counts. */
-static int64_t count_of(struct store *st, struct store_req *r, const char *sql, const char *key,
+static int64_t count_of(struct sqlstore *st, struct store_req *r, const char *sql, const char *key,
                         int lim, int64_t since, int64_t *oldest)
 {
 	sqlite3_stmt *s = store_stmt(&st->w, sql, r);
@@ -58,7 +58,8 @@ static int64_t count_of(struct store *st, struct store_req *r, const char *sql, 
 }
 
 /* The first thing of keys[] (limit values, then the fair value) that holds job back. */
-static json_t *held_by(struct store *st, struct store_req *r, char *const *keys, const char *fair)
+static json_t *held_by(struct sqlstore *st, struct store_req *r, char *const *keys,
+                       const char *fair)
 {
 	/* the running jobs holding value ?2 of limit k+1 */
 	static const char *const running[STORE_MAX_LIMITS] = {
@@ -113,7 +114,7 @@ static json_t *held_by(struct store *st, struct store_req *r, char *const *keys,
 	return NULL;
 }
 
-int store_why(struct store *st, struct store_req *r)
+int store_why(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "SELECT state, name, limit_key1, limit_key2, limit_key3,"

@@ -1,6 +1,6 @@
 /*
  * store.c: the SQLite store (see store.h): the writer with its group
- * commit, the answer path to the loop, and the life of struct store. The
+ * commit, the answer path to the loop, and the life of struct sqlstore. The
  * other concerns live beside it (store-int.h lists the files).
  *
  * The writer runs on the loop thread. A statement costs microseconds in
@@ -48,6 +48,7 @@
 
 #include "clock.h"
 #include "errbuf.h"
+#include "store-drv.h"
 #include "store-int.h"
 
 int64_t store_now(void)
@@ -55,28 +56,33 @@ int64_t store_now(void)
 	return clock_wall_ms();
 }
 
-sqlite3 *store_db(struct store *st)
+sqlite3 *store_db(struct sqlstore *st)
 {
 	return st->w.db;
 }
 
-int64_t store_new_lease(struct store *st)
+int64_t store_new_lease(struct sqlstore *st)
 {
 	return st->epoch * ((int64_t)1 << 32) + ++st->lease_seq;
 }
 
-int64_t store_epoch(const struct store *st)
+static int64_t sq_epoch(const struct store *b)
 {
+	const struct sqlstore *st = (const struct sqlstore *)b;
+
 	return st->epoch;
 }
 
-size_t store_pending(const struct store *st)
+static size_t sq_pending(const struct store *b)
 {
+	const struct sqlstore *st = (const struct sqlstore *)b;
+
 	return st->pending;
 }
 
-size_t store_held(const struct store *st)
+static size_t sq_held(const struct store *b)
 {
+	const struct sqlstore *st = (const struct sqlstore *)b;
 	size_t n = 0;
 
 	if (!st->open_tx)
@@ -88,14 +94,16 @@ size_t store_held(const struct store *st)
 	return n;
 }
 
-void store_get_stats(struct store *st, struct store_stats *out)
+static void sq_get_stats(struct store *b, struct store_stats *out)
 {
+	struct sqlstore *st = (struct sqlstore *)b;
+
 	pthread_mutex_lock(&st->mu);
 	*out = st->stats;
 	pthread_mutex_unlock(&st->mu);
 }
 
-static void wake_loop(struct store *st)
+static void wake_loop(struct sqlstore *st)
 {
 	uint64_t one = 1;
 
@@ -105,7 +113,7 @@ static void wake_loop(struct store *st)
 }
 
 /* Append a list to `answered`; 1 when the list was empty (the loop must be told). */
-static int append_answers(struct store *st, struct store_req *head)
+static int append_answers(struct sqlstore *st, struct store_req *head)
 {
 	int was_empty;
 
@@ -126,20 +134,20 @@ static int append_answers(struct store *st, struct store_req *head)
 }
 
 /* Release answers from another thread (the flusher, a reader): wake the loop. */
-void store_answer_list(struct store *st, struct store_req *head)
+void store_answer_list(struct sqlstore *st, struct store_req *head)
 {
 	if (head && append_answers(st, head))
 		wake_loop(st);
 }
 
 /* Release answers on the loop thread: they run in this turn, with no system call. */
-static void answer_here(struct store *st, struct store_req *head)
+static void answer_here(struct sqlstore *st, struct store_req *head)
 {
 	if (head && append_answers(st, head))
 		event_active(st->ev, EV_TIMEOUT, 0);
 }
 
-static void answer(struct store *st, struct store_req *r)
+static void answer(struct sqlstore *st, struct store_req *r)
 {
 	r->next = NULL;
 	answer_here(st, r);
@@ -154,7 +162,7 @@ static void push(struct store_req **head, struct store_req **tail, struct store_
 /* ---- the batch ----------------------------------------------------------------- */
 
 /* Fail every unanswered request of the batch with the cause. */
-static void batch_fail(struct store *st, const char *why)
+static void batch_fail(struct sqlstore *st, const char *why)
 {
 	for (struct store_req *r = st->acks; r; r = r->next)
 		if (r->rc == 0)
@@ -174,7 +182,7 @@ static void batch_fail(struct store *st, const char *why)
 	pthread_mutex_unlock(&st->mu);
 }
 
-static void batch_commit(struct store *st)
+static void batch_commit(struct sqlstore *st)
 {
 	size_t n = 0;
 
@@ -202,7 +210,7 @@ static void batch_commit(struct store *st)
 	st->acks = st->acks_tail = NULL;
 }
 
-static int batch_begin(struct store *st, struct store_req *r)
+static int batch_begin(struct sqlstore *st, struct store_req *r)
 {
 	if (st->in_batch)
 		return 0;
@@ -217,7 +225,7 @@ static int batch_begin(struct store *st, struct store_req *r)
  * SQLite ended the transaction on its own (SQLITE_FULL, IOERR...): what the
  * batch did is gone. Fail it, r included, with SQLite's reason.
  */
-static int check_batch_alive(struct store *st, struct store_req *r)
+static int check_batch_alive(struct sqlstore *st, struct store_req *r)
 {
 	char why[sizeof r->err.msg];
 
@@ -231,7 +239,7 @@ static int check_batch_alive(struct store *st, struct store_req *r)
 }
 
 /* A user transaction opened or ended: arm or disarm its deadline. */
-static void tx_timer(struct store *st, int64_t was_open)
+static void tx_timer(struct sqlstore *st, int64_t was_open)
 {
 	if (st->open_tx && st->open_tx != was_open) {
 		struct timeval tv;
@@ -245,7 +253,7 @@ static void tx_timer(struct store *st, int64_t was_open)
 }
 
 /* Run one request; decide when it is answered. */
-static void run_one(struct store *st, struct store_req *r)
+static void run_one(struct sqlstore *st, struct store_req *r)
 {
 	int64_t was_open = st->open_tx;
 	int now_answer = 0, rc;
@@ -301,7 +309,7 @@ static void run_one(struct store *st, struct store_req *r)
 }
 
 /* Take the requests the readers handed on into the queue. */
-static void take_handed(struct store *st)
+static void take_handed(struct sqlstore *st)
 {
 	struct store_req *r;
 
@@ -320,7 +328,7 @@ static void take_handed(struct store *st)
  * another transaction than the open one is deferred (again). A batch that
  * has grown to max_batch commits on the way.
  */
-static void run_queue(struct store *st)
+static void run_queue(struct sqlstore *st)
 {
 	take_handed(st);
 	for (;;) {
@@ -346,7 +354,7 @@ static void run_queue(struct store *st)
 
 /* ---- the loop side --------------------------------------------------------------- */
 
-static void take_answers(struct store *st)
+static void take_answers(struct sqlstore *st)
 {
 	struct store_req *r, *next;
 
@@ -369,7 +377,7 @@ static void take_answers(struct store *st)
 /* End of the turn: run what is queued, commit the batch unless a user tx holds it. */
 static void on_run(evutil_socket_t fd, short what, void *arg)
 {
-	struct store *st = arg;
+	struct sqlstore *st = arg;
 
 	(void)fd;
 	(void)what;
@@ -379,14 +387,14 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
 		take_answers(st);
 }
 
-static void schedule_run(struct store *st)
+static void schedule_run(struct sqlstore *st)
 {
 	event_active(st->run_ev, EV_TIMEOUT, 0); /* once per turn however often it is called */
 }
 
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
-	struct store *st = arg;
+	struct sqlstore *st = arg;
 	uint64_t n;
 
 	if ((what & EV_READ) && read(fd, &n, sizeof n) < 0) {
@@ -400,7 +408,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 /* The open user transaction held the writer past tx_timeout_ms: take it back. */
 static void on_tx_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	struct store *st = arg;
+	struct sqlstore *st = arg;
 
 	(void)fd;
 	(void)what;
@@ -410,9 +418,9 @@ static void on_tx_timeout(evutil_socket_t fd, short what, void *arg)
 	schedule_run(st);
 }
 
-void store_poll(void *arg)
+static void sq_poll(struct store *b)
 {
-	struct store *st = arg;
+	struct sqlstore *st = (struct sqlstore *)b;
 
 	if (st->inq)
 		run_queue(st);
@@ -420,7 +428,7 @@ void store_poll(void *arg)
 		take_answers(st);
 }
 
-void store_hand_to_writer(struct store *st, struct store_req *r)
+void store_hand_to_writer(struct sqlstore *st, struct store_req *r)
 {
 	r->next = NULL;
 	pthread_mutex_lock(&st->mu);
@@ -433,8 +441,10 @@ void store_hand_to_writer(struct store *st, struct store_req *r)
 	wake_loop(st);
 }
 
-void store_submit(struct store *st, struct store_req *r)
+static void sq_submit(struct store *b, struct store_req *r)
 {
+	struct sqlstore *st = (struct sqlstore *)b;
+
 	st->pending++;
 	if (st->stopping) {
 		store_fail(r, "stopping", "the store is closing");
@@ -451,15 +461,28 @@ void store_submit(struct store *st, struct store_req *r)
 
 /* ---- opening and closing ------------------------------------------------------------- */
 
-struct store *store_open(struct event_base *base, const struct store_config *cfg, int64_t *requeued,
-                         char *err, size_t errlen)
+static void sq_close(struct store *b);
+
+static const struct store_ops sqlite_ops = {
+    .close = sq_close,
+    .epoch = sq_epoch,
+    .submit = sq_submit,
+    .poll = sq_poll,
+    .pending = sq_pending,
+    .held = sq_held,
+    .get_stats = sq_get_stats,
+};
+
+struct store *store_sqlite_open(struct event_base *base, const struct store_config *cfg,
+                                int64_t *requeued, char *err, size_t errlen)
 {
-	struct store *st = calloc(1, sizeof *st);
+	struct sqlstore *st = calloc(1, sizeof *st);
 
 	if (!st) {
 		errbuf_set(err, errlen, "out of memory");
 		return NULL;
 	}
+	st->drv.ops = &sqlite_ops;
 	st->cfg = *cfg;
 	st->base = base;
 	st->w.st = st;
@@ -492,16 +515,16 @@ struct store *store_open(struct event_base *base, const struct store_config *cfg
 	if (store_open_db(st, requeued, err, errlen) < 0 ||
 	    store_flush_start(st, err, errlen) < 0 || store_read_start(st, err, errlen) < 0)
 		goto fail;
-	return st;
+	return &st->drv;
 fail:
-	store_close(st);
+	sq_close(&st->drv);
 	return NULL;
 }
 
-void store_close(struct store *st)
+static void sq_close(struct store *b)
 {
-	if (!st)
-		return;
+	struct sqlstore *st = (struct sqlstore *)b;
+
 	store_read_stop(st); /* first: a read may still hand a write on to the writer */
 	if (st->w.db) {
 		/*

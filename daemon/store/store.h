@@ -78,7 +78,9 @@ enum store_op {
 	STORE_LIST,     /* name, text (state), n (limit), id (only older ones; 0 all)
 	                 * -> jobs[] newest first */
 	STORE_COUNTS,   /* flag (1: by script too) -> counts[] by enum store_state; with the
-	                 * flag rows (name TEXT, state TEXT, n INT) too */
+	                 * flag rows (name TEXT, state TEXT, n INT) too; out_text: the daemons
+	                 * sharing the database (PostgreSQL: a JSON array of {node, host, pid,
+	                 * started, seen_at, running}; NULL for SQLite) */
 	STORE_SPANS,    /* id -> jobs[0], out_text (the trace: a JSON array per line) */
 	STORE_NEXT_DUE, /* name -> out_id: the earliest run_at of its ready jobs, or 0 */
 	STORE_SCHEDULE, /* name, text (expr), run_at (next fire), flag (1: keep a stored next
@@ -120,8 +122,8 @@ enum store_state {
 	STORE_NSTATES,
 };
 
-#define STORE_MAX_LIMITS   4                     /* per-key limits of a name */
-#define STORE_PAUSE_MAX_MS (366 * 86400000.0)   /* the longest timed pause (a year) */
+#define STORE_MAX_LIMITS   4                  /* per-key limits of a name */
+#define STORE_PAUSE_MAX_MS (366 * 86400000.0) /* the longest timed pause (a year) */
 
 enum store_vtype { STORE_NULL, STORE_INT, STORE_REAL, STORE_TEXT, STORE_BLOB };
 
@@ -233,6 +235,9 @@ void store_config_defaults(struct store_config *cfg);
  */
 int store_is_reserved(const char *table);
 
+/* Whether path is a libpq connection string (the PostgreSQL driver) rather than a file. */
+int store_path_is_pg(const char *path);
+
 /*
  * Open (creating) the database: lock its directory against a second
  * daemon, WAL mode, apply migrations, take a new epoch, requeue the jobs
@@ -272,6 +277,21 @@ void store_submit(struct store *st, struct store_req *r);
  * task's slice. The turn's end runs them anyway.
  */
 void store_poll(void *arg);
+
+/* What another daemon sharing the database announced (store_set_wake). */
+enum store_wake {
+	STORE_WAKE_READY, /* jobs of script `payload` became ready ("": of any script) */
+	STORE_WAKE_DONE,  /* job `payload` (its id) reached a final state */
+};
+
+typedef void store_wake_fn(void *arg, enum store_wake what, const char *payload);
+
+/*
+ * fn(arg, what, payload) runs on the loop when another daemon sharing the
+ * database announced work or an outcome. Only the PostgreSQL driver calls
+ * it (with SQLite this daemon is the only one).
+ */
+void store_set_wake(struct store *st, store_wake_fn *fn, void *arg);
 
 /* Requests submitted and not yet answered. */
 size_t store_pending(const struct store *st);

@@ -22,10 +22,11 @@ function M.debit(ctx, account, price, item)
     if not acc then return nil, async.error("invalid", "no account " .. account) end
     if acc.balance < price then return { short = true, balance = acc.balance } end
     assert(tx:exec("UPDATE accounts SET balance = balance - ? WHERE id = ?", price, account))
-    local o = assert(tx:exec(
-      "INSERT INTO orders (account_id, item, price, job_id, created_at) VALUES (?, ?, ?, ?, ?)",
-      account, item or "item", price, ctx.job.id, os.time() * 1000))
-    return { order = o.last_id }
+    -- RETURNING id, not last_id: PostgreSQL has no rowid (the same SQL runs on both stores)
+    local o = assert(tx:one(
+      "INSERT INTO orders (account_id, item, price, job_id, created_at) VALUES (?, ?, ?, ?, ?)"
+      .. " RETURNING id", account, item or "item", price, ctx.job.id, os.time() * 1000))
+    return { order = o.id }
   end, { step = "debit" })
 end
 

@@ -164,10 +164,10 @@ class Ctl:
 class Daemon(Ctl):
     """A daemon on ROOT/{awaitd.conf,scripts,migrations}, socket ROOT/s, db ROOT/awaitd.db."""
 
-    def __init__(self, root):
+    def __init__(self, root, db=None, sock="s"):
         self.dir = root
-        self.sock = os.path.join(root, "s")
-        self.db = os.path.join(root, "awaitd.db")
+        self.sock = os.path.join(root, sock)
+        self.db = db or os.path.join(root, "awaitd.db")
         self.log = open(os.path.join(root, "log"), "a+")
         self.proc = None
 
@@ -198,4 +198,9 @@ class Daemon(Ctl):
         """Whatever happened: the daemon killed, its directory removed."""
         self.stop(signal.SIGKILL)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def logtext(self):
+        self.log.flush()
+        with open(self.log.name, errors="replace") as f:
+            return f.read()
         return False

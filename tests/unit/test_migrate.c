@@ -363,6 +363,56 @@ static void test_repo_migrations_apply(void **state)
 	assert_int_equal(migrate_apply(fx->db, dir, NOW_MS, fx->err, sizeof fx->err), 0);
 }
 
+/* PostgreSQL's versions: NNNN_x.pg.sql stands in for NNNN_x.sql, alone it is PostgreSQL's only. */
+static void test_list_pg_versions(void **state)
+{
+	struct fx *fx = *state;
+	struct migration *m = NULL;
+	int n;
+
+	write_mig(fx, "0001_core.sql", "CREATE TABLE a (x);");
+	write_mig(fx, "0001_core.pg.sql", "CREATE TABLE a (x int);");
+	write_mig(fx, "0002_app.sql", "CREATE TABLE b (x);");
+	write_mig(fx, "0003_pgonly.pg.sql", "SELECT 1;");
+	write_mig(fx, "0004_x.y.sql", "ignored: a dot in the name");
+
+	n = migrate_list(fx->mig, 0, &m, fx->err, sizeof fx->err);
+	assert_int_equal(n, 2); /* SQLite: the .pg.sql files are not its */
+	assert_string_equal(m[0].file, "0001_core.sql");
+	assert_string_equal(m[1].file, "0002_app.sql");
+	free(m);
+
+	n = migrate_list(fx->mig, 1, &m, fx->err, sizeof fx->err);
+	assert_int_equal(n, 3);
+	assert_string_equal(m[0].file, "0001_core.pg.sql");
+	assert_string_equal(m[0].name, "0001_core.sql"); /* recorded as SQLite records it */
+	assert_string_equal(m[1].file, "0002_app.sql");
+	assert_int_equal(m[2].version, 3);
+	assert_string_equal(m[2].file, "0003_pgonly.pg.sql");
+	assert_string_equal(m[2].name, "0003_pgonly.sql");
+	free(m);
+
+	/* SQLite's apply ignores them too: only 0001 and 0002 recorded */
+	assert_int_equal(migrate_apply(fx->db, fx->mig, NOW_MS, fx->err, sizeof fx->err), 2);
+}
+
+/* A .pg.sql beside a .sql of another name, same number: two migrations, one number. */
+static void test_list_pg_mismatch(void **state)
+{
+	struct fx *fx = *state;
+	struct migration *m = NULL;
+
+	write_mig(fx, "0001_core.sql", "SELECT 1;");
+	write_mig(fx, "0001_other.pg.sql", "SELECT 1;");
+	assert_int_equal(migrate_list(fx->mig, 1, &m, fx->err, sizeof fx->err), -1);
+	assert_null(m);
+	assert_non_null(strstr(fx->err, "have the same number"));
+	assert_non_null(strstr(fx->err, "0001_other.pg.sql"));
+	/* SQLite does not see the .pg.sql: no conflict there */
+	assert_int_equal(migrate_list(fx->mig, 0, &m, fx->err, sizeof fx->err), 1);
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -380,6 +430,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_not_text, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_null_error_buffer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_repo_migrations_apply, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_pg_versions, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_list_pg_mismatch, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,251 @@
+/*
+ * pg-int.h: what the files of the PostgreSQL store share; not part of
+ * store.h. The files, by concern:
+ *
+ *   pg.c         the life of struct pgstore, the request queue, the batch
+ *                (group commit) on the main connection, the answers
+ *   pg-conn.c    one libpq connection on the loop: connecting, sending in
+ *                pipeline mode, reading results as the socket allows
+ *   pg-sql.c     parameters and values: '?' to '$n', store_val to text
+ *                and back, result sets to struct store_rows
+ *   pg-migrate.c migrations under an advisory lock, the functions of
+ *                pg_funcs.sql, the node's registration
+ *   pg-ops.c     each store_op as the statements that carry it out
+ *   pg-collect.c what those statements answered, into the request
+ *   pg-tx.c      application SQL and user transactions on pool connections
+ *
+ * Everything runs on the loop thread: libpq in non-blocking mode, its
+ * socket watched by libevent, so no PostgreSQL wait ever blocks the loop
+ * (but opening the store, which waits for its connection and migrations
+ * before the daemon serves anything).
+ */
+#ifndef AWAITD_PG_INT_H
+#define AWAITD_PG_INT_H
+
+#include <libpq-fe.h>
+
+#include <event2/event.h>
+
+#include "store-drv.h"
+
+#define PG_POOL       4  /* connections for application SQL and user transactions */
+#define PG_MAX_PARAMS 24 /* parameters of one of the driver's own statements */
+/*
+ * Advisory lock keys (24951 = 0x6177, "aw", n) are awaitd's: n = 0 while
+ * migrating, n = a node's id while that node lives (pg_funcs.sql uses the
+ * same number).
+ */
+#define PG_LOCK_SPACE_SQL "24951"
+
+struct pgstore;
+struct pg_conn;
+
+/* What a result answers: a request's statement, or the connection's own. */
+enum pg_slot_kind {
+	PG_SLOT_REQ,    /* statement `step` of request r */
+	PG_SLOT_BEGIN,  /* the batch's BEGIN */
+	PG_SLOT_COMMIT, /* the batch's COMMIT */
+	PG_SLOT_OWN,    /* a statement of the driver (heartbeat, reaping, LISTEN): on_own */
+	PG_SLOT_SYNC,   /* the pipeline's sync point: the end of what was sent */
+};
+
+/* Called with the result of a statement of the driver's own (PG_SLOT_OWN). */
+typedef void pg_own_fn(struct pgstore *st, PGresult *res);
+
+struct pg_slot {
+	enum pg_slot_kind kind;
+	struct store_req *r;
+	int step;
+	pg_own_fn *own;
+};
+
+/* What the main connection has in flight: nothing, a batch, or the driver's own unit. */
+enum pg_unit { PG_UNIT_NONE, PG_UNIT_BATCH, PG_UNIT_OWN };
+
+/* Called with each result of a connection's statements, in order (pg-conn.c). */
+typedef void pg_result_fn(struct pg_conn *c, const struct pg_slot *slot, PGresult *res);
+/* Called when the connection is lost (c->err says why) or has connected. */
+typedef void pg_state_fn(struct pg_conn *c, int up);
+
+enum pg_cstate { PGC_DOWN, PGC_CONNECTING, PGC_READY };
+
+struct pg_conn {
+	struct pgstore *st;
+	PGconn *pq;
+	enum pg_cstate state;
+	struct event *rev;     /* the socket, readable (persistent while attached or connecting) */
+	struct event *wev;     /* the socket, writable: while libpq has output left */
+	int id;                /* 0: the main connection; 1..PG_POOL: the pool's */
+	struct pg_slot *slots; /* what was sent and not answered yet, in order */
+	size_t nslots, slots_cap, slot_head;
+	pg_result_fn *on_result;
+	pg_state_fn *on_state;
+	char err[512];
+	/* the pool's: what the connection serves */
+	int64_t tx;            /* the user transaction it holds open, 0 none */
+	struct store_req *cur; /* the request in flight on it */
+	int got;               /* cur's statement answered (its result or its error) */
+	int cleanup;           /* the unit in flight only undoes what cur's failure left */
+	double tx_started;     /* ms, monotonic */
+	double retry_at;       /* ms, monotonic: when to connect again after a failure */
+};
+
+/* Parameters of one statement, as text (NULL for SQL NULL). */
+struct pg_params {
+	int n;
+	const char *v[PG_MAX_PARAMS];
+	char num[PG_MAX_PARAMS][32];
+};
+
+struct pgstore {
+	struct store drv; /* first: store-api.c calls through drv.ops */
+	struct store_config cfg;
+	char *conninfo, *migrations_dir;
+	struct event_base *base;
+	int64_t node;      /* this daemon's node id (awaitd_nodes), the high half of its leases */
+	int64_t lease_seq; /* the low half */
+	struct pg_conn main;
+	struct pg_conn pool[PG_POOL];
+	struct store_stats stats;
+	/* the request queue (main connection) */
+	struct store_req *inq, *inq_tail;     /* submitted, not sent */
+	struct store_req *batch, *batch_tail; /* sent in the batch in flight */
+	int batch_n;
+	enum pg_unit in_unit;      /* what the main connection has in flight */
+	int committed;             /* the batch in flight: its COMMIT succeeded */
+	struct store_req *culprit; /* the request whose statement failed the batch in flight */
+	int registered;            /* the main connection is up and holds this node's lock */
+	char down_why[600];        /* why it is not (what requests fail with meanwhile) */
+	/* application SQL and user transactions (pool connections) */
+	struct store_req *txq, *txq_tail; /* waiting for a pool connection */
+	int64_t dead_tx[64];              /* transactions rolled back under their owner */
+	int ndead;
+	struct event *pool_ev; /* a pool connection may be retried */
+	struct store_req *answers, *answers_tail;
+	struct event *answer_ev; /* answers to run (their done callbacks) */
+	struct event *run_ev;    /* end of the turn: send what is queued */
+	struct event *retry_ev;  /* reconnect, with backoff */
+	struct event *beat_ev;   /* heartbeat and the search for dead nodes */
+	double backoff_ms;
+	size_t pending;
+	int stopping;
+	store_wake_fn *wake; /* another daemon announced work or an outcome */
+	void *wake_arg;
+};
+
+/* pg.c */
+
+/* Answer r on the loop (its done callback runs from the answers list). */
+void pg_answer(struct pgstore *st, struct store_req *r);
+
+/* A new lease: this node in the high 32 bits, a counter in the low. */
+int64_t pg_new_lease(struct pgstore *st);
+
+/* The main connection went down (up 0: c->err says why) or came up (1): pg_conn's on_state. */
+void pg_main_state(struct pg_conn *c, int up);
+
+/*
+ * Send one statement of the driver's own on the main connection, as a unit
+ * of its own; own(st, res) gets its result. -1 when the connection is busy
+ * with a batch or down (nothing sent).
+ */
+int pg_own_send(struct pgstore *st, const char *sql, const struct pg_params *p, pg_own_fn *own);
+
+/* pg-conn.c */
+
+/* Connect c now, blocking (opening the store). Returns 0 or -1 with err. */
+int pg_conn_open_blocking(struct pg_conn *c, const char *conninfo, char *err, size_t errlen);
+
+/* Start connecting c without blocking; c->on_state(c, 1) once it is up. */
+int pg_conn_start(struct pg_conn *c, const char *conninfo);
+
+/* Watch c's socket on the loop (non-blocking mode, pipeline mode on). Returns 0 or -1. */
+int pg_conn_attach(struct pg_conn *c);
+
+/* Close c (what was in flight is not answered here: the caller fails it). */
+void pg_conn_close(struct pg_conn *c);
+
+/* Send one statement (pipeline), noting slot. Returns 0 or -1 (c->err). */
+int pg_conn_send(struct pg_conn *c, const char *sql, const struct pg_params *p,
+                 struct pg_slot slot);
+
+/* pg_conn_send with PQsendQueryParams's types, lengths and formats (application SQL). */
+int pg_conn_send_raw(struct pg_conn *c, const char *sql, int n, const Oid *types,
+                     const char *const *vals, const int *lens, const int *fmts,
+                     struct pg_slot slot);
+
+/* Send the sync point and flush. Returns 0 or -1. */
+int pg_conn_sync(struct pg_conn *c);
+
+/* Run a statement on a connection in blocking mode (opening only). Returns the result or NULL. */
+PGresult *pg_exec_blocking(struct pg_conn *c, const char *sql, const struct pg_params *p, char *err,
+                           size_t errlen);
+
+/* pg-sql.c */
+
+void pg_params_init(struct pg_params *p);
+void pg_param_i64(struct pg_params *p, int64_t v);
+void pg_param_opt(struct pg_params *p, int64_t v); /* 0 is NULL */
+void pg_param_real(struct pg_params *p, double v);
+void pg_param_text(struct pg_params *p, const char *v);
+
+/*
+ * Application SQL with '?' placeholders as PostgreSQL's $1, $2... (strings,
+ * quoted names and comments left alone). malloc'd; NULL when out of memory.
+ */
+char *pg_sql_translate(const char *sql, int *nplaceholders);
+
+/* r's result set from res (STORE_SQL). Returns 0 or -1 (r failed). */
+int pg_rows_collect(struct store_req *r, PGresult *res);
+
+/* Fail r with the PostgreSQL error of res (or of the connection): code "db". */
+int pg_fail(struct store_req *r, const char *what, PGresult *res, struct pg_conn *c);
+
+/* A column of a row as malloc'd text (NULL for SQL NULL), or as an integer (0 for NULL). */
+char *pg_text(PGresult *res, int row, int col);
+int64_t pg_i64(PGresult *res, int row, int col);
+
+/* pg-migrate.c */
+
+/*
+ * On c (blocking): take the migration lock, apply the pending migrations,
+ * install the driver's functions, register this node and take its lock.
+ * Returns 0 or -1 with err naming the file and PostgreSQL's message.
+ */
+int pg_migrate(struct pgstore *st, struct pg_conn *c, int64_t *requeued, char *err, size_t errlen);
+
+/* A job row's columns, in the order pg-collect.c reads them. */
+#define PG_JOB_COLS                                                                                \
+	"id, name, state, args, key, priority, attempt, max_attempts, backoff_ms, timeout_ms,"     \
+	" run_at, created_at, started_at, finished_at, lease, result, error, wait_seq,"            \
+	" wait_for, wait_until, cancelling, progress, progress_msg"
+#define PG_JOB_NCOLS 23 /* then, for a claim: has_steps, resumed */
+
+/* pg-ops.c */
+
+/* Send r's statements on c. Returns their count, or -1 with r failed (nothing sent). */
+int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r);
+
+/* pg-collect.c */
+
+/* Statement `step` of r answered res (not an error): fill r's outputs. */
+void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *res);
+
+/* pg-tx.c */
+
+/* Run r (application SQL, or a user transaction's TX_BEGIN/TX_END) on the pool. */
+void pg_tx_submit(struct pgstore *st, struct store_req *r);
+
+/* Start the pool's connections (blocking, opening the store). Returns 0 or -1 with err. */
+int pg_tx_open(struct pgstore *st, char *err, size_t errlen);
+
+/* Fail what the pool holds and close its connections. */
+void pg_tx_close(struct pgstore *st);
+
+/* Roll back the transactions open past tx_timeout_ms (the heartbeat calls it). */
+void pg_tx_reap(struct pgstore *st);
+
+/* STEP_GET's and TX_BEGIN's journal row (seq, name, result) into r. */
+void pg_read_step(struct store_req *r, PGresult *res);
+
+#endif

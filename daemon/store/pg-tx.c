@@ -1,0 +1,585 @@
+/*
+ * pg-tx.c: application SQL on PostgreSQL, on the pool's connections.
+ *
+ * A statement outside a transaction takes any free connection and runs
+ * alone (autocommit). A user transaction (db:tx) takes a connection for
+ * its whole life: TX_BEGIN sends BEGIN (and, for a named step, reads the
+ * journal: a step journaled already is not run again), its statements run
+ * on that connection and answer at once, TX_END journals the step in the
+ * same transaction and commits, or rolls back. Unlike SQLite, where one
+ * transaction holds the writer, PostgreSQL runs the pool's transactions at
+ * once; others wait for a free connection. Each statement of a
+ * transaction runs under a savepoint, so a failed one (a constraint) is
+ * undone alone, as in SQLite, and the transaction goes on.
+ *
+ * Every statement runs under statement_timeout: max_statement_ms, or the
+ * task's deadline if sooner. A transaction open longer than tx_timeout_ms
+ * is rolled back (checked at each of its requests and once a second).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "errbuf.h"
+#include "pg-int.h"
+
+static void pump(struct pgstore *st);
+
+static struct pg_conn *conn_of_tx(struct pgstore *st, int64_t tx)
+{
+	for (int i = 0; i < PG_POOL; i++)
+		if (st->pool[i].tx == tx && st->pool[i].state == PGC_READY)
+			return &st->pool[i];
+	return NULL;
+}
+
+static struct pg_conn *free_conn(struct pgstore *st)
+{
+	for (int i = 0; i < PG_POOL; i++) {
+		struct pg_conn *c = &st->pool[i];
+		if (c->state == PGC_READY && !c->tx && !c->cur)
+			return c;
+	}
+	return NULL;
+}
+
+static void mark_dead(struct pgstore *st, int64_t tx)
+{
+	if (st->ndead == (int)(sizeof st->dead_tx / sizeof st->dead_tx[0])) {
+		memmove(st->dead_tx, st->dead_tx + 1,
+		        (size_t)(st->ndead - 1) * sizeof st->dead_tx[0]);
+		st->ndead--;
+	}
+	st->dead_tx[st->ndead++] = tx;
+}
+
+static int is_dead(struct pgstore *st, int64_t tx, int forget)
+{
+	for (int i = 0; i < st->ndead; i++)
+		if (st->dead_tx[i] == tx) {
+			if (forget)
+				st->dead_tx[i] = st->dead_tx[--st->ndead];
+			return 1;
+		}
+	return 0;
+}
+
+/* The statement timeout for r, in ms (0: none). */
+static long timeout_ms(struct pgstore *st, const struct store_req *r)
+{
+	double ms = st->cfg.max_statement_ms;
+
+	if (r->deadline > 0) {
+		double left = r->deadline - clock_mono_ms();
+		if (left < 1)
+			left = 1;
+		if (ms <= 0 || left < ms)
+			ms = left;
+	}
+	return ms > 0 ? (long)ceil(ms) : 0;
+}
+
+/*
+ * The first word of application SQL, lower-cased, past blanks and comments
+ * ("" when none fits in out).
+ */
+static void first_word(const char *sql, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (;;) {
+		while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' || *sql == '(')
+			sql++;
+		if (sql[0] == '-' && sql[1] == '-') {
+			sql += strcspn(sql, "\n");
+			continue;
+		}
+		if (sql[0] == '/' && sql[1] == '*') {
+			const char *e = strstr(sql + 2, "*/");
+			sql = e ? e + 2 : sql + strlen(sql);
+			continue;
+		}
+		break;
+	}
+	while (n + 1 < outlen && ((*sql >= 'a' && *sql <= 'z') || (*sql >= 'A' && *sql <= 'Z')))
+		out[n++] = (char)(*sql++ | 0x20);
+	out[n] = '\0';
+}
+
+/*
+ * Whether application SQL may run: not a statement that would end or
+ * escape the transaction the store keeps (BEGIN, COMMIT, SET ROLE...),
+ * and no word naming one of the daemon's own tables (store_is_reserved).
+ * Returns 0, or -1 with r failed (invalid) naming what was refused.
+ */
+static int allowed(struct store_req *r)
+{
+	static const char *const control[] = {
+	    "begin",   "start", "commit", "end",     "rollback", "abort",    "savepoint", "release",
+	    "prepare", "set",   "reset",  "discard", "listen",   "unlisten", "copy"};
+	char w[32];
+	const char *p = r->sql;
+
+	first_word(p, w, sizeof w);
+	for (size_t i = 0; i < sizeof control / sizeof *control; i++)
+		if (!strcmp(w, control[i]))
+			return store_fail(
+			    r, "invalid",
+			    "%s statements are not allowed in application SQL (the store runs"
+			    " the transactions)",
+			    w);
+	while (*p) {
+		char name[64];
+		size_t n = 0;
+		if (*p == '\'') { /* a string: skip it */
+			for (p++; *p && !(*p == '\'' && p[1] != '\''); p += *p == '\'' ? 2 : 1)
+				;
+			if (*p)
+				p++;
+			continue;
+		}
+		if (*p == '"') {
+			for (p++; *p && *p != '"' && n + 1 < sizeof name; p++)
+				name[n++] = *p;
+			p += strcspn(p, "\"");
+			if (*p)
+				p++;
+		} else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_') {
+			while (((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+			        (*p >= '0' && *p <= '9')) &&
+			       n + 1 < sizeof name) {
+				char ch = *p++;
+				name[n++] = ch >= 'A' && ch <= 'Z' ? (char)(ch | 0x20) : ch;
+			}
+			while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+			       (*p >= '0' && *p <= '9'))
+				p++;
+		} else {
+			p++;
+			continue;
+		}
+		name[n] = '\0';
+		if (store_is_reserved(name) || !strcmp(name, "awaitd_nodes"))
+			return store_fail(
+			    r, "invalid",
+			    "\"%s\" is one of the daemon's own tables, out of reach of"
+			    " application SQL",
+			    name);
+	}
+	return 0;
+}
+
+/* Send application SQL r on c: the timeout, [SAVEPOINT,] the statement [, RELEASE], sync. */
+static int send_sql(struct pgstore *st, struct pg_conn *c, struct store_req *r)
+{
+	struct pg_slot own = {.kind = PG_SLOT_OWN}, stmt = {.kind = PG_SLOT_REQ, .r = r, .step = 1};
+	int n = 0, rc = -1;
+	char *sql, tmo[32];
+	const char **vals = NULL;
+	int *lens = NULL, *fmts = NULL;
+	Oid *types = NULL;
+	char(*num)[32] = NULL;
+	struct pg_params p;
+
+	if (allowed(r) < 0)
+		return -1;
+	sql = pg_sql_translate(r->sql, &n);
+	if (!sql)
+		return store_fail(r, "out_of_memory", "out of memory");
+	if (n != r->nparams) {
+		free(sql);
+		return store_fail(r, "invalid",
+		                  "the statement has %d placeholders for %d parameters", n,
+		                  r->nparams);
+	}
+	if (n > 0) {
+		vals = calloc((size_t)n, sizeof *vals);
+		lens = calloc((size_t)n, sizeof *lens);
+		fmts = calloc((size_t)n, sizeof *fmts);
+		types = calloc((size_t)n, sizeof *types);
+		num = calloc((size_t)n, sizeof *num);
+		if (!vals || !lens || !fmts || !types || !num) {
+			store_fail(r, "out_of_memory", "out of memory");
+			goto out;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		const struct store_val *v = &r->params[i];
+		switch (v->type) {
+		case STORE_NULL:
+			break;
+		case STORE_INT:
+			snprintf(num[i], sizeof num[i], "%lld", (long long)v->i);
+			vals[i] = num[i];
+			types[i] = 20; /* int8 */
+			break;
+		case STORE_REAL:
+			snprintf(num[i], sizeof num[i], "%.17g", v->d);
+			vals[i] = num[i];
+			types[i] = 701; /* float8 */
+			break;
+		case STORE_TEXT:
+			vals[i] = v->p;
+			break;
+		case STORE_BLOB:
+			vals[i] = v->p ? v->p : "";
+			lens[i] = (int)v->n;
+			fmts[i] = 1;
+			types[i] = 17; /* bytea, binary */
+			break;
+		}
+	}
+	snprintf(tmo, sizeof tmo, "%ld", timeout_ms(st, r));
+	pg_params_init(&p);
+	pg_param_text(&p, tmo);
+	if (pg_conn_send(c, "SELECT set_config('statement_timeout', $1, false)", &p, own) < 0 ||
+	    (r->tx && pg_conn_send(c, "SAVEPOINT s", NULL, own) < 0) ||
+	    pg_conn_send_raw(c, sql, n, types, vals, lens, fmts, stmt) < 0 ||
+	    (r->tx && pg_conn_send(c, "RELEASE s", NULL, own) < 0) || pg_conn_sync(c) < 0) {
+		store_fail(r, "db", "PostgreSQL: %s", c->err);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(sql);
+	free(vals);
+	free(lens);
+	free(fmts);
+	free(types);
+	free(num);
+	return rc;
+}
+
+/* TX_BEGIN: BEGIN, and the journal's row when the transaction is a named step. */
+static int send_begin(struct pg_conn *c, struct store_req *r)
+{
+	struct pg_slot own = {.kind = PG_SLOT_OWN}, step = {.kind = PG_SLOT_REQ, .r = r, .step = 2};
+	struct pg_params p;
+
+	if (pg_conn_send(c, "BEGIN", NULL, own) < 0)
+		return -1;
+	if (r->name) {
+		pg_params_init(&p);
+		pg_param_i64(&p, r->job_id);
+		pg_param_i64(&p, r->seq);
+		pg_param_text(&p, r->name);
+		if (pg_conn_send(
+		        c,
+		        "SELECT seq, name, result FROM steps WHERE job_id = $1 AND (seq = $2"
+		        " OR (name = $3 AND kind IN ('tx', 'step')))",
+		        &p, step) < 0)
+			return -1;
+	}
+	return pg_conn_sync(c);
+}
+
+/* TX_END: [journal the step,] COMMIT; or ROLLBACK. */
+static int send_end(struct pg_conn *c, struct store_req *r)
+{
+	struct pg_slot own = {.kind = PG_SLOT_OWN}, put = {.kind = PG_SLOT_REQ, .r = r, .step = 3};
+	struct pg_params p;
+	char now[32];
+
+	if (!r->flag)
+		return pg_conn_send(c, "ROLLBACK", NULL, own) < 0 ? -1 : pg_conn_sync(c);
+	if (r->name) {
+		snprintf(now, sizeof now, "%lld", (long long)store_now());
+		pg_params_init(&p);
+		pg_param_i64(&p, r->job_id);
+		pg_param_i64(&p, r->seq);
+		pg_param_text(&p, r->name);
+		pg_param_text(&p, r->text ? r->text : "[]");
+		pg_param_text(&p, now);
+		if (pg_conn_send(
+		        c,
+		        "INSERT INTO steps (job_id, seq, name, kind, result, at) VALUES ($1,"
+		        " $2, $3, 'tx', $4, $5)",
+		        &p, put) < 0)
+			return -1;
+	}
+	if (pg_conn_send(c, "COMMIT", NULL, own) < 0)
+		return -1;
+	return pg_conn_sync(c);
+}
+
+/* Start r on c. 0, or -1 with r failed and answered. */
+static void start(struct pgstore *st, struct pg_conn *c, struct store_req *r)
+{
+	int rc;
+
+	c->cur = r;
+	c->got = 0;
+	c->cleanup = 0;
+	c->err[0] = '\0';
+	if (r->op == STORE_TX_BEGIN) {
+		c->tx = r->tx;
+		c->tx_started = clock_mono_ms();
+		rc = send_begin(c, r);
+	} else if (r->op == STORE_TX_END) {
+		rc = send_end(c, r);
+	} else {
+		rc = send_sql(st, c, r);
+		if (rc < 0 && c->state == PGC_READY && !c->nslots) {
+			/* refused before anything was sent */
+			c->cur = NULL;
+			pg_answer(st, r);
+			return;
+		}
+	}
+	if (rc < 0) {
+		if (!r->rc)
+			store_fail(r, "db", "PostgreSQL: %s", c->err);
+		pg_conn_close(c);
+		c->tx = 0;
+		c->cur = NULL;
+		pg_answer(st, r);
+	}
+}
+
+/* A request that names a transaction no connection holds: failed at once. */
+static int gone(struct pgstore *st, struct store_req *r)
+{
+	if (is_dead(st, r->tx, r->op == STORE_TX_END)) {
+		if (r->op != STORE_TX_END || r->flag)
+			store_fail(
+			    r, "timeout",
+			    "the transaction was open longer than %.0f ms, or lost its connection,"
+			    " and was rolled back",
+			    st->cfg.tx_timeout_ms);
+	} else {
+		store_fail(r, "invalid", "no such open transaction");
+	}
+	pg_answer(st, r);
+	return 1;
+}
+
+/* Give the waiting requests what connections there are. */
+static void pump(struct pgstore *st)
+{
+	struct store_req *keep = NULL, *keep_tail = NULL, *r;
+	double now = clock_mono_ms();
+
+	while ((r = store_list_pop(&st->txq, &st->txq_tail))) {
+		struct pg_conn *c;
+		if (r->tx && r->op != STORE_TX_BEGIN) {
+			c = conn_of_tx(st, r->tx);
+			if (!c) {
+				gone(st, r);
+				continue;
+			}
+			if (c->cur) {
+				store_list_append(&keep, &keep_tail, r);
+				continue;
+			}
+		} else if (!(c = free_conn(st))) {
+			store_list_append(&keep, &keep_tail, r);
+			continue;
+		}
+		start(st, c, r);
+	}
+	st->txq = keep;
+	st->txq_tail = keep_tail;
+	if (!st->txq)
+		return;
+	/* work waits: connections that are down try again (after their backoff) */
+	for (int i = 0; i < PG_POOL; i++) {
+		struct pg_conn *c = &st->pool[i];
+		if (c->state == PGC_DOWN && !st->stopping && now >= c->retry_at)
+			pg_conn_start(c, st->conninfo);
+	}
+	if (!free_conn(st) && st->pool_ev) {
+		struct timeval tv = {0, 200000};
+		evtimer_add(st->pool_ev, &tv);
+	}
+}
+
+static void on_pool_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump(arg);
+}
+
+/* The unit of c->cur is over: answer it, or first undo what its failure left. */
+static void unit_end(struct pg_conn *c)
+{
+	struct pgstore *st = c->st;
+	struct store_req *r = c->cur;
+	PGTransactionStatusType ts = PQtransactionStatus(c->pq);
+	struct pg_slot own = {.kind = PG_SLOT_OWN};
+	const char *undo = NULL;
+
+	if (!r->rc && !c->got && r->op == STORE_SQL)
+		store_fail(r, "db", "PostgreSQL: %s",
+		           c->err[0] ? c->err : "no answer to the statement");
+	if (!c->cleanup) {
+		if (r->op == STORE_SQL && r->tx && ts == PQTRANS_INERROR)
+			undo = "ROLLBACK TO s"; /* the failed statement alone is undone */
+		else if (r->op == STORE_TX_BEGIN && (r->rc || r->journaled) && ts != PQTRANS_IDLE)
+			undo = "ROLLBACK"; /* journaled already, or failed: no transaction */
+		else if (r->op != STORE_TX_BEGIN && !r->tx && ts != PQTRANS_IDLE)
+			undo = "ROLLBACK";
+		else if (r->op == STORE_TX_END && ts != PQTRANS_IDLE)
+			undo = "ROLLBACK"; /* the COMMIT failed (the journal's row, a constraint) */
+	}
+	if (r->op == STORE_TX_BEGIN && (r->rc || r->journaled))
+		c->tx = 0;
+	if (r->op == STORE_TX_END)
+		c->tx = 0;
+	if (undo) {
+		c->cleanup = 1;
+		if (pg_conn_send(c, undo, NULL, own) == 0 &&
+		    (strcmp(undo, "ROLLBACK TO s") != 0 ||
+		     pg_conn_send(c, "RELEASE s", NULL, own) == 0) &&
+		    pg_conn_sync(c) == 0)
+			return; /* answered at the end of that unit */
+		pg_conn_close(c);
+		c->tx = 0;
+	}
+	c->cur = NULL;
+	pg_answer(st, r);
+	pump(st);
+}
+
+static void on_pool_result(struct pg_conn *c, const struct pg_slot *slot, PGresult *res)
+{
+	struct store_req *r = c->cur;
+	ExecStatusType s = PQresultStatus(res);
+	int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+
+	if (!r)
+		return;
+	switch (slot->kind) {
+	case PG_SLOT_REQ:
+		c->got = 1;
+		if (slot->step == 1) { /* the application's statement */
+			if (ok)
+				pg_rows_collect(r, res);
+			else if (s != PGRES_PIPELINE_ABORTED)
+				pg_fail(r, NULL, res, c);
+		} else if (slot->step == 2) { /* TX_BEGIN's journal row */
+			if (ok)
+				pg_read_step(r, res);
+			else if (s != PGRES_PIPELINE_ABORTED)
+				pg_fail(r, "reading the step journal", res, c);
+		} else if (!ok && s != PGRES_PIPELINE_ABORTED) { /* TX_END's journal row */
+			const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			if (code && !strcmp(code, "23505"))
+				store_fail(r, "nondeterministic",
+				           "step %lld \"%s\" of job %lld is journaled already",
+				           (long long)r->seq, r->name, (long long)r->job_id);
+			else
+				pg_fail(r, "journaling the step", res, c);
+		}
+		break;
+	case PG_SLOT_OWN:
+		if (!ok && s != PGRES_PIPELINE_ABORTED && !r->rc && !c->cleanup)
+			pg_fail(r,
+			        r->op == STORE_TX_END && r->flag ? "committing the transaction"
+			                                         : NULL,
+			        res, c);
+		break;
+	case PG_SLOT_SYNC:
+		unit_end(c);
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_pool_state(struct pg_conn *c, int up)
+{
+	struct pgstore *st = c->st;
+	struct store_req *r = c->cur;
+
+	if (up) {
+		c->retry_at = 0;
+		pump(st);
+		return;
+	}
+	c->retry_at = clock_mono_ms() + 1000;
+	if (c->tx)
+		mark_dead(st, c->tx);
+	c->tx = 0;
+	c->cur = NULL;
+	if (r) {
+		if (!r->rc)
+			store_fail(r, "db", "%s", c->err);
+		pg_answer(st, r);
+	}
+	pump(st);
+}
+
+void pg_tx_submit(struct pgstore *st, struct store_req *r)
+{
+	r->next = NULL;
+	store_list_append(&st->txq, &st->txq_tail, r);
+	pump(st);
+}
+
+void pg_tx_reap(struct pgstore *st)
+{
+	double now = clock_mono_ms();
+
+	for (int i = 0; i < PG_POOL; i++) {
+		struct pg_conn *c = &st->pool[i];
+		if (c->state != PGC_READY || !c->tx || c->cur ||
+		    now - c->tx_started <= st->cfg.tx_timeout_ms)
+			continue;
+		/* its owner is late or gone: roll back (the connection goes back to the pool) */
+		mark_dead(st, c->tx);
+		c->tx = 0;
+		pg_conn_close(c);
+		c->retry_at = 0;
+	}
+	pump(st);
+}
+
+int pg_tx_open(struct pgstore *st, char *err, size_t errlen)
+{
+	st->pool_ev = evtimer_new(st->base, on_pool_timer, st);
+	if (!st->pool_ev) {
+		errbuf_set(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < PG_POOL; i++) {
+		struct pg_conn *c = &st->pool[i];
+		c->st = st;
+		c->id = i + 1;
+		c->on_result = on_pool_result;
+		c->on_state = on_pool_state;
+		if (pg_conn_open_blocking(c, st->conninfo, err, errlen) < 0)
+			return -1;
+		if (pg_conn_attach(c) < 0) {
+			errbuf_set(err, errlen, "PostgreSQL: %s", c->err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void pg_tx_close(struct pgstore *st)
+{
+	struct store_req *r;
+
+	for (int i = 0; i < PG_POOL; i++) {
+		struct pg_conn *c = &st->pool[i];
+		if (c->cur) {
+			store_fail(c->cur, "stopping", "the store is closing");
+			pg_answer(st, c->cur);
+			c->cur = NULL;
+		}
+		pg_conn_close(c);
+		free(c->slots);
+		c->slots = NULL;
+	}
+	while ((r = store_list_pop(&st->txq, &st->txq_tail))) {
+		store_fail(r, "stopping", "the store is closing");
+		pg_answer(st, r);
+	}
+	if (st->pool_ev)
+		event_free(st->pool_ev);
+	st->pool_ev = NULL;
+}

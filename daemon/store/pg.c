@@ -1,0 +1,525 @@
+/*
+ * pg.c: the PostgreSQL store (see store.h): several daemons share one
+ * database. The life of struct pgstore, the queue of job operations and
+ * their group commit on the main connection, the answers, the node's
+ * heartbeat and the reaping of dead nodes, reconnecting.
+ *
+ * Group commit: the job operations submitted in a loop turn go out at its
+ * end as one pipeline, BEGIN, each operation's statements, COMMIT and a
+ * sync point, with no wait in between; the answers leave when the COMMIT
+ * has answered (PostgreSQL made it durable). A statement that fails aborts
+ * the transaction: that request is answered with PostgreSQL's message and
+ * the others of the batch go again, in a new batch, so one bad request
+ * never fails its neighbours. If the connection breaks, every request in
+ * flight fails with code "db" (a COMMIT whose answer was lost may or may
+ * not have happened: idempotency keys and lease fences make a retry
+ * safe), and so does every request until the connection is back.
+ *
+ * Nodes: each daemon registers a row in awaitd_nodes and holds the session
+ * advisory lock (PG_LOCK_SPACE, its id) on its main connection for as long
+ * as the connection lives; its leases carry the id in their high half.
+ * Once a second it beats (awaitd_beat): its row's seen_at, and every other
+ * node whose lock can be taken is dead, its running jobs requeued at once,
+ * its row deleted. After a reconnect the daemon registers as a new node:
+ * the old one is reaped like any dead node and its jobs run again, fenced
+ * by lease (their db:tx steps are journaled, so they are not done twice).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "errbuf.h"
+#include "log.h"
+#include "pg-int.h"
+
+#define BEAT_MS        1000.0 /* heartbeat and the search for dead nodes */
+#define BACKOFF_MIN_MS 100.0
+#define BACKOFF_MAX_MS 5000.0
+#define CLOSE_WAIT_MS  10000.0 /* how long closing waits for the batch in flight */
+
+static void run_batch(struct pgstore *st);
+
+int64_t pg_new_lease(struct pgstore *st)
+{
+	return st->node * ((int64_t)1 << 32) + ++st->lease_seq;
+}
+
+/* ---- answers ------------------------------------------------------------------------- */
+
+static void on_answers(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgstore *st = arg;
+	struct store_req *r, *next;
+
+	(void)fd;
+	(void)what;
+	r = st->answers;
+	st->answers = st->answers_tail = NULL;
+	for (; r; r = next) {
+		next = r->next;
+		r->next = NULL;
+		st->pending--;
+		st->stats.requests++;
+		if (r->done)
+			r->done(r);
+		else
+			store_req_free(r);
+	}
+}
+
+void pg_answer(struct pgstore *st, struct store_req *r)
+{
+	r->next = NULL;
+	store_list_append(&st->answers, &st->answers_tail, r);
+	event_active(st->answer_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- the batch on the main connection --------------------------------------------------- */
+
+static void fail_list(struct pgstore *st, struct store_req *head, const char *msg)
+{
+	struct store_req *r, *next;
+
+	for (r = head; r; r = next) {
+		next = r->next;
+		if (r->rc == 0)
+			store_fail(r, "db", "%s", msg);
+		pg_answer(st, r);
+	}
+}
+
+static void batch_end(struct pgstore *st, int committed, const char *why)
+{
+	struct store_req *head = st->batch, *r, *next;
+
+	st->batch = st->batch_tail = NULL;
+	st->stats.commits += committed;
+	if (committed) {
+		histo_observe(&st->stats.batch, (double)st->batch_n);
+		for (r = head; r; r = next) {
+			next = r->next;
+			pg_answer(st, r);
+		}
+	} else if (st->culprit) {
+		/* one statement failed the transaction: it is answered, the others go again */
+		struct store_req *again = NULL, *again_tail = NULL;
+		st->stats.failed_commits++;
+		for (r = head; r; r = next) {
+			next = r->next;
+			r->next = NULL;
+			if (r == st->culprit) {
+				pg_answer(st, r);
+				continue;
+			}
+			store_req_reset(r);
+			store_list_append(&again, &again_tail, r);
+		}
+		if (again) {
+			again_tail->next = st->inq;
+			if (!st->inq)
+				st->inq_tail = again_tail;
+			st->inq = again;
+		}
+	} else {
+		st->stats.failed_commits++;
+		fail_list(st, head, why);
+	}
+	st->culprit = NULL;
+	st->batch_n = 0;
+	run_batch(st);
+}
+
+static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresult *res)
+{
+	struct pgstore *st = c->st;
+	ExecStatusType s = PQresultStatus(res);
+	int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+
+	switch (slot->kind) {
+	case PG_SLOT_REQ:
+		if (ok)
+			pg_op_collect(st, slot->r, slot->step, res);
+		else if (s != PGRES_PIPELINE_ABORTED && !st->culprit) {
+			st->culprit = slot->r;
+			pg_fail(slot->r, NULL, res, c);
+		}
+		break;
+	case PG_SLOT_BEGIN:
+		if (!ok && s != PGRES_PIPELINE_ABORTED)
+			snprintf(c->err, sizeof c->err, "BEGIN: %s", PQresultErrorMessage(res));
+		break;
+	case PG_SLOT_COMMIT:
+		st->committed = ok;
+		if (!ok && s != PGRES_PIPELINE_ABORTED)
+			snprintf(c->err, sizeof c->err, "COMMIT: %s", PQresultErrorMessage(res));
+		break;
+	case PG_SLOT_OWN:
+		if (slot->own)
+			slot->own(st, res);
+		break;
+	case PG_SLOT_SYNC:
+		if (st->in_unit == PG_UNIT_BATCH) {
+			st->in_unit = PG_UNIT_NONE;
+			batch_end(st, st->committed, c->err);
+		} else {
+			st->in_unit = PG_UNIT_NONE;
+			run_batch(st);
+		}
+		break;
+	}
+}
+
+/* Send the queued job operations as one transaction, unless one is in flight. */
+static void run_batch(struct pgstore *st)
+{
+	struct pg_conn *c = &st->main;
+	struct pg_slot begin = {.kind = PG_SLOT_BEGIN}, commit = {.kind = PG_SLOT_COMMIT};
+	struct store_req *r;
+
+	if (st->in_unit != PG_UNIT_NONE)
+		return;
+	if (c->state != PGC_READY || !st->registered) {
+		/* down: no wait for a server that may be gone for minutes */
+		struct store_req *head = st->inq;
+		st->inq = st->inq_tail = NULL;
+		if (head)
+			fail_list(st, head,
+			          st->down_why[0] ? st->down_why : "PostgreSQL is not connected");
+		return;
+	}
+	if (!st->inq)
+		return;
+	c->err[0] = '\0';
+	st->committed = 0;
+	if (pg_conn_send(c, "BEGIN", NULL, begin) < 0)
+		goto lost;
+	st->in_unit = PG_UNIT_BATCH;
+	while (st->batch_n < st->cfg.max_batch && (r = store_list_pop(&st->inq, &st->inq_tail))) {
+		int n = pg_op_send(st, c, r);
+		if (n < 0) {
+			if (c->state != PGC_READY)
+				goto lost;
+			pg_answer(st, r); /* refused before anything was sent (invalid input) */
+			continue;
+		}
+		store_list_append(&st->batch, &st->batch_tail, r);
+		st->batch_n++;
+	}
+	if (pg_conn_send(c, "COMMIT", NULL, commit) < 0 || pg_conn_sync(c) < 0)
+		goto lost;
+	return;
+lost:
+	pg_conn_close(c);
+	pg_main_state(c, 0);
+}
+
+/* A unit of the driver's own statements (heartbeat, registration) on the main connection. */
+int pg_own_send(struct pgstore *st, const char *sql, const struct pg_params *p, pg_own_fn *own)
+{
+	struct pg_conn *c = &st->main;
+	struct pg_slot slot = {.kind = PG_SLOT_OWN, .own = own};
+
+	if (st->in_unit != PG_UNIT_NONE || c->state != PGC_READY)
+		return -1;
+	if (pg_conn_send(c, sql, p, slot) < 0 || pg_conn_sync(c) < 0) {
+		pg_conn_close(c);
+		pg_main_state(c, 0);
+		return -1;
+	}
+	st->in_unit = PG_UNIT_OWN;
+	return 0;
+}
+
+static void on_run(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	run_batch(arg);
+}
+
+/* ---- the connection's life: lost, reconnecting, registered again -------------------------- */
+
+static void retry_later(struct pgstore *st)
+{
+	struct timeval tv;
+
+	if (st->stopping)
+		return;
+	st->backoff_ms = st->backoff_ms ? st->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (st->backoff_ms > BACKOFF_MAX_MS)
+		st->backoff_ms = BACKOFF_MAX_MS;
+	tv.tv_sec = (time_t)(st->backoff_ms / 1000);
+	tv.tv_usec = (suseconds_t)((st->backoff_ms - (double)tv.tv_sec * 1000) * 1000);
+	evtimer_add(st->retry_ev, &tv);
+}
+
+static void on_registered(struct pgstore *st, PGresult *res)
+{
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		log_error("PostgreSQL: registering this daemon again: %s",
+		          PQresultErrorMessage(res));
+		pg_conn_close(&st->main);
+		pg_main_state(&st->main, 0);
+		return;
+	}
+	st->node = pg_i64(res, 0, 0);
+	st->lease_seq = 0;
+	st->registered = 1;
+	st->backoff_ms = 0;
+	st->down_why[0] = '\0';
+	log_info("PostgreSQL: connected again, node %lld", (long long)st->node);
+}
+
+void pg_main_state(struct pg_conn *c, int up)
+{
+	struct pgstore *st = c->st;
+
+	if (up) {
+		struct pg_params p;
+		char host[256] = "";
+		pg_params_init(&p);
+		gethostname(host, sizeof host - 1);
+		pg_param_text(&p, host);
+		pg_param_i64(&p, (int64_t)getpid());
+		pg_param_i64(&p, store_now());
+		/* a new node: the old one is reaped like any dead node (see the top) */
+		if (pg_own_send(st, "SELECT awaitd_register($1, $2, $3)", &p, on_registered) < 0)
+			retry_later(st);
+		return;
+	}
+	/* lost: what was in flight fails, and everything until the connection is back */
+	if (!st->down_why[0] || st->registered)
+		snprintf(st->down_why, sizeof st->down_why, "PostgreSQL: %s", c->err);
+	if (st->registered)
+		log_error("%s; reconnecting", st->down_why);
+	st->registered = 0;
+	if (st->in_unit == PG_UNIT_BATCH) {
+		struct store_req *head = st->batch;
+		st->batch = st->batch_tail = NULL;
+		st->batch_n = 0;
+		st->culprit = NULL;
+		fail_list(st, head, st->down_why);
+	}
+	st->in_unit = PG_UNIT_NONE;
+	run_batch(st); /* fails what is queued */
+	retry_later(st);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgstore *st = arg;
+
+	(void)fd;
+	(void)what;
+	if (st->stopping || st->main.state != PGC_DOWN)
+		return;
+	if (pg_conn_start(&st->main, st->conninfo) < 0)
+		return; /* pg_conn_start told on_state, which retries */
+}
+
+static void on_beaten(struct pgstore *st, PGresult *res)
+{
+	int64_t n;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		log_error("PostgreSQL: heartbeat: %s", PQresultErrorMessage(res));
+		return;
+	}
+	n = pg_i64(res, 0, 0);
+	if (n > 0) {
+		log_info("PostgreSQL: requeued %lld jobs of dead nodes", (long long)n);
+		if (st->wake)
+			st->wake(st->wake_arg, STORE_WAKE_READY, "");
+	}
+}
+
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+	struct pgstore *st = arg;
+	struct timeval tv = {(time_t)(BEAT_MS / 1000), 0};
+	struct pg_params p;
+
+	(void)fd;
+	(void)what;
+	evtimer_add(st->beat_ev, &tv);
+	pg_tx_reap(st);
+	if (!st->registered)
+		return;
+	pg_params_init(&p);
+	pg_param_i64(&p, st->node);
+	pg_param_i64(&p, store_now());
+	/* busy with a batch: the next beat goes (a beat late is no harm) */
+	pg_own_send(st, "SELECT awaitd_beat($1, $2)", &p, on_beaten);
+}
+
+/* ---- the driver's calls -------------------------------------------------------------- */
+
+static void pg_submit(struct store *b, struct store_req *r)
+{
+	struct pgstore *st = (struct pgstore *)b;
+
+	st->pending++;
+	if (st->stopping) {
+		store_fail(r, "stopping", "the store is closing");
+		pg_answer(st, r);
+		return;
+	}
+	if (r->op == STORE_SQL || r->op == STORE_TX_BEGIN || r->op == STORE_TX_END) {
+		pg_tx_submit(st, r);
+		return;
+	}
+	r->next = NULL;
+	store_list_append(&st->inq, &st->inq_tail, r);
+	event_active(st->run_ev, EV_TIMEOUT, 0);
+}
+
+static void pg_poll(struct store *b)
+{
+	(void)b; /* everything happens in the connections' callbacks */
+}
+
+static int64_t pg_epoch(const struct store *b)
+{
+	return ((const struct pgstore *)b)->node;
+}
+
+static size_t pg_pending(const struct store *b)
+{
+	return ((const struct pgstore *)b)->pending;
+}
+
+static size_t pg_held(const struct store *b)
+{
+	(void)b;
+	return 0; /* a user transaction holds a pool connection, never the others' requests */
+}
+
+static void pg_get_stats(struct store *b, struct store_stats *out)
+{
+	*out = ((struct pgstore *)b)->stats;
+}
+
+static void pg_set_wake(struct store *b, store_wake_fn *fn, void *arg)
+{
+	struct pgstore *st = (struct pgstore *)b;
+
+	st->wake = fn;
+	st->wake_arg = arg;
+}
+
+static void on_close_tick(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+static void pg_close(struct store *b)
+{
+	struct pgstore *st = (struct pgstore *)b;
+
+	/* what is queued goes out, and the batch in flight is answered, before the end */
+	run_batch(st);
+	if (st->main.state == PGC_READY && st->in_unit != PG_UNIT_NONE) {
+		/* the loop has stopped: run it for this alone, for at most CLOSE_WAIT_MS */
+		double until = clock_mono_ms() + CLOSE_WAIT_MS;
+		struct timeval tick = {0, 100000};
+		struct event *t = evtimer_new(st->base, on_close_tick, NULL);
+		while (st->main.state == PGC_READY && st->in_unit != PG_UNIT_NONE &&
+		       clock_mono_ms() < until) {
+			if (t)
+				evtimer_add(t, &tick); /* EVLOOP_ONCE returns at the latest then */
+			if (event_base_loop(st->base, EVLOOP_ONCE) < 0)
+				break;
+		}
+		if (t)
+			event_free(t);
+	}
+	st->stopping = 1;
+	pg_tx_close(st);
+	if (st->main.state == PGC_READY) {
+		struct pg_params p;
+		PQexitPipelineMode(st->main.pq);
+		PQsetnonblocking(st->main.pq, 0);
+		pg_params_init(&p);
+		pg_param_i64(&p, st->node);
+		PQclear(PQexecParams(st->main.pq, "DELETE FROM awaitd_nodes WHERE id = $1", 1, NULL,
+		                     p.v, NULL, NULL, 0));
+	}
+	pg_conn_close(&st->main);
+	fail_list(st, st->inq, "the store is closing");
+	st->inq = st->inq_tail = NULL;
+	if (st->answers)
+		on_answers(-1, 0, st);
+	if (st->run_ev)
+		event_free(st->run_ev);
+	if (st->retry_ev)
+		event_free(st->retry_ev);
+	if (st->beat_ev)
+		event_free(st->beat_ev);
+	if (st->answer_ev)
+		event_free(st->answer_ev);
+	free(st->main.slots);
+	free(st->conninfo);
+	free(st->migrations_dir);
+	free(st);
+}
+
+static const struct store_ops pg_ops = {
+    .close = pg_close,
+    .epoch = pg_epoch,
+    .submit = pg_submit,
+    .poll = pg_poll,
+    .pending = pg_pending,
+    .held = pg_held,
+    .get_stats = pg_get_stats,
+    .set_wake = pg_set_wake,
+};
+
+struct store *store_pg_open(struct event_base *base, const struct store_config *cfg,
+                            int64_t *requeued, char *err, size_t errlen)
+{
+	struct pgstore *st = calloc(1, sizeof *st);
+	struct timeval beat = {(time_t)(BEAT_MS / 1000), 0};
+
+	if (!st) {
+		errbuf_set(err, errlen, "out of memory");
+		return NULL;
+	}
+	st->drv.ops = &pg_ops;
+	st->cfg = *cfg;
+	st->base = base;
+	st->main.st = st;
+	st->main.on_result = on_main_result;
+	st->main.on_state = pg_main_state;
+	histo_init(&st->stats.batch, histo_le_count, HISTO_LE_COUNT_N);
+	histo_init(&st->stats.fsync, histo_le_fast, HISTO_LE_FAST_N);
+	st->conninfo = strdup(cfg->path);
+	st->migrations_dir = strdup(cfg->migrations_dir);
+	st->run_ev = event_new(base, -1, 0, on_run, st);
+	st->retry_ev = evtimer_new(base, on_retry, st);
+	st->beat_ev = evtimer_new(base, on_beat, st);
+	st->answer_ev = event_new(base, -1, 0, on_answers, st);
+	if (!st->conninfo || !st->migrations_dir || !st->run_ev || !st->retry_ev || !st->beat_ev ||
+	    !st->answer_ev) {
+		errbuf_set(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (pg_conn_open_blocking(&st->main, st->conninfo, err, errlen) < 0 ||
+	    pg_migrate(st, &st->main, requeued, err, errlen) < 0)
+		goto fail;
+	if (pg_conn_attach(&st->main) < 0) {
+		errbuf_set(err, errlen, "PostgreSQL: %s", st->main.err);
+		goto fail;
+	}
+	if (pg_tx_open(st, err, errlen) < 0)
+		goto fail;
+	st->registered = 1;
+	evtimer_add(st->beat_ev, &beat);
+	return &st->drv;
+fail:
+	pg_close(&st->drv);
+	return NULL;
+}

@@ -1,0 +1,310 @@
+"""tests/e2e/test_pg.py: the PostgreSQL store with a real PostgreSQL 15 server
+(pgserver.py starts one in a temporary folder) and real daemons sharing it.
+
+- two daemons started at the same moment apply each migration once and
+  register as two nodes; a PostgreSQL-only migration (NNNN_x.pg.sql alone) runs;
+- purchases enqueued with idempotency keys through both daemons run exactly
+  once: every order once, the balance right, a key enqueued twice one job;
+- a daemon killed with SIGKILL: the other finds its node dead within seconds
+  and runs its jobs, whose journaled step still happens once;
+- PostgreSQL restarted under running daemons: requests meanwhile fail with
+  code db and a clear message, the daemons live, reconnect, and work resumes
+  with nothing acknowledged lost;
+- application SQL cannot reach the daemon's tables or end its transaction;
+  a failing migration stops start-up naming the file.
+"""
+import os
+import signal
+import subprocess
+import time
+
+from harness import SCRIPTS, SLOW, Daemon, check, make_root, poll, run, skip
+from pgserver import PgServer
+
+LONG = min(SLOW, 4)  # jobs that must outlast a step of the test: longer under valgrind
+
+NAP = """
+return {
+  concurrency = 5,
+  retries = 5,
+  backoff = 100,
+  timeout = 600000,
+  run = function(ctx, args)
+    async.sleep(args.ms or 0)
+    local ok, err = ctx.db:tx(function(tx)
+      assert(tx:exec("INSERT INTO naps (job_id) VALUES (?)", ctx.job.id))
+      return true
+    end, { step = "nap" })
+    if not ok then return nil, err end
+    return { napped = args.ms or 0 }
+  end,
+}
+"""
+
+NAPS_PG = "CREATE TABLE naps (job_id bigint NOT NULL, at timestamptz DEFAULT now());\n"
+
+SOLO = """
+return {
+  concurrency = %d,
+  timeout = 600000,
+  run = function(ctx, args) async.sleep(args.ms or 0); return true end,
+}
+"""
+
+PROBE = """
+return {
+  run = function(ctx, args)
+    local rows, err = ctx.db:query(args.sql)
+    if rows then return { rows = #rows } end
+    return { code = err.code, message = err.message }
+  end,
+}
+"""
+
+
+def root_with(files=None, solo=1):
+    with open(os.path.join(SCRIPTS, "purchase.lua")) as f:
+        purchase = f.read()
+    base = {"scripts/purchase.lua": purchase, "scripts/nap.lua": NAP,
+            "scripts/probe.lua": PROBE, "scripts/solo.lua": SOLO % solo,
+            "migrations/0100_naps.pg.sql": NAPS_PG}
+    base.update(files or {})
+    return make_root("awaitd-pg-", base, lib=True)
+
+
+def q1(pg, sql):
+    rows = pg.psql(sql)
+    return rows[0] if rows else None
+
+
+def section_start_and_purchases(pg, a, b):
+    procs = []
+    for d in (a, b):  # at the same moment: both race for the migrations
+        procs.append(threading_start(d))
+    for t in procs:
+        t.join()
+    check("start: both daemons come up on one PostgreSQL", all(t.ok for t in procs),
+          a.logtext()[-2000:] + b.logtext()[-2000:])
+    dup = q1(pg, "SELECT count(*) - count(DISTINCT version) FROM schema_migrations")
+    n = q1(pg, "SELECT count(*) FROM schema_migrations")
+    check("migrations: each applied once (no version twice)", dup == "0", dup)
+    files = {f.split("_")[0] for f in os.listdir(os.path.join(a.dir, "migrations"))
+             if f.endswith(".sql")}
+    check("migrations: every file's version is recorded", n == str(len(files)), (n, files))
+    check("migrations: a PostgreSQL-only migration ran (naps exists)",
+          q1(pg, "SELECT to_regclass('naps') IS NOT NULL") == "t")
+    check("migrations: recorded under the .sql name",
+          q1(pg, "SELECT name FROM schema_migrations WHERE version = 1") == "0001_core.sql")
+    check("nodes: two daemons, two nodes", q1(pg, "SELECT count(*) FROM awaitd_nodes") == "2")
+    rc, st, out = a.cjson("status")
+    check("status: names the PostgreSQL database",
+          rc == 0 and st and str(st.get("db", st.get("database", ""))).startswith("postgresql://"),
+          out)
+
+    nodes = (st or {}).get("nodes") or []
+    check("status: lists the two nodes (host, pid, running)",
+          len(nodes) == 2 and {n.get("pid") for n in nodes} == {a.proc.pid, b.proc.pid}
+          and all("running" in n and n.get("host") for n in nodes), st)
+    rc, out, _ = b.ctl("status")
+    check("status: the human view has a line per node and marks this one",
+          rc == 0 and "nodes:          2" in out and out.count("  node ") == 2
+          and "pid %d" % b.proc.pid in out and "(this daemon)" in out, out)
+
+    # purchases through both daemons, each with an idempotency key
+    ids = {}
+    for i in range(60):
+        d = a if i % 2 else b
+        rc, out, err = d.ctl("enqueue", "purchase",
+                             '{"account":1,"item":"pen","price":100}', "--key", "buy-%d" % i)
+        if rc == 0:
+            ids[i] = out.split()[0]
+    check("purchases: 60 enqueued through two daemons", len(ids) == 60, len(ids))
+    rc, out, _ = a.ctl("enqueue", "purchase", '{"account":1,"item":"pen","price":100}',
+                       "--key", "buy-7")
+    check("purchases: a key enqueued again (on the other daemon) names the same job",
+          rc == 0 and out.split()[0] == ids.get(7), (rc, out, ids.get(7)))
+    done = poll(lambda: q1(pg, "SELECT count(*) FROM jobs WHERE name = 'purchase' AND state"
+                           " IN ('succeeded', 'dead', 'cancelled')") == "60", 60)
+    check("purchases: all 60 finished", done,
+          pg.psql("SELECT state, count(*) FROM jobs GROUP BY state"))
+    check("purchases: all succeeded",
+          q1(pg, "SELECT count(*) FROM jobs WHERE name = 'purchase' AND state = 'succeeded'")
+          == "60")
+    check("purchases: 60 orders, one per job",
+          q1(pg, "SELECT count(*), count(DISTINCT job_id) FROM orders") == "60|60")
+    check("purchases: the balance is 10000 - 60 x 100",
+          q1(pg, "SELECT balance FROM accounts WHERE id = 1") == "4000")
+    check("purchases: 60 receipts, one per order",
+          q1(pg, "SELECT count(DISTINCT order_id) FROM receipts") == "60")
+
+
+class threading_start:
+    """Start a daemon on a thread of its own (so several start at once)."""
+
+    def __init__(self, d):
+        import threading
+        self.ok = False
+        self.t = threading.Thread(target=self.go, args=(d,))
+        self.t.start()
+
+    def go(self, d):
+        self.ok = d.start()
+
+    def join(self):
+        self.t.join()
+
+
+def section_kill(pg, a, b):
+    ids = []
+    for i in range(10):
+        rc, out, _ = (a if i % 2 else b).ctl("enqueue", "nap", '{"ms":%d}' % (3000 * LONG))
+        if rc == 0:
+            ids.append(int(out.strip()))
+    running = poll(lambda: q1(pg, "SELECT count(*) FROM jobs WHERE name = 'nap' AND state ="
+                              " 'running'") == str(len(ids)), 20)
+    check("kill: 10 naps running over both daemons", running,
+          pg.psql("SELECT epoch, state, count(*) FROM jobs WHERE name = 'nap' GROUP BY 1, 2"))
+    node_a = q1(pg, "SELECT id FROM awaitd_nodes WHERE pid = %d" % a.proc.pid)
+    held = q1(pg, "SELECT count(*) FROM jobs WHERE state = 'running' AND epoch = %s" % node_a)
+    check("kill: the daemon to kill holds some of them", held not in (None, "0"), held)
+    t0 = time.monotonic()
+    a.proc.send_signal(signal.SIGKILL)
+    a.proc.wait()
+    freed = poll(lambda: q1(pg, "SELECT count(*) FROM jobs WHERE state = 'running' AND epoch = "
+                            + node_a) == "0", 20)
+    took = time.monotonic() - t0
+    check("kill: the other daemon takes the dead node's jobs back within seconds (%.1f s)" % took,
+          freed and took < 10 * SLOW, took)
+    check("kill: the dead node's row is gone",
+          q1(pg, "SELECT count(*) FROM awaitd_nodes WHERE id = %s" % node_a) == "0")
+    check("kill: the survivor logs it", "dead nodes" in b.logtext(), b.logtext()[-1500:])
+    these = "(%s)" % ",".join(str(i) for i in ids)
+    done = poll(lambda: q1(pg, "SELECT count(*) FROM jobs WHERE id IN %s AND state ="
+                           " 'succeeded'" % these) == "10", 60)
+    check("kill: all 10 naps succeed", done,
+          pg.psql("SELECT state, count(*) FROM jobs WHERE id IN %s GROUP BY 1" % these))
+    check("kill: each nap's journaled step happened once",
+          q1(pg, "SELECT count(*), count(DISTINCT job_id) FROM naps WHERE job_id IN "
+             + these) == "10|10")
+    check("kill: the daemon restarts and joins as a new node", a.start(),
+          a.logtext()[-1500:])
+
+
+def section_pg_restart(pg, a, b):
+    rc, out, _ = a.ctl("enqueue", "nap", '{"ms":%d}' % (1500 * LONG))
+    nap = out.strip() if rc == 0 else None
+    poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = %s" % nap) == "running", 10)
+    pg.stop("fast")
+    rc, out, err = a.ctl("enqueue", "nap", '{"ms":0}', timeout=30)
+    check("pg down: an enqueue fails with code db and says why", rc != 0 and "db" in (out + err)
+          and "PostgreSQL" in (out + err), (rc, out, err))
+    check("pg down: both daemons live", a.proc.poll() is None and b.proc.poll() is None)
+    time.sleep(1)
+    pg.start()
+    ok = poll(lambda: a.ctl("enqueue", "nap", '{"ms":0}', timeout=10)[0] == 0, 30)
+    check("pg back: enqueues work again", ok, a.logtext()[-2000:])
+    check("pg back: the daemon logged the loss and its reconnection",
+          "reconnecting" in a.logtext() and "connected again" in a.logtext(), a.logtext()[-2000:])
+    done = poll(lambda: q1(pg, "SELECT count(*) FROM jobs WHERE name = 'nap' AND state NOT IN"
+                           " ('succeeded')") == "0", 60)
+    check("pg back: every nap job succeeds, the one running across the restart too", done,
+          pg.psql("SELECT id, state, error FROM jobs WHERE name = 'nap' AND state <>"
+                  " 'succeeded'"))
+    check("pg back: each nap's step happened once",
+          q1(pg, "SELECT count(*) - count(DISTINCT job_id) FROM naps") == "0")
+    check("pg back: the job started before the restart is done",
+          nap is not None and q1(pg, "SELECT state FROM jobs WHERE id = %s" % nap) == "succeeded")
+
+
+def section_notify(pg, a, b):
+    """Each daemon runs one solo job at a time. With one busy, what is enqueued
+    through it is claimed by the other, woken by the busy one's NOTIFY (its own
+    poll comes only once a second)."""
+    by_node = {q1(pg, "SELECT id FROM awaitd_nodes WHERE pid = %d" % d.proc.pid): d
+               for d in (a, b)}
+    rc, out, _ = b.ctl("enqueue", "solo", '{"ms":%d}' % (5000 * LONG))
+    busy = out.split()[0] if rc == 0 else "0"
+    poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + busy) == "running", 10)
+    node = q1(pg, "SELECT epoch FROM jobs WHERE id = " + busy)
+    full = by_node.get(node)
+    check("notify: a long solo job runs on one of the daemons", full is not None, node)
+    other = [n for n in by_node if n != node]
+    waits, on_other = [], 0
+    for _ in range(3 if full else 0):
+        time.sleep(0.37)  # so that the three land at different points of a poll period
+        rc, out, _ = full.ctl("enqueue", "solo", '{"ms":0}')
+        jid = out.split()[0] if rc == 0 else "0"
+        poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + jid) == "succeeded", 10)
+        row = q1(pg, "SELECT epoch, started_at - created_at FROM jobs WHERE id = " + jid)
+        epoch, wait = (row or "|").split("|")
+        on_other += epoch in other
+        waits.append(int(wait) if wait else 99999)
+    check("notify: the other daemon runs what the busy one was given", on_other == 3,
+          (on_other, waits))
+    check("notify: and starts each within milliseconds, not at its next poll (%s ms)" % waits,
+          len(waits) == 3 and max(waits) < 300 * SLOW, waits)
+    if full:
+        # a job another daemon runs: `awaitctl run` here still gets its outcome
+        rc, out, err = full.ctl("run", "solo", '{"ms":0}', timeout=20)
+        check("notify: `run` through the busy daemon returns the outcome the other produced",
+              rc == 0 and out.strip() == "true", (rc, out, err))
+        rc, out, err = full.ctl("run", "nap", '{"ms":%d}' % (300 * LONG), timeout=20)
+        check("notify: and `run` of a job it may run itself too", rc == 0 and "napped" in out,
+              (rc, out, err))
+
+
+def section_guards(pg, a):
+    def probe(sql):
+        rc, v, out = a.cjson("run", "probe", '{"sql":%s}' % __import__("json").dumps(sql))
+        return v if isinstance(v, dict) else {"out": out}
+
+    r = probe("SELECT * FROM jobs")
+    check("guard: application SQL cannot read the jobs table", r.get("code") == "invalid"
+          and "jobs" in r.get("message", ""), r)
+    r = probe("select 1 from awaitd_nodes")
+    check("guard: nor awaitd_nodes", r.get("code") == "invalid", r)
+    r = probe("COMMIT")
+    check("guard: nor end the store's transaction", r.get("code") == "invalid", r)
+    r = probe("SELECT id FROM accounts WHERE id = 1")
+    check("guard: its own tables are fine", r.get("rows") == 1, r)
+    r = probe("SELECT nonsense FROM accounts")
+    check("guard: an SQL error comes back as db with PostgreSQL's message",
+          r.get("code") == "db" and "nonsense" in r.get("message", ""), r)
+
+
+def section_bad_migration(pg):
+    root = root_with({"migrations/0101_bad.pg.sql": "CREATE TABLE oops (;\n"})
+    d = Daemon(root, db=pg.uri)
+    try:
+        d.start()
+        rc = d.proc.wait(30 * SLOW) if d.proc else None
+        text = d.logtext()
+        check("bad migration: the daemon does not start", rc not in (None, 0), (rc, text))
+        check("bad migration: the message names the file and PostgreSQL's reason",
+              "0101_bad.pg.sql" in text and "syntax error" in text, text[-1500:])
+        check("bad migration: nothing of it stays",
+              q1(pg, "SELECT count(*) FROM schema_migrations WHERE version = 101") == "0")
+    finally:
+        d.__exit__()
+
+
+def main():
+    try:
+        pg = PgServer().start()
+    except (RuntimeError, KeyError, OSError) as e:
+        skip("pg: a PostgreSQL server of the test's own", e)
+        check("pg: a PostgreSQL server starts (.ci/deps installs postgresql)", False, e)
+        return
+    try:
+        with Daemon(root_with(), db=pg.uri) as a, Daemon(root_with(), db=pg.uri) as b:
+            section_start_and_purchases(pg, a, b)
+            section_notify(pg, a, b)
+            section_guards(pg, a)
+            section_kill(pg, a, b)
+            section_pg_restart(pg, a, b)
+        section_bad_migration(pg)
+    finally:
+        pg.close()
+
+
+run(main)
