@@ -154,7 +154,32 @@ void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *
 		r->changed = (int)r->njobs;
 		break;
 	case STORE_FINISH:
-		read_changes(r, res);
+		if (step == 2) /* parked: awaitd_park's rows changed */
+			r->changed = PQntuples(res) ? (int)pg_i64(res, 0, 0) : 0;
+		else
+			read_changes(r, res);
+		break;
+	case STORE_WAIT:
+		/* (journaled, out_text, out_id, changed, code, message) */
+		if (PQntuples(res) != 1)
+			break;
+		if (!PQgetisnull(res, 0, 4)) {
+			store_fail(r, PQgetvalue(res, 0, 4), "%s", PQgetvalue(res, 0, 5));
+			break;
+		}
+		r->journaled = (int)pg_i64(res, 0, 0);
+		r->out_text = pg_text(res, 0, 1);
+		r->out_id = pg_i64(res, 0, 2);
+		r->changed = (int)pg_i64(res, 0, 3);
+		break;
+	case STORE_SIGNAL:
+		if (step == 1) {
+			read_jobs(r, res);
+		} else if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
+			store_fail(r, PQgetvalue(res, 0, 1), "%s", PQgetvalue(res, 0, 2));
+		} else if (PQntuples(res) == 1) {
+			r->changed = (int)pg_i64(res, 0, 0);
+		}
 		break;
 	case STORE_CANCEL:
 		if (step == 0)

@@ -10,8 +10,8 @@
  * Built so far: ENQUEUE, CLAIM (without per-key limits, fairness or
  * keyed pauses: such a claim is refused with a message saying so),
  * FINISH (not parking), REQUEUE, CANCEL, RETRY, GET, LIST, COUNTS, SPANS,
- * NEXT_DUE, SCHEDULE, FIRE, PRUNE, PROGRESS, STEP_GET, STEP_PUT, PAUSE,
- * PAUSES. Not yet: WAIT, SIGNAL, WHY, FINISH "waiting" (durable waits).
+ * NEXT_DUE, SCHEDULE, FIRE, PRUNE, PROGRESS, STEP_GET, STEP_PUT, PAUSE
+ * (of a whole script), PAUSES, WAIT, SIGNAL. Not yet: WHY.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,9 +144,18 @@ static int send_finish(struct pg_conn *c, struct store_req *r)
 	int terminal = strcmp(r->name, "failed") != 0;
 	struct pg_params p;
 
-	if (!strcmp(r->name, "waiting"))
-		return store_fail(r, "invalid",
-		                  "durable waits are not built on the PostgreSQL store yet");
+	if (!strcmp(r->name, "waiting")) { /* parks at its wait (seq, key, run_at) */
+		pg_params_init(&p);
+		pg_param_i64(&p, r->id);
+		pg_param_i64(&p, r->lease);
+		pg_param_i64(&p, r->seq);
+		pg_param_text(&p, r->key);
+		pg_param_opt(&p, r->run_at);
+		pg_param_i64(&p, r->now);
+		pg_param_text(&p, r->text2);
+		return send1(c, r, 2, "SELECT awaitd_park($1, $2, $3, $4, $5, $6, $7)", &p) < 0 ? -1
+		                                                                                : 1;
+	}
 	if (store_state_parse(r->name) < 0 || !strcmp(r->name, "running") ||
 	    !strcmp(r->name, "queued"))
 		return store_fail(r, "invalid", "no job state \"%s\" to finish in", r->name);
@@ -365,10 +374,12 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		           ? -1
 		           : 1;
 	case STORE_PAUSE:
-		if (r->flag && r->key && *r->key) /* claims would not see it: refused, not ignored */
-			return store_fail(r, "invalid",
-			                  "%s: pausing one key is not built on the PostgreSQL store yet",
-			                  r->name);
+		if (r->flag && r->key &&
+		    *r->key) /* claims would not see it: refused, not ignored */
+			return store_fail(
+			    r, "invalid",
+			    "%s: pausing one key is not built on the PostgreSQL store yet",
+			    r->name);
 		if (r->flag)
 			return send_simple(c, r,
 			                   "INSERT INTO awaitd_pauses (name, key, until) VALUES "
@@ -389,8 +400,25 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		           "w") < 0
 		           ? -1
 		           : 1;
-	case STORE_WAIT:
+	case STORE_WAIT: {
+		struct pg_params p;
+		pg_params_init(&p);
+		pg_param_i64(&p, r->job_id);
+		pg_param_i64(&p, r->lease);
+		pg_param_i64(&p, r->seq);
+		pg_param_text(&p, r->name);
+		pg_param_text(&p, r->key);
+		pg_param_opt(&p, r->run_at);
+		pg_param_i64(&p, r->now);
+		return send1(c, r, 0, "SELECT * FROM awaitd_wait($1, $2, $3, $4, $5, $6, $7)", &p) <
+		               0
+		           ? -1
+		           : 1;
+	}
 	case STORE_SIGNAL:
+		rc =
+		    send_simple(c, r, "SELECT * FROM awaitd_signal($1, $2, $3, $4, 10000)", "intw");
+		return rc < 0 || send_job_after(c, r) < 0 ? -1 : 2;
 	case STORE_WHY:
 		return store_fail(r, "invalid",
 		                  "this operation (%d) is not built on the PostgreSQL store yet",

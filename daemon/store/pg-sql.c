@@ -229,7 +229,12 @@ int pg_rows_collect(struct store_req *r, PGresult *res)
 			if (col_value(res, i, k, &row[k]) < 0)
 				return store_fail(r, "out_of_memory", "out of memory");
 	}
-	rows->changes = ct && *ct ? strtoll(ct, NULL, 10) : 0;
+	/* rows changed: by a write only (a SELECT's count is its rows, not changes) */
+	rows->changes = 0;
+	if (ct && *ct &&
+	    (!strncmp(PQcmdStatus(res), "INSERT", 6) || !strncmp(PQcmdStatus(res), "UPDATE", 6) ||
+	     !strncmp(PQcmdStatus(res), "DELETE", 6) || !strncmp(PQcmdStatus(res), "MERGE", 5)))
+		rows->changes = strtoll(ct, NULL, 10);
 	/* no rowid in PostgreSQL: an INSERT ... RETURNING id gives its first column */
 	rows->last_id = 0;
 	if (nrows > 0 && rows->ncols > 0 && !strncmp(PQcmdStatus(res), "INSERT", 6)) {

@@ -355,7 +355,16 @@ static int gone(struct pgstore *st, struct store_req *r)
 	return 1;
 }
 
-/* Give the waiting requests what connections there are. */
+/* Whether the TX_BEGIN of tx waits in the list (for a free connection). */
+static int begin_waits(const struct store_req *list, int64_t tx)
+{
+	for (; list; list = list->next)
+		if (list->op == STORE_TX_BEGIN && list->tx == tx)
+			return 1;
+	return 0;
+}
+
+/* Give the waiting requests what connections there are, in order. */
 static void pump(struct pgstore *st)
 {
 	struct store_req *keep = NULL, *keep_tail = NULL, *r;
@@ -365,6 +374,11 @@ static void pump(struct pgstore *st)
 		struct pg_conn *c;
 		if (r->tx && r->op != STORE_TX_BEGIN) {
 			c = conn_of_tx(st, r->tx);
+			if (!c && begin_waits(keep, r->tx)) {
+				/* db:tx sends its first statement without awaiting its BEGIN */
+				store_list_append(&keep, &keep_tail, r);
+				continue;
+			}
 			if (!c) {
 				gone(st, r);
 				continue;

@@ -197,10 +197,13 @@ static void run_batch(struct pgstore *st)
 		goto lost;
 	st->in_unit = PG_UNIT_BATCH;
 	while (st->batch_n < st->cfg.max_batch && (r = store_list_pop(&st->inq, &st->inq_tail))) {
-		int n = pg_op_send(st, c, r);
-		if (n < 0) {
-			if (c->state != PGC_READY)
+		size_t sent = c->nslots;
+		if (pg_op_send(st, c, r) < 0) {
+			if (c->state != PGC_READY || c->nslots != sent) {
+				/* part of it went out: its results would name a request answered */
+				store_list_append(&st->batch, &st->batch_tail, r);
 				goto lost;
+			}
 			pg_answer(st, r); /* refused before anything was sent (invalid input) */
 			continue;
 		}

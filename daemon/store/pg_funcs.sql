@@ -245,3 +245,158 @@ BEGIN
   RETURN QUERY SELECT * FROM awaitd_enqueue(p_name, NULL, format('schedule:%s:%s', p_name, p_at),
     0, p_max_attempts, p_backoff_ms, NULL, p_now, p_now, NULL, NULL, NULL, NULL, NULL, NULL);
 END $$;
+
+-- Durable waits (store-waits.c is SQLite's version, with the same rules).
+-- FINISH to "waiting": the running job parks at its wait; ready at once when a
+-- signal it waits for came while it ran, or a cancel reached it. Returns the
+-- rows changed (0: its lease is over).
+CREATE OR REPLACE FUNCTION awaitd_park(p_id bigint, p_lease bigint, p_seq bigint, p_key text,
+  p_until bigint, p_now bigint, p_trace text)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  v_ready boolean;
+  v_name text;
+BEGIN
+  UPDATE jobs j SET state = 'waiting', wait_seq = p_seq, wait_for = p_key, wait_until = p_until,
+    run_at = CASE WHEN j.cancelling <> 0 OR EXISTS (SELECT 1 FROM signals s
+      WHERE s.job_id = p_id AND s.name = p_key AND s.taken IS NULL) THEN p_now
+      ELSE coalesce(p_until, 9223372036854775807) END,
+    lease = NULL,
+    trace = CASE WHEN p_trace IS NULL THEN j.trace WHEN j.trace IS NULL THEN p_trace
+                 ELSE j.trace || chr(10) || p_trace END
+    WHERE j.id = p_id AND j.state = 'running' AND j.lease = p_lease
+    RETURNING j.run_at <= p_now, j.name INTO v_ready, v_name;
+  IF NOT FOUND THEN
+    RETURN 0;
+  END IF;
+  IF v_ready THEN
+    PERFORM pg_notify('awaitd_jobs', v_name);
+  END IF;
+  RETURN 1;
+END $$;
+
+-- A wait ends: what it returns, journaled as step p_seq of kind p_kind.
+CREATE OR REPLACE FUNCTION awaitd_wait_end(p_job bigint, p_seq bigint, p_name text,
+  p_kind text, p_key text, p_payload text, p_now bigint)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  v_out text;
+BEGIN
+  IF p_payload IS NOT NULL THEN
+    v_out := json_build_object('n', 1, 'v', json_build_array(p_payload::json))::text;
+  ELSIF p_key IS NOT NULL THEN
+    v_out := json_build_object('n', 2, 'v', json_build_array(NULL, json_build_object(
+      'code', 'timeout',
+      'message', format('no signal "%s" came before the wait''s timeout', p_key))))::text;
+  ELSE
+    v_out := '{"n":0,"v":[]}';
+  END IF;
+  INSERT INTO steps (job_id, seq, name, kind, result, at)
+    VALUES (p_job, p_seq, p_name, p_kind, v_out, p_now);
+  RETURN v_out;
+END $$;
+
+-- STORE_WAIT: one row (journaled, out_text, out_id, changed, code, message).
+CREATE OR REPLACE FUNCTION awaitd_wait(p_job bigint, p_lease bigint, p_seq bigint,
+  p_name text, p_key text, p_deadline bigint, p_now bigint)
+RETURNS TABLE (journaled int, out_text text, out_id bigint, changed int, code text,
+  message text) LANGUAGE plpgsql AS $$
+DECLARE
+  v_kind text := CASE WHEN p_key IS NULL THEN 'sleep' ELSE 'signal' END;
+  v_step record;
+  v_job record;
+  v_deadline bigint := p_deadline;
+  v_payload text;
+BEGIN
+  journaled := 0; out_text := NULL; out_id := 0; changed := 0; code := NULL; message := NULL;
+  SELECT s.name, s.kind, s.result INTO v_step FROM steps s
+    WHERE s.job_id = p_job AND s.seq = p_seq;
+  IF FOUND THEN
+    IF v_step.name <> p_name OR v_step.kind <> v_kind THEN
+      code := 'nondeterministic';
+      message := format('step %s (%s "%s"): the journal of job %s has %s "%s" there;'
+        ' this run reached its steps in a different order', p_seq, v_kind, p_name, p_job,
+        v_step.kind, v_step.name);
+    ELSE
+      journaled := 1; out_text := v_step.result;
+    END IF;
+    RETURN NEXT; RETURN;
+  END IF;
+  SELECT j.state, j.lease, j.cancelling, j.wait_seq, j.wait_for, j.wait_until INTO v_job
+    FROM jobs j WHERE j.id = p_job;
+  IF NOT FOUND THEN
+    code := 'no_such_job'; message := format('no job %s', p_job);
+    RETURN NEXT; RETURN;
+  END IF;
+  IF v_job.state <> 'running' OR v_job.lease IS DISTINCT FROM p_lease THEN
+    code := 'invalid';
+    message := format('job %s: the run that reached this wait is over (the job is %s)',
+      p_job, v_job.state);
+    RETURN NEXT; RETURN;
+  END IF;
+  IF v_job.cancelling <> 0 THEN
+    changed := 1;
+    RETURN NEXT; RETURN;
+  END IF;
+  IF v_job.wait_seq = p_seq THEN
+    IF (v_job.wait_for IS NULL) <> (p_key IS NULL) OR v_job.wait_for <> p_key THEN
+      code := 'nondeterministic';
+      message := format('step %s: job %s waited there for %s; this run waits for %s', p_seq,
+        p_job, CASE WHEN v_job.wait_for IS NULL THEN 'a sleep'
+                    ELSE format('signal "%s"', v_job.wait_for) END,
+        CASE WHEN p_key IS NULL THEN 'a sleep' ELSE format('signal "%s"', p_key) END);
+      RETURN NEXT; RETURN;
+    END IF;
+    v_deadline := v_job.wait_until;
+  END IF;
+  IF p_key IS NOT NULL THEN
+    UPDATE signals SET taken = p_seq WHERE id = (SELECT s.id FROM signals s
+      WHERE s.job_id = p_job AND s.name = p_key AND s.taken IS NULL ORDER BY s.id LIMIT 1)
+      RETURNING payload INTO v_payload;
+    IF v_payload IS NOT NULL THEN
+      journaled := 1;
+      out_text := awaitd_wait_end(p_job, p_seq, p_name, v_kind, p_key, v_payload, p_now);
+      RETURN NEXT; RETURN;
+    END IF;
+  END IF;
+  IF v_deadline IS NOT NULL AND v_deadline <> 0 AND p_now >= v_deadline THEN
+    journaled := 1;
+    out_text := awaitd_wait_end(p_job, p_seq, p_name, v_kind, p_key, NULL, p_now);
+    RETURN NEXT; RETURN;
+  END IF;
+  out_id := coalesce(v_deadline, 0);
+  RETURN NEXT;
+END $$;
+
+-- STORE_SIGNAL: one row (changed, code, message); the job row is read after it.
+CREATE OR REPLACE FUNCTION awaitd_signal(p_id bigint, p_name text, p_payload text,
+  p_now bigint, p_max bigint)
+RETURNS TABLE (changed int, code text, message text) LANGUAGE plpgsql AS $$
+DECLARE
+  v_state text;
+  v_n bigint;
+  v_job text;
+BEGIN
+  changed := 0; code := NULL; message := NULL;
+  SELECT j.state, j.name INTO v_state, v_job FROM jobs j WHERE j.id = p_id FOR UPDATE;
+  IF NOT FOUND OR v_state IN ('succeeded', 'dead', 'cancelled') THEN
+    RETURN NEXT; RETURN;
+  END IF;
+  SELECT count(*) INTO v_n FROM (SELECT 1 FROM signals s WHERE s.job_id = p_id
+    AND s.taken IS NULL LIMIT p_max) x;
+  IF v_n >= p_max THEN
+    code := 'too_large';
+    message := format('job %s holds %s signals it has not taken yet; no more are stored'
+      ' until it takes some', p_id, p_max);
+    RETURN NEXT; RETURN;
+  END IF;
+  INSERT INTO signals (job_id, name, payload, at)
+    VALUES (p_id, p_name, coalesce(p_payload, 'null'), p_now);
+  UPDATE jobs j SET run_at = p_now WHERE j.id = p_id AND j.state = 'waiting'
+    AND j.wait_for = p_name;
+  IF FOUND THEN
+    PERFORM pg_notify('awaitd_jobs', v_job);
+  END IF;
+  changed := 1;
+  RETURN NEXT;
+END $$;

@@ -18,7 +18,8 @@ end
 -- nil, err.
 function M.debit(ctx, account, price, item)
   return ctx.db:tx(function(tx)
-    local acc = tx:one("SELECT balance FROM accounts WHERE id = ?", account)
+    local acc, qerr = tx:one("SELECT balance FROM accounts WHERE id = ?", account)
+    if qerr then return nil, qerr end
     if not acc then return nil, async.error("invalid", "no account " .. account) end
     if acc.balance < price then return { short = true, balance = acc.balance } end
     assert(tx:exec("UPDATE accounts SET balance = balance - ? WHERE id = ?", price, account))

@@ -51,6 +51,18 @@ return {
 }
 """
 
+WAITER = """
+return {
+  timeout = 600000,
+  run = function(ctx, args)
+    ctx.sleep(args.nap or 0)
+    local v, err = ctx.wait_signal("go", { timeout = args.timeout or 600000 })
+    if not v then return { timed_out = err.code } end
+    return { got = v.x }
+  end,
+}
+"""
+
 PROBE = """
 return {
   run = function(ctx, args)
@@ -67,6 +79,7 @@ def root_with(files=None, solo=1):
         purchase = f.read()
     base = {"scripts/purchase.lua": purchase, "scripts/nap.lua": NAP,
             "scripts/probe.lua": PROBE, "scripts/solo.lua": SOLO % solo,
+            "scripts/waiter.lua": WAITER,
             "migrations/0100_naps.pg.sql": NAPS_PG}
     base.update(files or {})
     return make_root("awaitd-pg-", base, lib=True)
@@ -253,6 +266,38 @@ def section_notify(pg, a, b):
               (rc, out, err))
 
 
+def section_waits(pg, a, b):
+    rc, out, _ = a.ctl("enqueue", "waiter", '{"nap":300}')
+    jid = out.split()[0] if rc == 0 else "0"
+    parked = poll(lambda: q1(pg, "SELECT state, wait_for FROM jobs WHERE id = " + jid)
+                  == "waiting|go", 30)
+    check("waits: the job slept durably, then parks waiting for its signal", parked,
+          pg.psql("SELECT state, wait_for, error FROM jobs WHERE id = " + jid))
+    rc, out, err = b.ctl("signal", jid, "go", '{"x":42}')
+    check("waits: a signal sent through the other daemon is taken", rc == 0, (rc, out, err))
+    done = poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + jid) == "succeeded", 30)
+    check("waits: the job wakes and ends with the signal's payload",
+          done and q1(pg, "SELECT result FROM jobs WHERE id = " + jid) == '{"got":42}',
+          pg.psql("SELECT state, result, error FROM jobs WHERE id = " + jid))
+    check("waits: the journal has the sleep and the signal",
+          pg.psql("SELECT kind FROM steps WHERE job_id = %s ORDER BY seq" % jid)
+          == ["sleep", "signal"], pg.psql("SELECT * FROM steps WHERE job_id = " + jid))
+    rc, out, _ = b.ctl("enqueue", "waiter", '{"timeout":300}')
+    jid = out.split()[0] if rc == 0 else "0"
+    done = poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + jid) == "succeeded", 30)
+    check("waits: a wait's timeout ends it with code timeout",
+          done and q1(pg, "SELECT result FROM jobs WHERE id = " + jid)
+          == '{"timed_out":"timeout"}', pg.psql("SELECT * FROM jobs WHERE id = " + jid))
+    rc, out, _ = a.ctl("enqueue", "waiter", '{}')
+    jid = out.split()[0] if rc == 0 else "0"
+    poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + jid) == "waiting", 30)
+    rc, out, err = b.ctl("cancel", jid)
+    done = poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + jid) == "cancelled", 30)
+    check("waits: cancelling a waiting job (through the other daemon) ends it cancelled",
+          rc == 0 and done, (rc, out, err, pg.psql("SELECT state, error FROM jobs WHERE id = "
+                                                   + jid)))
+
+
 def section_guards(pg, a):
     def probe(sql):
         rc, v, out = a.cjson("run", "probe", '{"sql":%s}' % __import__("json").dumps(sql))
@@ -299,6 +344,7 @@ def main():
         with Daemon(root_with(), db=pg.uri) as a, Daemon(root_with(), db=pg.uri) as b:
             section_start_and_purchases(pg, a, b)
             section_notify(pg, a, b)
+            section_waits(pg, a, b)
             section_guards(pg, a)
             section_kill(pg, a, b)
             section_pg_restart(pg, a, b)
