@@ -237,6 +237,13 @@ void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *
 	case STORE_PAUSES:
 		pg_rows_collect(r, res);
 		break;
+	case STORE_WHY: /* (name, the JSON or NULL) */
+		if (PQntuples(res) == 1) {
+			free(r->name);
+			r->name = pg_text(res, 0, 0);
+			r->out_text = pg_text(res, 0, 1);
+		}
+		break;
 	case STORE_REQUEUE:
 	case STORE_PRUNE:
 	case STORE_PROGRESS:

@@ -11,7 +11,8 @@
  * keyed pauses: such a claim is refused with a message saying so),
  * FINISH (not parking), REQUEUE, CANCEL, RETRY, GET, LIST, COUNTS, SPANS,
  * NEXT_DUE, SCHEDULE, FIRE, PRUNE, PROGRESS, STEP_GET, STEP_PUT, PAUSE
- * (of a whole script), PAUSES, WAIT, SIGNAL. Not yet: WHY.
+ * (of a whole script), PAUSES, WAIT, SIGNAL, WHY (after and pause: there are
+ * no per-key limits here yet).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,9 +421,25 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		    send_simple(c, r, "SELECT * FROM awaitd_signal($1, $2, $3, $4, 10000)", "intw");
 		return rc < 0 || send_job_after(c, r) < 0 ? -1 : 2;
 	case STORE_WHY:
-		return store_fail(r, "invalid",
-		                  "this operation (%d) is not built on the PostgreSQL store yet",
-		                  (int)r->op);
+		/* what holds it: the jobs it waits for (blocked), or a pause of its script */
+		return send_simple(c, r,
+		                   "SELECT j.name, CASE WHEN j.state = 'blocked' THEN "
+		                   "json_build_object('kind',"
+		                   " 'after', 'jobs', (SELECT coalesce(json_agg(d.after_id ORDER "
+		                   "BY d.after_id),"
+		                   " '[]') FROM awaitd_deps d JOIN jobs a ON a.id = d.after_id "
+		                   "WHERE d.job_id ="
+		                   " j.id AND a.state <> 'succeeded'))::text WHEN j.state IN "
+		                   "('queued', 'failed')"
+		                   " AND p.name IS NOT NULL THEN json_build_object('kind', "
+		                   "'pause', 'key', NULL,"
+		                   " 'until', p.until)::text END FROM jobs j LEFT JOIN "
+		                   "awaitd_pauses p ON p.name ="
+		                   " j.name AND p.key = '' AND (p.until IS NULL OR p.until > $2) "
+		                   "WHERE j.id = $1",
+		                   "iw") < 0
+		           ? -1
+		           : 1;
 	default:
 		return store_fail(r, "invalid", "unknown store operation %d", (int)r->op);
 	}

@@ -298,6 +298,39 @@ def section_waits(pg, a, b):
                                                    + jid)))
 
 
+def section_coordination(pg, a, b):
+    """Fan-in and pause of a whole script, shared by the daemons."""
+    rc, out, _ = a.ctl("enqueue", "nap", '{"ms":%d}' % (800 * LONG))
+    parent = out.split()[0] if rc == 0 else "0"
+    rc, out, err = b.ctl("enqueue", "solo", '{"ms":0}', "--after", parent)
+    child = out.split()[0] if rc == 0 else "0"
+    check("after: a job enqueued after another is blocked",
+          q1(pg, "SELECT state FROM jobs WHERE id = " + child) == "blocked", (rc, out, err))
+    rc, v, out = a.cjson("show", child)
+    check("after: show names the job it waits for",
+          rc == 0 and (v or {}).get("held", {}).get("kind") == "after"
+          and (v or {}).get("held", {}).get("jobs") == [int(parent)], out)
+    done = poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + child) == "succeeded", 30)
+    check("after: it runs once the other succeeded", done,
+          pg.psql("SELECT id, state FROM jobs WHERE id IN (%s, %s)" % (parent, child)))
+    rc, out, err = a.ctl("pause", "solo")
+    check("pause: a script paused through one daemon", rc == 0, (rc, out, err))
+    rc, out, _ = b.ctl("enqueue", "solo", '{"ms":0}')
+    held = out.split()[0] if rc == 0 else "0"
+    time.sleep(1.5)
+    check("pause: the other daemon starts none of its jobs",
+          q1(pg, "SELECT state FROM jobs WHERE id = " + held) == "queued")
+    rc, v, out = b.cjson("show", held)
+    check("pause: show says the job waits behind the pause",
+          rc == 0 and (v or {}).get("held", {}).get("kind") == "pause", out)
+    rc, out, err = a.ctl("pause", "solo", "--key", "k1")
+    check("pause: of one key is refused on PostgreSQL, saying so",
+          rc != 0 and "not built on the PostgreSQL store" in out + err, (rc, out, err))
+    b.ctl("resume", "solo")
+    done = poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + held) == "succeeded", 30)
+    check("pause: resumed, the job runs", done)
+
+
 def section_guards(pg, a):
     def probe(sql):
         rc, v, out = a.cjson("run", "probe", '{"sql":%s}' % __import__("json").dumps(sql))
@@ -345,6 +378,7 @@ def main():
             section_start_and_purchases(pg, a, b)
             section_notify(pg, a, b)
             section_waits(pg, a, b)
+            section_coordination(pg, a, b)
             section_guards(pg, a)
             section_kill(pg, a, b)
             section_pg_restart(pg, a, b)
