@@ -18,6 +18,7 @@
 
 struct waiter {
 	struct store_req *r;
+	uint64_t seen;       /* j->done_seen when its read was sent */
 	store_done_fn *done; /* the waiter's own completion */
 	void *arg;
 	jobs_progress_fn *progress; /* NULL: not told of progress */
@@ -41,6 +42,17 @@ static void waiter_answered(struct store_req *r)
 	struct jobs *j = (struct jobs *)r->now; /* stashed by jobs_wait */
 	int final = r->rc != 0 || r->njobs == 0 || jobs_final_state(r->jobs[0].state);
 
+	if (!final && !j->closing && w->seen != j->done_seen) {
+		/* another daemon finished a job while this read was out: read again */
+		for (size_t i = 0; i < r->njobs; i++)
+			store_job_fini(&r->jobs[i]);
+		free(r->jobs);
+		r->jobs = NULL;
+		r->njobs = 0;
+		w->seen = j->done_seen;
+		store_submit(j->st, r);
+		return;
+	}
 	if (!final && !j->closing) {
 		/* not finished yet: wait for its final state; its progress so far first */
 		if (w->progress && r->jobs[0].has_progress)
@@ -75,6 +87,7 @@ void jobs_wait_watch(struct store_req *r, void *ud, jobs_progress_fn *fn, void *
 		return;
 	}
 	w->r = r;
+	w->seen = j->done_seen;
 	w->progress = fn;
 	w->parg = arg;
 	w->done = r->done;
@@ -112,11 +125,18 @@ void jobs_wait_wake(struct jobs *j, int64_t id)
 		if (w->r->id == id) {
 			*pw = w->next;
 			w->next = NULL;
+			w->seen = j->done_seen;
 			store_submit(j->st, w->r);
 		} else {
 			pw = &w->next;
 		}
 	}
+}
+
+void jobs_wait_wake_shared(struct jobs *j, int64_t id)
+{
+	j->done_seen++;
+	jobs_wait_wake(j, id);
 }
 
 void jobs_wait_progressed(struct jobs *j, int64_t id, double fraction, const char *message)

@@ -133,7 +133,7 @@ void jobs_kick(struct jobs *j)
 static void woken(void *arg, enum store_wake what, const char *payload)
 {
 	if (what == STORE_WAKE_DONE)
-		jobs_wait_wake(arg, strtoll(payload, NULL, 10)); /* waiters here read it */
+		jobs_wait_wake_shared(arg, strtoll(payload, NULL, 10)); /* waiters here read it */
 	else if (payload && *payload)
 		jobs_wake_name(arg, payload);
 	else
