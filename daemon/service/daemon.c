@@ -65,7 +65,7 @@ void daemon_cmd_env(struct daemon *d, struct cmd_env *env)
 	env->scripts = &d->scripts;
 	env->srv = d->srv;
 	env->logs = &d->logs;
-	env->db_path = d->cfg.db_path;
+	env->db_path = store_path_shown(d->cfg.db_path, d->db_shown, sizeof d->db_shown);
 	env->output_cap = d->cfg.output_cap;
 	env->started_mono = d->started_mono;
 	env->draining = &d->draining;
@@ -114,12 +114,9 @@ static int parse_args(struct config *cfg, int argc, char **argv)
 {
 	static const struct {
 		const char *flag, *key;
-	} flags[] = {{"--scripts", "scripts_dir"},
-	             {"--db", "db_path"},
-	             {"--migrations", "migrations_dir"},
-	             {"--socket", "socket_path"},
-	             {"--http", "http_listen"},
-	             {"--log-level", "log_level"}};
+	} flags[] = {{"--scripts", "scripts_dir"},       {"--db", "db_path"},
+	             {"--migrations", "migrations_dir"}, {"--socket", "socket_path"},
+	             {"--http", "http_listen"},          {"--log-level", "log_level"}};
 	char err[512];
 	int i;
 
@@ -387,8 +384,8 @@ static int daemon_open(struct daemon *d, char *err, size_t errlen)
 	wc.workers = d->cfg.workers;
 	wc.timeout_ms = d->cfg.worker_timeout_ms;
 	wc.max_memory = d->cfg.max_memory;
-	d->workers = worker_pool_new(d->base, &wc, scripts_worker_init, d->cfg.scripts_dir, err,
-	                             errlen);
+	d->workers =
+	    worker_pool_new(d->base, &wc, scripts_worker_init, d->cfg.scripts_dir, err, errlen);
 	if (!d->workers)
 		return -1;
 	worker_pool_register(L, d->workers);
@@ -506,7 +503,8 @@ int daemon_main(int argc, char **argv)
 	}
 	log_info("awaitd %s ready: %zu scripts from %s, database %s (epoch %lld), control "
 	         "socket %s%s",
-	         AWAITD_VERSION, d.scripts.n, d.cfg.scripts_dir, d.cfg.db_path,
+	         AWAITD_VERSION, d.scripts.n, d.cfg.scripts_dir,
+	         store_path_shown(d.cfg.db_path, d.db_shown, sizeof d.db_shown),
 	         (long long)store_epoch(d.st), d.cfg.socket_path,
 	         d.socket_owned ? "" : " (inherited from systemd)");
 	jobs_start(d.jobs);
@@ -575,7 +573,7 @@ int daemon_migrate_main(int argc, char **argv)
 	struct store_config stc;
 	struct event_base *base = NULL;
 	struct store *st = NULL;
-	char err[1024];
+	char err[1024], shown[1024];
 	int rc;
 
 	config_init(&cfg);
@@ -590,7 +588,8 @@ int daemon_migrate_main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
-	printf("%s: migrations from %s applied\n", cfg.db_path, cfg.migrations_dir);
+	printf("%s: migrations from %s applied\n",
+	       store_path_shown(cfg.db_path, shown, sizeof shown), cfg.migrations_dir);
 out:
 	store_close(st);
 	if (base)

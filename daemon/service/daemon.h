@@ -41,6 +41,7 @@ struct loopwatch;
 
 struct daemon {
 	struct config cfg;
+	char db_shown[1024]; /* cfg.db_path as logs and status show it (no password) */
 	struct event_base *base;
 	struct sched *s;
 	struct scripts scripts;
@@ -56,16 +57,16 @@ struct daemon {
 	struct event *inotify_ev;
 	int inotify_fd;
 	int draining;
-	double drain_started; /* ms, monotonic */
-	struct store *st;   /* the database */
-	struct jobs *jobs;  /* the job engine */
+	double drain_started;        /* ms, monotonic */
+	struct store *st;            /* the database */
+	struct jobs *jobs;           /* the job engine */
 	struct worker_pool *workers; /* async.worker's threads */
 	struct web *web;             /* the HTTP front end, when http_listen is set */
 	struct loopwatch *loop;      /* the loop's lag, every LOOPWATCH_MS */
-	int64_t orphans;    /* jobs requeued at start-up: an older epoch left them running */
+	int64_t orphans; /* jobs requeued at start-up: an older epoch left them running */
 	uint64_t reloads;
-	struct logbook logs;  /* recent lines, `logs -f` followers */
-	struct cmd_env cmd;   /* what the control commands get */
+	struct logbook logs; /* recent lines, `logs -f` followers */
+	struct cmd_env cmd;  /* what the control commands get */
 };
 
 /* `awaitd [-c CONFIG] [--scripts DIR] [--db PATH] [--socket PATH] [--log-level L]` */

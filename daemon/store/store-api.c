@@ -4,6 +4,7 @@
  * postgresql:// URI, or "key=value" words such as "host=... dbname=..."),
  * SQLite for anything else, a file path.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "store-drv.h"
@@ -30,6 +31,30 @@ int store_path_is_pg(const char *path)
 		if (!strncmp(path, words[i], strlen(words[i])))
 			return 1;
 	return 0;
+}
+
+const char *store_path_shown(const char *path, char *out, size_t outlen)
+{
+	const char *at, *colon, *pw;
+	size_t n;
+
+	snprintf(out, outlen, "%s", path);
+	if (!store_path_is_pg(path))
+		return out;
+	/* postgresql://user:SECRET@host/... */
+	if ((at = strchr(path, '@')) && (colon = strchr(strstr(path, "://") + 3, ':')) &&
+	    colon < at && strchr(path, '/') < colon) {
+		n = (size_t)(colon - path) + 1;
+		snprintf(out, outlen, "%.*s***%s", (int)n, path, at);
+		return out;
+	}
+	/* host=... password=SECRET ..., or a URI's ?password=SECRET&... */
+	if ((pw = strstr(path, "password=")) && (pw == path || strchr(" ?&", pw[-1]))) {
+		const char *end = pw + 9 + strcspn(pw + 9, " &");
+		n = (size_t)(pw - path) + 9;
+		snprintf(out, outlen, "%.*s***%s", (int)n, path, end);
+	}
+	return out;
 }
 
 struct store *store_open(struct event_base *base, const struct store_config *cfg, int64_t *requeued,

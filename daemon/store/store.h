@@ -238,6 +238,9 @@ int store_is_reserved(const char *table);
 /* Whether path is a libpq connection string (the PostgreSQL driver) rather than a file. */
 int store_path_is_pg(const char *path);
 
+/* path as it may be shown (logs, status): a connection string's password as "***". Returns out. */
+const char *store_path_shown(const char *path, char *out, size_t outlen);
+
 /*
  * Open (creating) the database: lock its directory against a second
  * daemon, WAL mode, apply migrations, take a new epoch, requeue the jobs

@@ -31,6 +31,27 @@ static void test_path_selects_driver(void **state)
 	assert_false(store_path_is_pg(""));
 }
 
+static void test_path_shown(void **state)
+{
+	char b[256];
+
+	(void)state;
+	assert_string_equal(store_path_shown("postgresql://ada:s3cret@db:5432/shop", b, sizeof b),
+	                    "postgresql://ada:***@db:5432/shop");
+	assert_string_equal(store_path_shown("postgres://ada@db/shop", b, sizeof b),
+	                    "postgres://ada@db/shop");
+	assert_string_equal(store_path_shown("host=db password=s3cret dbname=shop", b, sizeof b),
+	                    "host=db password=*** dbname=shop");
+	assert_string_equal(store_path_shown("password=s3cret", b, sizeof b), "password=***");
+	assert_string_equal(store_path_shown("postgresql:///shop?password=s3&host=h", b, sizeof b),
+	                    "postgresql:///shop?password=***&host=h");
+	assert_string_equal(store_path_shown("postgresql:///shop?host=/run/pg", b, sizeof b),
+	                    "postgresql:///shop?host=/run/pg");
+	assert_string_equal(store_path_shown("/var/lib/awaitd/a:b@c.db", b, sizeof b),
+	                    "/var/lib/awaitd/a:b@c.db"); /* a file: shown as it is */
+	assert_null(strstr(store_path_shown("postgresql://u:p@h/d", b, 8), "p@"));
+}
+
 static void expect(const char *in, const char *out, int count)
 {
 	int n = -1;
@@ -86,6 +107,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_path_selects_driver),
+	    cmocka_unit_test(test_path_shown),
 	    cmocka_unit_test(test_translate),
 	    cmocka_unit_test(test_translate_many),
 	};
