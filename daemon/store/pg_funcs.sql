@@ -177,7 +177,10 @@ BEGIN
   kind := 'changed'; id := p_id; RETURN NEXT;
   IF p_state <> 'failed' THEN
     PERFORM pg_notify('awaitd_done', p_id::text);
-    RETURN QUERY SELECT * FROM awaitd_deps_resolve(p_id, p_state, p_now);
+    -- (one index probe: most jobs have nothing waiting for them)
+    IF EXISTS (SELECT 1 FROM awaitd_deps d WHERE d.after_id = p_id) THEN
+      RETURN QUERY SELECT * FROM awaitd_deps_resolve(p_id, p_state, p_now);
+    END IF;
   END IF;
 END $$;
 

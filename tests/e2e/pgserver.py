@@ -33,11 +33,12 @@ def pg_bindir():
 
 
 class PgServer:
-    def __init__(self, dbname="awaitd"):
+    def __init__(self, dbname="awaitd", options=""):
         self.bindir = pg_bindir()
         if not self.bindir:
             raise RuntimeError("PostgreSQL is not installed (initdb not found): run .ci/deps")
         self.dbname = dbname
+        self.options = options  # more server settings, "-c name=value ..."
         self.root = tempfile.mkdtemp(prefix="awaitd-pg-")
         os.chmod(self.root, 0o755)
         self.data = os.path.join(self.root, "data")
@@ -70,8 +71,8 @@ class PgServer:
                              "-E", "UTF8", "--locale=C", "--no-sync"])
             if r.returncode != 0:
                 raise RuntimeError("initdb failed: " + r.stderr + r.stdout)
-        opts = "-p %d -k %s -c listen_addresses='' -c fsync=on -c max_connections=200" % (
-            self.port, self.sockdir)
+        opts = "-p %d -k %s -c listen_addresses='' -c fsync=on -c max_connections=200 %s" % (
+            self.port, self.sockdir, self.options)
         r = self._as_pg([self._bin("pg_ctl"), "-D", self.data, "-l", self.logpath, "-o", opts,
                          "-w", "-t", "60", "start"])
         if r.returncode != 0:
