@@ -70,20 +70,22 @@ static int note_settled(struct store_req *r, int64_t id)
 	return 0;
 }
 
+void pg_read_change(struct store_req *r, const char *kind, int64_t id)
+{
+	if (!strcmp(kind, "changed")) {
+		r->changed = r->op == STORE_CANCEL ? (int)id : 1;
+		return;
+	}
+	r->deps++;
+	if (!strcmp(kind, "cancelled"))
+		note_settled(r, id);
+}
+
 /* Rows (kind, id) of awaitd_finish/awaitd_cancel: changed, then what dependents became. */
 static void read_changes(struct store_req *r, PGresult *res)
 {
-	for (int i = 0; i < PQntuples(res); i++) {
-		const char *kind = PQgetvalue(res, i, 0);
-		int64_t id = pg_i64(res, i, 1);
-		if (!strcmp(kind, "changed"))
-			r->changed = r->op == STORE_CANCEL ? (int)id : 1;
-		else {
-			r->deps++;
-			if (!strcmp(kind, "cancelled"))
-				note_settled(r, id);
-		}
-	}
+	for (int i = 0; i < PQntuples(res); i++)
+		pg_read_change(r, PQgetvalue(res, i, 0), pg_i64(res, i, 1));
 }
 
 /* Rows (created, id, code, message) of awaitd_enqueue/awaitd_fire. */

@@ -224,6 +224,7 @@ void pg_conn_close(struct pg_conn *c)
 	c->pq = NULL;
 	c->state = PGC_DOWN;
 	c->nslots = c->slot_head = 0;
+	c->prepared = 0; /* a new connection has none */
 }
 
 /* ---- sending -------------------------------------------------------------------- */
@@ -264,6 +265,44 @@ int pg_conn_send_raw(struct pg_conn *c, const char *sql, int n, const Oid *types
 int pg_conn_send(struct pg_conn *c, const char *sql, const struct pg_params *p, struct pg_slot slot)
 {
 	return pg_conn_send_raw(c, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, slot);
+}
+
+int pg_conn_send_prep(struct pg_conn *c, enum pg_prep which, const char *sql,
+                      const struct pg_params *p, struct pg_slot slot)
+{
+	struct pg_slot own = {.kind = PG_SLOT_OWN};
+	char name[32];
+
+	if (c->state != PGC_READY) {
+		snprintf(c->err, sizeof c->err, "not connected to PostgreSQL");
+		return -1;
+	}
+	snprintf(name, sizeof name, "aw%d_%u", (int)which, c->prep_gen);
+	if (!(c->prepared & (1u << which))) {
+		if (note(c, own) < 0)
+			return -1;
+		if (!PQsendPrepare(c->pq, name, sql, p ? p->n : 0, NULL)) {
+			c->nslots--;
+			snprintf(c->err, sizeof c->err, "sending to PostgreSQL: %s",
+			         PQerrorMessage(c->pq));
+			return -1;
+		}
+		c->prepared |= 1u << which;
+	}
+	if (note(c, slot) < 0)
+		return -1;
+	if (!PQsendQueryPrepared(c->pq, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0)) {
+		c->nslots--;
+		snprintf(c->err, sizeof c->err, "sending to PostgreSQL: %s", PQerrorMessage(c->pq));
+		return -1;
+	}
+	return 0;
+}
+
+void pg_conn_forget_prepared(struct pg_conn *c)
+{
+	c->prepared = 0;
+	c->prep_gen++;
 }
 
 int pg_conn_sync(struct pg_conn *c)

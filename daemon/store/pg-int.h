@@ -46,6 +46,7 @@ enum pg_slot_kind {
 	PG_SLOT_BEGIN,  /* the batch's BEGIN */
 	PG_SLOT_COMMIT, /* the batch's COMMIT */
 	PG_SLOT_OWN,    /* a statement of the driver (heartbeat, reaping, LISTEN): on_own */
+	PG_SLOT_MANY,   /* the statement of a group of requests (pg-many.c): group `step` */
 	PG_SLOT_SYNC,   /* the pipeline's sync point: the end of what was sent */
 };
 
@@ -58,6 +59,16 @@ struct pg_slot {
 	int step;
 	pg_own_fn *own;
 };
+
+/* The requests of a batch that go as one statement (pg-many.c). */
+enum { PG_MANY_FINISH, PG_MANY_ENQUEUE, PG_MANY_N };
+struct pg_many {
+	struct store_req **v;
+	size_t n, cap;
+};
+
+/* The hot statements, prepared once per connection (their plans are kept). */
+enum pg_prep { PG_PREP_CLAIM, PG_PREP_FINISH_MANY, PG_PREP_ENQUEUE_MANY, PG_PREP_N };
 
 /* What the main connection has in flight: nothing, a batch, or the driver's own unit. */
 enum pg_unit { PG_UNIT_NONE, PG_UNIT_BATCH, PG_UNIT_OWN };
@@ -76,6 +87,8 @@ struct pg_conn {
 	struct event *rev;     /* the socket, readable (persistent while attached or connecting) */
 	struct event *wev;     /* the socket, writable: while libpq has output left */
 	int id;                /* 0: the main connection; 1..PG_POOL: the pool's */
+	unsigned prepared;     /* statements of enum pg_prep prepared on it (a bit each) */
+	unsigned prep_gen;     /* in their names: a batch that failed may have left some */
 	struct pg_slot *slots; /* what was sent and not answered yet, in order */
 	size_t nslots, slots_cap, slot_head;
 	pg_result_fn *on_result;
@@ -111,11 +124,12 @@ struct pgstore {
 	struct store_req *inq, *inq_tail;     /* submitted, not sent */
 	struct store_req *batch, *batch_tail; /* sent in the batch in flight */
 	int batch_n;
-	enum pg_unit in_unit;      /* what the main connection has in flight */
-	int committed;             /* the batch in flight: its COMMIT succeeded */
-	struct store_req *culprit; /* the request whose statement failed the batch in flight */
-	int registered;            /* the main connection is up and holds this node's lock */
-	char down_why[600];        /* why it is not (what requests fail with meanwhile) */
+	enum pg_unit in_unit;           /* what the main connection has in flight */
+	int committed;                  /* the batch in flight: its COMMIT succeeded */
+	struct store_req *culprit;      /* the request whose statement failed the batch in flight */
+	struct pg_many many[PG_MANY_N]; /* the batch in flight's groups */
+	int registered;                 /* the main connection is up and holds this node's lock */
+	char down_why[600];             /* why it is not (what requests fail with meanwhile) */
 	/* application SQL and user transactions (pool connections) */
 	struct store_req *txq, *txq_tail; /* waiting for a pool connection */
 	int64_t dead_tx[64];              /* transactions rolled back under their owner */
@@ -174,6 +188,16 @@ int pg_conn_send_raw(struct pg_conn *c, const char *sql, int n, const Oid *types
                      const char *const *vals, const int *lens, const int *fmts,
                      struct pg_slot slot);
 
+/*
+ * pg_conn_send of statement `which`, prepared on c the first time (its
+ * name carries c->prep_gen). Returns 0 or -1.
+ */
+int pg_conn_send_prep(struct pg_conn *c, enum pg_prep which, const char *sql,
+                      const struct pg_params *p, struct pg_slot slot);
+
+/* Forget what c has prepared (a failed batch may have undone or half-done it). */
+void pg_conn_forget_prepared(struct pg_conn *c);
+
 /* Send the sync point and flush. Returns 0 or -1. */
 int pg_conn_sync(struct pg_conn *c);
 
@@ -226,7 +250,28 @@ int pg_migrate(struct pgstore *st, struct pg_conn *c, int64_t *requeued, char *e
 /* Send r's statements on c. Returns their count, or -1 with r failed (nothing sent). */
 int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r);
 
+/* pg-many.c */
+
+/* Whether r joins one of the batch's groups (then it is sent by pg_many_send). */
+int pg_many_take(struct pgstore *st, struct store_req *r);
+
+/* Send each group's statement. Returns 0 or -1 (c->err). */
+int pg_many_send(struct pgstore *st, struct pg_conn *c);
+
+/* Group `which` answered res: each member's outputs. */
+void pg_many_collect(struct pgstore *st, int which, PGresult *res);
+
+/* The first member of group `which` (the culprit when its statement fails), or NULL. */
+struct store_req *pg_many_first(struct pgstore *st, int which);
+
+/* Empty the groups (the batch is over), or free them (closing). */
+void pg_many_clear(struct pgstore *st);
+void pg_many_free(struct pgstore *st);
+
 /* pg-collect.c */
+
+/* One (kind, id) row of awaitd_finish/awaitd_cancel: changed, or what a dependent became. */
+void pg_read_change(struct store_req *r, const char *kind, int64_t id);
 
 /* Statement `step` of r answered res (not an error): fill r's outputs. */
 void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *res);

@@ -115,29 +115,34 @@ static int send_claim(struct pgstore *st, struct pg_conn *c, struct store_req *r
 	pg_param_i64(&p, r->n);
 	pg_param_i64(&p, base - 1);
 	pg_param_i64(&p, st->node);
-	return send1(
-	           c, r, 0,
-	           "WITH c AS (SELECT id FROM jobs WHERE name = $1 AND " READY " AND run_at <= $2"
-	           "  AND NOT EXISTS (SELECT 1 FROM awaitd_pauses WHERE name = $1 AND key = ''"
-	           "   AND (until IS NULL OR until > $2))"
-	           "  ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED),"
-	           " n AS (SELECT id, row_number() OVER (ORDER BY id) AS k FROM c),"
-	           " was AS (SELECT j.id, j.state = 'waiting' AS resumed FROM jobs j JOIN n"
-	           "  ON n.id = j.id)"
-	           " UPDATE jobs j SET state = 'running', attempt = j.attempt + (CASE WHEN"
-	           "  was.resumed THEN 0 ELSE 1 END), lease = $4 + n.k, epoch = $5, started_at = "
-	           "$2,"
-	           "  progress = CASE WHEN was.resumed THEN j.progress END,"
-	           "  progress_msg = CASE WHEN was.resumed THEN j.progress_msg END"
-	           " FROM n, was WHERE j.id = n.id AND was.id = n.id"
-	           " RETURNING j.id, j.name, j.state, j.args, j.key, j.priority, j.attempt,"
-	           "  j.max_attempts, j.backoff_ms, j.timeout_ms, j.run_at, j.created_at,"
-	           "  j.started_at, j.finished_at, j.lease, j.result, j.error, j.wait_seq,"
-	           "  j.wait_for, j.wait_until, j.cancelling, j.progress, j.progress_msg,"
-	           "  was.resumed OR EXISTS (SELECT 1 FROM steps WHERE job_id = j.id), was.resumed",
-	           &p) < 0
-	           ? -1
-	           : 1;
+	{
+		struct pg_slot slot = {.kind = PG_SLOT_REQ, .r = r, .step = 0};
+		return pg_conn_send_prep(
+		           c, PG_PREP_CLAIM,
+		           "UPDATE jobs j SET state = 'running', attempt = j.attempt + (CASE WHEN"
+		           "  n.resumed THEN 0 ELSE 1 END), lease = $4 + n.k, epoch = $5, "
+		           "started_at = $2,"
+		           "  progress = CASE WHEN n.resumed THEN j.progress END,"
+		           "  progress_msg = CASE WHEN n.resumed THEN j.progress_msg END"
+		           " FROM (SELECT c.id, c.resumed, row_number() OVER (ORDER BY c.id) AS k "
+		           "FROM"
+		           "  (SELECT id, state = 'waiting' AS resumed FROM jobs WHERE name = $1"
+		           "   AND " READY " AND run_at <= $2 AND NOT EXISTS (SELECT 1 FROM"
+		           "   awaitd_pauses WHERE name = $1 AND key = '' AND (until IS NULL OR "
+		           "until >"
+		           "   $2)) ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP "
+		           "LOCKED) c)"
+		           "  n WHERE j.id = n.id"
+		           " RETURNING j.id, j.name, j.state, j.args, j.key, j.priority, j.attempt,"
+		           "  j.max_attempts, j.backoff_ms, j.timeout_ms, j.run_at, j.created_at,"
+		           "  j.started_at, j.finished_at, j.lease, j.result, j.error, j.wait_seq,"
+		           "  j.wait_for, j.wait_until, j.cancelling, j.progress, j.progress_msg,"
+		           "  n.resumed OR EXISTS (SELECT 1 FROM steps WHERE job_id = j.id), "
+		           "n.resumed",
+		           &p, slot) < 0
+		           ? -1
+		           : 1;
+	}
 }
 
 static int send_finish(struct pg_conn *c, struct store_req *r)

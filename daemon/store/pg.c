@@ -126,8 +126,11 @@ static void batch_end(struct pgstore *st, int committed, const char *why)
 		st->stats.failed_commits++;
 		fail_list(st, head, why);
 	}
+	if (!committed) /* an aborted pipeline skipped some Parse messages, maybe not all */
+		pg_conn_forget_prepared(&st->main);
 	st->culprit = NULL;
 	st->batch_n = 0;
+	pg_many_clear(st);
 	run_batch(st);
 }
 
@@ -145,6 +148,13 @@ static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 			st->culprit = slot->r;
 			pg_fail(slot->r, NULL, res, c);
 		}
+		break;
+	case PG_SLOT_MANY:
+		if (ok)
+			pg_many_collect(st, slot->step, res);
+		else if (s != PGRES_PIPELINE_ABORTED && !st->culprit &&
+		         (st->culprit = pg_many_first(st, slot->step)) != NULL)
+			pg_fail(st->culprit, NULL, res, c); /* the others of the group go again */
 		break;
 	case PG_SLOT_BEGIN:
 		if (!ok && s != PGRES_PIPELINE_ABORTED)
@@ -198,6 +208,11 @@ static void run_batch(struct pgstore *st)
 	st->in_unit = PG_UNIT_BATCH;
 	while (st->batch_n < st->cfg.max_batch && (r = store_list_pop(&st->inq, &st->inq_tail))) {
 		size_t sent = c->nslots;
+		if (pg_many_take(st, r)) { /* one statement for its group, below */
+			store_list_append(&st->batch, &st->batch_tail, r);
+			st->batch_n++;
+			continue;
+		}
 		if (pg_op_send(st, c, r) < 0) {
 			if (c->state != PGC_READY || c->nslots != sent) {
 				/* part of it went out: its results would name a request answered */
@@ -210,7 +225,8 @@ static void run_batch(struct pgstore *st)
 		store_list_append(&st->batch, &st->batch_tail, r);
 		st->batch_n++;
 	}
-	if (pg_conn_send(c, "COMMIT", NULL, commit) < 0 || pg_conn_sync(c) < 0)
+	if (pg_many_send(st, c) < 0 || pg_conn_send(c, "COMMIT", NULL, commit) < 0 ||
+	    pg_conn_sync(c) < 0)
 		goto lost;
 	return;
 lost:
@@ -303,6 +319,7 @@ void pg_main_state(struct pg_conn *c, int up)
 		st->batch = st->batch_tail = NULL;
 		st->batch_n = 0;
 		st->culprit = NULL;
+		pg_many_clear(st);
 		fail_list(st, head, st->down_why);
 	}
 	st->in_unit = PG_UNIT_NONE;
@@ -465,6 +482,7 @@ static void pg_close(struct store *b)
 	if (st->answer_ev)
 		event_free(st->answer_ev);
 	free(st->main.slots);
+	pg_many_free(st);
 	free(st->conninfo);
 	free(st->migrations_dir);
 	free(st);

@@ -403,3 +403,61 @@ BEGIN
   changed := 1;
   RETURN NEXT;
 END $$;
+
+-- The finishes of a batch (not parking) as one UPDATE: rows (n, kind, id), n the
+-- place in the arrays, as awaitd_finish gives them for each.
+CREATE OR REPLACE FUNCTION awaitd_finish_many(p_ids bigint[], p_leases bigint[],
+  p_states text[], p_texts text[], p_finished bigint[], p_run_at bigint[], p_traces text[],
+  p_now bigint)
+RETURNS TABLE (n bigint, kind text, id bigint) LANGUAGE plpgsql AS $$
+DECLARE
+  v record;
+BEGIN
+  FOR v IN
+    UPDATE jobs j SET state = f.state,
+      result = CASE WHEN f.state = 'succeeded' THEN f.text END,
+      error = CASE WHEN f.state = 'succeeded' THEN NULL ELSE f.text END,
+      finished_at = f.finished, run_at = coalesce(f.run_at, j.run_at), lease = NULL,
+      trace = CASE WHEN f.trace IS NULL THEN j.trace WHEN j.trace IS NULL THEN f.trace
+                   ELSE j.trace || chr(10) || f.trace END
+    FROM unnest(p_ids, p_leases, p_states, p_texts, p_finished, p_run_at, p_traces)
+      WITH ORDINALITY AS f(id, lease, state, text, finished, run_at, trace, n)
+    WHERE j.id = f.id AND j.state = 'running' AND j.lease = f.lease
+    RETURNING f.n AS n, j.id AS id, f.state AS state
+  LOOP
+    n := v.n; kind := 'changed'; id := v.id; RETURN NEXT;
+    IF v.state <> 'failed' THEN
+      PERFORM pg_notify('awaitd_done', v.id::text);
+      IF EXISTS (SELECT 1 FROM awaitd_deps d WHERE d.after_id = v.id) THEN
+        RETURN QUERY SELECT v.n, r.kind, r.id FROM awaitd_deps_resolve(v.id, v.state, p_now) r;
+      END IF;
+    END IF;
+  END LOOP;
+END $$;
+
+-- The enqueues of a batch with neither a key nor `after`, as one INSERT: rows
+-- (n, id), n the place in the arrays. The ids are drawn first (the CTE f is
+-- evaluated once), so each row knows its own.
+CREATE OR REPLACE FUNCTION awaitd_enqueue_many(p_names text[], p_args text[],
+  p_priorities bigint[], p_max_attempts bigint[], p_backoffs bigint[], p_timeouts bigint[],
+  p_run_ats bigint[], p_nows bigint[], p_lk1 text[], p_lk2 text[], p_lk3 text[],
+  p_lk4 text[], p_fair text[], p_now bigint)
+RETURNS TABLE (n bigint, id bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('awaitd_jobs', x.name)
+    FROM (SELECT DISTINCT u.name FROM unnest(p_names, p_run_ats) AS u(name, run_at)
+          WHERE u.run_at <= p_now) x;
+  RETURN QUERY
+  WITH f AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('jobs', 'id')) AS id, u.*
+    FROM unnest(p_names, p_args, p_priorities, p_max_attempts, p_backoffs, p_timeouts,
+        p_run_ats, p_nows, p_lk1, p_lk2, p_lk3, p_lk4, p_fair)
+      WITH ORDINALITY AS u(name, args, priority, max_attempts, backoff, timeout, run_at,
+        created, lk1, lk2, lk3, lk4, fair, n)),
+  ins AS (
+    INSERT INTO jobs (id, name, args, priority, max_attempts, backoff_ms, timeout_ms, run_at,
+      created_at, limit_key1, limit_key2, limit_key3, limit_key4, state, fair_key)
+    SELECT f.id, f.name, f.args, f.priority, greatest(f.max_attempts, 1), f.backoff,
+      f.timeout, f.run_at, f.created, f.lk1, f.lk2, f.lk3, f.lk4, 'queued', f.fair FROM f)
+  SELECT f.n, f.id FROM f ORDER BY f.n;
+END $$;

@@ -248,6 +248,11 @@ sh "$(dirname "$0")/w5_keys.sh"
 # prints its own result lines and its summary line)
 sh "$(dirname "$0")/w5.sh"
 
+# W5 on the PostgreSQL store: 20,000 jobs with 1, 2 and 3 daemons on one
+# PostgreSQL 15 of the bench's own, against Graphile Worker 0.18 on the same
+# server (own script; own lines)
+python3 "$(dirname "$0")/w5_pg.py" "$BUILD"
+
 # W6 purchases: 20,000 purchase jobs (debit+order step, receipt step, each
 # durable) by 100 workers, against Tarantool with wal_mode fsync (own
 # script; prints its own result lines and its summary line)

@@ -13,6 +13,7 @@
 - application SQL cannot reach the daemon's tables or end its transaction;
   a failing migration stops start-up naming the file.
 """
+import json
 import os
 import signal
 import subprocess
@@ -122,6 +123,21 @@ def section_start_and_purchases(pg, a, b):
     check("status: the human view has a line per node and marks this one",
           rc == 0 and "nodes:          2" in out and out.count("  node ") == 2
           and "pid %d" % b.proc.pid in out and "(this daemon)" in out, out)
+
+    # enqueues without a key go as one INSERT of arrays per batch: odd text survives it
+    odd = {"ms": 0, "s": 'a "quoted" \\ back\\slash, {brace} NULL \u00e9\u4e2d \t tab', "n": None,
+           "list": [1, "two", {"k": "}"}]}
+    rc, out, err = a.ctl("enqueue", "solo", json.dumps(odd))
+    jid = out.split()[0] if rc == 0 else "0"
+    rc, v, out = a.cjson("show", jid)
+    check("enqueue: args with quotes, backslashes, braces and non-ASCII come back as sent",
+          rc == 0 and (v or {}).get("args") == odd, (out, odd))
+    rc, out, err = a.ctl("enqueue", "solo", '{"ms":0}', "--priority", "5", "--delay", "60000")
+    jid = out.split()[0] if rc == 0 else "0"
+    check("enqueue: options survive the batched insert (priority, delay)",
+          q1(pg, "SELECT priority, run_at > created_at + 50000, state FROM jobs WHERE id = "
+             + jid) == "5|t|queued", pg.psql("SELECT * FROM jobs WHERE id = " + jid))
+    a.ctl("cancel", jid)
 
     # purchases through both daemons, each with an idempotency key
     ids = {}
