@@ -128,6 +128,8 @@ struct pgstore {
 	int committed;                  /* the batch in flight: its COMMIT succeeded */
 	struct store_req *culprit;      /* the request whose statement failed the batch in flight */
 	struct pg_many many[PG_MANY_N]; /* the batch in flight's groups */
+	int group_failed;               /* a group's statement failed the batch in flight */
+	int solo_next;                  /* so the next batch sends each request alone */
 	int registered;                 /* the main connection is up and holds this node's lock */
 	char down_why[600];             /* why it is not (what requests fail with meanwhile) */
 	/* application SQL and user transactions (pool connections) */
@@ -260,9 +262,6 @@ int pg_many_send(struct pgstore *st, struct pg_conn *c);
 
 /* Group `which` answered res: each member's outputs. */
 void pg_many_collect(struct pgstore *st, int which, PGresult *res);
-
-/* The first member of group `which` (the culprit when its statement fails), or NULL. */
-struct store_req *pg_many_first(struct pgstore *st, int which);
 
 /* Empty the groups (the batch is over), or free them (closing). */
 void pg_many_clear(struct pgstore *st);

@@ -9,6 +9,10 @@
  * (pg-ops.c), then the groups: a read in the same batch may not see their
  * effect yet, as if it had come in the batch before.
  *
+ * A group's statement that fails names no one: the whole batch goes
+ * again with each request alone (pg.c), so the one that fails is answered
+ * with its own error and its neighbours are committed.
+ *
  * Only one batch is in flight, so the groups live in struct pgstore until
  * the batch ends.
  */
@@ -229,11 +233,6 @@ void pg_many_collect(struct pgstore *st, int which, PGresult *res)
 			pg_read_change(r, PQgetvalue(res, i, 1), pg_i64(res, i, 2));
 		}
 	}
-}
-
-struct store_req *pg_many_first(struct pgstore *st, int which)
-{
-	return st->many[which].n ? st->many[which].v[0] : NULL;
 }
 
 void pg_many_clear(struct pgstore *st)

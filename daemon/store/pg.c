@@ -102,8 +102,11 @@ static void batch_end(struct pgstore *st, int committed, const char *why)
 			next = r->next;
 			pg_answer(st, r);
 		}
-	} else if (st->culprit) {
-		/* one statement failed the transaction: it is answered, the others go again */
+	} else if (st->culprit || st->group_failed) {
+		/* one statement failed the transaction: it is answered, the others go again (a
+		 * group's statement names no one: all go again, each alone, to find whose it was)
+		 */
+		st->solo_next = st->group_failed;
 		struct store_req *again = NULL, *again_tail = NULL;
 		st->stats.failed_commits++;
 		for (r = head; r; r = next) {
@@ -129,6 +132,7 @@ static void batch_end(struct pgstore *st, int committed, const char *why)
 	if (!committed) /* an aborted pipeline skipped some Parse messages, maybe not all */
 		pg_conn_forget_prepared(&st->main);
 	st->culprit = NULL;
+	st->group_failed = 0;
 	st->batch_n = 0;
 	pg_many_clear(st);
 	run_batch(st);
@@ -152,9 +156,8 @@ static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 	case PG_SLOT_MANY:
 		if (ok)
 			pg_many_collect(st, slot->step, res);
-		else if (s != PGRES_PIPELINE_ABORTED && !st->culprit &&
-		         (st->culprit = pg_many_first(st, slot->step)) != NULL)
-			pg_fail(st->culprit, NULL, res, c); /* the others of the group go again */
+		else if (s != PGRES_PIPELINE_ABORTED && !st->culprit)
+			st->group_failed = 1; /* whose was it? the batch goes again, one by one */
 		break;
 	case PG_SLOT_BEGIN:
 		if (!ok && s != PGRES_PIPELINE_ABORTED)
@@ -203,12 +206,17 @@ static void run_batch(struct pgstore *st)
 		return;
 	c->err[0] = '\0';
 	st->committed = 0;
+	/* a failed batch leaves its transaction aborted (a sync does not end it): end it */
+	if (PQtransactionStatus(c->pq) != PQTRANS_IDLE &&
+	    pg_conn_send(c, "ROLLBACK", NULL, (struct pg_slot){.kind = PG_SLOT_OWN}) < 0)
+		goto lost;
 	if (pg_conn_send(c, "BEGIN", NULL, begin) < 0)
 		goto lost;
 	st->in_unit = PG_UNIT_BATCH;
 	while (st->batch_n < st->cfg.max_batch && (r = store_list_pop(&st->inq, &st->inq_tail))) {
 		size_t sent = c->nslots;
-		if (pg_many_take(st, r)) { /* one statement for its group, below */
+		if (!st->solo_next &&
+		    pg_many_take(st, r)) { /* one statement for its group, below */
 			store_list_append(&st->batch, &st->batch_tail, r);
 			st->batch_n++;
 			continue;
@@ -225,6 +233,7 @@ static void run_batch(struct pgstore *st)
 		store_list_append(&st->batch, &st->batch_tail, r);
 		st->batch_n++;
 	}
+	st->solo_next = 0;
 	if (pg_many_send(st, c) < 0 || pg_conn_send(c, "COMMIT", NULL, commit) < 0 ||
 	    pg_conn_sync(c) < 0)
 		goto lost;
@@ -319,6 +328,7 @@ void pg_main_state(struct pg_conn *c, int up)
 		st->batch = st->batch_tail = NULL;
 		st->batch_n = 0;
 		st->culprit = NULL;
+		st->group_failed = 0;
 		pg_many_clear(st);
 		fail_list(st, head, st->down_why);
 	}

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 
-from harness import SCRIPTS, SLOW, Daemon, check, make_root, poll, run, skip
+from harness import SCRIPTS, SLOW, Daemon, check, make_root, poll, rpc_many, run, skip
 from pgserver import PgServer
 
 LONG = min(SLOW, 4)  # jobs that must outlast a step of the test: longer under valgrind
@@ -64,6 +64,15 @@ return {
 }
 """
 
+# a trigger that refuses one job: a statement of a batch fails under its neighbours
+BOOM_PG = """CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.args LIKE '%boom%' THEN RAISE EXCEPTION 'boom refused'; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER boom BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION boom();
+"""
+
 PROBE = """
 return {
   run = function(ctx, args)
@@ -81,7 +90,7 @@ def root_with(files=None, solo=1):
     base = {"scripts/purchase.lua": purchase, "scripts/nap.lua": NAP,
             "scripts/probe.lua": PROBE, "scripts/solo.lua": SOLO % solo,
             "scripts/waiter.lua": WAITER,
-            "migrations/0100_naps.pg.sql": NAPS_PG}
+            "migrations/0100_naps.pg.sql": NAPS_PG, "migrations/0102_boom.pg.sql": BOOM_PG}
     base.update(files or {})
     return make_root("awaitd-pg-", base, lib=True)
 
@@ -138,6 +147,19 @@ def section_start_and_purchases(pg, a, b):
           q1(pg, "SELECT priority, run_at > created_at + 50000, state FROM jobs WHERE id = "
              + jid) == "5|t|queued", pg.psql("SELECT * FROM jobs WHERE id = " + jid))
     a.ctl("cancel", jid)
+
+    # one bad request among twenty in a batch fails alone; its neighbours are committed
+    reqs = [{"cmd": "enqueue", "args": {"name": "solo", "args": {"ms": 0, "t": "boom" if i == 10
+                                                                 else "fine-%d" % i}}}
+            for i in range(20)]
+    got = rpc_many(a.sock, reqs) or {}
+    bad = got.get(11) or {}
+    good = [got.get(i + 1, {}).get("result", {}).get("id") for i in range(20) if i != 10]
+    check("batch: the refused enqueue fails with PostgreSQL's message",
+          bad.get("ok") is False and "boom refused" in json.dumps(bad), bad)
+    check("batch: its 19 neighbours are acknowledged and stored",
+          all(good) and q1(pg, "SELECT count(*) FROM jobs WHERE args LIKE '%%fine-%%' AND id IN"
+                           " (%s)" % ",".join(str(g) for g in good if g)) == "19", (good, got))
 
     # purchases through both daemons, each with an idempotency key
     ids = {}
