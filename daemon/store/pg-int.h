@@ -134,9 +134,8 @@ struct pgstore {
 	char down_why[600];             /* why it is not (what requests fail with meanwhile) */
 	/* application SQL and user transactions (pool connections) */
 	struct store_req *txq, *txq_tail; /* waiting for a pool connection */
-	int64_t dead_tx[64];              /* transactions rolled back under their owner */
-	int ndead;
-	struct event *pool_ev; /* a pool connection may be retried */
+	struct store_dead_tx dead;        /* transactions rolled back under their owner */
+	struct event *pool_ev;            /* a pool connection may be retried */
 	struct store_req *answers, *answers_tail;
 	struct event *answer_ev; /* answers to run (their done callbacks) */
 	struct event *run_ev;    /* end of the turn: send what is queued */

@@ -95,6 +95,34 @@ static const char *done(struct arr *a)
 	return a->oom ? NULL : a->p;
 }
 
+/*
+ * Send `sql` of statement `which` with the n finished arrays as its first
+ * parameters and now as the last; frees the arrays. Returns 0 or -1.
+ */
+static int send_arrays(struct pg_conn *c, enum pg_prep which, const char *sql, struct arr *a, int n,
+                       int group)
+{
+	struct pg_slot slot = {.kind = PG_SLOT_MANY, .step = group};
+	struct pg_params p;
+	int rc = 0;
+
+	pg_params_init(&p);
+	for (int k = 0; k < n; k++) {
+		const char *v = done(&a[k]);
+		if (!v)
+			rc = -1;
+		pg_param_text(&p, v);
+	}
+	pg_param_i64(&p, store_now());
+	if (rc < 0)
+		snprintf(c->err, sizeof c->err, "out of memory");
+	else
+		rc = pg_conn_send_prep(c, which, sql, &p, slot);
+	for (int k = 0; k < n; k++)
+		free(a[k].p);
+	return rc;
+}
+
 static int grow(struct pg_many *g)
 {
 	if (g->n < g->cap)
@@ -129,9 +157,6 @@ int pg_many_take(struct pgstore *st, struct store_req *r)
 static int send_finishes(struct pg_conn *c, struct pg_many *g)
 {
 	struct arr a[7] = {{0}};
-	struct pg_params p;
-	struct pg_slot slot = {.kind = PG_SLOT_MANY, .step = PG_MANY_FINISH};
-	int rc = -1;
 
 	for (size_t i = 0; i < g->n; i++) {
 		struct store_req *r = g->v[i];
@@ -144,32 +169,14 @@ static int send_finishes(struct pg_conn *c, struct pg_many *g)
 		add_i64(&a[5], terminal ? 0 : r->run_at, 1);
 		add_text(&a[6], r->text2);
 	}
-	pg_params_init(&p);
-	for (int k = 0; k < 7; k++) {
-		const char *v = done(&a[k]);
-		if (!v) {
-			snprintf(c->err, sizeof c->err, "out of memory");
-			goto out;
-		}
-		pg_param_text(&p, v);
-	}
-	pg_param_i64(&p, store_now());
-	rc = pg_conn_send_prep(c, PG_PREP_FINISH_MANY,
-	                       "SELECT * FROM awaitd_finish_many($1, $2, $3, $4, $5, $6, $7, $8)",
-	                       &p, slot);
-out:
-	for (int k = 0; k < 7; k++)
-		free(a[k].p);
-	return rc;
+	return send_arrays(c, PG_PREP_FINISH_MANY,
+	                   "SELECT * FROM awaitd_finish_many($1, $2, $3, $4, $5, $6, $7, $8)", a, 7,
+	                   PG_MANY_FINISH);
 }
 
 static int send_enqueues(struct pg_conn *c, struct pg_many *g)
 {
-	enum { NA = 13 };
-	struct arr a[NA] = {{0}};
-	struct pg_params p;
-	struct pg_slot slot = {.kind = PG_SLOT_MANY, .step = PG_MANY_ENQUEUE};
-	int rc = -1;
+	struct arr a[13] = {{0}};
 
 	for (size_t i = 0; i < g->n; i++) {
 		struct store_req *r = g->v[i];
@@ -185,25 +192,11 @@ static int send_enqueues(struct pg_conn *c, struct pg_many *g)
 			add_text(&a[8 + k], r->limit_keys[k]);
 		add_text(&a[12], r->fair_key);
 	}
-	pg_params_init(&p);
-	for (int k = 0; k < NA; k++) {
-		const char *v = done(&a[k]);
-		if (!v) {
-			snprintf(c->err, sizeof c->err, "out of memory");
-			goto out;
-		}
-		pg_param_text(&p, v);
-	}
-	pg_param_i64(&p, store_now());
-	rc = pg_conn_send_prep(
+	return send_arrays(
 	    c, PG_PREP_ENQUEUE_MANY,
-	    "SELECT * FROM awaitd_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-	    " $10, $11, $12, $13, $14)",
-	    &p, slot);
-out:
-	for (int k = 0; k < NA; k++)
-		free(a[k].p);
-	return rc;
+	    "SELECT * FROM awaitd_enqueue_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+	    " $11, $12, $13, $14)",
+	    a, 13, PG_MANY_ENQUEUE);
 }
 
 int pg_many_send(struct pgstore *st, struct pg_conn *c)

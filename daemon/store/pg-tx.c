@@ -45,27 +45,6 @@ static struct pg_conn *free_conn(struct pgstore *st)
 	return NULL;
 }
 
-static void mark_dead(struct pgstore *st, int64_t tx)
-{
-	if (st->ndead == (int)(sizeof st->dead_tx / sizeof st->dead_tx[0])) {
-		memmove(st->dead_tx, st->dead_tx + 1,
-		        (size_t)(st->ndead - 1) * sizeof st->dead_tx[0]);
-		st->ndead--;
-	}
-	st->dead_tx[st->ndead++] = tx;
-}
-
-static int is_dead(struct pgstore *st, int64_t tx, int forget)
-{
-	for (int i = 0; i < st->ndead; i++)
-		if (st->dead_tx[i] == tx) {
-			if (forget)
-				st->dead_tx[i] = st->dead_tx[--st->ndead];
-			return 1;
-		}
-	return 0;
-}
-
 /* The statement timeout for r, in ms (0: none). */
 static long timeout_ms(struct pgstore *st, const struct store_req *r)
 {
@@ -341,7 +320,7 @@ static void start(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 /* A request that names a transaction no connection holds: failed at once. */
 static int gone(struct pgstore *st, struct store_req *r)
 {
-	if (is_dead(st, r->tx, r->op == STORE_TX_END)) {
+	if (store_dead_tx_has(&st->dead, r->tx, r->op == STORE_TX_END)) {
 		if (r->op != STORE_TX_END || r->flag)
 			store_fail(
 			    r, "timeout",
@@ -515,7 +494,7 @@ static void on_pool_state(struct pg_conn *c, int up)
 	}
 	c->retry_at = clock_mono_ms() + 1000;
 	if (c->tx)
-		mark_dead(st, c->tx);
+		store_dead_tx_add(&st->dead, c->tx);
 	c->tx = 0;
 	c->cur = NULL;
 	if (r) {
@@ -543,7 +522,7 @@ void pg_tx_reap(struct pgstore *st)
 		    now - c->tx_started <= st->cfg.tx_timeout_ms)
 			continue;
 		/* its owner is late or gone: roll back (the connection goes back to the pool) */
-		mark_dead(st, c->tx);
+		store_dead_tx_add(&st->dead, c->tx);
 		c->tx = 0;
 		pg_conn_close(c);
 		c->retry_at = 0;

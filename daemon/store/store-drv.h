@@ -35,6 +35,23 @@ struct store_req *store_list_pop(struct store_req **first, struct store_req **la
 /* Free what r's answer holds and zero it (rc, err, rows, jobs...): r can run again. */
 void store_req_reset(struct store_req *r);
 
+/*
+ * The user transactions rolled back under their owner (tx_timeout_ms, a
+ * lost connection): the owner's next request fails with "timeout" instead
+ * of "no such open transaction". The last STORE_DEAD_TX are remembered.
+ */
+#define STORE_DEAD_TX 64
+struct store_dead_tx {
+	int64_t v[STORE_DEAD_TX];
+	int n;
+};
+
+/* Remember tx (the oldest goes when full). */
+void store_dead_tx_add(struct store_dead_tx *d, int64_t tx);
+
+/* Whether tx is remembered; forget: and forget it (its owner was told). */
+int store_dead_tx_has(struct store_dead_tx *d, int64_t tx, int forget);
+
 /* The drivers' store_open (same contract). */
 struct store *store_sqlite_open(struct event_base *base, const struct store_config *cfg,
                                 int64_t *requeued, char *err, size_t errlen);

@@ -32,7 +32,6 @@
 #include "store-drv.h"
 
 #define STMT_CACHE    64   /* prepared statements kept */
-#define DEAD_TX       64   /* timed-out transactions remembered */
 #define CKPT_FRAMES   1000 /* WAL pages that call for a checkpoint (SQLite's default) */
 #define STORE_READERS 2    /* reader connections, each on its own thread */
 
@@ -114,10 +113,9 @@ struct sqlstore {
 	struct store_req *later, *later_tail; /* deferred while a user tx is open */
 	int in_batch;
 	int batch_n;
-	int64_t open_tx;   /* token of the user transaction holding the writer, 0 none */
-	double tx_started; /* ms, monotonic */
-	int64_t dead_tx[DEAD_TX];
-	int ndead;
+	int64_t open_tx;           /* token of the user transaction holding the writer, 0 none */
+	double tx_started;         /* ms, monotonic */
+	struct store_dead_tx dead; /* user transactions rolled back under their owner */
 	int64_t lease_seq;
 };
 

@@ -127,3 +127,23 @@ struct store_req *store_list_pop(struct store_req **first, struct store_req **la
 	}
 	return r;
 }
+
+void store_dead_tx_add(struct store_dead_tx *d, int64_t tx)
+{
+	if (d->n == STORE_DEAD_TX) {
+		memmove(d->v, d->v + 1, (STORE_DEAD_TX - 1) * sizeof d->v[0]);
+		d->n--;
+	}
+	d->v[d->n++] = tx;
+}
+
+int store_dead_tx_has(struct store_dead_tx *d, int64_t tx, int forget)
+{
+	for (int i = 0; i < d->n; i++)
+		if (d->v[i] == tx) {
+			if (forget)
+				d->v[i] = d->v[--d->n];
+			return 1;
+		}
+	return 0;
+}

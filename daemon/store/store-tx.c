@@ -6,7 +6,7 @@
  * holds the writer, and store.c defers every other request. One that held
  * it past tx_timeout_ms with no request of its owner waiting, or that
  * SQLite dropped with its batch, is rolled back and its token remembered
- * (the last DEAD_TX), so the owner's next request fails with "timeout"
+ * (the last STORE_DEAD_TX), so the owner's next request fails with "timeout"
  * rather than "no such open transaction". The step journal (table steps)
  * holds one row per (job, seq), names of steps and db:tx unique per job
  * (waits: store-jobs.c), with the result of
@@ -82,13 +82,7 @@ int store_journal_put(struct sqlstore *st, struct store_req *r, const char *kind
 
 int store_tx_is_dead(struct sqlstore *st, int64_t tx, int forget)
 {
-	for (int i = 0; i < st->ndead; i++)
-		if (st->dead_tx[i] == tx) {
-			if (forget)
-				st->dead_tx[i] = st->dead_tx[--st->ndead];
-			return 1;
-		}
-	return 0;
+	return store_dead_tx_has(&st->dead, tx, forget);
 }
 
 /* Roll the open user transaction back (its owner is late or gone). */
@@ -96,9 +90,7 @@ void store_tx_abandon(struct sqlstore *st)
 {
 	store_exec(&st->w, "ROLLBACK TO u");
 	store_exec(&st->w, "RELEASE u");
-	if (st->ndead == DEAD_TX)
-		memmove(st->dead_tx, st->dead_tx + 1, (DEAD_TX - 1) * sizeof st->dead_tx[0]);
-	st->dead_tx[st->ndead < DEAD_TX ? st->ndead++ : DEAD_TX - 1] = st->open_tx;
+	store_dead_tx_add(&st->dead, st->open_tx);
 	st->open_tx = 0;
 }
 

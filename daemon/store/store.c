@@ -171,8 +171,7 @@ static void batch_fail(struct sqlstore *st, const char *why)
 	st->acks = st->acks_tail = NULL;
 	if (st->open_tx) {
 		/* SQLite dropped the savepoint with the transaction */
-		if (st->ndead < DEAD_TX)
-			st->dead_tx[st->ndead++] = st->open_tx;
+		store_dead_tx_add(&st->dead, st->open_tx);
 		st->open_tx = 0;
 		event_del(st->tx_ev);
 	}

@@ -120,6 +120,16 @@ class PgServer:
         self.close()
 
 
+def start_for_test(check, skip, what):
+    """A started PgServer, or None with the failure told by check (skip names why)."""
+    try:
+        return PgServer().start()
+    except (RuntimeError, KeyError, OSError) as e:
+        skip("%s: a PostgreSQL server of the test's own" % what, e)
+        check("%s: a PostgreSQL server starts (.ci/deps installs postgresql)" % what, False, e)
+        return None
+
+
 if __name__ == "__main__":
     with PgServer() as pg:
         print(pg.uri, flush=True)

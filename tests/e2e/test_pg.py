@@ -20,7 +20,7 @@ import subprocess
 import time
 
 from harness import SCRIPTS, SLOW, Daemon, check, make_root, poll, rpc_many, run, skip
-from pgserver import PgServer
+from pgserver import start_for_test
 
 LONG = min(SLOW, 4)  # jobs that must outlast a step of the test: longer under valgrind
 
@@ -405,11 +405,8 @@ def section_bad_migration(pg):
 
 
 def main():
-    try:
-        pg = PgServer().start()
-    except (RuntimeError, KeyError, OSError) as e:
-        skip("pg: a PostgreSQL server of the test's own", e)
-        check("pg: a PostgreSQL server starts (.ci/deps installs postgresql)", False, e)
+    pg = start_for_test(check, skip, "pg")
+    if not pg:
         return
     try:
         with Daemon(root_with(), db=pg.uri) as a, Daemon(root_with(), db=pg.uri) as b:

@@ -21,7 +21,7 @@ import threading
 import time
 
 from harness import SCRIPTS, SLOW, WRAP, Daemon, check, make_root, poll, rpc, run, skip
-from pgserver import PgServer
+from pgserver import start_for_test
 
 START = 1_000_000
 NACC = 1000
@@ -35,11 +35,8 @@ def root():
 
 
 def main():
-    try:
-        pg = PgServer().start()
-    except (RuntimeError, KeyError, OSError) as e:
-        skip("chaos: a PostgreSQL server of the test's own", e)
-        check("chaos: a PostgreSQL server starts (.ci/deps installs postgresql)", False, e)
+    pg = start_for_test(check, skip, "chaos")
+    if not pg:
         return
     seed = int(os.environ.get("AWAITD_CRASH_SEED", "20261207"))
     rnd = random.Random(seed)
