@@ -7,7 +7,9 @@
  *   pg-conn.c    one libpq connection on the loop: connecting, sending in
  *                pipeline mode, reading results as the socket allows
  *   pg-sql.c     parameters and values: '?' to '$n', store_val to text
- *                and back, result sets to struct store_rows
+ *                and back, result sets to struct store_rows; the guard of
+ *                application SQL
+ *   pg-many.c    the finishes and plain enqueues of a batch as one statement
  *   pg-migrate.c migrations under an advisory lock, the functions of
  *                pg_funcs.sql, the node's registration
  *   pg-ops.c     each store_op as the statements that carry it out
@@ -219,6 +221,14 @@ void pg_param_text(struct pg_params *p, const char *v);
  * quoted names and comments left alone). malloc'd; NULL when out of memory.
  */
 char *pg_sql_translate(const char *sql, int *nplaceholders);
+
+/*
+ * Whether application SQL r->sql may run: not a statement that ends or
+ * escapes the store's transaction (BEGIN, COMMIT, SET...), no word naming
+ * one of the daemon's tables. Lexical, not a role boundary. 0, or -1 with
+ * r failed (invalid).
+ */
+int pg_sql_allowed(struct store_req *r);
 
 /* r's result set from res (STORE_SQL). Returns 0 or -1 (r failed). */
 int pg_rows_collect(struct store_req *r, PGresult *res);

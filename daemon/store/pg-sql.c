@@ -6,6 +6,7 @@
  * their PostgreSQL type: integers (and numerics without a fraction, such
  * as sum() of a bigint) as integers, float and numeric as reals, bytea as
  * a blob, booleans as 0/1 (as SQLite stores them), everything else as text.
+ * And the guard of application SQL (pg_sql_allowed).
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -264,4 +265,94 @@ int pg_fail(struct store_req *r, const char *what, PGresult *res, struct pg_conn
 			m++, n--;
 	}
 	return store_fail(r, "db", "%s%s%.*s", what ? what : "", what ? ": " : "", (int)n, m);
+}
+
+/*
+ * The first word of application SQL, lower-cased, past blanks and comments
+ * ("" when none fits in out).
+ */
+static void first_word(const char *sql, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (;;) {
+		while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' || *sql == '(')
+			sql++;
+		if (sql[0] == '-' && sql[1] == '-') {
+			sql += strcspn(sql, "\n");
+			continue;
+		}
+		if (sql[0] == '/' && sql[1] == '*') {
+			const char *e = strstr(sql + 2, "*/");
+			sql = e ? e + 2 : sql + strlen(sql);
+			continue;
+		}
+		break;
+	}
+	while (n + 1 < outlen && ((*sql >= 'a' && *sql <= 'z') || (*sql >= 'A' && *sql <= 'Z')))
+		out[n++] = (char)(*sql++ | 0x20);
+	out[n] = '\0';
+}
+
+/*
+ * Whether application SQL may run: not a statement that would end or
+ * escape the transaction the store keeps (BEGIN, COMMIT, SET ROLE...),
+ * and no word naming one of the daemon's own tables (store_is_reserved).
+ * Returns 0, or -1 with r failed (invalid) naming what was refused.
+ */
+int pg_sql_allowed(struct store_req *r)
+{
+	static const char *const control[] = {
+	    "begin",   "start", "commit", "end",     "rollback", "abort",    "savepoint", "release",
+	    "prepare", "set",   "reset",  "discard", "listen",   "unlisten", "copy"};
+	char w[32];
+	const char *p = r->sql;
+
+	first_word(p, w, sizeof w);
+	for (size_t i = 0; i < sizeof control / sizeof *control; i++)
+		if (!strcmp(w, control[i]))
+			return store_fail(
+			    r, "invalid",
+			    "%s statements are not allowed in application SQL (the store runs"
+			    " the transactions)",
+			    w);
+	while (*p) {
+		char name[64];
+		size_t n = 0;
+		if (*p == '\'') { /* a string: skip it */
+			for (p++; *p && !(*p == '\'' && p[1] != '\''); p += *p == '\'' ? 2 : 1)
+				;
+			if (*p)
+				p++;
+			continue;
+		}
+		if (*p == '"') {
+			for (p++; *p && *p != '"' && n + 1 < sizeof name; p++)
+				name[n++] = *p;
+			p += strcspn(p, "\"");
+			if (*p)
+				p++;
+		} else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_') {
+			while (((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+			        (*p >= '0' && *p <= '9')) &&
+			       n + 1 < sizeof name) {
+				char ch = *p++;
+				name[n++] = ch >= 'A' && ch <= 'Z' ? (char)(ch | 0x20) : ch;
+			}
+			while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+			       (*p >= '0' && *p <= '9'))
+				p++;
+		} else {
+			p++;
+			continue;
+		}
+		name[n] = '\0';
+		if (store_is_reserved(name) || !strcmp(name, "awaitd_nodes"))
+			return store_fail(
+			    r, "invalid",
+			    "\"%s\" is one of the daemon's own tables, out of reach of"
+			    " application SQL",
+			    name);
+	}
+	return 0;
 }

@@ -60,96 +60,6 @@ static long timeout_ms(struct pgstore *st, const struct store_req *r)
 	return ms > 0 ? (long)ceil(ms) : 0;
 }
 
-/*
- * The first word of application SQL, lower-cased, past blanks and comments
- * ("" when none fits in out).
- */
-static void first_word(const char *sql, char *out, size_t outlen)
-{
-	size_t n = 0;
-
-	for (;;) {
-		while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r' || *sql == '(')
-			sql++;
-		if (sql[0] == '-' && sql[1] == '-') {
-			sql += strcspn(sql, "\n");
-			continue;
-		}
-		if (sql[0] == '/' && sql[1] == '*') {
-			const char *e = strstr(sql + 2, "*/");
-			sql = e ? e + 2 : sql + strlen(sql);
-			continue;
-		}
-		break;
-	}
-	while (n + 1 < outlen && ((*sql >= 'a' && *sql <= 'z') || (*sql >= 'A' && *sql <= 'Z')))
-		out[n++] = (char)(*sql++ | 0x20);
-	out[n] = '\0';
-}
-
-/*
- * Whether application SQL may run: not a statement that would end or
- * escape the transaction the store keeps (BEGIN, COMMIT, SET ROLE...),
- * and no word naming one of the daemon's own tables (store_is_reserved).
- * Returns 0, or -1 with r failed (invalid) naming what was refused.
- */
-static int allowed(struct store_req *r)
-{
-	static const char *const control[] = {
-	    "begin",   "start", "commit", "end",     "rollback", "abort",    "savepoint", "release",
-	    "prepare", "set",   "reset",  "discard", "listen",   "unlisten", "copy"};
-	char w[32];
-	const char *p = r->sql;
-
-	first_word(p, w, sizeof w);
-	for (size_t i = 0; i < sizeof control / sizeof *control; i++)
-		if (!strcmp(w, control[i]))
-			return store_fail(
-			    r, "invalid",
-			    "%s statements are not allowed in application SQL (the store runs"
-			    " the transactions)",
-			    w);
-	while (*p) {
-		char name[64];
-		size_t n = 0;
-		if (*p == '\'') { /* a string: skip it */
-			for (p++; *p && !(*p == '\'' && p[1] != '\''); p += *p == '\'' ? 2 : 1)
-				;
-			if (*p)
-				p++;
-			continue;
-		}
-		if (*p == '"') {
-			for (p++; *p && *p != '"' && n + 1 < sizeof name; p++)
-				name[n++] = *p;
-			p += strcspn(p, "\"");
-			if (*p)
-				p++;
-		} else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_') {
-			while (((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
-			        (*p >= '0' && *p <= '9')) &&
-			       n + 1 < sizeof name) {
-				char ch = *p++;
-				name[n++] = ch >= 'A' && ch <= 'Z' ? (char)(ch | 0x20) : ch;
-			}
-			while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
-			       (*p >= '0' && *p <= '9'))
-				p++;
-		} else {
-			p++;
-			continue;
-		}
-		name[n] = '\0';
-		if (store_is_reserved(name) || !strcmp(name, "awaitd_nodes"))
-			return store_fail(
-			    r, "invalid",
-			    "\"%s\" is one of the daemon's own tables, out of reach of"
-			    " application SQL",
-			    name);
-	}
-	return 0;
-}
-
 /* Send application SQL r on c: the timeout, [SAVEPOINT,] the statement [, RELEASE], sync. */
 static int send_sql(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 {
@@ -162,7 +72,7 @@ static int send_sql(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 	char(*num)[32] = NULL;
 	struct pg_params p;
 
-	if (allowed(r) < 0)
+	if (pg_sql_allowed(r) < 0)
 		return -1;
 	sql = pg_sql_translate(r->sql, &n);
 	if (!sql)
@@ -283,6 +193,33 @@ static int send_end(struct pg_conn *c, struct store_req *r)
 	return pg_conn_sync(c);
 }
 
+/*
+ * A job operation inside the user transaction (jobs.enqueue, jobs.signal,
+ * jobs.get in db:tx): its statements under a savepoint, on c, so it commits
+ * or rolls back with the transaction.
+ */
+static int send_job_op(struct pgstore *st, struct pg_conn *c, struct store_req *r)
+{
+	struct pg_slot own = {.kind = PG_SLOT_OWN};
+	size_t before = c->nslots;
+
+	if (pg_conn_send(c, "SAVEPOINT s", NULL, own) < 0)
+		return -1;
+	if (pg_op_send(st, c, r) < 0) {
+		if (c->nslots == before + 1 &&
+		    r->rc) { /* refused (invalid): take the savepoint back */
+			if (pg_conn_send(c, "RELEASE s", NULL, own) < 0 || pg_conn_sync(c) < 0)
+				return -1;
+			c->got = 1;
+			return 0; /* answered at the unit's end, with r's error */
+		}
+		return -1;
+	}
+	if (pg_conn_send(c, "RELEASE s", NULL, own) < 0)
+		return -1;
+	return pg_conn_sync(c);
+}
+
 /* Start r on c. 0, or -1 with r failed and answered. */
 static void start(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 {
@@ -298,6 +235,13 @@ static void start(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		rc = send_begin(c, r);
 	} else if (r->op == STORE_TX_END) {
 		rc = send_end(c, r);
+	} else if (r->op != STORE_SQL) {
+		rc = send_job_op(st, c, r);
+		if (rc < 0 && c->state == PGC_READY && !c->nslots) {
+			c->cur = NULL; /* refused before anything was sent */
+			pg_answer(st, r);
+			return;
+		}
 	} else {
 		rc = send_sql(st, c, r);
 		if (rc < 0 && c->state == PGC_READY && !c->nslots) {
@@ -311,6 +255,8 @@ static void start(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		if (!r->rc)
 			store_fail(r, "db", "PostgreSQL: %s", c->err);
 		pg_conn_close(c);
+		if (c->tx) /* its owner's next request: "timeout", not "no such transaction" */
+			store_dead_tx_add(&st->dead, c->tx);
 		c->tx = 0;
 		c->cur = NULL;
 		pg_answer(st, r);
@@ -408,7 +354,8 @@ static void unit_end(struct pg_conn *c)
 		store_fail(r, "db", "PostgreSQL: %s",
 		           c->err[0] ? c->err : "no answer to the statement");
 	if (!c->cleanup) {
-		if (r->op == STORE_SQL && r->tx && ts == PQTRANS_INERROR)
+		if (r->op != STORE_TX_BEGIN && r->op != STORE_TX_END && r->tx &&
+		    ts == PQTRANS_INERROR)
 			undo = "ROLLBACK TO s"; /* the failed statement alone is undone */
 		else if (r->op == STORE_TX_BEGIN && (r->rc || r->journaled) && ts != PQTRANS_IDLE)
 			undo = "ROLLBACK"; /* journaled already, or failed: no transaction */
@@ -429,6 +376,8 @@ static void unit_end(struct pg_conn *c)
 		    pg_conn_sync(c) == 0)
 			return; /* answered at the end of that unit */
 		pg_conn_close(c);
+		if (c->tx)
+			store_dead_tx_add(&st->dead, c->tx);
 		c->tx = 0;
 	}
 	c->cur = NULL;
@@ -447,7 +396,13 @@ static void on_pool_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 	switch (slot->kind) {
 	case PG_SLOT_REQ:
 		c->got = 1;
-		if (slot->step == 1) { /* the application's statement */
+		if (r->op != STORE_SQL && r->op != STORE_TX_BEGIN && r->op != STORE_TX_END) {
+			if (ok)
+				pg_op_collect(c->st, r, slot->step,
+				              res); /* a job operation (send_job_op) */
+			else if (s != PGRES_PIPELINE_ABORTED && !r->rc)
+				pg_fail(r, NULL, res, c);
+		} else if (slot->step == 1) { /* the application's statement */
 			if (ok)
 				pg_rows_collect(r, res);
 			else if (s != PGRES_PIPELINE_ABORTED)

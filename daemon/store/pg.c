@@ -184,6 +184,16 @@ static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 	}
 }
 
+/* A failed batch leaves its transaction aborted (a sync does not end it): end it first. */
+static int end_aborted(struct pg_conn *c)
+{
+	struct pg_slot own = {.kind = PG_SLOT_OWN};
+
+	if (PQtransactionStatus(c->pq) == PQTRANS_IDLE)
+		return 0;
+	return pg_conn_send(c, "ROLLBACK", NULL, own);
+}
+
 /* Send the queued job operations as one transaction, unless one is in flight. */
 static void run_batch(struct pgstore *st)
 {
@@ -206,11 +216,7 @@ static void run_batch(struct pgstore *st)
 		return;
 	c->err[0] = '\0';
 	st->committed = 0;
-	/* a failed batch leaves its transaction aborted (a sync does not end it): end it */
-	if (PQtransactionStatus(c->pq) != PQTRANS_IDLE &&
-	    pg_conn_send(c, "ROLLBACK", NULL, (struct pg_slot){.kind = PG_SLOT_OWN}) < 0)
-		goto lost;
-	if (pg_conn_send(c, "BEGIN", NULL, begin) < 0)
+	if (end_aborted(c) < 0 || pg_conn_send(c, "BEGIN", NULL, begin) < 0)
 		goto lost;
 	st->in_unit = PG_UNIT_BATCH;
 	while (st->batch_n < st->cfg.max_batch && (r = store_list_pop(&st->inq, &st->inq_tail))) {
@@ -222,8 +228,11 @@ static void run_batch(struct pgstore *st)
 			continue;
 		}
 		if (pg_op_send(st, c, r) < 0) {
-			if (c->state != PGC_READY || c->nslots != sent) {
-				/* part of it went out: its results would name a request answered */
+			if (c->state != PGC_READY || c->nslots != sent || !r->rc) {
+				/* part of it went out (its results would name a request answered),
+				 * or libpq refused to send: the connection is in doubt */
+				if (!r->rc)
+					store_fail(r, "db", "PostgreSQL: %s", c->err);
 				store_list_append(&st->batch, &st->batch_tail, r);
 				goto lost;
 			}
@@ -251,7 +260,7 @@ int pg_own_send(struct pgstore *st, const char *sql, const struct pg_params *p, 
 
 	if (st->in_unit != PG_UNIT_NONE || c->state != PGC_READY)
 		return -1;
-	if (pg_conn_send(c, sql, p, slot) < 0 || pg_conn_sync(c) < 0) {
+	if (end_aborted(c) < 0 || pg_conn_send(c, sql, p, slot) < 0 || pg_conn_sync(c) < 0) {
 		pg_conn_close(c);
 		pg_main_state(c, 0);
 		return -1;
@@ -396,7 +405,8 @@ static void pg_submit(struct store *b, struct store_req *r)
 		pg_answer(st, r);
 		return;
 	}
-	if (r->op == STORE_SQL || r->op == STORE_TX_BEGIN || r->op == STORE_TX_END) {
+	if (r->op == STORE_SQL || r->op == STORE_TX_BEGIN || r->op == STORE_TX_END || r->tx) {
+		/* (a job operation inside db:tx, jobs.enqueue say, joins that transaction) */
 		pg_tx_submit(st, r);
 		return;
 	}
@@ -479,6 +489,10 @@ static void pg_close(struct store *b)
 		                     p.v, NULL, NULL, 0));
 	}
 	pg_conn_close(&st->main);
+	fail_list(st, st->batch,
+	          "the store is closing: the batch in flight may or may not have"
+	          " committed");
+	st->batch = st->batch_tail = NULL;
 	fail_list(st, st->inq, "the store is closing");
 	st->inq = st->inq_tail = NULL;
 	if (st->answers)

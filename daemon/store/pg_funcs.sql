@@ -68,6 +68,10 @@ DECLARE
   v_id bigint;
 BEGIN
   IF p_state = 'succeeded' THEN
+    -- lock the dependents first: two parents finishing at once (two daemons) then
+    -- take turns, and the second's UPDATE (a new snapshot) sees the first's commit
+    PERFORM 1 FROM jobs j WHERE j.state = 'blocked' AND j.id IN
+      (SELECT d.job_id FROM awaitd_deps d WHERE d.after_id = p_parent) ORDER BY j.id FOR UPDATE;
     FOR v_id IN
       UPDATE jobs j SET state = 'queued' WHERE j.state = 'blocked' AND j.id IN
         (SELECT d.job_id FROM awaitd_deps d WHERE d.after_id = p_parent)
@@ -118,7 +122,8 @@ DECLARE
 BEGIN
   IF p_after IS NOT NULL THEN
     FOREACH v_a IN ARRAY p_after LOOP
-      SELECT j.state INTO v_s FROM jobs j WHERE j.id = v_a;
+      -- FOR SHARE: a finish of that job waits for this commit, then sees the edge
+      SELECT j.state INTO v_s FROM jobs j WHERE j.id = v_a FOR SHARE;
       IF NOT FOUND THEN
         created := 0; id := NULL; code := 'invalid';
         message := format('after: no job %s to wait for', v_a);
@@ -147,7 +152,7 @@ BEGIN
     created := 0; id := (SELECT j.id FROM jobs j WHERE j.key = p_key);
     RETURN NEXT; RETURN;
   END IF;
-  IF v_state = 'blocked' THEN
+  IF v_state <> 'queued' THEN  -- cancelled at once keeps its edges too (see store-jobs.c)
     INSERT INTO awaitd_deps (job_id, after_id) SELECT v_id, unnest(p_after)
       ON CONFLICT DO NOTHING;
   ELSIF v_state = 'queued' AND coalesce(p_run_at, p_now) <= p_now THEN
@@ -260,6 +265,9 @@ DECLARE
   v_ready boolean;
   v_name text;
 BEGIN
+  -- the row first: a signal committing meanwhile is then seen by the UPDATE's snapshot
+  PERFORM 1 FROM jobs j WHERE j.id = p_id AND j.state = 'running' AND j.lease = p_lease
+    FOR UPDATE;
   UPDATE jobs j SET state = 'waiting', wait_seq = p_seq, wait_for = p_key, wait_until = p_until,
     run_at = CASE WHEN j.cancelling <> 0 OR EXISTS (SELECT 1 FROM signals s
       WHERE s.job_id = p_id AND s.name = p_key AND s.taken IS NULL) THEN p_now

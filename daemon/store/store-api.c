@@ -42,8 +42,8 @@ const char *store_path_shown(const char *path, char *out, size_t outlen)
 	if (!store_path_is_pg(path))
 		return out;
 	/* postgresql://user:SECRET@host/... */
-	if ((at = strchr(path, '@')) && (colon = strchr(strstr(path, "://") + 3, ':')) &&
-	    colon < at && strchr(path, '/') < colon) {
+	const char *scheme = strstr(path, "://");
+	if (scheme && (at = strchr(path, '@')) && (colon = strchr(scheme + 3, ':')) && colon < at) {
 		n = (size_t)(colon - path) + 1;
 		snprintf(out, outlen, "%.*s***%s", (int)n, path, at);
 		return out;

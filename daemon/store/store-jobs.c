@@ -162,7 +162,9 @@ static int op_enqueue(struct sqlstore *st, struct store_req *r)
 	if (r->changed) {
 		r->created = 1;
 		r->out_id = sqlite3_last_insert_rowid(store_db(st));
-		return strcmp(state, "blocked") == 0 ? store_deps_link(st, r, r->out_id) : 0;
+		/* a job cancelled at once (a part was dead already) keeps its edges too, so a
+		 * retry is refused while that part is dead, and blocks again after */
+		return strcmp(state, "queued") != 0 ? store_deps_link(st, r, r->out_id) : 0;
 	}
 	/* the key names a job already: that one is the answer */
 	r->changed = 0;

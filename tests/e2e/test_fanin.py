@@ -134,6 +134,9 @@ def main():
         js = show(d, j5)
         check("after a dead one: cancelled at once", js["state"] == "cancelled"
               and js["error"]["code"] == "dependency_failed", js)
+        rc, out, err = d.ctl("retry", j5)
+        check("... and retrying it is refused while that job is dead (it keeps its edges)",
+              rc != 0 and ("job %d, which is dead" % q2) in err, (rc, out, err))
 
         # a wait with a timeout on a blocked job times out, whatever else is settled meanwhile
         h = enqueue(d, "part", {"n": 1, "hold": True})

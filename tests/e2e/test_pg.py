@@ -73,6 +73,19 @@ END $$;
 CREATE TRIGGER boom BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION boom();
 """
 
+TXENQ = """
+return {
+  run = function(ctx, args)
+    local ok, err = ctx.db:tx(function(tx)
+      local id = assert(jobs.enqueue("solo", { ms = 0, from_tx = args.tag }))
+      if args.fail then error("changed my mind") end
+      return id
+    end)
+    return { id = ok, err = err and err.message }
+  end,
+}
+"""
+
 PROBE = """
 return {
   run = function(ctx, args)
@@ -89,7 +102,7 @@ def root_with(files=None, solo=1):
         purchase = f.read()
     base = {"scripts/purchase.lua": purchase, "scripts/nap.lua": NAP,
             "scripts/probe.lua": PROBE, "scripts/solo.lua": SOLO % solo,
-            "scripts/waiter.lua": WAITER,
+            "scripts/waiter.lua": WAITER, "scripts/txenq.lua": TXENQ,
             "migrations/0100_naps.pg.sql": NAPS_PG, "migrations/0102_boom.pg.sql": BOOM_PG}
     base.update(files or {})
     return make_root("awaitd-pg-", base, lib=True)
@@ -369,6 +382,19 @@ def section_coordination(pg, a, b):
     check("pause: resumed, the job runs", done)
 
 
+def section_tx_enqueue(pg, a):
+    """jobs.enqueue inside db:tx joins the transaction, as on SQLite."""
+    rc, v, out = a.cjson("run", "txenq", '{"tag":"kept"}')
+    jid = (v or {}).get("id")
+    done = jid and poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = %d" % jid)
+                        == "succeeded", 20)
+    check("tx: a job enqueued in a committed db:tx is stored and runs", done, out)
+    rc, v, out = a.cjson("run", "txenq", '{"tag":"dropped","fail":true}')
+    check("tx: one enqueued in a db:tx that rolls back is not stored",
+          rc == 0 and (v or {}).get("err") and
+          q1(pg, "SELECT count(*) FROM jobs WHERE name = 'solo' AND args LIKE '%dropped%'") == "0", out)
+
+
 def section_guards(pg, a):
     def probe(sql):
         rc, v, out = a.cjson("run", "probe", '{"sql":%s}' % __import__("json").dumps(sql))
@@ -414,6 +440,7 @@ def main():
             section_notify(pg, a, b)
             section_waits(pg, a, b)
             section_coordination(pg, a, b)
+            section_tx_enqueue(pg, a)
             section_guards(pg, a)
             section_kill(pg, a, b)
             section_pg_restart(pg, a, b)

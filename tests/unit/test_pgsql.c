@@ -43,6 +43,8 @@ static void test_path_shown(void **state)
 	assert_string_equal(store_path_shown("host=db password=s3cret dbname=shop", b, sizeof b),
 	                    "host=db password=*** dbname=shop");
 	assert_string_equal(store_path_shown("password=s3cret", b, sizeof b), "password=***");
+	assert_string_equal(store_path_shown("host=db user=svc@tenant dbname=x", b, sizeof b),
+	                    "host=db user=svc@tenant dbname=x"); /* an '@' without "://" */
 	assert_string_equal(store_path_shown("postgresql:///shop?password=s3&host=h", b, sizeof b),
 	                    "postgresql:///shop?password=***&host=h");
 	assert_string_equal(store_path_shown("postgresql:///shop?host=/run/pg", b, sizeof b),
