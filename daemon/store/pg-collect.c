@@ -135,7 +135,6 @@ static void read_counts(struct store_req *r, PGresult *res)
 
 void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *res)
 {
-	(void)st;
 	if (r->rc)
 		return; /* failed already (an error row): the rest is not read */
 	switch (r->op) {
@@ -151,8 +150,10 @@ void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *
 	case STORE_CLAIM:
 		if (read_jobs(r, res) < 0)
 			break;
-		for (size_t i = 0; i < r->njobs; i++)
+		for (size_t i = 0; i < r->njobs; i++) {
 			r->jobs[i].resumed = PQgetvalue(res, (int)i, PG_JOB_NCOLS + 1)[0] == 't';
+			pg_live_add(st, r->jobs[i].lease);
+		}
 		r->changed = (int)r->njobs;
 		break;
 	case STORE_FINISH:

@@ -119,6 +119,8 @@ struct pgstore {
 	struct event_base *base;
 	int64_t node;      /* this daemon's node id (awaitd_nodes), the high half of its leases */
 	int64_t lease_seq; /* the low half */
+	int64_t *live;     /* leases of the jobs this daemon claimed and has not ended */
+	size_t nlive, live_cap;
 	struct pg_conn main;
 	struct pg_conn pool[PG_POOL];
 	struct store_stats stats;
@@ -157,6 +159,9 @@ void pg_answer(struct pgstore *st, struct store_req *r);
 
 /* A new lease: this node in the high 32 bits, a counter in the low. */
 int64_t pg_new_lease(struct pgstore *st);
+
+/* A claimed job's lease, kept until its finish or requeue is sent (for awaitd_rejoin). */
+void pg_live_add(struct pgstore *st, int64_t lease);
 
 /* The main connection went down (up 0: c->err says why) or came up (1): pg_conn's on_state. */
 void pg_main_state(struct pg_conn *c, int up);

@@ -428,6 +428,10 @@ static void on_pool_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 			        r->op == STORE_TX_END && r->flag ? "committing the transaction"
 			                                         : NULL,
 			        res, c);
+		else if (ok && r->op == STORE_TX_END && r->flag && !r->rc && !c->cleanup &&
+		         !strcmp(PQcmdStatus(res), "ROLLBACK"))
+			/* a COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK */
+			store_fail(r, "db", "committing the transaction: it was rolled back");
 		break;
 	case PG_SLOT_SYNC:
 		unit_end(c);

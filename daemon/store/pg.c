@@ -21,8 +21,10 @@
  * Once a second it beats (awaitd_beat): its row's seen_at, and every other
  * node whose lock can be taken is dead, its running jobs requeued at once,
  * its row deleted. After a reconnect the daemon registers as a new node:
- * the old one is reaped like any dead node and its jobs run again, fenced
+ * the old one is reaped like any dead node and its other jobs run again, fenced
  * by lease (their db:tx steps are journaled, so they are not done twice).
+ * The jobs this daemon still runs move to its new node (awaitd_rejoin): a
+ * blip does not run them twice unless another daemon reaped them first.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +46,43 @@ static void run_batch(struct pgstore *st);
 int64_t pg_new_lease(struct pgstore *st)
 {
 	return st->node * ((int64_t)1 << 32) + ++st->lease_seq;
+}
+
+void pg_live_add(struct pgstore *st, int64_t lease)
+{
+	if (st->nlive == st->live_cap) {
+		size_t cap = st->live_cap ? st->live_cap * 2 : 64;
+		int64_t *v = realloc(st->live, cap * sizeof *v);
+		if (!v)
+			return; /* not adopted after a reconnect: it runs again (fenced) */
+		st->live = v;
+		st->live_cap = cap;
+	}
+	st->live[st->nlive++] = lease;
+}
+
+static void live_del(struct pgstore *st, int64_t lease)
+{
+	for (size_t i = 0; i < st->nlive; i++)
+		if (st->live[i] == lease) {
+			st->live[i] = st->live[--st->nlive];
+			return;
+		}
+}
+
+/* The live leases as a PostgreSQL array literal, malloc'd (NULL: out of memory). */
+static char *live_array(const struct pgstore *st)
+{
+	char *s = malloc(st->nlive * 21 + 3), *p = s;
+
+	if (!s)
+		return NULL;
+	*p++ = '{';
+	for (size_t i = 0; i < st->nlive; i++)
+		p += sprintf(p, "%s%lld", i ? "," : "", (long long)st->live[i]);
+	*p++ = '}';
+	*p = '\0';
+	return s;
 }
 
 /* ---- answers ------------------------------------------------------------------------- */
@@ -164,8 +203,11 @@ static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 			snprintf(c->err, sizeof c->err, "BEGIN: %s", PQresultErrorMessage(res));
 		break;
 	case PG_SLOT_COMMIT:
-		st->committed = ok;
-		if (!ok && s != PGRES_PIPELINE_ABORTED)
+		/* a COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK */
+		st->committed = ok && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+		if (ok && !st->committed)
+			snprintf(c->err, sizeof c->err, "the transaction was rolled back");
+		else if (!ok && s != PGRES_PIPELINE_ABORTED)
 			snprintf(c->err, sizeof c->err, "COMMIT: %s", PQresultErrorMessage(res));
 		break;
 	case PG_SLOT_OWN:
@@ -321,9 +363,14 @@ void pg_main_state(struct pg_conn *c, int up)
 		pg_param_text(&p, host);
 		pg_param_i64(&p, (int64_t)getpid());
 		pg_param_i64(&p, store_now());
-		/* a new node: the old one is reaped like any dead node (see the top) */
-		if (pg_own_send(st, "SELECT awaitd_register($1, $2, $3)", &p, on_registered) < 0)
+		/* a new node, taking the jobs still running here; the old one is reaped */
+		char *live = live_array(st);
+		pg_param_i64(&p, st->node);
+		pg_param_text(&p, live ? live : "{}");
+		if (pg_own_send(st, "SELECT awaitd_rejoin($1, $2, $3, $4, $5)", &p, on_registered) <
+		    0)
 			retry_later(st);
+		free(live);
 		return;
 	}
 	/* lost: what was in flight fails, and everything until the connection is back */
@@ -400,6 +447,8 @@ static void pg_submit(struct store *b, struct store_req *r)
 	struct pgstore *st = (struct pgstore *)b;
 
 	st->pending++;
+	if (r->op == STORE_REQUEUE || (r->op == STORE_FINISH && !r->tx))
+		live_del(st, r->lease); /* the run is over here, whatever the answer */
 	if (st->stopping) {
 		store_fail(r, "stopping", "the store is closing");
 		pg_answer(st, r);
@@ -506,6 +555,7 @@ static void pg_close(struct store *b)
 	if (st->answer_ev)
 		event_free(st->answer_ev);
 	free(st->main.slots);
+	free(st->live);
 	pg_many_free(st);
 	free(st->conninfo);
 	free(st->migrations_dir);

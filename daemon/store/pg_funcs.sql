@@ -22,6 +22,22 @@ BEGIN
   RETURN v_id;
 END $$;
 
+-- A daemon back after losing its connection: a new node, and the jobs it still
+-- runs (their leases) move to it, so reaping its old node leaves them alone
+-- (reaped first by another daemon, they are queued again: their finish is then
+-- fenced out, and they run once more, their journaled steps not repeated).
+CREATE OR REPLACE FUNCTION awaitd_rejoin(p_host text, p_pid bigint, p_now bigint,
+  p_old bigint, p_live bigint[])
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  v_id bigint;
+BEGIN
+  v_id := awaitd_register(p_host, p_pid, p_now);
+  UPDATE jobs SET epoch = v_id
+    WHERE state = 'running' AND epoch = p_old AND lease = ANY(p_live);
+  RETURN v_id;
+END $$;
+
 -- The heartbeat: this node was seen; every other node whose lock can be taken
 -- has lost its connection (its daemon died, or it lost PostgreSQL and will
 -- come back as a new node): its running jobs are queued again, now, and its

@@ -395,6 +395,21 @@ def section_tx_enqueue(pg, a):
           q1(pg, "SELECT count(*) FROM jobs WHERE name = 'solo' AND args LIKE '%dropped%'") == "0", out)
 
 
+def section_rejoin(pg, a):
+    """Alone on the database, a daemon that loses PostgreSQL under a running job
+    takes that job to its new node: it is not run again."""
+    rc, out, _ = a.ctl("enqueue", "nap", '{"ms":%d}' % (2500 * LONG))
+    jid = out.split()[0] if rc == 0 else "0"
+    poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + jid) == "running", 20)
+    pg.restart()
+    done = poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + jid) == "succeeded", 60)
+    check("rejoin: the job running across the restart succeeds on its first attempt",
+          done and q1(pg, "SELECT attempt FROM jobs WHERE id = " + jid) == "1",
+          pg.psql("SELECT state, attempt, epoch FROM jobs WHERE id = " + jid))
+    check("rejoin: its step ran once",
+          q1(pg, "SELECT count(*) FROM naps WHERE job_id = " + jid) == "1")
+
+
 def section_guards(pg, a):
     def probe(sql):
         rc, v, out = a.cjson("run", "probe", '{"sql":%s}' % __import__("json").dumps(sql))
@@ -445,10 +460,11 @@ def main():
             section_kill(pg, a, b)
             section_pg_restart(pg, a, b)
             # (under valgrind an error or a leak makes the exit status 99)
-            check("stop: both daemons exit 0 on SIGTERM, their nodes gone",
-                  a.stop() == 0 and b.stop() == 0
-                  and q1(pg, "SELECT count(*) FROM awaitd_nodes") == "0",
-                  (a.logtext()[-1500:], b.logtext()[-1500:]))
+            check("stop: the other daemon exits 0 on SIGTERM", b.stop() == 0, b.logtext()[-1500:])
+            section_rejoin(pg, a)
+            check("stop: the daemon exits 0 on SIGTERM, no node left",
+                  a.stop() == 0 and q1(pg, "SELECT count(*) FROM awaitd_nodes") == "0",
+                  a.logtext()[-1500:])
         section_bad_migration(pg)
     finally:
         pg.close()
