@@ -4,6 +4,7 @@
  *
  *   pg.c         the life of struct pgstore, the request queue, the batch
  *                (group commit) on the main connection, the answers
+ *   pg-node.c    this daemon as a node: leases, heartbeat, reconnecting
  *   pg-conn.c    one libpq connection on the loop: connecting, sending in
  *                pipeline mode, reading results as the socket allows
  *   pg-sql.c     parameters and values: '?' to '$n', store_val to text
@@ -157,14 +158,8 @@ struct pgstore {
 /* Answer r on the loop (its done callback runs from the answers list). */
 void pg_answer(struct pgstore *st, struct store_req *r);
 
-/* A new lease: this node in the high 32 bits, a counter in the low. */
-int64_t pg_new_lease(struct pgstore *st);
-
-/* A claimed job's lease, kept until its finish or requeue is sent (for awaitd_rejoin). */
-void pg_live_add(struct pgstore *st, int64_t lease);
-
-/* The main connection went down (up 0: c->err says why) or came up (1): pg_conn's on_state. */
-void pg_main_state(struct pg_conn *c, int up);
+/* Fail the batch in flight and what is queued: the main connection is lost (st->down_why). */
+void pg_batch_lost(struct pgstore *st);
 
 /*
  * Send one statement of the driver's own on the main connection, as a unit
@@ -172,6 +167,23 @@ void pg_main_state(struct pg_conn *c, int up);
  * with a batch or down (nothing sent).
  */
 int pg_own_send(struct pgstore *st, const char *sql, const struct pg_params *p, pg_own_fn *own);
+
+/* pg-node.c */
+
+/* A new lease: this node in the high 32 bits, a counter in the low. */
+int64_t pg_new_lease(struct pgstore *st);
+
+/* A claimed job's lease, kept until its finish or requeue is sent (for awaitd_rejoin). */
+void pg_live_add(struct pgstore *st, int64_t lease);
+void pg_live_del(struct pgstore *st, int64_t lease);
+
+/* The node's timers (reconnect, heartbeat): made, started, freed with what it keeps. */
+int pg_node_init(struct pgstore *st);
+void pg_node_beat_start(struct pgstore *st);
+void pg_node_free(struct pgstore *st);
+
+/* The main connection went down (up 0: c->err says why) or came up (1): pg_conn's on_state. */
+void pg_main_state(struct pg_conn *c, int up);
 
 /* pg-conn.c */
 

@@ -29,61 +29,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "errbuf.h"
-#include "log.h"
 #include "pg-int.h"
 
-#define BEAT_MS        1000.0 /* heartbeat and the search for dead nodes */
-#define BACKOFF_MIN_MS 100.0
-#define BACKOFF_MAX_MS 5000.0
-#define CLOSE_WAIT_MS  10000.0 /* how long closing waits for the batch in flight */
+#define CLOSE_WAIT_MS 10000.0 /* how long closing waits for the batch in flight */
 
 static void run_batch(struct pgstore *st);
-
-int64_t pg_new_lease(struct pgstore *st)
-{
-	return st->node * ((int64_t)1 << 32) + ++st->lease_seq;
-}
-
-void pg_live_add(struct pgstore *st, int64_t lease)
-{
-	if (st->nlive == st->live_cap) {
-		size_t cap = st->live_cap ? st->live_cap * 2 : 64;
-		int64_t *v = realloc(st->live, cap * sizeof *v);
-		if (!v)
-			return; /* not adopted after a reconnect: it runs again (fenced) */
-		st->live = v;
-		st->live_cap = cap;
-	}
-	st->live[st->nlive++] = lease;
-}
-
-static void live_del(struct pgstore *st, int64_t lease)
-{
-	for (size_t i = 0; i < st->nlive; i++)
-		if (st->live[i] == lease) {
-			st->live[i] = st->live[--st->nlive];
-			return;
-		}
-}
-
-/* The live leases as a PostgreSQL array literal, malloc'd (NULL: out of memory). */
-static char *live_array(const struct pgstore *st)
-{
-	char *s = malloc(st->nlive * 21 + 3), *p = s;
-
-	if (!s)
-		return NULL;
-	*p++ = '{';
-	for (size_t i = 0; i < st->nlive; i++)
-		p += sprintf(p, "%s%lld", i ? "," : "", (long long)st->live[i]);
-	*p++ = '}';
-	*p = '\0';
-	return s;
-}
 
 /* ---- answers ------------------------------------------------------------------------- */
 
@@ -311,74 +264,8 @@ int pg_own_send(struct pgstore *st, const char *sql, const struct pg_params *p, 
 	return 0;
 }
 
-static void on_run(evutil_socket_t fd, short what, void *arg)
+void pg_batch_lost(struct pgstore *st)
 {
-	(void)fd;
-	(void)what;
-	run_batch(arg);
-}
-
-/* ---- the connection's life: lost, reconnecting, registered again -------------------------- */
-
-static void retry_later(struct pgstore *st)
-{
-	struct timeval tv;
-
-	if (st->stopping)
-		return;
-	st->backoff_ms = st->backoff_ms ? st->backoff_ms * 2 : BACKOFF_MIN_MS;
-	if (st->backoff_ms > BACKOFF_MAX_MS)
-		st->backoff_ms = BACKOFF_MAX_MS;
-	tv.tv_sec = (time_t)(st->backoff_ms / 1000);
-	tv.tv_usec = (suseconds_t)((st->backoff_ms - (double)tv.tv_sec * 1000) * 1000);
-	evtimer_add(st->retry_ev, &tv);
-}
-
-static void on_registered(struct pgstore *st, PGresult *res)
-{
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		log_error("PostgreSQL: registering this daemon again: %s",
-		          PQresultErrorMessage(res));
-		pg_conn_close(&st->main);
-		pg_main_state(&st->main, 0);
-		return;
-	}
-	st->node = pg_i64(res, 0, 0);
-	st->lease_seq = 0;
-	st->registered = 1;
-	st->backoff_ms = 0;
-	st->down_why[0] = '\0';
-	log_info("PostgreSQL: connected again, node %lld", (long long)st->node);
-}
-
-void pg_main_state(struct pg_conn *c, int up)
-{
-	struct pgstore *st = c->st;
-
-	if (up) {
-		struct pg_params p;
-		char host[256] = "";
-		pg_params_init(&p);
-		gethostname(host, sizeof host - 1);
-		pg_param_text(&p, host);
-		pg_param_i64(&p, (int64_t)getpid());
-		pg_param_i64(&p, store_now());
-		/* a new node, taking the jobs still running here; the old one is reaped */
-		char *live = live_array(st);
-		pg_param_i64(&p, st->node);
-		pg_param_text(&p, live ? live : "{}");
-		if (pg_own_send(st, "SELECT awaitd_rejoin($1, $2, $3, $4, $5)", &p, on_registered) <
-		    0)
-			retry_later(st);
-		free(live);
-		return;
-	}
-	/* lost: what was in flight fails, and everything until the connection is back */
-	if (!st->down_why[0] || st->registered)
-		snprintf(st->down_why, sizeof st->down_why, "PostgreSQL: %s", c->err);
-	if (st->registered)
-		log_error("%s; reconnecting", st->down_why);
-	st->registered = 0;
 	if (st->in_unit == PG_UNIT_BATCH) {
 		struct store_req *head = st->batch;
 		st->batch = st->batch_tail = NULL;
@@ -390,54 +277,13 @@ void pg_main_state(struct pg_conn *c, int up)
 	}
 	st->in_unit = PG_UNIT_NONE;
 	run_batch(st); /* fails what is queued */
-	retry_later(st);
 }
 
-static void on_retry(evutil_socket_t fd, short what, void *arg)
+static void on_run(evutil_socket_t fd, short what, void *arg)
 {
-	struct pgstore *st = arg;
-
 	(void)fd;
 	(void)what;
-	if (st->stopping || st->main.state != PGC_DOWN)
-		return;
-	if (pg_conn_start(&st->main, st->conninfo) < 0)
-		return; /* pg_conn_start told on_state, which retries */
-}
-
-static void on_beaten(struct pgstore *st, PGresult *res)
-{
-	int64_t n;
-
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_error("PostgreSQL: heartbeat: %s", PQresultErrorMessage(res));
-		return;
-	}
-	n = pg_i64(res, 0, 0);
-	if (n > 0) {
-		log_info("PostgreSQL: requeued %lld jobs of dead nodes", (long long)n);
-		if (st->wake)
-			st->wake(st->wake_arg, STORE_WAKE_READY, "");
-	}
-}
-
-static void on_beat(evutil_socket_t fd, short what, void *arg)
-{
-	struct pgstore *st = arg;
-	struct timeval tv = {(time_t)(BEAT_MS / 1000), 0};
-	struct pg_params p;
-
-	(void)fd;
-	(void)what;
-	evtimer_add(st->beat_ev, &tv);
-	pg_tx_reap(st);
-	if (!st->registered)
-		return;
-	pg_params_init(&p);
-	pg_param_i64(&p, st->node);
-	pg_param_i64(&p, store_now());
-	/* busy with a batch: the next beat goes (a beat late is no harm) */
-	pg_own_send(st, "SELECT awaitd_beat($1, $2)", &p, on_beaten);
+	run_batch(arg);
 }
 
 /* ---- the driver's calls -------------------------------------------------------------- */
@@ -448,7 +294,7 @@ static void pg_submit(struct store *b, struct store_req *r)
 
 	st->pending++;
 	if (r->op == STORE_REQUEUE || (r->op == STORE_FINISH && !r->tx))
-		live_del(st, r->lease); /* the run is over here, whatever the answer */
+		pg_live_del(st, r->lease); /* the run is over here, whatever the answer */
 	if (st->stopping) {
 		store_fail(r, "stopping", "the store is closing");
 		pg_answer(st, r);
@@ -548,14 +394,10 @@ static void pg_close(struct store *b)
 		on_answers(-1, 0, st);
 	if (st->run_ev)
 		event_free(st->run_ev);
-	if (st->retry_ev)
-		event_free(st->retry_ev);
-	if (st->beat_ev)
-		event_free(st->beat_ev);
 	if (st->answer_ev)
 		event_free(st->answer_ev);
 	free(st->main.slots);
-	free(st->live);
+	pg_node_free(st);
 	pg_many_free(st);
 	free(st->conninfo);
 	free(st->migrations_dir);
@@ -577,7 +419,6 @@ struct store *store_pg_open(struct event_base *base, const struct store_config *
                             int64_t *requeued, char *err, size_t errlen)
 {
 	struct pgstore *st = calloc(1, sizeof *st);
-	struct timeval beat = {(time_t)(BEAT_MS / 1000), 0};
 
 	if (!st) {
 		errbuf_set(err, errlen, "out of memory");
@@ -594,11 +435,9 @@ struct store *store_pg_open(struct event_base *base, const struct store_config *
 	st->conninfo = strdup(cfg->path);
 	st->migrations_dir = strdup(cfg->migrations_dir);
 	st->run_ev = event_new(base, -1, 0, on_run, st);
-	st->retry_ev = evtimer_new(base, on_retry, st);
-	st->beat_ev = evtimer_new(base, on_beat, st);
 	st->answer_ev = event_new(base, -1, 0, on_answers, st);
-	if (!st->conninfo || !st->migrations_dir || !st->run_ev || !st->retry_ev || !st->beat_ev ||
-	    !st->answer_ev) {
+	if (!st->conninfo || !st->migrations_dir || !st->run_ev || !st->answer_ev ||
+	    pg_node_init(st) < 0) {
 		errbuf_set(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -612,7 +451,7 @@ struct store *store_pg_open(struct event_base *base, const struct store_config *
 	if (pg_tx_open(st, err, errlen) < 0)
 		goto fail;
 	st->registered = 1;
-	evtimer_add(st->beat_ev, &beat);
+	pg_node_beat_start(st);
 	return &st->drv;
 fail:
 	pg_close(&st->drv);
