@@ -70,17 +70,7 @@ if [ "$AWAITD_OK" = 1 ]; then
 	cat >"$A/scripts/noop.lua" <<EOF
 return { concurrency = $C, run = function(ctx, args) return args.i * 2 end }
 EOF
-	cat >"$A/scripts/bulk.lua" <<'EOF'
--- enqueue args.n noop jobs from args.workers concurrent tasks
-return { timeout = 600000, run = function(ctx, args)
-  local n, w = args.n, args.workers or 100
-  local t0 = async.now()
-  local fns = {}
-  for k = 1, w do fns[k] = function() for i = k, n, w do assert(jobs.enqueue("noop", { i = i })) end end end
-  assert(async.all(fns))
-  return { enqueue_ms = async.now() - t0 }
-end }
-EOF
+	cp "$HERE/jobs/w5_bulk.lua" "$A/scripts/bulk.lua"
 	if jobs_bench "$A" "$A/w5.db" $((N + 1)) "{\"n\":$N,\"workers\":$C}"; then
 		store=$(json_obj "$JB_STATS" store)
 		commits=$(num "$store" commits)

@@ -43,16 +43,7 @@ PEERS = os.environ.get("PEERS", os.path.join(ROOT, "..", "shared", "peers"))
 NODE_DIR = os.environ.get("W5_NODE_DIR", os.path.expanduser("~/.cache/awaitd-w5-node"))
 
 NOOP = "return { concurrency = %d, run = function(ctx, args) return args.i * 2 end }\n" % C
-BULK = """-- enqueue args.n noop jobs from args.workers concurrent tasks
-return { timeout = 600000, run = function(ctx, args)
-  local n, w = args.n, args.workers or 100
-  local t0 = async.now()
-  local fns = {}
-  for k = 1, w do fns[k] = function() for i = k, n, w do assert(jobs.enqueue("noop", { i = i })) end end end
-  assert(async.all(fns))
-  return { enqueue_ms = async.now() - t0 }
-end }
-"""
+BULK = os.path.join(HERE, "jobs", "w5_bulk.lua")  # shared with w5.sh
 
 
 def emit(obj):
@@ -79,8 +70,7 @@ def run_awaitd(pg, k, tmp):
     os.makedirs(scripts, exist_ok=True)
     with open(os.path.join(scripts, "noop.lua"), "w") as f:
         f.write(NOOP)
-    with open(os.path.join(scripts, "bulk.lua"), "w") as f:
-        f.write(BULK)
+    shutil.copy(BULK, os.path.join(scripts, "bulk.lua"))
     procs, socks = [], []
     try:
         for i in range(k):
