@@ -78,7 +78,7 @@ $$;
 CREATE OR REPLACE FUNCTION awaitd_deps_resolve(p_parent bigint, p_state text, p_now bigint)
 RETURNS TABLE (kind text, id bigint) LANGUAGE plpgsql AS $$
 DECLARE
-  v_todo bigint[] := ARRAY[p_parent];
+  v_stack bigint[] := ARRAY[p_parent];
   v_state text := p_state;
   v_p bigint;
   v_id bigint;
@@ -103,9 +103,9 @@ BEGIN
   IF p_state NOT IN ('dead', 'cancelled') THEN
     RETURN;
   END IF;
-  WHILE array_length(v_todo, 1) > 0 LOOP
-    v_p := v_todo[array_length(v_todo, 1)];
-    v_todo := v_todo[1:array_length(v_todo, 1) - 1];
+  WHILE array_length(v_stack, 1) > 0 LOOP
+    v_p := v_stack[array_length(v_stack, 1)];
+    v_stack := v_stack[1:array_length(v_stack, 1) - 1];
     FOR v_id IN
       UPDATE jobs j SET state = 'cancelled', finished_at = p_now,
         error = awaitd_dep_error(v_p, v_state)
@@ -115,7 +115,7 @@ BEGIN
     LOOP
       kind := 'cancelled'; id := v_id; RETURN NEXT;
       PERFORM pg_notify('awaitd_done', v_id::text);
-      v_todo := v_todo || v_id;
+      v_stack := v_stack || v_id;
     END LOOP;
     v_state := 'cancelled';
   END LOOP;

@@ -364,6 +364,17 @@ def section_coordination(pg, a, b):
     done = poll(lambda: q1(pg, "SELECT state FROM jobs WHERE id = " + child) == "succeeded", 30)
     check("after: it runs once the other succeeded", done,
           pg.psql("SELECT id, state FROM jobs WHERE id IN (%s, %s)" % (parent, child)))
+    # a parent cancelled: its dependents are cancelled, and theirs in turn
+    rc, out, _ = a.ctl("enqueue", "solo", '{"ms":0}', "--delay", "600000")
+    p0 = out.split()[0] if rc == 0 else "0"
+    c1 = b.ctl("enqueue", "solo", '{"ms":0}', "--after", p0)[1].split()[0]
+    c2 = a.ctl("enqueue", "solo", '{"ms":0}', "--after", c1)[1].split()[0]
+    a.ctl("cancel", p0)
+    rows = pg.psql("SELECT state, error FROM jobs WHERE id IN (%s, %s) ORDER BY id" % (c1, c2))
+    check("after: cancelling a parent cancels its dependents down the chain",
+          len(rows) == 2 and all(r.startswith("cancelled|") and "dependency_failed" in r
+                                 for r in rows) and ("job %s it waits" % p0) in rows[0]
+          and ("job %s it waits" % c1) in rows[1], rows)
     rc, out, err = a.ctl("pause", "solo")
     check("pause: a script paused through one daemon", rc == 0, (rc, out, err))
     rc, out, _ = b.ctl("enqueue", "solo", '{"ms":0}')
