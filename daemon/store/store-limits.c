@@ -302,7 +302,7 @@ static char *fair_next(struct sqlstore *st, struct store_req *r, const char *aft
 	return v;
 }
 
-/* ... wrapping round to the first (*wrapped then set). */
+/* ... wrapping round to the first (*wrapped then counts one more wrap). */
 static char *fair_after(struct sqlstore *st, struct store_req *r, const char *after, int *rc,
                         int *wrapped)
 {
@@ -310,7 +310,7 @@ static char *fair_after(struct sqlstore *st, struct store_req *r, const char *af
 
 	if (v || *rc < 0 || !after)
 		return v;
-	*wrapped = 1;
+	(*wrapped)++;
 	return fair_next(st, r, NULL, rc);
 }
 
@@ -404,8 +404,8 @@ static int fair_claim(struct sqlstore *st, struct store_req *r, struct counts *c
 		took += got > 0;
 		/* a round: the jobs without a value once (above), then each value once, ascending
 		 * from the one after the last served and wrapping past the greatest, until it comes
-		 * back to first or beyond (values whose jobs were all taken drop out of the walk)
-		 */
+		 * back to first or beyond, or wraps a second time (the values from first on left
+		 * the walk: their jobs were all taken) */
 		wrapped = 0;
 		while (rc == 0 && t && (int64_t)r->njobs < r->n) {
 			char *next;
@@ -420,7 +420,7 @@ static int fair_claim(struct sqlstore *st, struct store_req *r, struct counts *c
 			next = rc == 0 ? fair_after(st, r, t, &rc, &wrapped) : NULL;
 			free(t);
 			t = next;
-			if (t && wrapped && strcmp(t, first) >= 0)
+			if (t && (wrapped > 1 || (wrapped && strcmp(t, first) >= 0)))
 				break; /* round the circle */
 		}
 		free(t);

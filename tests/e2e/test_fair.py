@@ -11,7 +11,7 @@ import json
 import os
 import signal
 
-from harness import run, WRAP, Daemon, check, make_root, poll, rpc_many
+from harness import run, SLOW, WRAP, Daemon, check, make_root, poll, rpc_many
 
 TENANTED = r'''
 return { concurrency = 4, fair_by = "tenant", limits = { { by = "acct", concurrency = 1 } },
@@ -21,6 +21,12 @@ return { concurrency = 4, fair_by = "tenant", limits = { { by = "acct", concurre
     if args.acct then return { acct = args.acct, t0 = t0, t1 = async.now() } end
     return args.tenant or "none"
   end }
+'''
+
+# one job of each tenant at a time, and fair_by over the same field
+GATE = r'''
+return { concurrency = 4, fair_by = "tenant", limits = { { by = "tenant", concurrency = 1 } },
+  run = function(ctx, args) async.sleep(args.ms) return args.tenant end }
 '''
 
 BAD = 'return { fair_by = 7, run = function() end }\n'
@@ -40,7 +46,8 @@ def started(d):
 
 def main():
     big_n = 600 if WRAP else 3000
-    root = make_root("awaitd-fair-", {"scripts/tenanted.lua": TENANTED, "scripts/bad.lua": BAD})
+    root = make_root("awaitd-fair-", {"scripts/tenanted.lua": TENANTED, "scripts/bad.lua": BAD,
+                                      "scripts/gate.lua": GATE})
     with Daemon(root) as d:
         check("daemon starts", d.start(), open(d.log.name).read())
         rc, js, _ = d.cjson("scripts")
@@ -116,8 +123,28 @@ def main():
               % (max(i for i, t in enumerate(order) if t == "old") + 1 if "old" in order else -1),
               olds and order.count("old") == 3
               and max(i for i, t in enumerate(order) if t == "old") < 12, order[:20])
+        gate_round(d)
         check("SIGTERM exits 0", d.stop(signal.SIGTERM) == 0)
 
+
+def gate_round(d):
+    """A round that wraps past the last value served, to a value whose limit is
+    full, with no other value left: the claim ends (it once went round for ever)."""
+    def gate(args):
+        r = rpc_many(d.sock, [{"cmd": "enqueue", "args": {"name": "gate", "args": args}}])
+        return r[1]["result"]["id"] if r and r[1].get("ok") else None
+    def job(i):
+        return d.cjson("show", i, timeout=10)[1] or {}
+    a1 = gate({"tenant": "a", "ms": 1500 * SLOW})
+    poll(lambda: job(a1).get("state") == "running", 30)
+    a2 = gate({"tenant": "a", "ms": 5})  # served last: a; a is full
+    b1 = gate({"tenant": "b", "ms": 5})  # b, then round to a (full), and no value is left
+    ok = poll(lambda: job(b1).get("state") == "succeeded", 30)
+    check("fair_by: a claim whose round comes back to a full value ends (b ran)", ok, job(b1))
+    check("... the daemon still answers", d.ctl("ping", timeout=10)[0] == 0)
+    check("... and a's second job runs after its first",
+          poll(lambda: job(a2).get("state") == "succeeded", 30)
+          and job(a2)["started_at"] >= job(a1)["finished_at"], (job(a1), job(a2)))
 
 if __name__ == "__main__":
     run(main)
