@@ -40,10 +40,9 @@ static void read_job(PGresult *res, int row, struct store_job *j)
 		j->has_steps = PQgetvalue(res, row, PG_JOB_NCOLS)[0] == 't';
 }
 
-/* Append res's rows (PG_JOB_COLS...) to r->jobs. */
-static int read_jobs(struct store_req *r, PGresult *res)
+/* Append res's first n rows (PG_JOB_COLS...) to r->jobs. */
+static int read_jobs_n(struct store_req *r, PGresult *res, int n)
 {
-	int n = PQntuples(res);
 	struct store_job *nj;
 
 	if (n == 0)
@@ -57,6 +56,11 @@ static int read_jobs(struct store_req *r, PGresult *res)
 		read_job(res, i, &r->jobs[r->njobs++]);
 	}
 	return n;
+}
+
+static int read_jobs(struct store_req *r, PGresult *res)
+{
+	return read_jobs_n(r, res, PQntuples(res));
 }
 
 static int note_settled(struct store_req *r, int64_t id)
@@ -148,8 +152,14 @@ void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *
 		read_enqueued(r, res);
 		break;
 	case STORE_CLAIM:
-		if (read_jobs(r, res) < 0)
+		if (step == 1 && PQntuples(res) > 0 &&
+		    PQgetisnull(res, PQntuples(res) - 1, 0)) { /* the limited claim's wake row */
+			r->out_id = pg_i64(res, PQntuples(res) - 1, PG_JOB_NCOLS + 2);
+			if (read_jobs_n(r, res, PQntuples(res) - 1) < 0)
+				break;
+		} else if (read_jobs(r, res) < 0) {
 			break;
+		}
 		for (size_t i = 0; i < r->njobs; i++) {
 			r->jobs[i].resumed = PQgetvalue(res, (int)i, PG_JOB_NCOLS + 1)[0] == 't';
 			pg_live_add(st, r->jobs[i].lease);
@@ -225,8 +235,7 @@ void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *
 		r->out_id = PQntuples(res) ? pg_i64(res, 0, 0) : 0;
 		break;
 	case STORE_SCHEDULE:
-		if (step == 1)
-			r->out_id = PQntuples(res) ? pg_i64(res, 0, 0) : r->run_at;
+		r->out_id = PQntuples(res) ? pg_i64(res, 0, 0) : r->run_at;
 		break;
 	case STORE_STEP_GET:
 		pg_read_step(r, res);

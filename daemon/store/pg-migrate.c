@@ -19,6 +19,7 @@
 
 #include "errbuf.h"
 #include "migrate.h"
+#include "pg_claim_sql.h"
 #include "pg_funcs_sql.h"
 #include "pg-int.h"
 
@@ -112,24 +113,39 @@ static int migrate(struct pg_conn *c, const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-/* The functions of pg_funcs.sql, one transaction (CREATE OR REPLACE: idempotent). */
+/* The text of an embedded file, NUL-terminated (malloc'd), or NULL. */
+static char *embedded(const unsigned char *text, size_t len)
+{
+	char *sql = malloc(len + 1);
+
+	if (sql) {
+		memcpy(sql, text, len);
+		sql[len] = '\0';
+	}
+	return sql;
+}
+
+/* The functions of pg_funcs.sql and pg_claim.sql, one transaction (CREATE OR REPLACE:
+ * idempotent). */
 static int install_functions(struct pg_conn *c, char *err, size_t errlen)
 {
-	char *sql = malloc(pg_funcs_sql_len + 1);
+	const char *what = "installing awaitd's functions";
+	char *funcs = embedded(pg_funcs_sql, pg_funcs_sql_len);
+	char *claim = embedded(pg_claim_sql, pg_claim_sql_len);
 	int rc;
 
-	if (!sql) {
+	if (!funcs || !claim) {
+		free(funcs);
+		free(claim);
 		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
-	memcpy(sql, pg_funcs_sql, pg_funcs_sql_len);
-	sql[pg_funcs_sql_len] = '\0';
-	rc = run(c, "BEGIN", "installing awaitd's functions", err, errlen) < 0 ||
-	             run(c, sql, "installing awaitd's functions", err, errlen) < 0 ||
-	             run(c, "COMMIT", "installing awaitd's functions", err, errlen) < 0
+	rc = run(c, "BEGIN", what, err, errlen) < 0 || run(c, funcs, what, err, errlen) < 0 ||
+	             run(c, claim, what, err, errlen) < 0 || run(c, "COMMIT", what, err, errlen) < 0
 	         ? -1
 	         : 0;
-	free(sql);
+	free(funcs);
+	free(claim);
 	if (rc < 0)
 		run(c, "ROLLBACK", "", NULL, 0);
 	return rc;

@@ -7,12 +7,8 @@
  * pg_funcs.sql. An operation that must not fail its batch (a bad `after`
  * id, a retry refused) gets its error as a result row, not as an SQL error.
  *
- * Built so far: ENQUEUE, CLAIM (without per-key limits, fairness or
- * keyed pauses: such a claim is refused with a message saying so),
- * FINISH (not parking), REQUEUE, CANCEL, RETRY, GET, LIST, COUNTS, SPANS,
- * NEXT_DUE, SCHEDULE, FIRE, PRUNE, PROGRESS, STEP_GET, STEP_PUT, PAUSE
- * (of a whole script), PAUSES, WAIT, SIGNAL, WHY (after and pause: there are
- * no per-key limits here yet).
+ * A claim under per-key limits, rates, keyed pauses or fair_by is
+ * awaitd_claim_limited (pg_claim.sql); a plain one a prepared UPDATE.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +86,46 @@ static int send_enqueue(struct pg_conn *c, struct store_req *r)
 }
 
 /*
+ * sql with a, b, then each limit's cap, rate and period ($3 .. $14), then
+ * the extra parameters of p (or none): the statements of pg_claim.sql.
+ */
+static int send_limits(struct pg_conn *c, struct store_req *r, const char *sql, int64_t a,
+                       int64_t b, const struct pg_params *more)
+{
+	struct pg_params p;
+
+	pg_params_init(&p);
+	pg_param_i64(&p, a);
+	pg_param_i64(&p, b);
+	for (int i = 0; i < STORE_MAX_LIMITS; i++) {
+		pg_param_i64(&p, r->limit_caps[i]);
+		pg_param_i64(&p, r->limit_rates[i]);
+		pg_param_i64(&p, r->limit_pers[i]);
+	}
+	for (int i = 0; more && i < more->n; i++)
+		p.v[p.n++] = more->v[i];
+	return send1(c, r, 1, sql, &p) < 0 ? -1 : 1;
+}
+
+/* A claim under per-key limits, rates, keyed pauses or fair_by: pg_claim.sql. */
+static int send_claim_limited(struct pgstore *st, struct pg_conn *c, struct store_req *r,
+                              int64_t base)
+{
+	struct pg_params more;
+
+	pg_params_init(&more);
+	pg_param_text(&more, r->name);
+	pg_param_i64(&more, base - 1);
+	pg_param_i64(&more, st->node);
+	pg_param_i64(&more, r->flag != 0);
+	return send_limits(c, r,
+	                   "SELECT * FROM awaitd_claim_limited($15, $2, $1, $16, $17,"
+	                   " ARRAY[$3, $6, $9, $12]::bigint[], ARRAY[$4, $7, $10, $13]::bigint[],"
+	                   " ARRAY[$5, $8, $11, $14]::bigint[], $18::int <> 0)",
+	                   r->n, r->now, &more);
+}
+
+/*
  * The ready jobs of a name, best first, skipping rows another daemon's
  * claim holds, each leased: one statement. Leases are the node's, one
  * each (base + row number).
@@ -99,16 +135,13 @@ static int send_claim(struct pgstore *st, struct pg_conn *c, struct store_req *r
 	struct pg_params p;
 	int64_t base = pg_new_lease(st);
 
+	int limited = r->flag; /* fair_by */
+
 	for (int i = 0; i < STORE_MAX_LIMITS; i++)
-		if (r->limit_caps[i] > 0 || r->limit_rates[i] > 0)
-			return store_fail(
-			    r, "invalid",
-			    "%s: per-key limits are not built on the PostgreSQL store yet",
-			    r->name);
-	if (r->flag)
-		return store_fail(r, "invalid",
-		                  "%s: fair_by is not built on the PostgreSQL store yet", r->name);
+		limited |= r->limit_caps[i] > 0 || r->limit_rates[i] > 0;
 	st->lease_seq += r->n; /* base .. base + n - 1 are this claim's */
+	if (limited)
+		return send_claim_limited(st, c, r, base);
 	pg_params_init(&p);
 	pg_param_text(&p, r->name);
 	pg_param_i64(&p, r->now);
@@ -179,8 +212,12 @@ static int send_finish(struct pg_conn *c, struct store_req *r)
 	           : 1;
 }
 
-/* One statement with the usual parameters (id, lease, now...) given as a format of letters. */
-static int send_simple(struct pg_conn *c, struct store_req *r, const char *sql, const char *fmt)
+/*
+ * Statement `step` of an operation, with the usual parameters (id, lease,
+ * now...) given as a format of letters.
+ */
+static int send_step(struct pg_conn *c, struct store_req *r, int step, const char *sql,
+                     const char *fmt)
 {
 	struct pg_params p;
 
@@ -236,7 +273,13 @@ static int send_simple(struct pg_conn *c, struct store_req *r, const char *sql, 
 			break;
 		}
 	}
-	return send1(c, r, 0, sql, &p);
+	return send1(c, r, step, sql, &p);
+}
+
+/* The first statement of an operation (send_step). */
+static int send_simple(struct pg_conn *c, struct store_req *r, const char *sql, const char *fmt)
+{
+	return send_step(c, r, 0, sql, fmt);
 }
 
 static int send_job_after(struct pg_conn *c, struct store_req *r)
@@ -278,10 +321,10 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		rc = send_simple(c, r, sql_job, "i");
 		if (rc < 0 || !r->flag)
 			return rc < 0 ? -1 : 1;
-		return send_simple(c, r,
-		                   "SELECT seq, name, kind, result, at FROM steps WHERE job_id = $1"
-		                   " ORDER BY seq",
-		                   "i") < 0
+		return send_step(c, r, 1,
+		                 "SELECT seq, name, kind, result, at FROM steps WHERE job_id = $1"
+		                 " ORDER BY seq",
+		                 "i") < 0
 		           ? -1
 		           : 2;
 	case STORE_LIST:
@@ -323,16 +366,17 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		           : 1;
 	case STORE_SCHEDULE:
 		/* flag: a stored next fire of the same expression stands */
-		return send_simple(
-		           c, r,
-		           "INSERT INTO schedules AS s (name, expr, next_at) VALUES ($1, $2, $3)"
-		           " ON CONFLICT (name) DO UPDATE SET expr = $2, next_at = $3"
-		           " WHERE NOT ($4 = 1 AND s.expr = $2) RETURNING next_at",
-		           "ntrf") < 0 ||
-		               send_simple(c, r, "SELECT next_at FROM schedules WHERE name = $1",
-		                           "n") < 0
+		/* the next fire stored now, or the one that stands (the statement's snapshot) */
+		return send_simple(c, r,
+		                   "WITH up AS (INSERT INTO schedules AS s (name, expr, next_at) "
+		                   "VALUES ($1, $2,"
+		                   " $3) ON CONFLICT (name) DO UPDATE SET expr = $2, next_at = $3"
+		                   " WHERE NOT ($4 = 1 AND s.expr = $2) RETURNING next_at)"
+		                   " SELECT next_at FROM up UNION ALL SELECT next_at FROM schedules"
+		                   " WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM up)",
+		                   "ntrf") < 0
 		           ? -1
-		           : 2;
+		           : 1;
 	case STORE_FIRE: {
 		struct pg_params p;
 		pg_params_init(&p);
@@ -380,17 +424,12 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		           ? -1
 		           : 1;
 	case STORE_PAUSE:
-		if (r->flag && r->key &&
-		    *r->key) /* claims would not see it: refused, not ignored */
-			return store_fail(
-			    r, "invalid",
-			    "%s: pausing one key is not built on the PostgreSQL store yet",
-			    r->name);
 		if (r->flag)
 			return send_simple(c, r,
 			                   "INSERT INTO awaitd_pauses (name, key, until) VALUES "
 			                   "($1, $2, $3)"
-			                   " ON CONFLICT (name, key) DO UPDATE SET until = $3",
+			                   " ON CONFLICT (name, key) DO UPDATE SET until = $3"
+			                   " WHERE awaitd_pauses.until IS DISTINCT FROM $3",
 			                   "nkR") < 0
 			           ? -1
 			           : 1;
@@ -425,26 +464,12 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		rc =
 		    send_simple(c, r, "SELECT * FROM awaitd_signal($1, $2, $3, $4, 10000)", "intw");
 		return rc < 0 || send_job_after(c, r) < 0 ? -1 : 2;
-	case STORE_WHY:
-		/* what holds it: the jobs it waits for (blocked), or a pause of its script */
-		return send_simple(c, r,
-		                   "SELECT j.name, CASE WHEN j.state = 'blocked' THEN "
-		                   "json_build_object('kind',"
-		                   " 'after', 'jobs', (SELECT coalesce(json_agg(d.after_id ORDER "
-		                   "BY d.after_id),"
-		                   " '[]') FROM awaitd_deps d JOIN jobs a ON a.id = d.after_id "
-		                   "WHERE d.job_id ="
-		                   " j.id AND a.state <> 'succeeded'))::text WHEN j.state IN "
-		                   "('queued', 'failed')"
-		                   " AND p.name IS NOT NULL THEN json_build_object('kind', "
-		                   "'pause', 'key', NULL,"
-		                   " 'until', p.until)::text END FROM jobs j LEFT JOIN "
-		                   "awaitd_pauses p ON p.name ="
-		                   " j.name AND p.key = '' AND (p.until IS NULL OR p.until > $2) "
-		                   "WHERE j.id = $1",
-		                   "iw") < 0
-		           ? -1
-		           : 1;
+	case STORE_WHY: /* pg_claim.sql */
+		return send_limits(
+		    c, r,
+		    "SELECT * FROM awaitd_why($1, $2, ARRAY[$3, $6, $9, $12]::bigint[],"
+		    " ARRAY[$4, $7, $10, $13]::bigint[], ARRAY[$5, $8, $11, $14]::bigint[])",
+		    r->id, r->now, NULL);
 	default:
 		return store_fail(r, "invalid", "unknown store operation %d", (int)r->op);
 	}

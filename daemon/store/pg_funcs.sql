@@ -185,15 +185,22 @@ CREATE OR REPLACE FUNCTION awaitd_finish(p_id bigint, p_lease bigint, p_state te
 RETURNS TABLE (kind text, id bigint) LANGUAGE plpgsql AS $$
 DECLARE
   v_ok boolean := p_state = 'succeeded';
+  v_name text;
+  v_limited boolean;
 BEGIN
   UPDATE jobs j SET state = p_state,
     result = CASE WHEN v_ok THEN p_text END, error = CASE WHEN v_ok THEN NULL ELSE p_text END,
     finished_at = p_finished, run_at = coalesce(p_run_at, j.run_at), lease = NULL,
     trace = CASE WHEN p_trace IS NULL THEN j.trace WHEN j.trace IS NULL THEN p_trace
                  ELSE j.trace || chr(10) || p_trace END
-    WHERE j.id = p_id AND j.state = 'running' AND j.lease = p_lease;
+    WHERE j.id = p_id AND j.state = 'running' AND j.lease = p_lease
+    RETURNING j.name, num_nonnulls(j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4) > 0
+    INTO v_name, v_limited;
   IF NOT FOUND THEN
     RETURN;
+  END IF;
+  IF v_limited THEN -- its values have room again: a daemon holding jobs back may claim
+    PERFORM pg_notify('awaitd_jobs', v_name);
   END IF;
   kind := 'changed'; id := p_id; RETURN NEXT;
   IF p_state <> 'failed' THEN
@@ -447,9 +454,13 @@ BEGIN
     FROM unnest(p_ids, p_leases, p_states, p_texts, p_finished, p_run_at, p_traces)
       WITH ORDINALITY AS f(id, lease, state, text, finished, run_at, trace, n)
     WHERE j.id = f.id AND j.state = 'running' AND j.lease = f.lease
-    RETURNING f.n AS n, j.id AS id, f.state AS state
+    RETURNING f.n AS n, j.id AS id, f.state AS state, j.name AS name,
+      num_nonnulls(j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4) > 0 AS limited
   LOOP
     n := v.n; kind := 'changed'; id := v.id; RETURN NEXT;
+    IF v.limited THEN -- (as in awaitd_finish)
+      PERFORM pg_notify('awaitd_jobs', v.name);
+    END IF;
     IF v.state <> 'failed' THEN
       PERFORM pg_notify('awaitd_done', v.id::text);
       IF EXISTS (SELECT 1 FROM awaitd_deps d WHERE d.after_id = v.id) THEN

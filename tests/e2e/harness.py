@@ -6,8 +6,10 @@ under that wrapper; SLOW then stretches the deadlines. check() prints one
 line per check; finish() prints "N passed, M failed" and exits 1 if any
 check failed.
 """
+import atexit
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -17,6 +19,9 @@ import tempfile
 import time
 
 AWAITD, AWAITCTL, SCRIPTS = (os.path.abspath(a) for a in sys.argv[1:4])
+# AWAITD_E2E_STORE=pg: each Daemon made without a db gets a fresh database on
+# a PostgreSQL server of the test's own (pgserver.py) instead of a SQLite file
+STORE = os.environ.get("AWAITD_E2E_STORE", "sqlite")
 MIGRATIONS = os.path.join(os.path.dirname(SCRIPTS), "migrations")
 WRAP = os.environ.get("AWAITD_E2E_WRAP", "").split()
 SLOW = 20 if WRAP else 1  # deadlines stretch under valgrind
@@ -117,6 +122,58 @@ def make_root(prefix, files, conf="", lib=False):
     return root
 
 
+_pg = {"server": None, "n": 0}
+
+
+def pg_server():
+    """The PostgreSQL server of this test run (started once, stopped at exit)."""
+    if _pg["server"] is None:
+        from pgserver import PgServer
+        _pg["server"] = PgServer().start()
+        atexit.register(_pg["server"].close)
+    return _pg["server"]
+
+
+def fresh_db(root):
+    """Where a new Daemon keeps its jobs: ROOT/awaitd.db, or with
+    AWAITD_E2E_STORE=pg a new, empty PostgreSQL database (its URI)."""
+    if STORE != "pg":
+        return os.path.join(root, "awaitd.db")
+    pg = pg_server()
+    _pg["n"] += 1
+    name = "t%d" % _pg["n"]
+    pg.psql("CREATE DATABASE %s" % name, db="postgres")
+    return pg.uri_of(name)
+
+
+def db_rows(db, q, *args):
+    """The rows of q (`?` parameters) read from a daemon's database db (a
+    SQLite file or a PostgreSQL URI) directly, as tuples; on PostgreSQL
+    integers come back as ints and the rest as text."""
+    if not db.startswith("postgresql://"):
+        import sqlite3
+        con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+        try:
+            return con.execute(q, args).fetchall()
+        finally:
+            con.close()
+    lits = iter("'%s'" % str(a).replace("'", "''") if isinstance(a, str) else str(int(a))
+                for a in args)
+    text = re.sub(r"\?", lambda m: next(lits), q)
+    dbname = db.split("?")[0].rsplit("/", 1)[1]
+    return [tuple(int(v) if re.fullmatch(r"-?\d+", v) else v for v in line.split("|"))
+            for line in pg_server().psql(text, db=dbname)]
+
+
+def only_sqlite(name):
+    """True when the store is SQLite; else the check is told as skipped
+    (it reads the SQLite file itself, or tests what only SQLite has)."""
+    if STORE == "sqlite":
+        return True
+    skip(name, "SQLite only")
+    return False
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on now."""
     s = socket.socket()
@@ -167,7 +224,7 @@ class Daemon(Ctl):
     def __init__(self, root, db=None, sock="s"):
         self.dir = root
         self.sock = os.path.join(root, sock)
-        self.db = db or os.path.join(root, "awaitd.db")
+        self.db = db or fresh_db(root)
         self.log = open(os.path.join(root, "log"), "a+")
         self.proc = None
 
@@ -198,6 +255,9 @@ class Daemon(Ctl):
         """Whatever happened: the daemon killed, its directory removed."""
         self.stop(signal.SIGKILL)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def sql(self, q, *args):
+        return db_rows(self.db, q, *args)
 
     def logtext(self):
         self.log.flush()

@@ -53,8 +53,12 @@ class PgServer:
         if self.user:
             for p in (self.root, self.sockdir, self.logpath):
                 os.chown(p, self.user.pw_uid, self.user.pw_gid)
-        self.uri = "postgresql://postgres@/%s?host=%s&port=%d" % (dbname, self.sockdir, self.port)
+        self.uri = self.uri_of(dbname)
         self.running = False
+
+    def uri_of(self, dbname):
+        """The URI of database dbname on this server."""
+        return "postgresql://postgres@/%s?host=%s&port=%d" % (dbname, self.sockdir, self.port)
 
     def _as_pg(self, argv, **kw):
         if self.user:

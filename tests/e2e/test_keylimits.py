@@ -10,7 +10,6 @@ bad values are refused, saying why.
 Usage: test_keylimits.py AWAITD AWAITCTL SCRIPTS_DIR
 """
 import json
-import sqlite3
 import signal
 import time
 
@@ -57,12 +56,7 @@ RUNS = "CREATE TABLE runs (job INTEGER NOT NULL);\n"
 
 def runs_twice(d):
     """Jobs that ran more than once (a claim must never take a job twice)."""
-    con = sqlite3.connect(d.db, timeout=10)
-    try:
-        return con.execute("SELECT job, count(*) FROM runs GROUP BY job"
-                           " HAVING count(*) > 1").fetchall()
-    finally:
-        con.close()
+    return d.sql("SELECT job, count(*) FROM runs GROUP BY job HAVING count(*) > 1")
 
 
 # by as a function of args: a nested value no field name reaches

@@ -13,7 +13,6 @@ import pty
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 
@@ -77,12 +76,11 @@ end }
 
 
 def db_progress(d, jid):
-    con = sqlite3.connect(d.db, timeout=10)
-    try:
-        return con.execute("SELECT progress, progress_msg FROM jobs WHERE id = ?",
-                           (jid,)).fetchone()
-    finally:
-        con.close()
+    rows = d.sql("SELECT progress, progress_msg FROM jobs WHERE id = ?", jid)
+    if not rows:
+        return None
+    p, msg = rows[0]  # (psql shows NULL as "")
+    return (None if p in (None, "") else float(p), None if msg in (None, "") else msg)
 
 
 def wait_events(sock, jid, timeout):
