@@ -132,9 +132,17 @@ void jobs_kick(struct jobs *j)
 /* Another daemon sharing the database announced work or an outcome (PostgreSQL). */
 static void woken(void *arg, enum store_wake what, const char *payload)
 {
-	if (what == STORE_WAKE_DONE)
-		jobs_wait_wake_shared(arg, strtoll(payload, NULL, 10)); /* waiters here read it */
-	else if (payload && *payload)
+	if (what == STORE_WAKE_DONE) {
+		/* ids joined by commas: waiters here read each */
+		for (const char *p = payload; p && *p;) {
+			char *end;
+			long long id = strtoll(p, &end, 10);
+			if (end == p)
+				break;
+			jobs_wait_wake_shared(arg, id);
+			p = *end == ',' ? end + 1 : end;
+		}
+	} else if (payload && *payload)
 		jobs_wake_name(arg, payload);
 	else
 		jobs_kick(arg);

@@ -284,7 +284,7 @@ void store_poll(void *arg);
 /* What another daemon sharing the database announced (store_set_wake). */
 enum store_wake {
 	STORE_WAKE_READY, /* jobs of script `payload` became ready ("": of any script) */
-	STORE_WAKE_DONE,  /* job `payload` (its id) reached a final state */
+	STORE_WAKE_DONE,  /* jobs `payload` (their ids, joined by commas) reached a final state */
 };
 
 typedef void store_wake_fn(void *arg, enum store_wake what, const char *payload);

@@ -90,7 +90,7 @@ def run_awaitd(pg, k, tmp):
                 time.sleep(0.05)
         t0 = time.monotonic()
         bulk = subprocess.Popen([os.path.join(BUILD, "awaitctl"), "-s", socks[0], "--json", "run",
-                                 "bulk", json.dumps({"n": N, "workers": C})],
+                                 "bulk", json.dumps({"n": N, "workers": int(os.environ.get("W5_W", C))})],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         done, t_enq = 0, None
         while done < N + 1:
