@@ -130,6 +130,7 @@ struct pgstore {
 	struct store_req *batch, *batch_tail; /* sent in the batch in flight */
 	int batch_n;
 	enum pg_unit in_unit;           /* what the main connection has in flight */
+	double last_result_ms;          /* when its last result came (mono): COMMIT's time */
 	int committed;                  /* the batch in flight: its COMMIT succeeded */
 	struct store_req *culprit;      /* the request whose statement failed the batch in flight */
 	struct pg_many many[PG_MANY_N]; /* the batch in flight's groups */

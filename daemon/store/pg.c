@@ -135,6 +135,8 @@ static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 	struct pgstore *st = c->st;
 	ExecStatusType s = PQresultStatus(res);
 	int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+	double now = clock_mono_ms();
+	int sync = slot->kind == PG_SLOT_SYNC; /* (the slot may be reused once it is handled) */
 
 	switch (slot->kind) {
 	case PG_SLOT_REQ:
@@ -158,6 +160,10 @@ static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 	case PG_SLOT_COMMIT:
 		/* a COMMIT of an aborted transaction "succeeds" with the tag ROLLBACK */
 		st->committed = ok && strcmp(PQcmdStatus(res), "COMMIT") == 0;
+		if (st->committed) { /* its own time: PostgreSQL's WAL flush, in the sync metrics */
+			st->stats.syncs++;
+			histo_observe(&st->stats.fsync, (now - st->last_result_ms) / 1000.0);
+		}
 		if (ok && !st->committed)
 			snprintf(c->err, sizeof c->err, "the transaction was rolled back");
 		else if (!ok && s != PGRES_PIPELINE_ABORTED)
@@ -168,6 +174,7 @@ static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 			slot->own(st, res);
 		break;
 	case PG_SLOT_SYNC:
+		st->last_result_ms = now; /* (before batch_end sends the next batch) */
 		if (st->in_unit == PG_UNIT_BATCH) {
 			st->in_unit = PG_UNIT_NONE;
 			batch_end(st, st->committed, c->err);
@@ -177,6 +184,8 @@ static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 		}
 		break;
 	}
+	if (!sync)
+		st->last_result_ms = now;
 }
 
 /* A failed batch leaves its transaction aborted (a sync does not end it): end it first. */

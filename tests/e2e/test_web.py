@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -181,10 +180,8 @@ def main():
         check("/metrics parses as Prometheus text", code == 200 and parsed is True
               and ctype.startswith("text/plain"), (parsed, body[:500]))
         rc, st, _ = d.cjson("status")
-        con = sqlite3.connect(d.db, timeout=10)
         stored = {(n, state): c for n, state, c in
-                  con.execute("SELECT name, state, count(*) FROM jobs GROUP BY name, state")}
-        con.close()
+                  d.sql("SELECT name, state, count(*) FROM jobs GROUP BY name, state")}
         want = all(fams.get(("awaitd_jobs", (("script", n), ("state", k)))) == v
                    for (n, k), v in stored.items())
         check("/metrics: jobs by script and state match the store", want and stored,

@@ -7,7 +7,6 @@ Usage: test_worker.py AWAITD AWAITCTL SCRIPTS_DIR
 """
 import json
 import os
-import sqlite3
 import tempfile
 import threading
 import time
@@ -133,9 +132,7 @@ def main():
         poll(lambda: (d.cjson("status")[1] or {}).get("workers_busy") == 1, 10)
         check("SIGTERM with a worker call running exits 0 (and clean under valgrind)",
               d.stop() == 0)
-        con = sqlite3.connect("file:%s?mode=ro" % d.db, uri=True)
-        row = con.execute("SELECT state, attempt FROM jobs WHERE id = ?", (jid,)).fetchall()
-        con.close()
+        row = d.sql("SELECT state, attempt FROM jobs WHERE id = ?", jid)
         check("the job it interrupted was requeued, its attempt not counted",
               row == [("queued", 0)], row)
 
