@@ -158,14 +158,15 @@ fi
 R_LINE=
 if [ "${W5_RAW:-1}" = 0 ]; then
 	skip sqlite_raw "W5_RAW=0"
-elif ! have sqlite3; then
-	skip sqlite_raw "the sqlite3 CLI is not installed and could not be"
+elif [ "$AWAITD_OK" != 1 ]; then
+	skip sqlite_raw "no awaitd to apply the migrations: $AWAITD_WHY"
 elif ! ${CC:-cc} -O2 -o "$TMP/w5_raw" "$HERE/w5_raw.c" -lsqlite3 >&2; then
 	skip sqlite_raw "cannot build w5_raw.c with ${CC:-cc} -lsqlite3"
 else
 	for v in one split; do
 		db=$TMP/raw-$v.db
-		if ! cat "$ROOT"/migrations/*.sql | sqlite3 "$db" >&2; then
+		# (the daemon's own migration runner: it skips PostgreSQL's NNNN_x.pg.sql)
+		if ! "$AWAITD" migrate --db "$db" --migrations "$ROOT/migrations" >&2; then
 			printf '{"bench":"w5","impl":"sqlite_raw","variant":"%s","error":"applying the migrations failed"}\n' "$v"
 			continue
 		fi
