@@ -235,7 +235,8 @@ void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *
 		r->out_id = PQntuples(res) ? pg_i64(res, 0, 0) : 0;
 		break;
 	case STORE_SCHEDULE:
-		r->out_id = PQntuples(res) ? pg_i64(res, 0, 0) : r->run_at;
+		if (step == 1)
+			r->out_id = PQntuples(res) ? pg_i64(res, 0, 0) : r->run_at;
 		break;
 	case STORE_STEP_GET:
 		pg_read_step(r, res);
@@ -256,11 +257,14 @@ void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *
 			r->out_text = pg_text(res, 0, 1);
 		}
 		break;
-	case STORE_REQUEUE:
+	case STORE_REQUEUE: /* (a row per job requeued: its notification) */
+		r->changed = PQntuples(res);
+		break;
 	case STORE_PRUNE:
 	case STORE_PROGRESS:
 	case STORE_PAUSE:
-		r->changed = (int)strtoll(PQcmdTuples(res), NULL, 10);
+		if (step == 0)
+			r->changed = (int)strtoll(PQcmdTuples(res), NULL, 10);
 		break;
 	default:
 		break;

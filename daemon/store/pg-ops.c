@@ -102,7 +102,7 @@ static int send_limits(struct pg_conn *c, struct store_req *r, const char *sql, 
 		pg_param_i64(&p, r->limit_rates[i]);
 		pg_param_i64(&p, r->limit_pers[i]);
 	}
-	for (int i = 0; more && i < more->n; i++)
+	for (int i = 0; more && i < more->n && p.n < PG_MAX_PARAMS; i++)
 		p.v[p.n++] = more->v[i];
 	return send1(c, r, 1, sql, &p) < 0 ? -1 : 1;
 }
@@ -305,9 +305,12 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 	case STORE_REQUEUE:
 		return send_simple(
 		           c, r,
-		           "UPDATE jobs SET state = CASE WHEN $4 = 1 THEN 'waiting' ELSE"
+		           "WITH q AS (UPDATE jobs SET state = CASE WHEN $4 = 1 THEN 'waiting' ELSE"
 		           " 'queued' END, attempt = attempt - (1 - $4), run_at = $1,"
-		           " lease = NULL WHERE id = $2 AND state = 'running' AND lease = $3",
+		           " lease = NULL WHERE id = $2 AND state = 'running' AND lease = $3"
+		           " RETURNING name)"
+		           /* back in the queue: another daemon may take it at once */
+		           " SELECT pg_notify('awaitd_jobs', name) FROM q",
 		           "wilf") < 0
 		           ? -1
 		           : 1;
@@ -366,17 +369,18 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		           : 1;
 	case STORE_SCHEDULE:
 		/* flag: a stored next fire of the same expression stands */
-		/* the next fire stored now, or the one that stands (the statement's snapshot) */
-		return send_simple(c, r,
-		                   "WITH up AS (INSERT INTO schedules AS s (name, expr, next_at) "
-		                   "VALUES ($1, $2,"
-		                   " $3) ON CONFLICT (name) DO UPDATE SET expr = $2, next_at = $3"
-		                   " WHERE NOT ($4 = 1 AND s.expr = $2) RETURNING next_at)"
-		                   " SELECT next_at FROM up UNION ALL SELECT next_at FROM schedules"
-		                   " WHERE name = $1 AND NOT EXISTS (SELECT 1 FROM up)",
-		                   "ntrf") < 0
+		/* then the next fire that stands, read by a statement of its own (step 1): its
+		 * snapshot sees a row another daemon committed meanwhile */
+		return send_simple(
+		           c, r,
+		           "INSERT INTO schedules AS s (name, expr, next_at) VALUES ($1, $2, $3)"
+		           " ON CONFLICT (name) DO UPDATE SET expr = $2, next_at = $3"
+		           " WHERE NOT ($4 = 1 AND s.expr = $2)",
+		           "ntrf") < 0 ||
+		               send_step(c, r, 1, "SELECT next_at FROM schedules WHERE name = $1",
+		                         "n") < 0
 		           ? -1
-		           : 1;
+		           : 2;
 	case STORE_FIRE: {
 		struct pg_params p;
 		pg_params_init(&p);
@@ -433,10 +437,12 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 			                   "nkR") < 0
 			           ? -1
 			           : 1;
+		/* resumed: the daemons claim at once (step 1: pg_notify's row, unread) */
 		return send_simple(c, r, "DELETE FROM awaitd_pauses WHERE name = $1 AND key = $2",
-		                   "nk") < 0
+		                   "nk") < 0 ||
+		               send_step(c, r, 1, "SELECT pg_notify('awaitd_jobs', $1)", "n") < 0
 		           ? -1
-		           : 1;
+		           : 2;
 	case STORE_PAUSES:
 		return send_simple(
 		           c, r,

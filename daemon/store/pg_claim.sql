@@ -158,19 +158,33 @@ BEGIN
         v_first := awaitd_fair_next(p_name, NULL);
       END IF;
       LOOP
-        SELECT j.id, j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4 INTO c FROM jobs j
-          WHERE j.name = p_name AND j.state IN ('queued', 'failed', 'waiting')
-            AND j.run_at <= p_now AND j.id <> ALL (v_ids) AND j.id <> ALL (v_skip)
-            AND (j.fair_key = v_t OR (v_t IS NULL AND j.fair_key IS NULL))
-            AND (j.fair_key IS NULL OR j.fair_key <> ALL (v_paused))
-            AND (j.limit_key1 IS NULL OR j.limit_key1 <> ALL (v_f1))
-            AND (j.limit_key2 IS NULL OR j.limit_key2 <> ALL (v_f2))
-            AND (j.limit_key3 IS NULL OR j.limit_key3 <> ALL (v_f3))
-            AND (j.limit_key4 IS NULL OR j.limit_key4 <> ALL (v_f4))
-          ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1;
+        -- (two statements: a value's head is a seek on jobs_fair)
+        IF v_t IS NULL THEN
+          SELECT j.id, j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4 INTO c FROM jobs j
+            WHERE j.name = p_name AND j.state IN ('queued', 'failed', 'waiting')
+              AND j.fair_key IS NULL AND j.run_at <= p_now
+              AND j.id <> ALL (v_ids) AND j.id <> ALL (v_skip)
+              AND (j.limit_key1 IS NULL OR j.limit_key1 <> ALL (v_f1))
+              AND (j.limit_key2 IS NULL OR j.limit_key2 <> ALL (v_f2))
+              AND (j.limit_key3 IS NULL OR j.limit_key3 <> ALL (v_f3))
+              AND (j.limit_key4 IS NULL OR j.limit_key4 <> ALL (v_f4))
+            ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1;
+        ELSE
+          SELECT j.id, j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4 INTO c FROM jobs j
+            WHERE j.name = p_name AND j.state IN ('queued', 'failed', 'waiting')
+              AND j.fair_key IS NOT NULL AND j.fair_key = v_t AND j.run_at <= p_now
+              AND j.fair_key <> ALL (v_paused)
+              AND j.id <> ALL (v_ids) AND j.id <> ALL (v_skip)
+              AND (j.limit_key1 IS NULL OR j.limit_key1 <> ALL (v_f1))
+              AND (j.limit_key2 IS NULL OR j.limit_key2 <> ALL (v_f2))
+              AND (j.limit_key3 IS NULL OR j.limit_key3 <> ALL (v_f3))
+              AND (j.limit_key4 IS NULL OR j.limit_key4 <> ALL (v_f4))
+            ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1;
+        END IF;
         IF FOUND AND awaitd_lim_room(v_cnt, ARRAY[c.limit_key1, c.limit_key2, c.limit_key3,
                                                   c.limit_key4], p_caps, p_rates) THEN
-          PERFORM 1 FROM jobs j WHERE j.id = c.id FOR UPDATE SKIP LOCKED;
+          PERFORM 1 FROM jobs j WHERE j.id = c.id AND j.state IN ('queued', 'failed', 'waiting')
+            AND j.run_at <= p_now FOR UPDATE SKIP LOCKED;  -- (still ready once locked)
           IF FOUND THEN
             v_ids := v_ids || c.id;
             v_cnt := awaitd_lim_take(v_cnt, p_name, ARRAY[c.limit_key1, c.limit_key2,
@@ -232,7 +246,8 @@ BEGIN
       v_read := v_read + 1;
       CONTINUE WHEN NOT awaitd_lim_room(v_cnt, ARRAY[c.limit_key1, c.limit_key2,
                                         c.limit_key3, c.limit_key4], p_caps, p_rates);
-      PERFORM 1 FROM jobs j WHERE j.id = c.id FOR UPDATE SKIP LOCKED;
+      PERFORM 1 FROM jobs j WHERE j.id = c.id AND j.state IN ('queued', 'failed', 'waiting')
+        AND j.run_at <= p_now FOR UPDATE SKIP LOCKED;  -- (still ready once locked)
       IF NOT FOUND THEN
         v_skip := v_skip || c.id;
         CONTINUE;
@@ -254,7 +269,7 @@ BEGIN
     progress_msg = CASE WHEN n.resumed THEN j.progress_msg END
   FROM (SELECT u.id, u.k, x.state = 'waiting' AS resumed
         FROM unnest(v_ids) WITH ORDINALITY AS u(id, k) JOIN jobs x ON x.id = u.id) n
-  WHERE j.id = n.id
+  WHERE j.id = n.id AND j.state IN ('queued', 'failed', 'waiting')
   RETURNING j.id, j.name, j.state, j.args, j.key, j.priority, j.attempt, j.max_attempts,
     j.backoff_ms, j.timeout_ms, j.run_at, j.created_at, j.started_at, j.finished_at, j.lease,
     j.result, j.error, j.wait_seq, j.wait_for, j.wait_until, j.cancelling, j.progress,

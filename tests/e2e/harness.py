@@ -149,7 +149,8 @@ def fresh_db(root):
 def db_rows(db, q, *args):
     """The rows of q (`?` parameters) read from a daemon's database db (a
     SQLite file or a PostgreSQL URI) directly, as tuples; on PostgreSQL
-    integers come back as ints and the rest as text."""
+    integers come back as ints, NULL as None and the rest as text (the
+    parameters are put in as literals: no `?` in the SQL's own strings)."""
     if not db.startswith("postgresql://"):
         import sqlite3
         con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
@@ -161,8 +162,8 @@ def db_rows(db, q, *args):
                 for a in args)
     text = re.sub(r"\?", lambda m: next(lits), q)
     dbname = db.split("?")[0].rsplit("/", 1)[1]
-    return [tuple(int(v) if re.fullmatch(r"-?\d+", v) else v for v in line.split("|"))
-            for line in pg_server().psql(text, db=dbname)]
+    return [tuple(int(v) if v is not None and re.fullmatch(r"-?\d+", v) else v for v in row)
+            for row in pg_server().rows(text, db=dbname)]
 
 
 def only_sqlite(name):

@@ -106,6 +106,20 @@ class PgServer:
             raise RuntimeError("psql: %s: %s" % (sql[:200], r.stderr.strip()))
         return [line for line in r.stdout.split("\n") if line]
 
+    def rows(self, sql, db=None):
+        """The rows of sql as tuples of text (None for NULL): fields and rows split
+        by control characters, so text holding | or newlines comes back whole."""
+        r = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                            "-F", "\x1f", "-R", "\x1e", "-P", "null=\x1d",
+                            "-h", self.sockdir, "-p", str(self.port), "-U", "postgres",
+                            "-d", db or self.dbname, "-c", sql],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError("psql: %s: %s" % (sql[:200], r.stderr.strip()))
+        out = r.stdout[:-1] if r.stdout.endswith("\n") else r.stdout
+        return [tuple(None if v == "\x1d" else v for v in row.split("\x1f"))
+                for row in out.split("\x1e") if out]
+
     def log(self):
         try:
             with open(self.logpath) as f:
