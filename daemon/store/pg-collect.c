@@ -137,7 +137,7 @@ static void read_counts(struct store_req *r, PGresult *res)
 		pg_rows_collect(r, res);
 }
 
-void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *res)
+void pg_op_collect(struct store_req *r, int step, PGresult *res)
 {
 	if (r->rc)
 		return; /* failed already (an error row): the rest is not read */
@@ -160,10 +160,9 @@ void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *
 		} else if (read_jobs(r, res) < 0) {
 			break;
 		}
-		for (size_t i = 0; i < r->njobs; i++) {
+		/* (their leases join the live set once the batch commits: pg.c batch_end) */
+		for (size_t i = 0; i < r->njobs; i++)
 			r->jobs[i].resumed = PQgetvalue(res, (int)i, PG_JOB_NCOLS + 1)[0] == 't';
-			pg_live_add(st, r->jobs[i].lease);
-		}
 		r->changed = (int)r->njobs;
 		break;
 	case STORE_FINISH:

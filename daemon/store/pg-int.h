@@ -300,7 +300,7 @@ void pg_many_free(struct pgstore *st);
 void pg_read_change(struct store_req *r, const char *kind, int64_t id);
 
 /* Statement `step` of r answered res (not an error): fill r's outputs. */
-void pg_op_collect(struct pgstore *st, struct store_req *r, int step, PGresult *res);
+void pg_op_collect(struct store_req *r, int step, PGresult *res);
 
 /* pg-tx.c */
 

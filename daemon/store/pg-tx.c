@@ -398,7 +398,7 @@ static void on_pool_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 		c->got = 1;
 		if (r->op != STORE_SQL && r->op != STORE_TX_BEGIN && r->op != STORE_TX_END) {
 			if (ok)
-				pg_op_collect(c->st, r, slot->step,
+				pg_op_collect(r, slot->step,
 				              res); /* a job operation (send_job_op) */
 			else if (s != PGRES_PIPELINE_ABORTED && !r->rc)
 				pg_fail(r, NULL, res, c);

@@ -92,6 +92,11 @@ static void batch_end(struct pgstore *st, int committed, const char *why)
 		histo_observe(&st->stats.batch, (double)st->batch_n);
 		for (r = head; r; r = next) {
 			next = r->next;
+			/* the jobs a claim took are this daemon's now, and only now: a claim
+			 * whose COMMIT is in doubt must not be taken along by a rejoin (its
+			 * jobs would stay running on a live node that never started them) */
+			for (size_t i = 0; r->op == STORE_CLAIM && r->rc == 0 && i < r->njobs; i++)
+				pg_live_add(st, r->jobs[i].lease);
 			pg_answer(st, r);
 		}
 	} else if (st->culprit || st->group_failed) {
@@ -141,7 +146,7 @@ static void on_main_result(struct pg_conn *c, const struct pg_slot *slot, PGresu
 	switch (slot->kind) {
 	case PG_SLOT_REQ:
 		if (ok)
-			pg_op_collect(st, slot->r, slot->step, res);
+			pg_op_collect(slot->r, slot->step, res);
 		else if (s != PGRES_PIPELINE_ABORTED && !st->culprit) {
 			st->culprit = slot->r;
 			pg_fail(slot->r, NULL, res, c);

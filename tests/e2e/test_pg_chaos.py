@@ -125,7 +125,13 @@ def main():
         check("chaos: every job finished in succeeded", not bad,
               (len(bad), bad[:5], pg.psql("SELECT left(error, 300), count(*) FROM jobs WHERE"
                                           " state <> 'succeeded' GROUP BY 1 ORDER BY 2 DESC"
-                                          " LIMIT 5")))
+                                          " LIMIT 5"),
+               # (whose they are: the node, lease and times of those not done, the nodes)
+               pg.psql("SELECT id, key, state, attempt, epoch, lease, started_at, run_at FROM"
+                       " jobs WHERE state <> 'succeeded' ORDER BY id LIMIT 10"),
+               pg.psql("SELECT id, pid, started, seen_at FROM awaitd_nodes ORDER BY id"),
+               [line for d in daemons for line in d.logtext().splitlines()
+                if any(("job %d" % jobs[k][0]) in line for k, _ in bad[:3])][:20]))
         charged = {v[0] for v in jobs.values() if v[2] and json.loads(v[2]).get("charged")}
         orders = {}
         for line in pg.psql("SELECT job_id, count(*) FROM orders GROUP BY job_id"):
