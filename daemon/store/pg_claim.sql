@@ -24,6 +24,14 @@ RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
          AND e.value::bigint >= p_rates[p_i])
 $$;
 
+-- Are none of a job's limit values among the full ones (f1..f4: limit i's)?
+CREATE OR REPLACE FUNCTION awaitd_lim_clear(k1 text, k2 text, k3 text, k4 text, f1 text[],
+  f2 text[], f3 text[], f4 text[])
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+  SELECT (k1 IS NULL OR k1 <> ALL (f1)) AND (k2 IS NULL OR k2 <> ALL (f2))
+     AND (k3 IS NULL OR k3 <> ALL (f3)) AND (k4 IS NULL OR k4 <> ALL (f4))
+$$;
+
 -- May a job with limit values p_keys start, given the counts?
 CREATE OR REPLACE FUNCTION awaitd_lim_room(p_cnt jsonb, p_keys text[], p_caps bigint[],
   p_rates bigint[])
@@ -164,10 +172,8 @@ BEGIN
             WHERE j.name = p_name AND j.state IN ('queued', 'failed', 'waiting')
               AND j.fair_key IS NULL AND j.run_at <= p_now
               AND j.id <> ALL (v_ids) AND j.id <> ALL (v_skip)
-              AND (j.limit_key1 IS NULL OR j.limit_key1 <> ALL (v_f1))
-              AND (j.limit_key2 IS NULL OR j.limit_key2 <> ALL (v_f2))
-              AND (j.limit_key3 IS NULL OR j.limit_key3 <> ALL (v_f3))
-              AND (j.limit_key4 IS NULL OR j.limit_key4 <> ALL (v_f4))
+              AND awaitd_lim_clear(j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4,
+                                    v_f1, v_f2, v_f3, v_f4)
             ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1;
         ELSE
           SELECT j.id, j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4 INTO c FROM jobs j
@@ -175,10 +181,8 @@ BEGIN
               AND j.fair_key IS NOT NULL AND j.fair_key = v_t AND j.run_at <= p_now
               AND j.fair_key <> ALL (v_paused)
               AND j.id <> ALL (v_ids) AND j.id <> ALL (v_skip)
-              AND (j.limit_key1 IS NULL OR j.limit_key1 <> ALL (v_f1))
-              AND (j.limit_key2 IS NULL OR j.limit_key2 <> ALL (v_f2))
-              AND (j.limit_key3 IS NULL OR j.limit_key3 <> ALL (v_f3))
-              AND (j.limit_key4 IS NULL OR j.limit_key4 <> ALL (v_f4))
+              AND awaitd_lim_clear(j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4,
+                                    v_f1, v_f2, v_f3, v_f4)
             ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1;
         END IF;
         IF FOUND AND awaitd_lim_room(v_cnt, ARRAY[c.limit_key1, c.limit_key2, c.limit_key3,
@@ -238,10 +242,8 @@ BEGIN
         WHERE j.name = p_name AND j.state IN ('queued', 'failed', 'waiting')
           AND j.run_at <= p_now AND j.id <> ALL (v_ids) AND j.id <> ALL (v_skip)
           AND (j.fair_key IS NULL OR j.fair_key <> ALL (v_paused))
-          AND (j.limit_key1 IS NULL OR j.limit_key1 <> ALL (v_f1))
-          AND (j.limit_key2 IS NULL OR j.limit_key2 <> ALL (v_f2))
-          AND (j.limit_key3 IS NULL OR j.limit_key3 <> ALL (v_f3))
-          AND (j.limit_key4 IS NULL OR j.limit_key4 <> ALL (v_f4))
+          AND awaitd_lim_clear(j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4,
+                                v_f1, v_f2, v_f3, v_f4)
         ORDER BY j.priority DESC, j.run_at, j.id LIMIT p_n - cardinality(v_ids) LOOP
       v_read := v_read + 1;
       CONTINUE WHEN NOT awaitd_lim_room(v_cnt, ARRAY[c.limit_key1, c.limit_key2,
