@@ -134,7 +134,6 @@ static int send_claim(struct pgstore *st, struct pg_conn *c, struct store_req *r
 {
 	struct pg_params p;
 	int64_t base = pg_new_lease(st);
-
 	int limited = r->flag; /* fair_by */
 
 	for (int i = 0; i < STORE_MAX_LIMITS; i++)
@@ -368,9 +367,9 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		           ? -1
 		           : 1;
 	case STORE_SCHEDULE:
-		/* flag: a stored next fire of the same expression stands */
-		/* then the next fire that stands, read by a statement of its own (step 1): its
-		 * snapshot sees a row another daemon committed meanwhile */
+		/* flag: a stored next fire of the same expression stands; then the next fire
+		 * that stands, read by a statement of its own (step 1): its snapshot sees a row
+		 * another daemon committed meanwhile */
 		return send_simple(
 		           c, r,
 		           "INSERT INTO schedules AS s (name, expr, next_at) VALUES ($1, $2, $3)"

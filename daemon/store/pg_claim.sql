@@ -24,6 +24,16 @@ RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
          AND e.value::bigint >= p_rates[p_i])
 $$;
 
+-- The full (and paused) values of each of the four limits.
+CREATE OR REPLACE FUNCTION awaitd_lim_fulls(p_cnt jsonb, p_caps bigint[], p_rates bigint[],
+  p_paused text[])
+RETURNS TABLE (f1 text[], f2 text[], f3 text[], f4 text[]) LANGUAGE sql IMMUTABLE AS $$
+  SELECT awaitd_lim_full(p_cnt, 1, p_caps, p_rates, p_paused),
+    awaitd_lim_full(p_cnt, 2, p_caps, p_rates, p_paused),
+    awaitd_lim_full(p_cnt, 3, p_caps, p_rates, p_paused),
+    awaitd_lim_full(p_cnt, 4, p_caps, p_rates, p_paused)
+$$;
+
 -- Are none of a job's limit values among the full ones (f1..f4: limit i's)?
 CREATE OR REPLACE FUNCTION awaitd_lim_clear(k1 text, k2 text, k3 text, k4 text, f1 text[],
   f2 text[], f3 text[], f4 text[])
@@ -152,10 +162,7 @@ BEGIN
     v_round := 0;
     WHILE cardinality(v_ids) < p_n LOOP
       v_took := 0;
-      v_f1 := awaitd_lim_full(v_cnt, 1, p_caps, p_rates, v_paused);
-      v_f2 := awaitd_lim_full(v_cnt, 2, p_caps, p_rates, v_paused);
-      v_f3 := awaitd_lim_full(v_cnt, 3, p_caps, p_rates, v_paused);
-      v_f4 := awaitd_lim_full(v_cnt, 4, p_caps, p_rates, v_paused);
+      SELECT * INTO v_f1, v_f2, v_f3, v_f4 FROM awaitd_lim_fulls(v_cnt, p_caps, p_rates, v_paused);
       -- a round: the jobs without a value (enqueued before fair_by was set) once, then
       -- each value once, ascending from the one after the last served, wrapping past the
       -- greatest, until it comes back to the first or wraps twice
@@ -168,7 +175,8 @@ BEGIN
       LOOP
         -- (two statements: a value's head is a seek on jobs_fair)
         IF v_t IS NULL THEN
-          SELECT j.id, j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4 INTO c FROM jobs j
+          SELECT j.id, ARRAY[j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4] AS keys
+            INTO c FROM jobs j
             WHERE j.name = p_name AND j.state IN ('queued', 'failed', 'waiting')
               AND j.fair_key IS NULL AND j.run_at <= p_now
               AND j.id <> ALL (v_ids) AND j.id <> ALL (v_skip)
@@ -176,7 +184,8 @@ BEGIN
                                     v_f1, v_f2, v_f3, v_f4)
             ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1;
         ELSE
-          SELECT j.id, j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4 INTO c FROM jobs j
+          SELECT j.id, ARRAY[j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4] AS keys
+            INTO c FROM jobs j
             WHERE j.name = p_name AND j.state IN ('queued', 'failed', 'waiting')
               AND j.fair_key IS NOT NULL AND j.fair_key = v_t AND j.run_at <= p_now
               AND j.fair_key <> ALL (v_paused)
@@ -185,22 +194,18 @@ BEGIN
                                     v_f1, v_f2, v_f3, v_f4)
             ORDER BY j.priority DESC, j.run_at, j.id LIMIT 1;
         END IF;
-        IF FOUND AND awaitd_lim_room(v_cnt, ARRAY[c.limit_key1, c.limit_key2, c.limit_key3,
-                                                  c.limit_key4], p_caps, p_rates) THEN
+        IF FOUND AND awaitd_lim_room(v_cnt, c.keys, p_caps, p_rates) THEN
           PERFORM 1 FROM jobs j WHERE j.id = c.id AND j.state IN ('queued', 'failed', 'waiting')
             AND j.run_at <= p_now FOR UPDATE SKIP LOCKED;  -- (still ready once locked)
           IF FOUND THEN
             v_ids := v_ids || c.id;
-            v_cnt := awaitd_lim_take(v_cnt, p_name, ARRAY[c.limit_key1, c.limit_key2,
-                                     c.limit_key3, c.limit_key4], p_caps, p_rates, p_now);
+            v_cnt := awaitd_lim_take(v_cnt, p_name, c.keys, p_caps, p_rates, p_now);
             v_took := v_took + 1;
             IF v_t IS NOT NULL THEN
               v_last := v_t;
             END IF;
-            v_f1 := awaitd_lim_full(v_cnt, 1, p_caps, p_rates, v_paused);
-            v_f2 := awaitd_lim_full(v_cnt, 2, p_caps, p_rates, v_paused);
-            v_f3 := awaitd_lim_full(v_cnt, 3, p_caps, p_rates, v_paused);
-            v_f4 := awaitd_lim_full(v_cnt, 4, p_caps, p_rates, v_paused);
+            SELECT * INTO v_f1, v_f2, v_f3, v_f4
+              FROM awaitd_lim_fulls(v_cnt, p_caps, p_rates, v_paused);
           ELSE
             v_skip := v_skip || c.id;
           END IF;
@@ -232,13 +237,11 @@ BEGIN
   -- fills during a pass leaves the rest of its rows to the next pass. Each
   -- pass takes its first row (its values had room) or skips it, so it ends.
   WHILE cardinality(v_ids) < p_n LOOP
-    v_f1 := awaitd_lim_full(v_cnt, 1, p_caps, p_rates, v_paused);
-    v_f2 := awaitd_lim_full(v_cnt, 2, p_caps, p_rates, v_paused);
-    v_f3 := awaitd_lim_full(v_cnt, 3, p_caps, p_rates, v_paused);
-    v_f4 := awaitd_lim_full(v_cnt, 4, p_caps, p_rates, v_paused);
+    SELECT * INTO v_f1, v_f2, v_f3, v_f4 FROM awaitd_lim_fulls(v_cnt, p_caps, p_rates, v_paused);
     v_read := 0;
     v_took := 0;
-    FOR c IN SELECT j.id, j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4 FROM jobs j
+    FOR c IN SELECT j.id, ARRAY[j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4] AS keys
+        FROM jobs j
         WHERE j.name = p_name AND j.state IN ('queued', 'failed', 'waiting')
           AND j.run_at <= p_now AND j.id <> ALL (v_ids) AND j.id <> ALL (v_skip)
           AND (j.fair_key IS NULL OR j.fair_key <> ALL (v_paused))
@@ -246,8 +249,7 @@ BEGIN
                                 v_f1, v_f2, v_f3, v_f4)
         ORDER BY j.priority DESC, j.run_at, j.id LIMIT p_n - cardinality(v_ids) LOOP
       v_read := v_read + 1;
-      CONTINUE WHEN NOT awaitd_lim_room(v_cnt, ARRAY[c.limit_key1, c.limit_key2,
-                                        c.limit_key3, c.limit_key4], p_caps, p_rates);
+      CONTINUE WHEN NOT awaitd_lim_room(v_cnt, c.keys, p_caps, p_rates);
       PERFORM 1 FROM jobs j WHERE j.id = c.id AND j.state IN ('queued', 'failed', 'waiting')
         AND j.run_at <= p_now FOR UPDATE SKIP LOCKED;  -- (still ready once locked)
       IF NOT FOUND THEN
@@ -255,8 +257,7 @@ BEGIN
         CONTINUE;
       END IF;
       v_ids := v_ids || c.id;
-      v_cnt := awaitd_lim_take(v_cnt, p_name, ARRAY[c.limit_key1, c.limit_key2,
-                               c.limit_key3, c.limit_key4], p_caps, p_rates, p_now);
+      v_cnt := awaitd_lim_take(v_cnt, p_name, c.keys, p_caps, p_rates, p_now);
       v_took := v_took + 1;
     END LOOP;
     EXIT WHEN v_read = 0 OR v_took = v_read;
@@ -278,7 +279,8 @@ BEGIN
     j.progress_msg, n.resumed OR EXISTS (SELECT 1 FROM steps s WHERE s.job_id = j.id),
     n.resumed, NULL::bigint;
   -- when a value held back by its rate has room again, or a pause ends
-  SELECT least(v_wake, min(coalesce((v_old ->> e.key)::bigint, p_now) + p_pers[substr(e.key, 1, 1)::int - 4]))
+  SELECT least(v_wake, min(coalesce((v_old ->> e.key)::bigint, p_now)
+                           + p_pers[substr(e.key, 1, 1)::int - 4]))
     INTO v_wake FROM jsonb_each_text(v_cnt) e
     WHERE substr(e.key, 1, 1)::int > 4
       AND e.value::bigint >= p_rates[substr(e.key, 1, 1)::int - 4];
