@@ -2,7 +2,7 @@
  * jobs-int.h: what the files of the job engine share, and nothing outside
  * daemon/jobs/ may include: the engine's state (struct jobs), its
  * concurrency slots and its runs, and the functions one file calls in
- * another. jobs.c claims and owns the engine's life; jobs-run.c runs one
+ * another. jobs.c owns the engine's life; jobs-claim.c claims; jobs-run.c runs one
  * attempt and records its outcome; jobs-schedule.c fires the scripts'
  * schedules; jobs-wait.c answers waiters; jobs-json.c shows a job;
  * jobs-stats.c counts; jobs-progress.c keeps a run's ctx.progress.
@@ -19,6 +19,7 @@
 
 #include <sys/time.h>
 
+#include <event2/util.h>
 #include <lua.h>
 
 #include "histo.h"
@@ -39,11 +40,14 @@ enum cancel_why { CANCEL_NONE, CANCEL_REQUEST, CANCEL_SHUTDOWN, CANCEL_PARK };
 
 struct slot {
 	char *name;
-	int running;    /* attempts of this name in runs */
-	int claiming;   /* a CLAIM is in flight */
-	int idle;       /* its last claim found nothing ready: not asked again until
-	                 * something may be (an enqueue of it, a retry, a timer) */
-	uint64_t wakes; /* +1 at each wake: a claim sent before one cannot idle it */
+	int running;     /* attempts of this name in runs */
+	int claiming;    /* a CLAIM is in flight */
+	int idle;        /* its last claim found nothing ready: not asked again until
+	                  * something may be (an enqueue of it, a retry, a timer) */
+	uint64_t wakes;  /* +1 at each wake: a claim sent before one cannot idle it */
+	uint64_t claims; /* CLAIMs sent for it */
+	double due_at;   /* ms, monotonic: when its next delayed job, rate window or
+	                  * busy limit lock comes due (poll_ev wakes it alone); 0: none */
 	/* attempts of this name ended in each state (FINISH: succeeded, failed (to be
 	 * retried), dead, cancelled, waiting (parked)); queued: requeued unfinished */
 	uint64_t ended[STORE_NSTATES];
@@ -96,6 +100,7 @@ struct jobs {
 	struct event *kick_ev;       /* zero-timeout: coalesces dispatches */
 	struct sched_timer *poll_ev; /* (sched timers: virtual time under `awaitd test`) */
 	double poll_at;              /* ms, monotonic: when poll_ev fires next */
+	double safety_at;            /* ms, monotonic: the next safety poll (wakes every name) */
 	struct sched_timer *prune_ev;
 	int kicked;
 	int started;
@@ -129,11 +134,25 @@ int jobs_final_state(const char *state);
 /* The slot of name, made on first use; NULL when memory runs out. */
 struct slot *jobs_slot_get(struct jobs *j, const char *name);
 
+/* ---- jobs-claim.c ---- */
+
 /* Dispatch on a later turn (coalesced); not before the start nor while draining. */
 void jobs_dispatch_soon(struct jobs *j);
 
 /* Jobs of name may be ready: wake its slot and dispatch soon. */
 void jobs_wake_name(struct jobs *j, const char *name);
+
+/* The store's wake (store_set_wake): another daemon announced work or outcomes. */
+void jobs_woken(void *arg, enum store_wake what, const char *payload);
+
+/* kick_ev's callback: dispatch. */
+void jobs_kick_cb(evutil_socket_t fd, short what, void *arg);
+
+/* poll_ev's callback: wake the slots that came due (all at a safety poll), dispatch. */
+void jobs_poll_cb(void *arg);
+
+/* Arm poll_ev for the first safety poll (at the engine's start). */
+void jobs_poll_start(struct jobs *j);
 
 /* ---- jobs-run.c ---- */
 

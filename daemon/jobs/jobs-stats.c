@@ -88,8 +88,9 @@ json_t *jobs_stats_json(struct jobs *j)
 				json_object_set_new(ended, outcome[k],
 				                    json_integer((json_int_t)sl->ended[k]));
 		json_object_set_new(by, sl->name,
-		                    json_pack("{so so}", "ended", ended ? ended : json_null(),
-		                              "duration_s", histo_json(&sl->duration)));
+		                    json_pack("{so so sI}", "ended", ended ? ended : json_null(),
+		                              "duration_s", histo_json(&sl->duration), "claims",
+		                              (json_int_t)sl->claims));
 	}
 	return json_pack("{sI sI sI sI sI sI sI sI so so so}", "running", (json_int_t)j->nruns,
 	                 "completed", (json_int_t)j->completed, "failed", (json_int_t)j->failed,

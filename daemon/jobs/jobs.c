@@ -1,19 +1,12 @@
 /*
- * jobs.c: the job engine (see jobs.h).
+ * jobs.c: the job engine (see jobs.h): its life (new, start, reload,
+ * drain, close, free), enqueues, pauses, signals and the pruning of old
+ * jobs.
  *
- * Claiming: one slot per script name counts the attempts running and the
- * claim in flight. dispatch() asks the store for at most the free slots of
- * each loaded script (one CLAIM per name at a time); a full answer asks
- * again, a short one means nothing more is ready: NEXT_DUE then arms the
- * due timer for the earliest future run_at. Enqueues, finished attempts,
- * reloads and a 1 s safety poll call dispatch again.
- *
- * It also owns the engine's life (new, start, reload, drain, close, free),
- * enqueues, the pruning of old jobs and the stats.
- *
- * Running an attempt and recording its outcome is jobs-run.c's, the
- * schedules are jobs-schedule.c's, waiters jobs-wait.c's, the JSON views
- * jobs-json.c's; what the files share is in jobs-int.h.
+ * Claiming is jobs-claim.c's, running an attempt and recording its outcome
+ * jobs-run.c's, the schedules jobs-schedule.c's, waiters jobs-wait.c's,
+ * the JSON views jobs-json.c's, the figures jobs-stats.c's; what the files
+ * share is in jobs-int.h.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +26,7 @@
 #include "store.h"
 #include "vclock.h"
 
-#define POLL_MS         1000      /* safety poll for ready jobs */
-#define POLL_VIRTUAL_MS 3600000.0 /* ... in virtual time, where the due timer is exact */
-#define PRUNE_EVERY_MS  3600000.0
+#define PRUNE_EVERY_MS 3600000.0
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
@@ -86,204 +77,6 @@ int jobs_final_state(const char *state)
 {
 	return state && (strcmp(state, "succeeded") == 0 || strcmp(state, "dead") == 0 ||
 	                 strcmp(state, "cancelled") == 0);
-}
-
-/* ---- dispatch -------------------------------------------------------------------------- */
-
-static void dispatch(struct jobs *j);
-
-void jobs_dispatch_soon(struct jobs *j)
-{
-	struct timeval zero = {0, 0};
-
-	if (!j->started || j->draining || j->kicked)
-		return;
-	j->kicked = 1;
-	event_add(j->kick_ev, &zero);
-}
-
-/* Any name may have ready jobs again. */
-static void wake_all(struct jobs *j)
-{
-	for (size_t i = 0; i < j->nslots; i++) {
-		j->slots[i].idle = 0;
-		j->slots[i].wakes++;
-	}
-}
-
-/* Jobs of name may be ready. */
-void jobs_wake_name(struct jobs *j, const char *name)
-{
-	struct slot *sl = jobs_slot_get(j, name);
-
-	if (sl) {
-		sl->idle = 0;
-		sl->wakes++;
-	}
-	jobs_dispatch_soon(j);
-}
-
-void jobs_kick(struct jobs *j)
-{
-	wake_all(j);
-	jobs_dispatch_soon(j);
-}
-
-/* Another daemon sharing the database announced work or an outcome (PostgreSQL). */
-static void woken(void *arg, enum store_wake what, const char *payload)
-{
-	if (what == STORE_WAKE_DONE) {
-		/* ids joined by commas: waiters here read each */
-		for (const char *p = payload; p && *p;) {
-			char *end;
-			long long id = strtoll(p, &end, 10);
-			if (end == p)
-				break;
-			jobs_wait_wake_shared(arg, id);
-			p = *end == ',' ? end + 1 : end;
-		}
-	} else if (payload && *payload)
-		jobs_wake_name(arg, payload);
-	else
-		jobs_kick(arg);
-}
-
-static void kick_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct jobs *j = arg;
-
-	(void)fd;
-	(void)what;
-	j->kicked = 0;
-	dispatch(j);
-}
-
-/*
- * The safety poll's period. Under `awaitd test`'s virtual time a poll every
- * second would turn an hour's sleep into 3600 rounds of claims: the due
- * timer (exact there) does the work, the poll is a rare safety net.
- */
-static double poll_ms(const struct jobs *j)
-{
-	return sched_vclock(j->env.s) ? POLL_VIRTUAL_MS : POLL_MS;
-}
-
-/* Arm poll_ev (the safety poll, and the due timer of every name) to fire in ms. */
-static void poll_arm(struct jobs *j, double ms)
-{
-	j->poll_at = sched_now() + ms;
-	sched_timer_add(j->poll_ev, ms);
-}
-
-static void due_answered(struct store_req *r)
-{
-	struct jobs *j = r->arg;
-	double ms = (double)(r->out_id - store_now()) + 1;
-
-	/* one timer for every name: it may move earlier, never later */
-	if (!j->closing && !j->draining && r->rc == 0 && r->out_id > 0 && ms < poll_ms(j) &&
-	    sched_now() + ms < j->poll_at)
-		poll_arm(j, ms);
-	store_req_free(r);
-}
-
-static void claim_answered(struct store_req *r)
-{
-	struct jobs *j = r->arg;
-	struct slot *sl = jobs_slot_get(j, r->name);
-	int full = r->rc == 0 && (int64_t)r->njobs == r->n;
-
-	if (sl)
-		sl->claiming = 0;
-	if (j->closing) {
-		/* leased but never started: requeued as orphans at the next start */
-		store_req_free(r);
-		return;
-	}
-	if (r->rc)
-		/* not durable: the rows it read are not ours; the poll claims again */
-		log_error("claiming %s jobs: %s", r->name, r->err.msg);
-	else
-		for (size_t i = 0; i < r->njobs; i++)
-			jobs_run_start(j, &r->jobs[i]);
-	if (full) {
-		jobs_dispatch_soon(j);
-	} else if (r->rc == 0 && !j->closing) {
-		double ms = (double)(r->out_id - store_now()) + 1;
-		if (sl && sl->wakes == (uint64_t)r->seq)
-			sl->idle = 1; /* nothing was woken since it was sent */
-		/* a rate limit held jobs back: claim again when its window has room */
-		if (r->out_id > 0 && ms < poll_ms(j) && sched_now() + ms < j->poll_at)
-			poll_arm(j, ms);
-		struct store_req *due = store_req_new(STORE_NEXT_DUE);
-		if (due && !(due->name = strdup(r->name))) {
-			store_req_free(due);
-			due = NULL;
-		}
-		if (due) {
-			due->done = due_answered;
-			due->arg = j;
-			store_submit(j->st, due);
-		}
-	}
-	store_req_free(r);
-}
-
-void jobs_script_limits(const struct script *s, struct store_req *r)
-{
-	for (int k = 0; s && k < s->nlimits; k++) {
-		r->limit_caps[k] = s->limits[k].concurrency;
-		r->limit_rates[k] = s->limits[k].rate;
-		r->limit_pers[k] = (int64_t)s->limits[k].per_ms;
-	}
-}
-
-static void dispatch(struct jobs *j)
-{
-	struct scripts *ss = j->env.scripts;
-
-	if (j->draining || j->closing)
-		return;
-	for (size_t i = 0; i < ss->n; i++) {
-		const struct script *s = ss->v[i];
-		struct slot *sl;
-		struct store_req *r;
-
-		if (!s->version)
-			continue;
-		sl = jobs_slot_get(j, s->name);
-		if (!sl || sl->idle || sl->claiming || sl->running >= s->concurrency)
-			continue;
-		r = store_req_new(STORE_CLAIM);
-		if (!r || !(r->name = strdup(s->name))) {
-			store_req_free(r);
-			continue;
-		}
-		r->n = s->concurrency - sl->running;
-		r->flag = s->fair_by[0] != 0; /* claims rotate over the values of fair_key */
-		jobs_script_limits(s, r);
-		r->seq = (int64_t)sl->wakes; /* a CLAIM does not read seq: it carries this back */
-		r->now = store_now();
-		r->done = claim_answered;
-		r->arg = j;
-		sl->claiming = 1;
-		store_submit(j->st, r);
-	}
-}
-
-static void poll_cb(void *arg)
-{
-	struct jobs *j = arg;
-
-	wake_all(j); /* delayed jobs and retries come due without an event */
-	dispatch(j);
-	if (!j->draining && !j->closing)
-		poll_arm(j, poll_ms(j));
-}
-
-size_t jobs_running(const struct jobs *j)
-{
-	return j ? j->nruns : 0;
 }
 
 /* ---- enqueue ------------------------------------------------------------------------------- */
@@ -479,9 +272,9 @@ struct jobs *jobs_new(const struct jobs_env *env, struct store *st, char *err, s
 	}
 	j->runner_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	db_set_store(L, st, j, &lua_ops);
-	store_set_wake(st, woken, j);
-	j->kick_ev = evtimer_new(env->base, kick_cb, j);
-	j->poll_ev = sched_timer_new(env->s, poll_cb, j);
+	store_set_wake(st, jobs_woken, j);
+	j->kick_ev = evtimer_new(env->base, jobs_kick_cb, j);
+	j->poll_ev = sched_timer_new(env->s, jobs_poll_cb, j);
 	j->prune_ev = sched_timer_new(env->s, prune_cb, j);
 	if (!j->kick_ev || !j->poll_ev || !j->prune_ev) {
 		snprintf(err, errlen, "cannot create the job engine's timers");
@@ -496,7 +289,7 @@ void jobs_start(struct jobs *j)
 {
 	j->started = 1;
 	jobs_schedule_load(j);
-	poll_arm(j, poll_ms(j));
+	jobs_poll_start(j);
 	prune_cb(j);
 	jobs_kick(j);
 }

@@ -362,8 +362,9 @@ int pg_op_send(struct pgstore *st, struct pg_conn *c, struct store_req *r)
 		return rc < 0 || send_job_after(c, r) < 0 ? -1 : 2;
 	case STORE_NEXT_DUE:
 		return send_simple(c, r,
-		                   "SELECT min(run_at) FROM jobs WHERE " READY " AND name = $1",
-		                   "n") < 0
+		                   "SELECT min(run_at) FROM jobs WHERE " READY
+		                   " AND name = $1 AND run_at > $2",
+		                   "nw") < 0
 		           ? -1
 		           : 1;
 	case STORE_SCHEDULE:

@@ -352,13 +352,15 @@ static int op_next_due(struct sqlstore *st, struct store_req *r)
 {
 	sqlite3_stmt *s = store_stmt(&st->w,
 	                             "SELECT min(run_at) FROM jobs WHERE (state = 'queued'"
-	                             " OR state = 'failed' OR state = 'waiting') AND name = ?",
+	                             " OR state = 'failed' OR state = 'waiting') AND name = ?"
+	                             " AND run_at > ?",
 	                             r);
 	int rc;
 
 	if (!s)
 		return -1;
 	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, r->now);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
 		r->out_id = col_i64(s, 0);

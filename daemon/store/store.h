@@ -82,7 +82,9 @@ enum store_op {
 	                 * sharing the database (PostgreSQL: a JSON array of {node, host, pid,
 	                 * started, seen_at, running}; NULL for SQLite) */
 	STORE_SPANS,    /* id -> jobs[0], out_text (the trace: a JSON array per line) */
-	STORE_NEXT_DUE, /* name -> out_id: the earliest run_at of its ready jobs, or 0 */
+	STORE_NEXT_DUE, /* name, now -> out_id: the earliest run_at after now of its ready
+	                 * jobs, or 0 (those due already wait for a claim: a job's end, a
+	                 * rate window, a pause's end wake it) */
 	STORE_SCHEDULE, /* name, text (expr), run_at (next fire), flag (1: keep a stored next
 	                 * of the same expr) -> out_id (the next fire now stored) */
 	STORE_FIRE,     /* name, run_at (this fire), n (next fire), max_attempts, backoff_ms

@@ -131,6 +131,14 @@ static void by_script(FILE *f, json_t *status, json_t *stats)
 			fprintf(f, "\",outcome=\"%s\"} %.17g\n", o, json_number_value(x));
 		}
 	}
+	family(f, "awaitd_job_claims_total", "counter",
+	       "Claims of ready jobs the engine asked the store for, by script.");
+	json_object_foreach(run, k, v)
+	{
+		fputs("awaitd_job_claims_total{script=\"", f);
+		label(f, k);
+		fprintf(f, "\"} %.17g\n", num(v, "claims"));
+	}
 	family(f, "awaitd_job_duration_seconds", "histogram",
 	       "Seconds an attempt ran, by script (attempts that ended, not parked).");
 	json_object_foreach(run, k, v) histogram(f, "awaitd_job_duration_seconds", "script", k,

@@ -51,6 +51,13 @@ return { limits = { { by = "provider", rate = 1, per = 600000 } },
   run = function(ctx, args) return args.provider end }
 '''
 
+# one start per key per 150 ms: its claims are woken at each window, the
+# other scripts' are not
+PACED = r'''
+return { limits = { { by = "provider", rate = 1, per = 150 } },
+  run = function(ctx, args) return args.provider end }
+'''
+
 RUNS = "CREATE TABLE runs (job INTEGER NOT NULL);\n"
 
 
@@ -140,7 +147,7 @@ def main():
     root = make_root("awaitd-keylimits-", {
         "scripts/acct.lua": ACCT, "scripts/two.lua": TWO, "scripts/rated.lua": RATED,
         "scripts/once.lua": ONCE, "migrations/0100_runs.sql": RUNS, "scripts/byfn.lua": BYFN,
-        "scripts/fromtask.lua": FROMTASK,
+        "scripts/fromtask.lua": FROMTASK, "scripts/paced.lua": PACED,
         "scripts/bad_missing.lua": BAD_MISSING,
         "scripts/bad_rate.lua": BAD_RATE, "scripts/bad_by.lua": BAD_BY,
         "scripts/bad_list.lua": BAD_LIST})
@@ -172,6 +179,11 @@ def main():
         check("210 jobs enqueued", enqueue_all(d, "acct", argss))
         check("all succeed", poll(all_done(d, "acct", 210), 120), results(d, "acct")[:3])
         took = time.monotonic() - t
+        n = d.cjson("stats")[1]["jobs"]["by_script"]["acct"]["claims"]
+        # (a claim that left jobs held by their keys used to be asked again at once, by a
+        # NEXT_DUE that named their past run_at: a claim a millisecond until one ended)
+        check("claims follow the jobs' ends, no busy loop while keys are full (%d claims)" % n,
+              n <= 250, n)
         jobs = [j["result"] for j in results(d, "acct")]
         by = {}
         for r in jobs:
@@ -224,6 +236,24 @@ def main():
               max(starts["p2"]) - p1[0] < 1000, (starts["p2"], p1[0]))
         check("no job ran twice (each claim pass takes a job once)", runs_twice(d) == [],
               runs_twice(d))
+
+        # a rate window opening wakes the claims of its own script, not everyone's
+        def claims():
+            by = d.cjson("stats")[1]["jobs"]["by_script"]
+            return {k: v.get("claims", 0) for k, v in by.items()}
+        d.ctl("pause", "paced")
+        check("15 jobs paced at one start per 150 ms enqueued",
+              enqueue_all(d, "paced", [{"provider": "q"}] * 15))
+        before, t = claims(), time.monotonic()
+        d.ctl("resume", "paced")
+        check("... all succeed", poll(all_done(d, "paced", 15), 60))
+        after, took = claims(), time.monotonic() - t
+        grew = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        others = max(v for k, v in grew.items() if k != "paced")
+        check("paced: claimed again at each window, not in a loop (%d claims in %.1f s)"
+              % (grew["paced"], took), 10 <= grew["paced"] <= 100, grew)
+        check("... the other scripts only at the 1 s safety poll (at most %d claims each)"
+              % others, others <= took + 3, grew)
 
         # show names the limit a queued job waits behind
         rc, out, _ = d.ctl("enqueue", "acct", '{"account": "held", "ms": 3000}')
