@@ -76,7 +76,7 @@ void jobs_woken(void *arg, enum store_wake what, const char *payload)
 			long long id = strtoll(p, &end, 10);
 			if (end == p)
 				break;
-			jobs_wait_wake_shared(arg, id);
+			jobs_wait_wake(arg, id);
 			p = *end == ',' ? end + 1 : end;
 		}
 	} else if (payload && *payload)
@@ -170,6 +170,8 @@ static void claim_answered(struct store_req *r)
 	} else if (r->rc == 0 && !j->closing) {
 		if (sl && sl->wakes == (uint64_t)r->seq)
 			sl->idle = 1; /* nothing was woken since it was sent */
+		else if (sl)
+			jobs_dispatch_soon(j); /* woken while it was in flight: look again */
 		/* a limit held jobs back: claim again when its window has room */
 		if (r->out_id > 0)
 			slot_due(j, sl, (double)(r->out_id - store_now()) + 1);

@@ -95,7 +95,7 @@ struct jobs {
 	struct run *runs;
 	size_t nruns;
 	struct waiter *waiters;      /* jobs-wait.c's */
-	uint64_t done_seen;          /* outcomes other daemons announced (jobs_wait_wake_shared) */
+	uint64_t done_seen;          /* outcomes seen (jobs_wait_wake): a read out re-reads */
 	struct schedule *schedules;  /* jobs-schedule.c's */
 	struct event *kick_ev;       /* zero-timeout: coalesces dispatches */
 	struct sched_timer *poll_ev; /* (sched timers: virtual time under `awaitd test`) */
@@ -216,15 +216,12 @@ void jobs_schedule_free(struct jobs *j);
 
 /* ---- jobs-wait.c ---- */
 
-/* Job id reached a final state: hand its waiters to the store to read it. */
-void jobs_wait_wake(struct jobs *j, int64_t id);
-
 /*
- * Another daemon sharing the database made job id final: its waiters here
- * read it again, and so does any waiter whose read was in flight meanwhile
- * (it may have read the job before that daemon's commit).
+ * Job id reached a final state (here, or another daemon said so): hand its
+ * waiters to the store to read it; a waiter whose read is in flight reads
+ * again (it may have read the job before that outcome).
  */
-void jobs_wait_wake_shared(struct jobs *j, int64_t id);
+void jobs_wait_wake(struct jobs *j, int64_t id);
 
 /* r (FINISH, CANCEL) settled jobs that waited for its job (r->deps): claim and answer them. */
 void jobs_deps_changed(struct jobs *j, const struct store_req *r);

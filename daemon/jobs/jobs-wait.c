@@ -43,7 +43,7 @@ static void waiter_answered(struct store_req *r)
 	int final = r->rc != 0 || r->njobs == 0 || jobs_final_state(r->jobs[0].state);
 
 	if (!final && !j->closing && w->seen != j->done_seen) {
-		/* another daemon finished a job while this read was out: read again */
+		/* a job reached its end while this read was out: read again */
 		for (size_t i = 0; i < r->njobs; i++)
 			store_job_fini(&r->jobs[i]);
 		free(r->jobs);
@@ -120,6 +120,10 @@ void jobs_wait_wake(struct jobs *j, int64_t id)
 {
 	struct waiter **pw = &j->waiters;
 
+	/* a waiter whose read is out re-reads: it may have read the job before this outcome
+	 * (on PostgreSQL a read and a FINISH can be answered in either order) */
+	j->done_seen++;
+
 	while (*pw) {
 		struct waiter *w = *pw;
 		if (w->r->id == id) {
@@ -131,12 +135,6 @@ void jobs_wait_wake(struct jobs *j, int64_t id)
 			pw = &w->next;
 		}
 	}
-}
-
-void jobs_wait_wake_shared(struct jobs *j, int64_t id)
-{
-	j->done_seen++;
-	jobs_wait_wake(j, id);
 }
 
 void jobs_wait_progressed(struct jobs *j, int64_t id, double fraction, const char *message)

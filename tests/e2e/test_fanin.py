@@ -129,7 +129,7 @@ def main():
         j4 = enqueue(d, "join", {"after": [p1]}, "--after", str(p1))
         rc, out, err = d.ctl("wait", j4, "--timeout", str(20000 * SLOW))
         check("after a job that succeeded already: runs at once", rc == 0
-              and json.loads(out) == {"parts": [1]}, (rc, out, err))
+              and json.loads(out) == {"parts": [1]}, (rc, out, err, show(d, j4)))
         j5 = enqueue(d, "join", {}, "--after", "%d,%d" % (p1, q2))
         js = show(d, j5)
         check("after a dead one: cancelled at once", js["state"] == "cancelled"
