@@ -1,7 +1,8 @@
 /*
- * async-int.h: what the two files of the Lua "async" module share: async.c
- * (the module: tasks, time, error values, parking, and luaopen_async) and
- * async-port.c (completion ports, async.Port, and task:_watch).
+ * async-int.h: what the files of the Lua "async" module share: async.c
+ * (the module: tasks, time, error values, parking, and luaopen_async),
+ * async-port.c (completion ports, async.Port, and task:_watch) and
+ * async-scope.c (the timeout scope of async.timeout).
  *
  * Nothing here is part of the Lua API; only luaopen_async (modules.h) is
  * the module's entry.
@@ -25,5 +26,8 @@ double async_check_ms(lua_State *L, int idx);
  * only when out of memory.
  */
 void async_port_register(lua_State *L);
+
+/* Add _scope, _catch_mark and _hands_on (async-scope.c) to the table on top of the stack. */
+void async_scope_register(lua_State *L);
 
 #endif

@@ -236,13 +236,6 @@ static int task_result(lua_State *L)
 	return 2;
 }
 
-/* _cancel_sent(t) -> true once t's cancellation error has been raised in it */
-static int task_cancel_sent(lua_State *L)
-{
-	lua_pushboolean(L, task_check(L, 1)->cancel_sent);
-	return 1;
-}
-
 static int task_cancel_m(lua_State *L)
 {
 	struct task *t = task_check(L, 1);
@@ -509,7 +502,6 @@ static const luaL_Reg async_private[] = {
     {"waiting_start", async_waiting_start},
     {"start", async_start},
     {"breathe", async_breathe},
-    {"cancel_sent", task_cancel_sent},
     {"wrap_error", async_wrap_error},
     {"result", task_result},
     {"wait", task_wait},
@@ -551,6 +543,7 @@ int luaopen_async(lua_State *L)
 	lua_pushvalue(L, -2);
 	luaL_newlib(L, async_private);
 	async_port_register(L);
+	async_scope_register(L);
 	luaL_getmetatable(L, ERRVAL_MT);
 	lua_setfield(L, -2, "Error_mt"); /* the real one, for setmetatable */
 	lua_pushvalue(L, -1);

@@ -11,7 +11,7 @@
 local M, P = ...  -- the public module, the private building blocks
 
 local spawn, port_new, park, unpark = M.spawn, P.port, P.park, P.unpark
-local spawn_within, current, now = P.spawn_within, M.current, M.now
+local spawn_within, current, now, scope = P.spawn_within, M.current, M.now, P.scope
 local Task, Error, Error_mt = M.Task, M.Error, P.Error_mt
 local cancel_all, join, wrap_error, breathe = P.cancel_all, P.join, P.wrap_error, P.breathe
 -- task methods called directly: no __index lookup in the hot paths
@@ -135,18 +135,9 @@ function M.any(list)
   return nil, M.error("all_failed", string.format("all %d items failed", #tasks), { errors = errors })
 end
 
-function M.timeout(ms, f, ...)
-  if type(ms) ~= "number" or ms < 0 or ms ~= ms then
-    errorf(2, "async.timeout: milliseconds must be a number >= 0, got %s", tostring(ms))
-  end
-  local t
-  if type(f) == "function" then
-    t = spawn_within(ms, f, ...)
-  elseif is_task(f) then
-    t = f
-  else
-    errorf(2, "async.timeout: function or task expected, got %s", type(f))
-  end
+-- The timeout of a task: its result if it settles within ms; else it is
+-- cancelled, and has unwound when this returns.
+local function timeout_task(ms, t)
   local g <close> = guard({ t }, "timed out")
   if t_wait(t, ms) then return t_await(t) end
   t:cancel(string.format("timed out after %g ms", ms))
@@ -154,20 +145,61 @@ function M.timeout(ms, f, ...)
   return nil, M.error("timeout", string.format("timed out after %g ms", ms))
 end
 
+-- What _scope answered (async-scope.c), once the work's leftover tasks have unwound.
+local function scope_answer(ms, kind, joins, ...)
+  if joins then
+    for i = 1, #joins do join(joins[i]) end
+  end
+  if kind == "ok" then return ... end
+  if kind == "timeout" then
+    return nil, M.error("timeout", string.format("timed out after %g ms", ms))
+  end
+  if kind == "up" then error((...), 0) end
+  return nil, (...)
+end
+
+local function check_timeout_ms(ms)
+  if type(ms) ~= "number" or ms < 0 or ms ~= ms then
+    errorf(3, "async.timeout: milliseconds must be a number >= 0, got %s", tostring(ms))
+  end
+end
+
+-- A function runs in the calling task, inside a timeout scope: no task of
+-- its own (outside a task, e.g. in a plain coroutine, it gets one).
+function M.timeout(ms, f, ...)
+  check_timeout_ms(ms)
+  if type(f) == "function" then
+    if current() then return scope_answer(ms, scope(ms, f, ...)) end
+    return timeout_task(ms, spawn_within(ms, f, ...))
+  elseif is_task(f) then
+    return timeout_task(ms, f)
+  end
+  errorf(2, "async.timeout: function or task expected, got %s", type(f))
+end
+
+-- timeout(ms, fn, ...) with fn in a task of its own, for the job and test
+-- runners (C passes it to them): a job's run is a task of its own, with
+-- its span in the trace, the tree a park unwinds, and its own db handle use.
+function P.timeout_task(ms, f, ...)
+  check_timeout_ms(ms)
+  return timeout_task(ms, spawn_within(ms, f, ...))
+end
+
 -- try never raises, except to let the task's own cancellation through:
 -- a cancelled task must not keep running (SPEC: cancellation is sticky).
 -- Like pcall (coro.c): a try entered before the cancellation was raised
 -- hands on what it catches after it; one inside a <close> handler does not.
-local cancel_sent = P.cancel_sent
+-- (The same holds for a timeout scope's expiry inside the scope.)
+local catch_mark, hands_on = P.catch_mark, P.hands_on
 
 function M.try(f, ...)
   if type(f) ~= "function" then return nil, M.error("invalid", "async.try: function expected") end
   local me = current()
-  local before = me ~= nil and not cancel_sent(me)
+  local mark = me and catch_mark(me)
   local function pack(ok, ...)
     if not ok then
       local err = wrap_error((...))
-      if before and cancel_sent(me) then error(err, 0) end
+      if me and hands_on(me, mark) then error(err, 0) end
       return nil, err
     end
     if select("#", ...) >= 2 and (...) == nil and select(2, ...) ~= nil then

@@ -29,22 +29,23 @@
  * raised, and which catches an error after it, hands that error on (it is
  * the cancellation, or an error a <close> handler raised while unwinding
  * from it). A pcall entered afterwards, inside a <close> handler doing a
- * rollback, catches errors as usual. The context records which case.
+ * rollback, catches errors as usual. The same holds inside a timeout
+ * scope for its expiry (task.h, task_catch_mark). The context records
+ * where the pcall was entered.
  */
-#define PCALL_BEFORE_CANCEL 0x100
-
 static lua_KContext pcall_ctx(lua_State *L, int extra)
 {
 	struct task *t = task_current(L);
 
-	return extra | (t && !t->cancel_sent ? PCALL_BEFORE_CANCEL : 0);
+	/* the mark above the count of extra values (low 8 bits) */
+	return (lua_KContext)extra | (t ? (lua_KContext)task_catch_mark(t) << 8 : 0);
 }
 
 static int finish_pcall(lua_State *L, int status, lua_KContext ctx)
 {
 	if (status != LUA_OK && status != LUA_YIELD) {
 		struct task *t = task_current(L);
-		if (t && t->cancel_sent && (ctx & PCALL_BEFORE_CANCEL))
+		if (t && task_catch_hands_on(t, (int)(ctx >> 8)))
 			return lua_error(L); /* sticky: let it go on unwinding */
 		lua_pushboolean(L, 0);
 		lua_pushvalue(L, -2);

@@ -24,12 +24,12 @@
 -- in the store, to run again from the start when woken, its journaled
 -- steps returning without running. cancel() instead when `cancel` reached
 -- the job while it waited.
-local finish, make_log, db, trace, park, cancel_run, progress = ...
+local finish, make_log, db, trace, park, cancel_run, progress, timeout = ...
 -- private references, taken once: what a script can reach are read-only
 -- views of these modules, and the runner never looks them up again
 local pack, unpack, tostring, type, pcall, setmetatable =
   table.pack, table.unpack, tostring, type, pcall, setmetatable
-local timeout, aerror, now, asleep = async.timeout, async.error, async.now, async.sleep
+local aerror, now, asleep = async.error, async.now, async.sleep
 local floor, huge, mtype, ulen = math.floor, math.huge, math.type, utf8.len
 local jencode, jdecode, null = json.encode, json.decode, json.null
 local logs = {}

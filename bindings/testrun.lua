@@ -10,10 +10,10 @@
 -- A test fails when it raises, returns nil, err, or is still running after
 -- its timeout (virtual time: default one day), which is how a test that
 -- waits for something nothing will do ends instead of hanging.
-local db, chunk, file, first = ...
+local db, chunk, file, first, timeout = ...
 local pack, tostring, type, pairs, ipairs =
   table.pack, tostring, type, pairs, ipairs
-local timeout, aerror, now = async.timeout, async.error, async.now
+local aerror, now = async.error, async.now
 local jencode = json.encode
 local DAY = 86400000
 

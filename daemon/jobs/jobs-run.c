@@ -588,6 +588,10 @@ int jobs_run_load(lua_State *L)
 	lua_pushcclosure(L, run_cancel, 1);
 	lua_pushlightuserdata(L, j);
 	lua_pushcclosure(L, jobs_progress_l, 1);
-	lua_call(L, 7, 1);
+	/* the run is a task of its own: timeout_task, not async.timeout's scope */
+	lua_getfield(L, LUA_REGISTRYINDEX, ASYNC_PRIVATE);
+	lua_getfield(L, -1, "timeout_task");
+	lua_remove(L, -2);
+	lua_call(L, 8, 1);
 	return 1;
 }

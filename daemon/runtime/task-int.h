@@ -44,7 +44,31 @@ void task_timer_stop(struct task *t);
 /* Undo what task_suspend registered: lists and timer. */
 void task_wait_undo(struct task *t);
 
+/* task-scope.c */
+
+/* The soonest deadline of t's open scopes (ms, monotonic), HUGE_VAL for none. */
+double task_scope_at(const struct task *t);
+
+/*
+ * The most t may wait, in ms, before its scope's deadline (or the end of
+ * the grace of a deadline already raised); 0: raise now (task_scope_raise).
+ * HUGE_VAL when no scope bounds it.
+ */
+double task_scope_left(struct task *t);
+
+/* Raise the scope's expiry in t's own thread L (marks it raised, starts its grace). */
+int task_scope_raise(lua_State *L, struct task *t);
+
+/* Free t's scope state (it settled). */
+void task_scope_free(struct task *t);
+
 /* task-settle.c */
+
+/* Log t's failure, once ("task N failed and WHY: ..."). */
+void task_report_failure(struct task *t, const char *why);
+
+/* Where a suspended task is, "file:line", for warnings. */
+void task_where(struct task *t, char *buf, size_t len);
 
 /* The thread returned from task_body ([ok, results...] or [false, err]): settle t. */
 void task_settle_returned(struct task *t);

@@ -121,8 +121,7 @@ static void post_watches(struct task *t)
 	t->trace = NULL;
 }
 
-/* Where a suspended task is, "file:line", for warnings. */
-static void where(struct task *t, char *buf, size_t len)
+void task_where(struct task *t, char *buf, size_t len)
 {
 	lua_Debug ar;
 
@@ -135,7 +134,7 @@ static void where(struct task *t, char *buf, size_t len)
 	}
 }
 
-static void report_failure(struct task *t, const char *why)
+void task_report_failure(struct task *t, const char *why)
 {
 	lua_State *L = t->s->L;
 	const char *msg, *tb;
@@ -169,7 +168,7 @@ static void reap_children(struct task *t)
 			/* cancelled on purpose and still unwinding: let it finish */
 		} else if (!task_settled(c)) {
 			norphans++;
-			where(c, loc, sizeof loc);
+			task_where(c, loc, sizeof loc);
 			if (n < sizeof names - 1) {
 				int w = snprintf(names + n, sizeof names - n, "%stask %lld (at %s)",
 				                 norphans > 1 ? ", " : "", (long long)c->id, loc);
@@ -178,7 +177,7 @@ static void reap_children(struct task *t)
 			}
 			task_cancel(t->s->L, c, "parent finished without awaiting it");
 		} else if (c->state == TASK_FAILED && !c->observed) {
-			report_failure(c, "nobody awaited it");
+			task_report_failure(c, "nobody awaited it");
 		}
 		task_unlink_child(c);
 		task_maybe_release(c);
@@ -236,6 +235,7 @@ static void settle(struct task *t, enum task_state st)
 		st = TASK_CANCELLED;
 	}
 	task_wait_undo(t); /* it can settle only while running: nothing should be registered */
+	task_scope_free(t);
 	t->state = st;
 	t->nres = lua_gettop(t->co);
 	stash_outcome(t);
@@ -269,9 +269,9 @@ static void settle(struct task *t, enum task_state st)
 
 	if (st == TASK_FAILED && !t->observed) {
 		if (!t->parent)
-			report_failure(t, "nobody awaited it");
+			task_report_failure(t, "nobody awaited it");
 		else if (task_settled(t->parent))
-			report_failure(t, "its parent had already finished");
+			task_report_failure(t, "its parent had already finished");
 	}
 	/* keep an unobserved failure linked so the parent can report it */
 	if (!(st == TASK_FAILED && !t->observed && t->parent && !task_settled(t->parent)))

@@ -26,6 +26,7 @@
 
 void task_timer_stop(struct task *t)
 {
+	t->timer_scope = 0;
 	if (!t->timer_on)
 		return;
 	if (t->s->vclock)
@@ -43,10 +44,17 @@ void task_wait_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	t->timer_on = 0;
 	/* a timer that ends the cancellation grace delivers the cancel */
-	if (t->cancel_sent && sched_now() >= t->grace_until - 1)
+	if (t->cancel_sent && sched_now() >= t->grace_until - 1) {
 		task_wake(t, TASK_WAKE_CANCEL);
-	else
+	} else if (t->timer_scope) {
+		/* its timeout scope's deadline: woken as for a cancel (primitives
+		 * release what they hold), task_resumed raises the scope's error */
+		task_wake(t, TASK_WAKE_CANCEL);
+		if (t->queued && t->wake == TASK_WAKE_CANCEL && !t->cancel_req)
+			t->wake_scope = 1;
+	} else {
 		task_wake(t, TASK_WAKE_TIMEOUT);
+	}
 }
 
 /* ---- waiting ----------------------------------------------------------- */
@@ -103,6 +111,8 @@ void task_wake(struct task *t, enum task_wake why)
 		return;
 	if (why == TASK_WAKE_CANCEL && t->wait == TASK_WAIT_JOIN)
 		return; /* shielded: it waits for a cancelled task to unwind */
+	if (why == TASK_WAKE_CANCEL)
+		t->wake_scope = 0; /* a real cancel (the scope's timer sets it after) */
 	if (t->queued) {
 		/* already woken: a cancel still overrides the reason */
 		if (why == TASK_WAKE_CANCEL)
@@ -156,6 +166,8 @@ static int raise_cancel(lua_State *L, struct task *t)
 int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_obj,
                  double timeout_ms, lua_KContext ctx, lua_KFunction k)
 {
+	int scope_timer = 0;
+
 	/* every check that can raise comes before anything is registered */
 	if (L != t->co)
 		return luaL_error(L, "async: cannot suspend a task from a plain coroutine "
@@ -173,6 +185,16 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 		if (timeout_ms < 0 || timeout_ms > left)
 			timeout_ms = left;
 	}
+	if (t->scope && wait != TASK_WAIT_JOIN) {
+		/* a timeout scope bounds the wait (task-scope.c) */
+		double left = task_scope_left(t);
+		if (left <= 0)
+			return task_scope_raise(L, t);
+		if (left < TASK_FOREVER_MS && (timeout_ms < 0 || timeout_ms > left)) {
+			timeout_ms = left;
+			scope_timer = 1;
+		}
+	}
 	t->wake = TASK_WAKE_NONE;
 	if (timeout_ms == 0) {
 		/* already timed out (or sleep(0)): wake on the next turn, and
@@ -188,6 +210,7 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 		if (sched_vt_add(t->s, &t->vt, timeout_ms) < 0)
 			return luaL_error(L, "out of memory");
 		t->timer_on = 1;
+		t->timer_scope = scope_timer;
 	}
 	t->wait = wait;
 	t->wait_obj = wait_obj;
@@ -204,6 +227,7 @@ int task_suspend(lua_State *L, struct task *t, enum task_wait wait, void *wait_o
 		event_base_update_cache_time(t->s->base);
 		evtimer_add(&t->timer, &tv);
 		t->timer_on = 1;
+		t->timer_scope = scope_timer;
 	}
 	return lua_yieldk(L, 0, ctx, k);
 }
@@ -213,6 +237,10 @@ enum task_wake task_resumed(lua_State *L, struct task *t)
 	enum task_wake w = t->wake;
 
 	t->wake = TASK_WAKE_NONE;
+	if (w == TASK_WAKE_CANCEL && t->wake_scope) {
+		t->wake_scope = 0;
+		task_scope_raise(L, t);
+	}
 	if (w == TASK_WAKE_CANCEL)
 		raise_cancel(L, t);
 	return w;

@@ -346,6 +346,7 @@ void task_release_resources(struct task *t)
 	struct watch *w, *next;
 
 	task_timer_stop(t);
+	task_scope_free(t);
 	if (t->watch0.port)
 		port_unref(t->watch0.port);
 	t->watch0.port = NULL;

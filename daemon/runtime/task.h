@@ -33,6 +33,7 @@
 
 struct sched;
 struct port;
+struct task_scope;
 
 enum task_state {
 	TASK_RUNNING,
@@ -90,6 +91,8 @@ struct task {
 	unsigned oom : 1;         /* an allocation for it was refused */
 	unsigned reported : 1;    /* its unobserved failure was logged */
 	unsigned parked : 1;      /* cancelled because its job parked (task_park) */
+	unsigned timer_scope : 1; /* the armed timer is its timeout scope's deadline */
+	unsigned wake_scope : 1;  /* woken (as for a cancel) because that deadline passed */
 
 	/* the tree */
 	struct task *parent; /* NULL once detached or the parent is gone */
@@ -116,14 +119,15 @@ struct task {
 	struct task *live_prev; /* sched's list of unsettled tasks */
 	struct task *live_next;
 
-	double started;      /* ms, monotonic, at its first resume */
-	double slice_start;  /* ms, monotonic, at the current resume */
-	double deadline;     /* ms, monotonic; HUGE_VAL when none */
-	double grace_until;  /* ms, monotonic; end of cancellation grace */
-	int nres;            /* results or error left on co's stack */
-	struct trace *trace; /* the job attempt it belongs to (a reference), or NULL */
-	int64_t db_tx;       /* token of the db:tx it holds open (bindings/db.c), 0 none */
-	int span;            /* its span in trace */
+	double started;           /* ms, monotonic, at its first resume */
+	double slice_start;       /* ms, monotonic, at the current resume */
+	double deadline;          /* ms, monotonic; HUGE_VAL when none */
+	double grace_until;       /* ms, monotonic; end of cancellation grace */
+	int nres;                 /* results or error left on co's stack */
+	struct trace *trace;      /* the job attempt it belongs to (a reference), or NULL */
+	int64_t db_tx;            /* token of the db:tx it holds open (bindings/db.c), 0 none */
+	int span;                 /* its span in trace */
+	struct task_scope *scope; /* its timeout scopes (task-scope.c), from the first on */
 };
 
 /* task_spawn flags */
@@ -190,6 +194,59 @@ void task_wake_first(struct task *t);
 
 /* Request cancellation (idempotent); children are cancelled too. */
 void task_cancel(lua_State *L, struct task *t, const char *reason);
+
+/*
+ * Timeout scopes: async.timeout(ms, fn) runs fn in the calling task, with
+ * a deadline ms from now (never later than an open scope's). When the
+ * deadline passes, the task's next suspension inside the scope (or the one
+ * it is in) raises a cancellation error, "timed out after MS ms"; the
+ * scope's cleanup may still suspend for cancel_grace_ms, then raises again.
+ * Unlike a task's cancellation, this one ends with the scope: the task
+ * goes on after it. The task's deadline (async.deadline, db statements)
+ * is the scope's meanwhile.
+ */
+struct task_scope_mark {
+	double at, ms, deadline; /* the task's scope deadline, its ms, its deadline before */
+	int def;                 /* ... and the depth of the scope that set it */
+	int64_t first;           /* the first task id spawned inside the scope */
+	unsigned hits;           /* expiries raised in the task before it opened */
+};
+
+/* Open a scope of ms in t (the running task). Returns -1 when out of memory. */
+int task_scope_open(struct task *t, double ms, struct task_scope_mark *m);
+
+enum task_scope_end {
+	TASK_SCOPE_IN_TIME, /* its deadline was not raised */
+	TASK_SCOPE_EXPIRED, /* its own deadline was raised: it timed out */
+	TASK_SCOPE_OUTER,   /* an outer scope's deadline was raised inside it: let it through */
+};
+
+/* Close t's innermost scope (opened with m): how it ended. */
+enum task_scope_end task_scope_close(struct task *t, const struct task_scope_mark *m);
+
+/*
+ * The children t spawned inside the scope (ids >= first) that are still
+ * running are cancelled (with `reason`; when warn, a warning names them,
+ * as for a task that ends with unawaited children); failed ones nobody
+ * awaited are reported. Pushes a list of the unsettled ones, to be joined,
+ * or false when there are none.
+ */
+void task_scope_reap(lua_State *L, struct task *t, int64_t first, const char *reason, int warn);
+
+/* The depth of scopes open in t, the count of expiries raised in it, the one raised (0 none). */
+int task_scope_depth(const struct task *t);
+unsigned task_scope_hits(const struct task *t);
+int task_scope_hit(const struct task *t);
+
+/*
+ * Sticky cancellation (SPEC section 2): a catch (pcall, xpcall, async.try)
+ * entered in t before its cancellation was raised, or inside a timeout
+ * scope before the scope's expiry was raised, hands the error it catches
+ * on. task_catch_mark says where a catch is entered (>= 0, < 2^22);
+ * task_catch_hands_on whether what it caught must go on.
+ */
+int task_catch_mark(const struct task *t);
+int task_catch_hands_on(const struct task *t, int mark);
 
 /*
  * task_cancel for a durable job that parks at a wait (it will run again

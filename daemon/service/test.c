@@ -246,7 +246,10 @@ static void run_file(struct tenv *e, const char *file, int *ntests, int *nfailed
 		goto broken;
 	lua_pushstring(L, file);
 	lua_pushinteger(L, first);
-	if (lua_pcall(L, 4, 1, 0) != LUA_OK) /* testrun.lua(db, chunk, file, first) */
+	lua_getfield(L, LUA_REGISTRYINDEX, ASYNC_PRIVATE); /* each test a task of its own */
+	lua_getfield(L, -1, "timeout_task");
+	lua_remove(L, -2);
+	if (lua_pcall(L, 5, 1, 0) != LUA_OK) /* testrun.lua(db, chunk, file, first, timeout) */
 		goto broken;
 	if (lua_pcall(L, 1, 1, 0) != LUA_OK) /* start_root(runner) */
 		goto broken;

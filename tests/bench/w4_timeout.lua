@@ -5,9 +5,10 @@
 -- The script prints its JSON line and returns: nothing it started is left
 -- running (the timed-out operations were cancelled), so the process should
 -- exit at once; run.sh measures the whole process wall time.
--- Each item is two tasks (the item and the operation async.timeout runs),
--- and starting 2 * 100,000 tasks takes longer than the 100 ms default max
--- slice. So the items are spawned by this loop, which yields with sleep(0)
+-- Each item is one task (async.timeout runs the operation in the item's
+-- own task, under a timeout scope), and starting 100,000 tasks takes longer
+-- than the 100 ms default max slice. So the items are spawned by this loop,
+-- which yields with sleep(0)
 -- whenever it has run YIELD_MS (default 40) without suspending ("yields"
 -- and "note" in the output say so), and the spawned tasks are then handed
 -- to one async.all. {"yield_ms": 0} never yields (needs --max-slice-ms);
