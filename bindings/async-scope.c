@@ -21,9 +21,9 @@
 #include "errval.h"
 #include "task.h"
 
-/* the stack of _scope: ms, the mark (7 values), the message handler, fn, args... */
+/* the stack of _scope: ms, the mark (9 values), the message handler, fn, args... */
 #define MARK 2
-#define MSGH (MARK + 7)
+#define MSGH (MARK + 9)
 #define FN   (MSGH + 1)
 
 static void push_mark(lua_State *L, const struct task_scope_mark *m, int cancelled)
@@ -31,7 +31,9 @@ static void push_mark(lua_State *L, const struct task_scope_mark *m, int cancell
 	lua_pushnumber(L, m->at);
 	lua_pushnumber(L, m->ms);
 	lua_pushnumber(L, m->deadline);
+	lua_pushnumber(L, m->grace);
 	lua_pushinteger(L, m->def);
+	lua_pushinteger(L, m->hit);
 	lua_pushinteger(L, (lua_Integer)m->first);
 	lua_pushinteger(L, (lua_Integer)m->hits);
 	lua_pushboolean(L, cancelled);
@@ -42,10 +44,12 @@ static int read_mark(lua_State *L, struct task_scope_mark *m)
 	m->at = lua_tonumber(L, MARK);
 	m->ms = lua_tonumber(L, MARK + 1);
 	m->deadline = lua_tonumber(L, MARK + 2);
-	m->def = (int)lua_tointeger(L, MARK + 3);
-	m->first = (int64_t)lua_tointeger(L, MARK + 4);
-	m->hits = (unsigned)lua_tointeger(L, MARK + 5);
-	return lua_toboolean(L, MARK + 6);
+	m->grace = lua_tonumber(L, MARK + 3);
+	m->def = (int)lua_tointeger(L, MARK + 4);
+	m->hit = (int)lua_tointeger(L, MARK + 5);
+	m->first = (int64_t)lua_tointeger(L, MARK + 6);
+	m->hits = (uint64_t)lua_tointeger(L, MARK + 7);
+	return lua_toboolean(L, MARK + 8);
 }
 
 static int scope_end(lua_State *L, int status)
@@ -105,7 +109,7 @@ static int async_scope(lua_State *L)
 	int nargs = lua_gettop(L) - 2;
 
 	luaL_checktype(L, 2, LUA_TFUNCTION);
-	luaL_checkstack(L, 10, NULL);
+	luaL_checkstack(L, FN, NULL);
 	if (task_scope_open(t, ms, &m) < 0)
 		return luaL_error(L, "not enough memory");
 	/* nothing below raises before the call: the scope is open */
@@ -118,14 +122,14 @@ static int async_scope(lua_State *L)
 /* _catch_mark(t) -> where a catch (async.try) is entered in t (task_catch_mark) */
 static int async_catch_mark(lua_State *L)
 {
-	lua_pushinteger(L, task_catch_mark(task_check(L, 1)));
+	lua_pushinteger(L, (lua_Integer)task_catch_mark(task_check(L, 1)));
 	return 1;
 }
 
 /* _hands_on(t, mark) -> true when what that catch caught must go on unwinding */
 static int async_hands_on(lua_State *L)
 {
-	lua_pushboolean(L, task_catch_hands_on(task_check(L, 1), (int)luaL_checkinteger(L, 2)));
+	lua_pushboolean(L, task_catch_hands_on(task_check(L, 1), (int64_t)luaL_checkinteger(L, 2)));
 	return 1;
 }
 

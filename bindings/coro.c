@@ -33,19 +33,21 @@
  * scope for its expiry (task.h, task_catch_mark). The context records
  * where the pcall was entered.
  */
+_Static_assert(sizeof(lua_KContext) >= 8, "a pcall's context holds a 55-bit mark");
+
 static lua_KContext pcall_ctx(lua_State *L, int extra)
 {
 	struct task *t = task_current(L);
 
 	/* the mark above the count of extra values (low 8 bits) */
-	return (lua_KContext)extra | (t ? (lua_KContext)task_catch_mark(t) << 8 : 0);
+	return (lua_KContext)extra | (t ? (lua_KContext)(task_catch_mark(t) << 8) : 0);
 }
 
 static int finish_pcall(lua_State *L, int status, lua_KContext ctx)
 {
 	if (status != LUA_OK && status != LUA_YIELD) {
 		struct task *t = task_current(L);
-		if (t && task_catch_hands_on(t, (int)(ctx >> 8)))
+		if (t && task_catch_hands_on(t, (int64_t)ctx >> 8))
 			return lua_error(L); /* sticky: let it go on unwinding */
 		lua_pushboolean(L, 0);
 		lua_pushvalue(L, -2);

@@ -62,6 +62,12 @@ int task_scope_raise(lua_State *L, struct task *t);
 /* Free t's scope state (it settled). */
 void task_scope_free(struct task *t);
 
+/*
+ * t's own cancellation is raised: the scopes open now are bounded by its
+ * grace, not by their deadlines (those opened later, in its cleanup, are).
+ */
+void task_scope_cancelled(struct task *t);
+
 /* task-settle.c */
 
 /* Log t's failure, once ("task N failed and WHY: ..."). */

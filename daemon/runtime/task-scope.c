@@ -19,6 +19,7 @@
  * expired itself or an outer scope's expiry is passing through.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -31,13 +32,15 @@
 #include "task.h"
 
 struct task_scope {
-	double at;     /* the soonest deadline of the open scopes; HUGE_VAL none */
+	double at;     /* the deadline in force: the soonest of the open scopes'; HUGE_VAL none */
 	double ms;     /* the length of the scope that set it */
-	double grace;  /* after `at` was raised: its cleanup may suspend until then */
+	double grace;  /* after a raise: that scope's cleanup may suspend until then */
 	int depth;     /* scopes open */
 	int def;       /* the depth of the scope that set `at` */
-	int hit;       /* the depth of the scope whose expiry was raised, 0 none */
-	unsigned hits; /* expiries raised so far */
+	int hit;       /* the depth of the scope whose expiry was raised, 0 none (def >= hit) */
+	int frozen;    /* scopes up to this depth were open when the task's own cancellation
+	                * was raised: that cancellation's grace bounds them, not their deadlines */
+	uint64_t hits; /* expiries raised so far */
 };
 
 double task_scope_at(const struct task *t)
@@ -50,7 +53,7 @@ int task_scope_depth(const struct task *t)
 	return t->scope ? t->scope->depth : 0;
 }
 
-unsigned task_scope_hits(const struct task *t)
+uint64_t task_scope_hits(const struct task *t)
 {
 	return t->scope ? t->scope->hits : 0;
 }
@@ -66,10 +69,16 @@ void task_scope_free(struct task *t)
 	t->scope = NULL;
 }
 
+void task_scope_cancelled(struct task *t)
+{
+	if (t->scope)
+		t->scope->frozen = t->scope->depth;
+}
+
 int task_scope_open(struct task *t, double ms, struct task_scope_mark *m)
 {
 	struct task_scope *sc = t->scope;
-	double at = sched_now() + ms;
+	double at = sched_now() + ms, bound;
 
 	if (!sc) {
 		sc = calloc(1, sizeof *sc);
@@ -81,11 +90,15 @@ int task_scope_open(struct task *t, double ms, struct task_scope_mark *m)
 	m->at = sc->depth ? sc->at : HUGE_VAL;
 	m->ms = sc->ms;
 	m->def = sc->def;
+	m->hit = sc->hit;
+	m->grace = sc->grace;
 	m->deadline = t->deadline;
 	m->first = t->s->next_id + 1;
 	m->hits = sc->hits;
+	/* what bounds the task now: the deadline in force, or the grace of the one raised */
+	bound = !sc->depth ? HUGE_VAL : sc->hit && sc->def == sc->hit ? sc->grace : sc->at;
 	sc->depth++;
-	if (at < m->at) { /* an equal outer deadline stays the outer's: it reports it */
+	if (at < bound) { /* an equal outer deadline stays the outer's: it reports it */
 		sc->at = at;
 		sc->ms = ms;
 		sc->def = sc->depth;
@@ -102,7 +115,8 @@ enum task_scope_end task_scope_close(struct task *t, const struct task_scope_mar
 
 	if (sc->hit == sc->depth) {
 		end = TASK_SCOPE_EXPIRED;
-		sc->hit = 0;
+		sc->hit = m->hit; /* (an outer one it ran in the cleanup of, or none) */
+		sc->grace = m->grace;
 	} else if (sc->hit && sc->hits != m->hits) {
 		end = TASK_SCOPE_OUTER; /* (one raised before it opened: it runs in that cleanup) */
 	}
@@ -111,6 +125,8 @@ enum task_scope_end task_scope_close(struct task *t, const struct task_scope_mar
 	sc->ms = m->ms;
 	sc->def = m->def;
 	t->deadline = m->deadline;
+	if (sc->frozen > sc->depth)
+		sc->frozen = sc->depth;
 	return end;
 }
 
@@ -119,16 +135,19 @@ double task_scope_left(struct task *t)
 	struct task_scope *sc = t->scope;
 	double now, left;
 
-	if (!sc || !sc->depth || sc->at == HUGE_VAL)
+	if (!sc || !sc->depth || sc->def <= sc->frozen || sc->at == HUGE_VAL)
 		return HUGE_VAL;
 	now = sched_now();
+	if (sc->hit && sc->def == sc->hit) {
+		left = sc->grace - now; /* raised: its cleanup runs until the grace ends */
+		return left > 0 ? left : 0;
+	}
 	left = sc->at - now;
-	if (left > 0)
-		return left;
-	if (!sc->hit)
-		return 0; /* passed, not raised yet: raise it */
-	left = sc->grace - now;
-	return left > 0 ? left : 0;
+	if (left <= 0)
+		return 0;                      /* passed, not raised yet: raise it */
+	if (sc->hit && sc->grace - now < left) /* in a raised scope's cleanup: never past it */
+		left = sc->grace - now > 0 ? sc->grace - now : 0;
+	return left;
 }
 
 int task_scope_raise(lua_State *L, struct task *t)
@@ -137,10 +156,15 @@ int task_scope_raise(lua_State *L, struct task *t)
 	struct sched *s = t->s;
 	int in_task = s->in_task;
 
-	if (!sc->hit) {
+	if (sc->def > sc->hit) {
+		/* the deadline in force is raised now (else: the grace of the one raised ran out,
+		 * and it is raised again); inside an outer one's cleanup, within that grace */
+		double grace = sched_now() + s->cfg.cancel_grace_ms;
+		if (sc->hit && sc->grace < grace)
+			grace = sc->grace;
 		sc->hit = sc->def;
 		sc->hits++;
-		sc->grace = sched_now() + s->cfg.cancel_grace_ms;
+		sc->grace = grace;
 	}
 	s->in_task = 0; /* building the error must not hit the memory cap */
 	errval_push(L, "cancelled", "timed out after %g ms", sc->ms);
@@ -198,21 +222,27 @@ void task_scope_reap(lua_State *L, struct task *t, int64_t first, const char *re
  * A catch (pcall, xpcall, async.try) hands on what it catches after its
  * task's cancellation was raised, if it was entered before; and after a
  * scope's expiry was raised, if it was entered before, inside that scope.
- * The mark: bit 0 not cancelled yet, bits 1-7 the depth, 8-21 the expiries.
+ * The mark: bit 0 not cancelled yet, bits 1-16 the depth, 17-54 the
+ * expiries raised (a 38-bit count: it does not wrap in practice).
  */
-int task_catch_mark(const struct task *t)
-{
-	int depth = task_scope_depth(t) < 0x7f ? task_scope_depth(t) : 0x7f;
+#define DEPTH_MAX 0xffff
+#define HITS_MASK (((uint64_t)1 << 38) - 1)
 
-	return (!t->cancel_sent ? 1 : 0) | depth << 1 | (int)(task_scope_hits(t) & 0x3fff) << 8;
+int64_t task_catch_mark(const struct task *t)
+{
+	int depth = task_scope_depth(t) < DEPTH_MAX ? task_scope_depth(t) : DEPTH_MAX;
+
+	return (int64_t)((!t->cancel_sent ? 1u : 0u) | (uint64_t)depth << 1 |
+	                 (task_scope_hits(t) & HITS_MASK) << 17);
 }
 
-int task_catch_hands_on(const struct task *t, int mark)
+int task_catch_hands_on(const struct task *t, int64_t mark)
 {
+	uint64_t m = (uint64_t)mark;
 	int hit = task_scope_hit(t);
 
-	if (t->cancel_sent && (mark & 1))
+	if (t->cancel_sent && (m & 1))
 		return 1;
-	return hit && ((mark >> 1) & 0x7f) >= hit &&
-	       (unsigned)((mark >> 8) & 0x3fff) != (task_scope_hits(t) & 0x3fff);
+	return hit && (int)((m >> 1) & DEPTH_MAX) >= hit &&
+	       ((m >> 17) & HITS_MASK) != (task_scope_hits(t) & HITS_MASK);
 }

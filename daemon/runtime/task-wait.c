@@ -50,7 +50,8 @@ void task_wait_timer_cb(evutil_socket_t fd, short what, void *arg)
 		/* its timeout scope's deadline: woken as for a cancel (primitives
 		 * release what they hold), task_resumed raises the scope's error */
 		task_wake(t, TASK_WAKE_CANCEL);
-		if (t->queued && t->wake == TASK_WAKE_CANCEL && !t->cancel_req)
+		/* (a cancellation not raised yet goes first; one raised already does not) */
+		if (t->queued && t->wake == TASK_WAKE_CANCEL && (!t->cancel_req || t->cancel_sent))
 			t->wake_scope = 1;
 	} else {
 		task_wake(t, TASK_WAKE_TIMEOUT);
@@ -155,6 +156,7 @@ static int raise_cancel(lua_State *L, struct task *t)
 	if (!t->cancel_sent) {
 		t->cancel_sent = 1;
 		t->grace_until = sched_now() + s->cfg.cancel_grace_ms;
+		task_scope_cancelled(t);
 	}
 	s->in_task = 0; /* building the error must not hit the memory cap */
 	task_push_cancel_error(L, t);

@@ -205,11 +205,12 @@ void task_cancel(lua_State *L, struct task *t, const char *reason);
  * goes on after it. The task's deadline (async.deadline, db statements)
  * is the scope's meanwhile.
  */
-struct task_scope_mark {
-	double at, ms, deadline; /* the task's scope deadline, its ms, its deadline before */
-	int def;                 /* ... and the depth of the scope that set it */
+struct task_scope_mark {         /* what a scope's open replaced, for its close */
+	double at, ms, deadline; /* the deadline in force, its ms, the task's deadline */
+	double grace;            /* the grace of the expiry being raised, if any */
+	int def, hit;            /* the depth that set `at`; the one being raised (0 none) */
 	int64_t first;           /* the first task id spawned inside the scope */
-	unsigned hits;           /* expiries raised in the task before it opened */
+	uint64_t hits;           /* expiries raised in the task before it opened */
 };
 
 /* Open a scope of ms in t (the running task). Returns -1 when out of memory. */
@@ -235,18 +236,18 @@ void task_scope_reap(lua_State *L, struct task *t, int64_t first, const char *re
 
 /* The depth of scopes open in t, the count of expiries raised in it, the one raised (0 none). */
 int task_scope_depth(const struct task *t);
-unsigned task_scope_hits(const struct task *t);
+uint64_t task_scope_hits(const struct task *t);
 int task_scope_hit(const struct task *t);
 
 /*
  * Sticky cancellation (SPEC section 2): a catch (pcall, xpcall, async.try)
  * entered in t before its cancellation was raised, or inside a timeout
  * scope before the scope's expiry was raised, hands the error it catches
- * on. task_catch_mark says where a catch is entered (>= 0, < 2^22);
+ * on. task_catch_mark says where a catch is entered (>= 0, < 2^55);
  * task_catch_hands_on whether what it caught must go on.
  */
-int task_catch_mark(const struct task *t);
-int task_catch_hands_on(const struct task *t, int mark);
+int64_t task_catch_mark(const struct task *t);
+int task_catch_hands_on(const struct task *t, int64_t mark);
 
 /*
  * task_cancel for a durable job that parks at a wait (it will run again

@@ -99,13 +99,20 @@ T.test("a pcall or try inside the work cannot swallow the expiry", function()
   local _, err = async.timeout(40, function()
     local ok = pcall(async.sleep, 5000)
     log("after pcall " .. tostring(ok))
-    async.try(async.sleep, 5000)
-    log "after try"
     async.sleep(5000)
   end)
   T.err(err, "timeout")
   T.eq(#rec, 0, table.concat(rec, " "))
   T.between(async.now() - t0, 30, 1000)
+  local _, err1 = async.timeout(40, function()
+    local ok = pcall(function()
+      local ok2 = pcall(async.sleep, 5000) -- nested: the inner one hands it to the outer one
+      log("inner pcall " .. tostring(ok2))
+    end)
+    log("outer pcall " .. tostring(ok))
+  end)
+  T.err(err1, "timeout")
+  T.eq(#rec, 0, table.concat(rec, " "))
   local _, err2 = async.timeout(40, function()
     local _, e = async.try(async.sleep, 5000)
     log("try returned " .. tostring(e))
@@ -285,29 +292,59 @@ T.test("an inner timeout never outlives the outer one", function()
   T.eq(table.concat(rec, " "), "inner work closed outer work closed")
 end)
 
-T.test("timeout in a <close> handler: the work has unwound even when the grace runs out", function()
-  -- A cancelled task's <close> handler runs a timeout() longer than the
-  -- cancellation grace. When the grace ends, timeout() cancels its work;
-  -- the work's own cleanup must finish before timeout() returns and the
-  -- task settles ("Nothing outlives its combinator").
-  local work
+T.test("a timeout in a cancelled task's cleanup keeps its own deadline", function()
+  -- the task is cancelled; its <close> handler bounds a 500 ms rollback by 100 ms,
+  -- well inside the 1000 ms grace: the rollback is cut at 100 ms, as a timeout
+  local seen, took
   local outer = async.spawn(function()
     local h <close> = setmetatable({}, { __close = function()
-      async.timeout(3000, function()
-        work = async.current()
-        local r <close> = setmetatable({}, { __close = function() async.sleep(100) end })
-        async.sleep(5000)
-      end)
+      local t0 = async.now()
+      local _, err = async.timeout(100, function() async.sleep(500) end)
+      seen, took = err, async.now() - t0
     end })
     async.sleep(10000)
   end)
+  async.sleep(5)
   outer:cancel()
   local _, err = outer:await()
   T.err(err, "cancelled")
-  T.ok(work ~= nil, "the work started")
-  local st = work:status()
-  T.ok(st == "cancelled" or st == "failed" or st == "done",
-    "the work settled before the task that ran timeout(), status " .. st)
+  T.err(seen, "timeout", "the rollback's timeout")
+  T.between(took, 80, 600, "cut at its 100 ms")
+end)
+
+T.test("a timeout in an expired timeout's cleanup keeps its own deadline", function()
+  local seen, took
+  local _, err = async.timeout(30, function()
+    local h <close> = setmetatable({}, { __close = function()
+      local t0 = async.now()
+      local _, e = async.timeout(10, function() async.sleep(5000) end)
+      seen, took = e, async.now() - t0
+    end })
+    async.sleep(5000)
+  end)
+  T.err(err, "timeout")
+  T.err(seen, "timeout", "the inner one timed out on its own")
+  T.between(took, 5, 500, "after its 10 ms, not the outer's grace")
+end)
+
+T.test("cancelled inside a timeout, the work's cleanup gets the cancellation's grace", function()
+  -- the timeout would end at 300 ms; the task is cancelled at 200 ms and its cleanup
+  -- needs 250 ms: the cancellation's grace (1000 ms) bounds it, not the timeout
+  local rec, log = recorder()
+  local outer = async.spawn(function()
+    return async.timeout(300, function()
+      local h <close> = setmetatable({}, { __close = function()
+        async.sleep(250)
+        log "cleanup done"
+      end })
+      async.sleep(5000)
+    end)
+  end)
+  async.sleep(200)
+  outer:cancel()
+  local _, err = outer:await()
+  T.err(err, "cancelled")
+  T.eq(rec[1], "cleanup done")
 end)
 
 return T.run()
