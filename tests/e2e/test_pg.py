@@ -375,7 +375,9 @@ def section_waits(pg, a, b):
 
 def section_coordination(pg, a, b):
     """Fan-in and pause of a whole script, shared by the daemons."""
-    rc, out, _ = a.ctl("enqueue", "nap", '{"ms":%d}' % (800 * LONG))
+    # (3 s: the checks below run two awaitctl calls and a psql before it ends, each slow
+    # under ASan on a loaded machine)
+    rc, out, _ = a.ctl("enqueue", "nap", '{"ms":%d}' % (3000 * LONG))
     parent = out.split()[0] if rc == 0 else "0"
     rc, out, err = b.ctl("enqueue", "solo", '{"ms":0}', "--after", parent)
     child = out.split()[0] if rc == 0 else "0"
