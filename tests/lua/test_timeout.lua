@@ -292,39 +292,41 @@ T.test("an inner timeout never outlives the outer one", function()
   T.eq(table.concat(rec, " "), "inner work closed outer work closed")
 end)
 
+-- A <close> guard whose handler runs timeout(ms) over a sleep of sleep_ms,
+-- recording its error and how long it took in out.
+local function timed_cleanup(ms, sleep_ms, out)
+  return setmetatable({}, { __close = function()
+    local t0 = async.now()
+    local _, e = async.timeout(ms, function() async.sleep(sleep_ms) end)
+    out.err, out.took = e, async.now() - t0
+  end })
+end
+
 T.test("a timeout in a cancelled task's cleanup keeps its own deadline", function()
   -- the task is cancelled; its <close> handler bounds a 500 ms rollback by 100 ms,
   -- well inside the 1000 ms grace: the rollback is cut at 100 ms, as a timeout
-  local seen, took
+  local out = {}
   local outer = async.spawn(function()
-    local h <close> = setmetatable({}, { __close = function()
-      local t0 = async.now()
-      local _, err = async.timeout(100, function() async.sleep(500) end)
-      seen, took = err, async.now() - t0
-    end })
+    local h <close> = timed_cleanup(100, 500, out)
     async.sleep(10000)
   end)
   async.sleep(5)
   outer:cancel()
   local _, err = outer:await()
   T.err(err, "cancelled")
-  T.err(seen, "timeout", "the rollback's timeout")
-  T.between(took, 80, 600, "cut at its 100 ms")
+  T.err(out.err, "timeout", "the rollback's timeout")
+  T.between(out.took, 80, 600, "cut at its 100 ms")
 end)
 
 T.test("a timeout in an expired timeout's cleanup keeps its own deadline", function()
-  local seen, took
+  local out = {}
   local _, err = async.timeout(30, function()
-    local h <close> = setmetatable({}, { __close = function()
-      local t0 = async.now()
-      local _, e = async.timeout(10, function() async.sleep(5000) end)
-      seen, took = e, async.now() - t0
-    end })
+    local h <close> = timed_cleanup(10, 5000, out)
     async.sleep(5000)
   end)
   T.err(err, "timeout")
-  T.err(seen, "timeout", "the inner one timed out on its own")
-  T.between(took, 5, 500, "after its 10 ms, not the outer's grace")
+  T.err(out.err, "timeout", "the inner one timed out on its own")
+  T.between(out.took, 5, 500, "after its 10 ms, not the outer's grace")
 end)
 
 T.test("cancelled inside a timeout, the work's cleanup gets the cancellation's grace", function()
