@@ -325,8 +325,10 @@ BEGIN
     RETURN;
   END IF;
   v_keys := ARRAY[j.limit_key1, j.limit_key2, j.limit_key3, j.limit_key4];
-  -- a pause of the script, else of one of its values; "until": the soonest end
-  SELECT x.key, min(x.until) OVER () AS until INTO p FROM awaitd_pauses x
+  -- a pause of the script, else of one of its values; "until": when they all have ended
+  -- (the latest end; none while one lasts until resumed)
+  SELECT x.key, CASE WHEN bool_or(x.until IS NULL) OVER () THEN NULL
+                     ELSE max(x.until) OVER () END AS until INTO p FROM awaitd_pauses x
     WHERE x.name = j.name AND (x.until IS NULL OR x.until > p_now)
       AND (x.key = '' OR x.key = j.fair_key OR x.key = ANY (v_keys))
     ORDER BY x.key = '' DESC, x.key LIMIT 1;

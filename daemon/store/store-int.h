@@ -291,6 +291,9 @@ int store_claim_limited(struct sqlstore *st, struct store_req *r, json_t *paused
  */
 int store_pauses_of(struct sqlstore *st, struct store_req *r, json_t **keys, int64_t *until);
 
+/* The statement reading those pauses, rows (key, until), bound; NULL on error (r failed). */
+sqlite3_stmt *store_pauses_stmt(struct sqlstore *st, struct store_req *r);
+
 /* ---- store-deps.c: jobs enqueued after others ---- */
 
 /*

@@ -483,6 +483,20 @@ int store_claim_limited(struct sqlstore *st, struct store_req *r, json_t *paused
 	return rc < 0 ? -1 : 0; /* each pass marked what it took */
 }
 
+sqlite3_stmt *store_pauses_stmt(struct sqlstore *st, struct store_req *r)
+{
+	sqlite3_stmt *s = store_stmt(&st->w,
+	                             "SELECT key, until FROM awaitd_pauses WHERE name = ?"
+	                             " AND (until IS NULL OR until > ?)",
+	                             r);
+
+	if (s) {
+		sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, r->now);
+	}
+	return s;
+}
+
 int store_pauses_of(struct sqlstore *st, struct store_req *r, json_t **keys, int64_t *until)
 {
 	sqlite3_stmt *s;
@@ -492,14 +506,9 @@ int store_pauses_of(struct sqlstore *st, struct store_req *r, json_t **keys, int
 	*until = 0;
 	if (!st->has_pauses)
 		return 0; /* none was ever made: no query */
-	s = store_stmt(&st->w,
-	               "SELECT key, until FROM awaitd_pauses WHERE name = ?"
-	               " AND (until IS NULL OR until > ?)",
-	               r);
+	s = store_pauses_stmt(st, r);
 	if (!s)
 		return -1;
-	sqlite3_bind_text(s, 1, r->name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, r->now);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		const char *key = (const char *)sqlite3_column_text(s, 0);
 		int64_t end = sqlite3_column_int64(s, 1); /* 0 for NULL: until resumed */

@@ -57,6 +57,39 @@ static int64_t count_of(struct sqlstore *st, struct store_req *r, const char *sq
 	return n;
 }
 
+/*
+ * Until when the pauses holding a job back (the script's, those of its values) hold it:
+ * the latest end, 0 when one of them lasts until resumed. -1 on a store error.
+ */
+static int held_until(struct sqlstore *st, struct store_req *r, char *const *keys, const char *fair,
+                      int64_t *until)
+{
+	sqlite3_stmt *s = store_pauses_stmt(st, r);
+	int rc, forever = 0;
+
+	*until = 0;
+	if (!s)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(s, 0);
+		int hit = key[0] == 0 || (fair && strcmp(fair, key) == 0);
+		for (int k = 0; k < STORE_MAX_LIMITS && !hit; k++)
+			hit = keys[k] && strcmp(keys[k], key) == 0;
+		if (!hit)
+			continue;
+		if (sqlite3_column_type(s, 1) == SQLITE_NULL)
+			forever = 1;
+		else if (sqlite3_column_int64(s, 1) > *until)
+			*until = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(&st->w, r, "reading the pauses");
+	if (forever)
+		*until = 0;
+	return 0;
+}
+
 /* The first thing of keys[] (limit values, then the fair value) that holds job back. */
 static json_t *held_by(struct sqlstore *st, struct store_req *r, char *const *keys,
                        const char *fair)
@@ -69,11 +102,15 @@ static json_t *held_by(struct sqlstore *st, struct store_req *r, char *const *ke
 	    "SELECT count(*) FROM jobs WHERE state = 'running' AND name = ?1 AND limit_key4 = ?2",
 	};
 	json_t *paused = NULL;
-	int64_t until = 0;
+	int64_t until = 0; /* (the soonest end of all the script's pauses: not what holds it) */
 	int whole = store_pauses_of(st, r, &paused, &until);
 
 	if (whole < 0)
 		return NULL;
+	if ((whole || paused) && held_until(st, r, keys, fair, &until) < 0) {
+		json_decref(paused);
+		return NULL;
+	}
 	if (whole)
 		return json_pack("{ss sn so}", "kind", "pause", "key", "until",
 		                 until ? json_integer(until) : json_null());

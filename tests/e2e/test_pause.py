@@ -115,6 +115,20 @@ def main():
         d.ctl("resume", "work", "--key", "slow-bank")
         check("resumed, they run", poll(lambda: all(state(d, i) == "succeeded" for i in a), 10))
 
+        # held by two timed pauses, the script's and its key's: until the later one ends
+        t0 = time.time() * 1000
+        rpc(d.sock, {"id": 1, "cmd": "pause", "args": {"name": "work", "key": "k2",
+                                                       "ms": 600000}})
+        rpc(d.sock, {"id": 1, "cmd": "pause", "args": {"name": "work", "ms": 60000}})
+        h = enqueue(d, "work", {"acct": "k2"})
+        held_js = (d.cjson("show", h)[1] or {}).get("held") or {}
+        check("show: held by two pauses, until the later one ends (%s)" % held_js.get("until"),
+              held_js.get("kind") == "pause"
+              and t0 + 590000 <= (held_js.get("until") or 0) <= t0 + 610000, held_js)
+        d.ctl("resume", "work")
+        d.ctl("resume", "work", "--key", "k2")
+        check("... resumed, it runs", poll(lambda: state(d, h) == "succeeded", 10))
+
         # a timed pause over the protocol ends by itself
         rc, out, err = d.ctl("--json", "pause", "work")
         d.ctl("resume", "work")
