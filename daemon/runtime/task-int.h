@@ -46,9 +46,6 @@ void task_wait_undo(struct task *t);
 
 /* task-scope.c */
 
-/* The soonest deadline of t's open scopes (ms, monotonic), HUGE_VAL for none. */
-double task_scope_at(const struct task *t);
-
 /*
  * The most t may wait, in ms, before its scope's deadline (or the end of
  * the grace of a deadline already raised); 0: raise now (task_scope_raise).
@@ -73,8 +70,11 @@ void task_scope_cancelled(struct task *t);
 /* Log t's failure, once ("task N failed and WHY: ..."). */
 void task_report_failure(struct task *t, const char *why);
 
-/* Where a suspended task is, "file:line", for warnings. */
-void task_where(struct task *t, char *buf, size_t len);
+/*
+ * Append "task N (at file:line)" for c, the k-th (from 1) of a warning's
+ * list, to names (len bytes, n used); returns the new n (truncated when full).
+ */
+size_t task_name_orphan(char *names, size_t len, size_t n, int k, struct task *c);
 
 /* The thread returned from task_body ([ok, results...] or [false, err]): settle t. */
 void task_settle_returned(struct task *t);

@@ -43,11 +43,6 @@ struct task_scope {
 	uint64_t hits; /* expiries raised so far */
 };
 
-double task_scope_at(const struct task *t)
-{
-	return t->scope && t->scope->depth ? t->scope->at : HUGE_VAL;
-}
-
 int task_scope_depth(const struct task *t)
 {
 	return t->scope ? t->scope->depth : 0;
@@ -176,7 +171,7 @@ int task_scope_raise(lua_State *L, struct task *t)
 void task_scope_reap(lua_State *L, struct task *t, int64_t first, const char *reason, int warn)
 {
 	struct task *c, *next;
-	char names[512], loc[128];
+	char names[512];
 	size_t n = 0;
 	int left = 0, nwarn = 0;
 
@@ -192,17 +187,8 @@ void task_scope_reap(lua_State *L, struct task *t, int64_t first, const char *re
 			continue;
 		}
 		if (!c->cancel_req) {
-			if (warn) {
-				nwarn++;
-				task_where(c, loc, sizeof loc);
-				if (n < sizeof names - 1) {
-					int w = snprintf(
-					    names + n, sizeof names - n, "%stask %lld (at %s)",
-					    nwarn > 1 ? ", " : "", (long long)c->id, loc);
-					if (w > 0)
-						n += (size_t)w;
-				}
-			}
+			if (warn)
+				n = task_name_orphan(names, sizeof names, n, ++nwarn, c);
 			task_cancel(L, c, reason);
 		}
 		if (!left++)

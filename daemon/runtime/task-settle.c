@@ -121,7 +121,8 @@ static void post_watches(struct task *t)
 	t->trace = NULL;
 }
 
-void task_where(struct task *t, char *buf, size_t len)
+/* Where a suspended task is, "file:line", for warnings. */
+static void where(struct task *t, char *buf, size_t len)
 {
 	lua_Debug ar;
 
@@ -132,6 +133,19 @@ void task_where(struct task *t, char *buf, size_t len)
 			return;
 		}
 	}
+}
+
+size_t task_name_orphan(char *names, size_t len, size_t n, int k, struct task *c)
+{
+	char loc[128];
+	int w;
+
+	if (n >= len - 1)
+		return n;
+	where(c, loc, sizeof loc);
+	w = snprintf(names + n, len - n, "%stask %lld (at %s)", k > 1 ? ", " : "", (long long)c->id,
+	             loc);
+	return w > 0 ? n + (size_t)w : n;
 }
 
 void task_report_failure(struct task *t, const char *why)
@@ -157,7 +171,7 @@ void task_report_failure(struct task *t, const char *why)
 static void reap_children(struct task *t)
 {
 	struct task *c, *next;
-	char names[512], loc[128];
+	char names[512];
 	size_t n = 0;
 	int norphans = 0;
 
@@ -167,14 +181,7 @@ static void reap_children(struct task *t)
 		if (!task_settled(c) && c->cancel_req) {
 			/* cancelled on purpose and still unwinding: let it finish */
 		} else if (!task_settled(c)) {
-			norphans++;
-			task_where(c, loc, sizeof loc);
-			if (n < sizeof names - 1) {
-				int w = snprintf(names + n, sizeof names - n, "%stask %lld (at %s)",
-				                 norphans > 1 ? ", " : "", (long long)c->id, loc);
-				if (w > 0)
-					n += (size_t)w;
-			}
+			n = task_name_orphan(names, sizeof names, n, ++norphans, c);
 			task_cancel(t->s->L, c, "parent finished without awaiting it");
 		} else if (c->state == TASK_FAILED && !c->observed) {
 			task_report_failure(c, "nobody awaited it");
